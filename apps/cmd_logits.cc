@@ -1,0 +1,101 @@
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "apps/commands.h"
+#include "base/error.h"
+#include "io/safetensors.h"
+#include "kernels/matmul.h"
+#include "model/model.h"
+
+namespace dsv3::app {
+namespace {
+
+struct LogitsOptions {
+  std::string model, tokens, out, attention = "auto";
+  bool decode = false, mtp = false, reference = false, routing = false;
+};
+
+std::vector<int32_t> parse_tokens(const std::string& s) {
+  std::vector<int32_t> out;
+  size_t i = 0;
+  while (i <= s.size()) {
+    const size_t j = std::min(s.find(',', i), s.size());
+    const std::string item = s.substr(i, j - i);
+    char* end = nullptr;
+    errno = 0;
+    const long long v = std::strtoll(item.c_str(), &end, 10);
+    if (item.empty() || *end != '\0' || errno || v < 0 || v > INT32_MAX)
+      fail("--tokens: '", item, "' is not a token id (expected comma-separated non-negative integers)");
+    out.push_back(int32_t(v));
+    i = j + 1;
+  }
+  return out;
+}
+
+void run(const LogitsOptions& o) {
+  kernels::set_reference_kernels(o.reference);
+  const std::vector<int32_t> tokens = parse_tokens(o.tokens);
+  Model model = Model::load(o.model, LoadOptions{o.mtp});
+  const ModelConfig& c = model.config();
+  if (o.mtp && !model.weights().mtp) fail("--mtp: ", o.model, " has no MTP layer (num_nextn_predict_layers is 0)");
+  const int64_t T = int64_t(tokens.size()), V = c.vocab_size, D = c.hidden_size;
+
+  ForwardOptions fo;
+  fo.attention = o.attention == "naive" ? AttentionForm::Naive
+                 : o.attention == "absorbed" ? AttentionForm::Absorbed : AttentionForm::Auto;
+  std::vector<RoutingTrace> routing;
+  if (o.routing) fo.routing = &routing;
+
+  std::vector<float> logits(size_t(T * V)), normed(size_t(T * D));
+  KvCache cache = model.new_cache(T);
+  if (o.decode) {
+    for (int64_t t = 0; t < T; ++t) model.forward(&tokens[t], 1, cache, &logits[t * V], &normed[t * D], fo);
+  } else {
+    model.forward(tokens.data(), T, cache, logits.data(), normed.data(), fo);
+  }
+
+  SafetensorsWriter w;
+  w.add_bytes("logits", DType::F32, {T, V}, logits.data(), logits.size() * 4);
+  std::vector<float> mtp_logits;
+  if (o.mtp && T >= 2) {
+    mtp_logits.resize(size_t((T - 1) * V));
+    KvCache mcache = model.new_mtp_cache(T - 1);
+    if (o.decode) {
+      for (int64_t t = 0; t + 1 < T; ++t)
+        model.forward_mtp(&normed[t * D], &tokens[t + 1], 1, mcache, &mtp_logits[t * V], fo);
+    } else {
+      model.forward_mtp(normed.data(), tokens.data() + 1, T - 1, mcache, mtp_logits.data(), fo);
+    }
+    w.add_bytes("mtp_logits", DType::F32, {T - 1, V}, mtp_logits.data(), mtp_logits.size() * 4);
+  }
+  const int64_t K = c.num_experts_per_tok;
+  for (const RoutingTrace& r : routing) {
+    const int64_t rows = int64_t(r.indices.size()) / K;
+    const std::string p = "routing." + std::to_string(r.layer) + ".";
+    w.add_bytes(p + "indices", DType::I32, {rows, K}, r.indices.data(), r.indices.size() * 4);
+    w.add_bytes(p + "weights", DType::F32, {rows, K}, r.weights.data(), r.weights.size() * 4);
+  }
+  w.write(o.out);
+}
+
+}  // namespace
+
+void add_logits(CLI::App& app) {
+  auto o = std::make_shared<LogitsOptions>();
+  CLI::App* cmd = app.add_subcommand("logits", "write F32 logits for every position of a token sequence");
+  cmd->add_option("--model", o->model, "model folder (config.json + safetensors)")->required();
+  cmd->add_option("--tokens", o->tokens, "comma-separated token ids, e.g. 0,17,345")->required();
+  cmd->add_option("--out", o->out, "output .safetensors file")->required();
+  cmd->add_flag("--decode", o->decode, "compute token by token through the latent cache (default: one prefill)");
+  cmd->add_flag("--mtp", o->mtp, "also write mtp_logits [T-1, vocab] from the MTP module");
+  cmd->add_flag("--reference-kernels", o->reference, "run every kernel on its scalar fp32 twin");
+  cmd->add_option("--attention", o->attention, "attention form: auto, naive or absorbed")
+      ->check(CLI::IsMember({"auto", "naive", "absorbed"}))
+      ->capture_default_str();
+  cmd->add_flag("--routing", o->routing, "also write routing.L.indices / routing.L.weights per MoE layer");
+  cmd->callback([o] { run(*o); });
+}
+
+}  // namespace dsv3::app

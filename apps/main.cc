@@ -1,0 +1,31 @@
+// The `dsv3` command: DeepSeek-V3 on CPU.
+#include <cstdio>
+
+#include "apps/commands.h"
+#include "base/error.h"
+#include "threading/pool.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"dsv3: DeepSeek-V3 inference on CPU, exactly as the reference computes"};
+  app.require_subcommand(1);
+  int threads = 0;
+  app.add_option("--threads,-t", threads, "worker threads (default: all hardware threads)")
+      ->check(CLI::NonNegativeNumber);
+  app.fallthrough();
+  dsv3::app::add_make_test_model(app);
+  dsv3::app::add_logits(app);
+  dsv3::app::add_inspect(app);
+  app.parse_complete_callback([&] { dsv3::ThreadPool::set_default_threads(threads); });
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  } catch (const dsv3::Error& e) {
+    std::fprintf(stderr, "dsv3: error: %s\n", e.what());
+    return 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "dsv3: unexpected error: %s\n", e.what());
+    return 2;
+  }
+  return 0;
+}

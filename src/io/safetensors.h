@@ -1,0 +1,149 @@
+// Safetensors reading (zero-copy over mmap) and writing (streamed, one tensor at a time).
+//
+// File layout: u64 little-endian header length N, N bytes of JSON, then the data section.
+// Every number read from a header goes through checked 64-bit arithmetic; any inconsistency
+// (bad JSON, unknown dtype, shape/byte-size mismatch, offsets out of range or overlapping,
+// header length beyond the file) throws dsv3::Error naming the file and the tensor.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "io/dtype.h"
+
+namespace dsv3 {
+
+//! A read-only private mapping of a whole file. Move-only; unmaps on destruction.
+class MappedFile {
+ public:
+  //! Throws dsv3::Error (with the path and errno text) if the file cannot be opened or mapped.
+  static MappedFile open(const std::string& path);
+  MappedFile() = default;
+  MappedFile(MappedFile&& o) noexcept;
+  MappedFile& operator=(MappedFile&& o) noexcept;
+  MappedFile(const MappedFile&) = delete;
+  MappedFile& operator=(const MappedFile&) = delete;
+  ~MappedFile();
+
+  const uint8_t* data() const { return data_; }
+  uint64_t size() const { return size_; }
+  const std::string& path() const { return path_; }
+
+ private:
+  const uint8_t* data_ = nullptr;
+  uint64_t size_ = 0;
+  std::string path_;
+};
+
+struct TensorInfo {
+  std::string name;
+  DType dtype;
+  std::vector<int64_t> shape;
+  uint64_t begin = 0;  // byte offsets relative to the start of the data section
+  uint64_t end = 0;
+
+  uint64_t numel() const;  // product of shape (1 for a scalar)
+  uint64_t nbytes() const { return end - begin; }
+};
+
+struct SafetensorsHeader {
+  std::vector<TensorInfo> tensors;                 // sorted by begin offset
+  std::map<std::string, std::string> metadata;     // "__metadata__" (string values only)
+};
+
+//! Parses and validates a header's JSON against a data section of data_size bytes.
+//! `file` is used only in error messages. This is the libFuzzer entry point.
+SafetensorsHeader parse_safetensors_header(std::string_view json, uint64_t data_size,
+                                           const std::string& file);
+
+//! One mapped .safetensors file.
+class SafetensorsFile {
+ public:
+  //! Maps and validates the file. Throws dsv3::Error naming the file (and tensor).
+  static SafetensorsFile open(const std::string& path);
+
+  const std::string& path() const { return map_.path(); }
+  const std::vector<TensorInfo>& tensors() const { return header_.tensors; }
+  const std::map<std::string, std::string>& metadata() const { return header_.metadata; }
+  //! nullptr when absent.
+  const TensorInfo* find(std::string_view name) const;
+  //! Pointer to the tensor's first byte inside the mapping (valid while this object lives).
+  const uint8_t* data(const TensorInfo& t) const { return data_section_ + t.begin; }
+
+ private:
+  MappedFile map_;
+  SafetensorsHeader header_;
+  const uint8_t* data_section_ = nullptr;
+  std::map<std::string, size_t, std::less<>> by_name_;
+};
+
+//! A tensor found in a checkpoint: where it lives and what it is.
+struct TensorRef {
+  const TensorInfo* info = nullptr;
+  const uint8_t* data = nullptr;
+  const std::string* file = nullptr;  // path of the shard holding it
+};
+
+//! A checkpoint folder: `model.safetensors.index.json` (weight_map name -> shard), or else
+//! every `*.safetensors` file in the folder; or a single .safetensors path. Tensor names must
+//! be unique across shards; the index must agree with the shards' headers.
+class Checkpoint {
+ public:
+  static Checkpoint open(const std::string& path);
+
+  //! nullptr when absent.
+  const TensorRef* find(std::string_view name) const;
+  //! All tensor names, sorted.
+  std::vector<std::string> names() const;
+  const std::vector<SafetensorsFile>& files() const { return files_; }
+  //! Total bytes of tensor data over all shards.
+  uint64_t total_bytes() const;
+
+ private:
+  std::vector<SafetensorsFile> files_;
+  std::map<std::string, TensorRef, std::less<>> tensors_;
+};
+
+//! Streams a safetensors file: declare every tensor, then write() lays out the header and
+//! asks each tensor's filler for its bytes in turn, so a multi-GB shard never sits in memory.
+class SafetensorsWriter {
+ public:
+  using Filler = std::function<void(uint8_t* dst, uint64_t nbytes)>;
+
+  //! Declares a tensor; its bytes come from `fill` at write() time. Throws on a duplicate name.
+  void add(const std::string& name, DType dtype, std::vector<int64_t> shape, Filler fill);
+  //! Convenience: a tensor whose bytes are already in memory (copied).
+  void add_bytes(const std::string& name, DType dtype, std::vector<int64_t> shape,
+                 const void* bytes, uint64_t nbytes);
+  void set_metadata(const std::string& key, const std::string& value);
+  //! Writes to `path` + ".tmp" and renames, so a crash never leaves a half-written file.
+  void write(const std::string& path) const;
+
+  //! Sum of the declared tensors' bytes.
+  uint64_t data_bytes() const;
+  size_t size() const { return entries_.size(); }
+
+ private:
+  struct Entry {
+    std::string name;
+    DType dtype;
+    std::vector<int64_t> shape;
+    uint64_t nbytes;
+    Filler fill;
+  };
+  std::vector<Entry> entries_;
+  std::set<std::string, std::less<>> names_;  // duplicate check without an O(n^2) scan
+  std::map<std::string, std::string> metadata_;
+};
+
+//! Writes `model.safetensors.index.json` for the given name -> shard-file-name map.
+void write_safetensors_index(const std::string& path, const std::map<std::string, std::string>& weight_map,
+                             uint64_t total_size);
+
+}  // namespace dsv3

@@ -1,0 +1,66 @@
+// Matrix products against checkpoint weights in their stored format (F32, BF16, F16, or
+// FP8 e4m3 with block scales), decoded on the fly: there is never a dequantized copy of a
+// weight matrix. Activations are fp32 and accumulation is fp32.
+//
+// Every entry point has a scalar twin (the `_ref` functions); set_reference_kernels(true)
+// routes every call to them, which is what `--reference-kernels` does.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "io/dtype.h"
+
+namespace dsv3 {
+
+//! A [rows, cols] row-major weight matrix (Hugging Face [out, in]) viewing mmapped bytes.
+struct WeightMatrix {
+  std::string name;
+  DType dtype = DType::F32;
+  const void* data = nullptr;
+  int64_t rows = 0, cols = 0;
+  // FP8 only: scale_inv as fp32, [ceil(rows/block_rows), ceil(cols/block_cols)] row-major.
+  const float* scale = nullptr;
+  int64_t block_rows = 128, block_cols = 128;
+  int64_t scale_cols = 0;
+
+  bool empty() const { return data == nullptr; }
+  uint64_t bytes() const;  // stored bytes, scales included
+  //! Element (r, c) dequantized; the scalar twin of every decoder.
+  float at(int64_t r, int64_t c) const;
+};
+
+namespace kernels {
+
+void set_reference_kernels(bool on);
+bool reference_kernels();
+
+//! Decodes row r (all cols) into out.
+void decode_row(const WeightMatrix& w, int64_t r, float* out);
+
+//! y[t][r - r0] = sum_c w[r][c] * x[t][c] for t < T, r in [r0, r1). Single-threaded.
+//! x rows are x_stride floats apart, y rows y_stride floats apart.
+void matmul_rows(const WeightMatrix& w, int64_t r0, int64_t r1, const float* x, int64_t x_stride,
+                 int64_t T, float* y, int64_t y_stride);
+
+//! y[t][c] = sum_{r in [r0, r1)} x[t][r - r0] * w[r][c] for all cols c. Single-threaded.
+//! (The transposed product absorbed MLA needs to fold kv_b into the query.)
+void matmul_t_rows(const WeightMatrix& w, int64_t r0, int64_t r1, const float* x, int64_t x_stride,
+                   int64_t T, float* y, int64_t y_stride);
+
+//! Dot product of two fp32 vectors (fixed summation order, so results never depend on how
+//! many tokens or threads a call had).
+float dot(const float* a, const float* b, int64_t n);
+float dot_ref(const float* a, const float* b, int64_t n);
+
+//! y[T, rows] = x[T, cols] * w^T, split over the global thread pool by rows.
+void matmul(const WeightMatrix& w, const float* x, int64_t T, float* y);
+
+// Scalar twins.
+void matmul_rows_ref(const WeightMatrix& w, int64_t r0, int64_t r1, const float* x, int64_t x_stride,
+                     int64_t T, float* y, int64_t y_stride);
+void matmul_t_rows_ref(const WeightMatrix& w, int64_t r0, int64_t r1, const float* x, int64_t x_stride,
+                       int64_t T, float* y, int64_t y_stride);
+
+}  // namespace kernels
+}  // namespace dsv3

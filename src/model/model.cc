@@ -1,0 +1,116 @@
+#include "model/model.h"
+
+#include <filesystem>
+
+#include "base/error.h"
+#include "kernels/matmul.h"
+#include "model/attention.h"
+#include "model/moe.h"
+#include "model/ops.h"
+
+namespace dsv3 {
+
+KvCache::KvCache(int64_t n_layers, int64_t latent_dim, int64_t capacity)
+    : n_layers_(n_layers), dim_(latent_dim), capacity_(capacity),
+      data_(size_t(n_layers) * size_t(capacity) * size_t(latent_dim)) {}
+
+Model Model::load(const std::string& dir, const LoadOptions& opts) {
+  namespace fs = std::filesystem;
+  if (!fs::exists(dir)) fail("model folder ", dir, " does not exist");
+  if (!fs::is_directory(dir)) fail(dir, " is not a folder (a model folder holds config.json and *.safetensors)");
+  ModelConfig config = ModelConfig::load((fs::path(dir) / "config.json").string());
+  auto ck = std::make_shared<const Checkpoint>(Checkpoint::open(dir));
+  ModelWeights w = ModelWeights::bind(config, ck, opts.load_mtp);
+  return Model(std::move(config), std::move(w));
+}
+
+Model::Model(ModelConfig config, ModelWeights weights) : config_(std::move(config)), weights_(std::move(weights)) {
+  rope_freqs_ = config_.rope_frequencies();
+}
+
+KvCache Model::new_cache(int64_t capacity) const {
+  return KvCache(config_.num_hidden_layers, config_.latent_dim(), capacity);
+}
+
+KvCache Model::new_mtp_cache(int64_t capacity) const { return KvCache(1, config_.latent_dim(), capacity); }
+
+void Model::check_tokens(const int32_t* tokens, int64_t T) const {
+  for (int64_t t = 0; t < T; ++t)
+    if (tokens[t] < 0 || tokens[t] >= config_.vocab_size)
+      fail("token id ", tokens[t], " at position ", t, " is outside the vocabulary [0, ", config_.vocab_size, ")");
+}
+
+void Model::block(const LayerWeights& L, int64_t layer_index, int64_t cache_layer, float* h, int64_t T,
+                  KvCache& cache, const ForwardOptions& opts) const {
+  const int64_t D = config_.hidden_size;
+  const int64_t start = cache.size();
+  std::vector<float> x(size_t(T * D)), y(size_t(T * D));
+  for (int64_t t = 0; t < T; ++t) ops::rms_norm(h + t * D, L.attn_norm.data(), D, config_.rms_norm_eps, &x[t * D]);
+  mla_forward(config_, L.attn, rope_freqs_, x.data(), T, start, cache, cache_layer, opts.attention, y.data());
+  for (int64_t i = 0; i < T * D; ++i) h[i] += y[i];
+
+  for (int64_t t = 0; t < T; ++t) ops::rms_norm(h + t * D, L.mlp_norm.data(), D, config_.rms_norm_eps, &x[t * D]);
+  if (L.moe) {
+    RoutingTrace* trace = nullptr;
+    if (opts.routing) {
+      auto& traces = *opts.routing;
+      auto it = std::find_if(traces.begin(), traces.end(), [&](const RoutingTrace& r) { return r.layer == layer_index; });
+      if (it == traces.end()) {
+        traces.push_back(RoutingTrace{layer_index, {}, {}});
+        it = traces.end() - 1;
+      }
+      trace = &*it;
+    }
+    moe_forward(config_, L.experts, x.data(), T, y.data(), trace);
+  } else {
+    mlp_forward(L.dense, x.data(), T, y.data());
+  }
+  for (int64_t i = 0; i < T * D; ++i) h[i] += y[i];
+}
+
+void Model::forward(const int32_t* tokens, int64_t T, KvCache& cache, float* logits, float* normed,
+                    const ForwardOptions& opts, bool last_only) const {
+  if (T <= 0) return;
+  check_tokens(tokens, T);
+  const int64_t D = config_.hidden_size, start = cache.size();
+  if (start + T > cache.capacity())
+    fail("sequence of ", start + T, " tokens does not fit the cache (capacity ", cache.capacity(), ")");
+  std::vector<float> h(size_t(T * D));
+  for (int64_t t = 0; t < T; ++t) kernels::decode_row(weights_.embed, tokens[t], &h[t * D]);
+  for (int64_t i = 0; i < config_.num_hidden_layers; ++i)
+    block(weights_.layers[size_t(i)], i, i, h.data(), T, cache, opts);
+  cache.set_size(start + T);
+
+  const int64_t first = last_only ? T - 1 : 0, rows = T - first;
+  std::vector<float> n(size_t(rows * D));
+  for (int64_t t = first; t < T; ++t)
+    ops::rms_norm(&h[t * D], weights_.final_norm.data(), D, config_.rms_norm_eps, &n[(t - first) * D]);
+  if (normed) std::copy(n.begin(), n.end(), normed + first * D);
+  if (logits) kernels::matmul(weights_.lm_head, n.data(), rows, logits);
+}
+
+void Model::forward_mtp(const float* normed, const int32_t* next_tokens, int64_t T, KvCache& mtp_cache, float* logits,
+                        const ForwardOptions& opts) const {
+  if (!weights_.mtp) fail("this model has no MTP module (num_nextn_predict_layers is 0 or it was not loaded)");
+  if (T <= 0) return;
+  check_tokens(next_tokens, T);
+  const MtpWeights& m = *weights_.mtp;
+  const int64_t D = config_.hidden_size;
+  if (mtp_cache.size() + T > mtp_cache.capacity())
+    fail("MTP sequence of ", mtp_cache.size() + T, " tokens does not fit its cache (capacity ", mtp_cache.capacity(), ")");
+  // [enorm(Emb(t_{i+1})) ; hnorm(h_i)]: the embedding comes first.
+  std::vector<float> cat(size_t(T * 2 * D)), h(size_t(T * D));
+  for (int64_t t = 0; t < T; ++t) {
+    float* e = &cat[t * 2 * D];
+    kernels::decode_row(m.embed, next_tokens[t], e);
+    ops::rms_norm(e, m.enorm.data(), D, config_.rms_norm_eps, e);
+    ops::rms_norm(normed + t * D, m.hnorm.data(), D, config_.rms_norm_eps, e + D);
+  }
+  kernels::matmul(m.eh_proj, cat.data(), T, h.data());
+  block(m.block, config_.num_hidden_layers, 0, h.data(), T, mtp_cache, opts);
+  mtp_cache.set_size(mtp_cache.size() + T);
+  for (int64_t t = 0; t < T; ++t) ops::rms_norm(&h[t * D], m.head_norm.data(), D, config_.rms_norm_eps, &h[t * D]);
+  kernels::matmul(m.head, h.data(), T, logits);
+}
+
+}  // namespace dsv3

@@ -1,0 +1,94 @@
+// The DeepSeek-V3 forward pass on CPU: embedding, decoder blocks (MLA + dense MLP or MoE),
+// final norm, lm_head, and the MTP module. Activations are fp32 and [T, dim] row-major.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "model/config.h"
+#include "model/weights.h"
+
+namespace dsv3 {
+
+//! How attention is computed. Both give the same result (tested); they differ in cost.
+enum class AttentionForm {
+  Auto,      // choose per call by a cost rule (naive for long prefills, absorbed for decode)
+  Naive,     // expand the latent cache to per-head K/V through kv_b, then attend
+  Absorbed,  // fold kv_b into the query and the output; attend over the 576-value latents
+};
+
+//! The latent KV cache of one sequence: per layer and token, the normalized compressed KV
+//! (kv_lora_rank values) followed by the rotated shared rope key (qk_rope_head_dim values).
+class KvCache {
+ public:
+  KvCache(int64_t n_layers, int64_t latent_dim, int64_t capacity);
+  int64_t size() const { return len_; }
+  int64_t capacity() const { return capacity_; }
+  int64_t latent_dim() const { return dim_; }
+  float* at(int64_t layer, int64_t pos) { return data_.data() + (size_t(layer) * size_t(capacity_) + size_t(pos)) * size_t(dim_); }
+  const float* at(int64_t layer, int64_t pos) const {
+    return data_.data() + (size_t(layer) * size_t(capacity_) + size_t(pos)) * size_t(dim_);
+  }
+  void set_size(int64_t n) { len_ = n; }
+  void clear() { len_ = 0; }
+  uint64_t bytes() const { return data_.size() * sizeof(float); }
+
+ private:
+  int64_t n_layers_, dim_, capacity_, len_ = 0;
+  std::vector<float> data_;
+};
+
+//! Per-token routing decisions of one MoE layer: chosen experts sorted ascending, weights
+//! aligned with them (the final mixing weights, routed_scaling_factor included).
+struct RoutingTrace {
+  int64_t layer = 0;
+  std::vector<int32_t> indices;  // [T, k]
+  std::vector<float> weights;    // [T, k]
+};
+
+struct ForwardOptions {
+  AttentionForm attention = AttentionForm::Auto;
+  std::vector<RoutingTrace>* routing = nullptr;  // if set, MoE layers append their decisions
+};
+
+struct LoadOptions {
+  bool load_mtp = true;
+};
+
+class Model {
+ public:
+  //! Loads config.json and the safetensors checkpoint in `dir` (zero-copy, mmapped).
+  static Model load(const std::string& dir, const LoadOptions& opts = {});
+  Model(ModelConfig config, ModelWeights weights);
+
+  const ModelConfig& config() const { return config_; }
+  const ModelWeights& weights() const { return weights_; }
+
+  KvCache new_cache(int64_t capacity) const;
+  KvCache new_mtp_cache(int64_t capacity) const;
+
+  //! Runs T tokens at positions cache.size() .. cache.size()+T-1, appending them to the
+  //! cache. Writes logits [T, vocab] when `logits` is non-null (or only the last row when
+  //! `last_only`), and the final-normed hidden states [T, hidden] when `normed` is non-null.
+  void forward(const int32_t* tokens, int64_t T, KvCache& cache, float* logits, float* normed = nullptr,
+               const ForwardOptions& opts = {}, bool last_only = false) const;
+
+  //! The MTP module: for i < T, combines the main model's normed hidden state normed[i]
+  //! with the embedding of next_tokens[i] (the token at position i+1), runs the MTP block at
+  //! positions mtp_cache.size()+i and writes logits [T, vocab] predicting token i+2.
+  void forward_mtp(const float* normed, const int32_t* next_tokens, int64_t T, KvCache& mtp_cache, float* logits,
+                   const ForwardOptions& opts = {}) const;
+
+ private:
+  void block(const LayerWeights& L, int64_t layer_index, int64_t cache_layer, float* h, int64_t T, KvCache& cache,
+             const ForwardOptions& opts) const;
+  void check_tokens(const int32_t* tokens, int64_t T) const;
+
+  ModelConfig config_;
+  ModelWeights weights_;
+  std::vector<double> rope_freqs_;
+};
+
+}  // namespace dsv3

@@ -1,0 +1,130 @@
+#include "model/moe.h"
+
+#include <algorithm>
+#include <limits>
+#include <numeric>
+#include <vector>
+
+#include "base/error.h"
+#include "kernels/matmul.h"
+#include "model/ops.h"
+
+namespace dsv3 {
+namespace {
+
+constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+
+// Index of the largest value not yet taken; the first (lowest index) wins ties.
+int64_t argmax_untaken(const float* v, int64_t n, const std::vector<char>& taken) {
+  int64_t best = -1;
+  for (int64_t i = 0; i < n; ++i)
+    if (!taken[size_t(i)] && (best < 0 || v[i] > v[best])) best = i;
+  DSV3_CHECK(best >= 0, "nothing left to choose");
+  return best;
+}
+
+}  // namespace
+
+void route_token(const ModelConfig& c, const float* logits, const float* bias, int32_t* idx, float* w) {
+  const int64_t E = c.n_routed_experts, K = c.num_experts_per_tok;
+  std::vector<float> s(logits, logits + E);
+  if (c.scoring_func == ScoringFunc::Sigmoid) {
+    for (float& v : s) v = ops::sigmoid(v);
+  } else {
+    ops::softmax(s.data(), E);
+  }
+  std::vector<float> sel(s);
+  if (bias)
+    for (int64_t e = 0; e < E; ++e) sel[e] += bias[e];
+
+  if (c.topk_method != TopkMethod::Greedy && c.n_group > 1 && c.topk_group < c.n_group) {
+    const int64_t G = c.n_group, per = E / G;
+    std::vector<float> gscore(static_cast<size_t>(G));
+    for (int64_t g = 0; g < G; ++g) {
+      const float* v = &sel[g * per];
+      if (c.topk_method == TopkMethod::NoauxTc) {  // sum of the group's two best
+        std::vector<char> taken(size_t(per), 0);
+        const int64_t a = argmax_untaken(v, per, taken);
+        taken[a] = 1;
+        gscore[g] = v[a] + v[argmax_untaken(v, per, taken)];
+      } else {  // group_limited_greedy: the group's best
+        gscore[g] = *std::max_element(v, v + per);
+      }
+    }
+    std::vector<char> keep(size_t(G), 0);
+    for (int64_t i = 0; i < c.topk_group; ++i) keep[argmax_untaken(gscore.data(), G, keep)] = 1;
+    // -inf, not 0: biased scores can be negative and must still beat masked experts.
+    for (int64_t g = 0; g < G; ++g)
+      if (!keep[g]) std::fill(&sel[g * per], &sel[g * per] + per, kNegInf);
+  }
+
+  std::vector<char> taken(size_t(E), 0);
+  std::vector<int32_t> chosen(static_cast<size_t>(K));
+  for (int64_t k = 0; k < K; ++k) {
+    const int64_t e = argmax_untaken(sel.data(), E, taken);
+    taken[e] = 1;
+    chosen[k] = int32_t(e);
+  }
+  std::sort(chosen.begin(), chosen.end());
+  float sum = 0;
+  for (int64_t k = 0; k < K; ++k) sum += s[chosen[k]];
+  for (int64_t k = 0; k < K; ++k) {
+    idx[k] = chosen[k];
+    float wk = s[chosen[k]];  // the unbiased score
+    if (c.norm_topk_prob) wk /= sum;
+    w[k] = wk * float(c.routed_scaling_factor);
+  }
+}
+
+void mlp_forward(const MlpWeights& m, const float* x, int64_t T, float* out) {
+  const int64_t I = m.gate.rows;
+  std::vector<float> g(size_t(T * I)), u(size_t(T * I));
+  kernels::matmul(m.gate, x, T, g.data());
+  kernels::matmul(m.up, x, T, u.data());
+  for (size_t i = 0; i < g.size(); ++i) g[i] = ops::silu(g[i]) * u[i];
+  kernels::matmul(m.down, g.data(), T, out);
+}
+
+void moe_forward(const ModelConfig& c, const MoeWeights& m, const float* x, int64_t T, float* out,
+                 RoutingTrace* trace) {
+  const int64_t D = c.hidden_size, E = c.n_routed_experts, K = c.num_experts_per_tok;
+  std::vector<float> logits(size_t(T * E));
+  kernels::matmul(m.gate, x, T, logits.data());
+  std::vector<int32_t> idx(size_t(T * K));
+  std::vector<float> w(size_t(T * K));
+  for (int64_t t = 0; t < T; ++t)
+    route_token(c, &logits[t * E], m.bias.empty() ? nullptr : m.bias.data(), &idx[t * K], &w[t * K]);
+  if (trace) {
+    trace->indices.insert(trace->indices.end(), idx.begin(), idx.end());
+    trace->weights.insert(trace->weights.end(), w.begin(), w.end());
+  }
+
+  // Group token slots by expert; experts run in ascending order, so every token sums its
+  // experts in the same order whatever the batch (prefill == decode).
+  std::vector<std::vector<std::pair<int64_t, float>>> users(static_cast<size_t>(E));
+  for (int64_t t = 0; t < T; ++t)
+    for (int64_t k = 0; k < K; ++k) users[idx[t * K + k]].push_back({t, w[t * K + k]});
+
+  std::fill(out, out + T * D, 0.0f);
+  std::vector<float> xe, ye;
+  for (int64_t e = 0; e < E; ++e) {
+    const auto& u = users[size_t(e)];
+    if (u.empty()) continue;
+    const int64_t n = int64_t(u.size());
+    xe.resize(size_t(n * D));
+    ye.resize(size_t(n * D));
+    for (int64_t i = 0; i < n; ++i) std::copy(x + u[i].first * D, x + (u[i].first + 1) * D, &xe[i * D]);
+    mlp_forward(m.experts[size_t(e)], xe.data(), n, ye.data());
+    for (int64_t i = 0; i < n; ++i) {
+      float* o = out + u[i].first * D;
+      for (int64_t d = 0; d < D; ++d) o[d] += u[i].second * ye[i * D + d];
+    }
+  }
+  if (m.shared) {
+    std::vector<float> sh(size_t(T * D));
+    mlp_forward(*m.shared, x, T, sh.data());
+    for (int64_t i = 0; i < T * D; ++i) out[i] += sh[i];
+  }
+}
+
+}  // namespace dsv3

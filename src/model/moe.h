@@ -1,0 +1,27 @@
+// DeepSeekMoE: expert routing (noaux_tc for V3; greedy / group_limited_greedy for V2) and
+// the mixture of routed SwiGLU experts plus always-on shared experts.
+#pragma once
+
+#include <cstdint>
+
+#include "model/config.h"
+#include "model/model.h"
+#include "model/weights.h"
+
+namespace dsv3 {
+
+//! Routes one token from its gate logits [n_routed_experts]. Writes the chosen experts
+//! sorted ascending to idx[k] and their mixing weights to w[k] (k = num_experts_per_tok).
+//! `bias` is e_score_correction_bias (noaux_tc) or nullptr: it only selects, never weights.
+//! Ties go to the lower expert (and group) index.
+void route_token(const ModelConfig& c, const float* logits, const float* bias, int32_t* idx, float* w);
+
+//! x: [T, hidden] (post-attention-normed); out: [T, hidden]. Tokens are grouped by expert
+//! so each chosen expert runs once over all of its tokens; unchosen experts are skipped.
+void moe_forward(const ModelConfig& c, const MoeWeights& m, const float* x, int64_t T, float* out,
+                 RoutingTrace* trace);
+
+//! SwiGLU MLP: out[T, hidden] = down(silu(gate(x)) * up(x)).
+void mlp_forward(const MlpWeights& m, const float* x, int64_t T, float* out);
+
+}  // namespace dsv3

@@ -1,0 +1,75 @@
+// Every tensor the model reads, declared with its expected shape and dtype and bound
+// zero-copy to the mmapped checkpoint. Loading fails with the tensor's name and shard when a
+// tensor is missing or has the wrong shape/dtype; tensors nobody asked for are reported.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "io/safetensors.h"
+#include "kernels/matmul.h"
+#include "model/config.h"
+
+namespace dsv3 {
+
+struct MlpWeights {  // SwiGLU: down(silu(gate(x)) * up(x))
+  WeightMatrix gate, up, down;
+};
+
+struct AttentionWeights {
+  WeightMatrix q_a, q_b;        // q-LoRA (q_lora_rank > 0)
+  std::vector<float> q_a_norm;
+  WeightMatrix q;               // plain q_proj (q_lora_rank null)
+  WeightMatrix kv_a;            // [kv_lora + rope, hidden]
+  std::vector<float> kv_a_norm; // [kv_lora]
+  WeightMatrix kv_b;            // [H * (nope + v), kv_lora], head-major
+  WeightMatrix o;               // [hidden, H * v]
+};
+
+struct MoeWeights {
+  WeightMatrix gate;                  // [n_routed, hidden], kept in its stored (high) precision
+  std::vector<float> bias;            // e_score_correction_bias (noaux_tc), selection only
+  std::vector<MlpWeights> experts;
+  std::optional<MlpWeights> shared;   // n_shared_experts * moe_intermediate wide
+};
+
+struct LayerWeights {
+  std::vector<float> attn_norm, mlp_norm;
+  AttentionWeights attn;
+  bool moe = false;
+  MlpWeights dense;
+  MoeWeights experts;
+};
+
+struct MtpWeights {
+  std::vector<float> enorm, hnorm;
+  WeightMatrix eh_proj;               // [hidden, 2*hidden]: [emb ; hidden] order
+  WeightMatrix embed, head;           // copies of the main ones in published checkpoints
+  std::vector<float> head_norm;       // shared_head.norm
+  LayerWeights block;
+};
+
+struct ModelWeights {
+  WeightMatrix embed;                 // [vocab, hidden]
+  std::vector<LayerWeights> layers;
+  std::vector<float> final_norm;
+  WeightMatrix lm_head;               // [vocab, hidden]
+  std::optional<MtpWeights> mtp;
+
+  // Owns the checkpoint mapping and any small converted buffers (scales, norms).
+  std::shared_ptr<const Checkpoint> checkpoint;
+  std::vector<std::vector<float>> owned;
+  std::vector<std::string> unused;    // tensors present but never bound
+  uint64_t bytes_by_dtype[16] = {};   // bound bytes, indexed by DType
+
+  //! Binds every tensor of `config` from `checkpoint`. `load_mtp` false skips the MTP layer
+  //! (its tensors are then reported neither missing nor unused).
+  static ModelWeights bind(const ModelConfig& config, std::shared_ptr<const Checkpoint> checkpoint,
+                           bool load_mtp = true);
+};
+
+}  // namespace dsv3
