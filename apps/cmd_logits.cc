@@ -1,4 +1,6 @@
+#include <chrono>
 #include <cstdio>
+#include <algorithm>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -50,11 +52,14 @@ void run(const LogitsOptions& o) {
 
   std::vector<float> logits(size_t(T * V)), normed(size_t(T * D));
   KvCache cache = model.new_cache(T);
+  const auto t0 = std::chrono::steady_clock::now();
   if (o.decode) {
     for (int64_t t = 0; t < T; ++t) model.forward(&tokens[t], 1, cache, &logits[t * V], &normed[t * D], fo);
   } else {
     model.forward(tokens.data(), T, cache, logits.data(), normed.data(), fo);
   }
+
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
   SafetensorsWriter w;
   w.add_bytes("logits", DType::F32, {T, V}, logits.data(), logits.size() * 4);
@@ -78,6 +83,19 @@ void run(const LogitsOptions& o) {
     w.add_bytes(p + "weights", DType::F32, {rows, K}, r.weights.data(), r.weights.size() * 4);
   }
   w.write(o.out);
+
+  auto argmax_rows = [V](const std::vector<float>& l) {
+    std::string s;
+    for (size_t r = 0; r < l.size() / size_t(V); ++r)
+      s += (r ? "," : "") + std::to_string(std::max_element(l.begin() + r * V, l.begin() + (r + 1) * V) - l.begin() -
+                                           long(r) * V);
+    return s;
+  };
+  std::printf("%lld tokens, %s in %.3f s (%.1f tokens/s)%s\n", (long long)T, o.decode ? "decoded one by one" : "prefilled",
+              secs, double(T) / secs, o.reference ? ", reference kernels" : "");
+  std::printf("argmax next token: %s\n", argmax_rows(logits).c_str());
+  if (!mtp_logits.empty()) std::printf("argmax MTP (t+2):  %s\n", argmax_rows(mtp_logits).c_str());
+  std::printf("wrote %s\n", o.out.c_str());
 }
 
 }  // namespace

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs every Debian package dsv3 needs to build, test and regenerate its goldens, then
+# builds build/dsv3. Safe to run again. Needs root (or sudo) for apt-get.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(
+  build-essential cmake ninja-build pkg-config git
+  libgtest-dev libgmock-dev libbenchmark-dev   # tests and micro-benchmarks
+  nlohmann-json3-dev libcli11-dev               # JSON, command line
+  clang libclang-rt-14-dev                      # libFuzzer target for the safetensors header parser
+  python3 python3-numpy python3-torch           # the PyTorch reference (scripts/reference.py)
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  echo "setup: installing ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build build -j"$(nproc)"
+echo "setup: built build/dsv3"
