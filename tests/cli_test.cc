@@ -1,0 +1,145 @@
+// The dsv3 command end to end: each subcommand on a generated checkpoint, and the errors a
+// user meets (missing model, bad flags, bad tokens) as clear messages with a non-zero exit.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <array>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "io/safetensors.h"
+
+namespace dsv3 {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct Result {
+  int code;
+  std::string out;  // stdout and stderr together
+};
+
+Result sh(const std::string& args) {
+  const std::string cmd = std::string(DSV3_BINARY) + " " + args + " 2>&1";
+  FILE* p = popen(cmd.c_str(), "r");
+  std::string out;
+  std::array<char, 4096> buf;
+  size_t n;
+  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
+  const int status = pclose(p);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+}
+
+class CliTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = fs::path(::testing::TempDir()) / ("dsv3_cli_" + std::to_string(::getpid()));
+    fs::remove_all(dir_);
+    const Result r = sh("make-test-model --preset tiny --dtype fp8 --seed 5 --shards 2 --out " + (dir_ / "m").string());
+    ASSERT_EQ(r.code, 0) << r.out;
+  }
+  static void TearDownTestSuite() { fs::remove_all(dir_); }
+  static std::string model() { return (dir_ / "m").string(); }
+  static inline fs::path dir_;
+};
+
+TEST_F(CliTest, GeneratedCheckpointHasThePublishedLayout) {
+  EXPECT_TRUE(fs::exists(dir_ / "m/config.json"));
+  EXPECT_TRUE(fs::exists(dir_ / "m/model.safetensors.index.json"));
+  EXPECT_TRUE(fs::exists(dir_ / "m/model-00001-of-00002.safetensors"));
+  EXPECT_TRUE(fs::exists(dir_ / "m/model-00002-of-00002.safetensors"));
+  const Checkpoint ck = Checkpoint::open(model());
+  const TensorRef* w = ck.find("model.layers.1.mlp.experts.3.down_proj.weight");
+  ASSERT_NE(w, nullptr);
+  EXPECT_EQ(w->info->dtype, DType::F8_E4M3);
+  const TensorRef* s = ck.find("model.layers.1.mlp.experts.3.down_proj.weight_scale_inv");
+  ASSERT_NE(s, nullptr);
+  EXPECT_EQ(s->info->dtype, DType::F32);
+  EXPECT_EQ(s->info->shape, (std::vector<int64_t>{2, 1}));  // [ceil(200/128), ceil(72/128)]
+  EXPECT_EQ(ck.find("model.layers.1.mlp.gate.e_score_correction_bias")->info->dtype, DType::F32);
+  EXPECT_EQ(ck.find("model.layers.1.mlp.gate.weight")->info->dtype, DType::BF16);
+  EXPECT_EQ(ck.find("model.embed_tokens.weight")->info->dtype, DType::BF16);
+  EXPECT_EQ(ck.find("model.layers.3.eh_proj.weight")->info->dtype, DType::BF16);
+  EXPECT_NE(ck.find("model.layers.3.shared_head.head.weight"), nullptr);
+}
+
+TEST_F(CliTest, GeneratorIsDeterministic) {
+  const fs::path other = dir_ / "again";
+  ASSERT_EQ(sh("make-test-model --preset tiny --dtype fp8 --seed 5 --shards 2 --out " + other.string()).code, 0);
+  for (const char* f : {"model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors", "config.json"}) {
+    std::ifstream a(dir_ / "m" / f, std::ios::binary), b(other / f, std::ios::binary);
+    const std::string sa((std::istreambuf_iterator<char>(a)), {}), sb((std::istreambuf_iterator<char>(b)), {});
+    EXPECT_TRUE(sa == sb) << f << " differs between two runs with the same seed";
+  }
+}
+
+TEST_F(CliTest, LogitsWritesEveryPositionAndMtp) {
+  const std::string out = (dir_ / "l.safetensors").string();
+  const Result r = sh("logits --model " + model() + " --tokens 0,17,345,999 --mtp --routing --out " + out);
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("4 tokens"), std::string::npos) << r.out;
+  const SafetensorsFile f = SafetensorsFile::open(out);
+  EXPECT_EQ(f.find("logits")->shape, (std::vector<int64_t>{4, 1000}));
+  EXPECT_EQ(f.find("mtp_logits")->shape, (std::vector<int64_t>{3, 1000}));
+  EXPECT_EQ(f.find("routing.1.indices")->shape, (std::vector<int64_t>{4, 4}));
+  EXPECT_EQ(f.find("routing.3.indices")->shape, (std::vector<int64_t>{3, 4}));  // the MTP layer
+}
+
+TEST_F(CliTest, InspectSummarisesTheCheckpoint) {
+  const Result r = sh("inspect --model " + model());
+  ASSERT_EQ(r.code, 0) << r.out;
+  for (const char* want : {"deepseek_v3", "noaux_tc", "F8_E4M3", "latent cache 176 values", "unused       none"})
+    EXPECT_NE(r.out.find(want), std::string::npos) << want << "\n" << r.out;
+}
+
+TEST_F(CliTest, InspectReportsUnusedTensors) {
+  const fs::path d = dir_ / "extra";
+  fs::copy(dir_ / "m", d);
+  SafetensorsWriter w;
+  const float v[2] = {1, 2};
+  w.add_bytes("model.some_extra.weight", DType::F32, {2}, v, sizeof v);
+  w.write((d / "model-00002-of-00002.safetensors.extra").string());
+  // Register the extra shard in the index so the checkpoint stays consistent.
+  nlohmann::json idx = nlohmann::json::parse(std::ifstream(d / "model.safetensors.index.json"));
+  idx["weight_map"]["model.some_extra.weight"] = "model-00002-of-00002.safetensors.extra";
+  std::ofstream(d / "model.safetensors.index.json") << idx.dump(2);
+  const Result r = sh("inspect --model " + d.string());
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("model.some_extra.weight"), std::string::npos) << r.out;
+}
+
+TEST_F(CliTest, ClearErrors) {
+  struct Case {
+    std::string args, want;
+  };
+  const std::string out = (dir_ / "x.safetensors").string();
+  const Case cases[] = {
+      {"logits --model /nonexistent/model --tokens 1 --out " + out, "does not exist"},
+      {"logits --model " + model() + " --tokens 1,x,3 --out " + out, "'x' is not a token id"},
+      {"logits --model " + model() + " --tokens 1,,3 --out " + out, "is not a token id"},
+      {"logits --model " + model() + " --tokens 5,1000 --out " + out, "token id 1000 at position 1 is outside"},
+      {"logits --model " + model() + " --tokens 1 --attention fancy --out " + out, "fancy"},
+      {"logits --model " + model() + " --tokens 1", "--out is required"},
+      {"make-test-model --preset huge --out " + (dir_ / "h").string(), "unknown preset 'huge'"},
+      {"inspect --model " + (dir_ / "nothing").string(), "does not exist"},
+      {"frobnicate", "frobnicate"},
+  };
+  for (const Case& c : cases) {
+    const Result r = sh(c.args);
+    EXPECT_NE(r.code, 0) << c.args;
+    EXPECT_NE(r.out.find(c.want), std::string::npos) << c.args << "\n" << r.out;
+  }
+  // A folder without config.json.
+  fs::create_directories(dir_ / "noconfig");
+  const Result r = sh("inspect --model " + (dir_ / "noconfig").string());
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.out.find("config.json"), std::string::npos) << r.out;
+}
+
+}  // namespace
+}  // namespace dsv3

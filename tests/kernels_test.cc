@@ -1,0 +1,469 @@
+// The matrix kernels (src/kernels/matmul.h) against their scalar twins and against exact
+// (double) products, for every stored dtype and for FP8 with partial edge blocks; and the
+// thread pool they run on (src/threading/pool.h).
+//
+// Tolerances come from the standard bound for a float dot product of n terms evaluated in
+// any order: |computed - exact| <= gamma(n) * sum |w_i x_i|, gamma(n) = n u / (1 - n u),
+// u = 2^-24. Weight decoding itself must be exact (decode_row == WeightMatrix::at bit for bit).
+#include "kernels/matmul.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <mutex>
+#include <ostream>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "base/error.h"
+#include "base/numeric.h"
+#include "base/rng.h"
+#include "test_util.h"
+#include "threading/pool.h"
+
+namespace dsv3 {
+namespace {
+
+double gamma_bound(int64_t n) {
+  const double u = std::ldexp(1.0, -24);
+  return double(n) * u / (1.0 - double(n) * u);
+}
+
+uint32_t bits(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  return u;
+}
+
+// Restores the kernel mode on scope exit, so a failing test cannot leak reference mode.
+struct ReferenceKernels {
+  explicit ReferenceKernels(bool on) : saved(kernels::reference_kernels()) { kernels::set_reference_kernels(on); }
+  ~ReferenceKernels() { kernels::set_reference_kernels(saved); }
+  bool saved;
+};
+
+// A weight matrix with its own storage.
+struct TestMatrix {
+  std::vector<uint8_t> bytes;
+  std::vector<float> scale;
+  WeightMatrix w;
+};
+
+struct MatrixCase {
+  const char* label;
+  DType dtype;
+  int64_t rows, cols;
+  int64_t block_rows = 128, block_cols = 128;  // FP8 only
+};
+
+void PrintTo(const MatrixCase& mc, std::ostream* os) {
+  *os << mc.label << " [" << mc.rows << ", " << mc.cols << "]";
+  if (mc.dtype == DType::F8_E4M3) *os << " blocks " << mc.block_rows << "x" << mc.block_cols;
+}
+
+TestMatrix make_matrix(const MatrixCase& mc, uint64_t seed) {
+  Rng rng(seed);
+  TestMatrix m;
+  const int64_t n = mc.rows * mc.cols;
+  m.bytes.resize(size_t(n) * dtype_size(mc.dtype));
+  for (int64_t i = 0; i < n; ++i) {
+    switch (mc.dtype) {
+      case DType::F32: {
+        const float v = rng.symmetric(1.0f);
+        std::memcpy(&m.bytes[4 * i], &v, 4);
+        break;
+      }
+      case DType::BF16: {
+        const uint16_t h = f32_to_bf16(rng.symmetric(1.0f));
+        std::memcpy(&m.bytes[2 * i], &h, 2);
+        break;
+      }
+      case DType::F16: {  // finite normals in [2^-5, 2^6) and some subnormals, both signs
+        const uint64_t r = rng.next();
+        const uint16_t exp = uint16_t(r % 22);
+        const uint16_t h = uint16_t(((r >> 8) & 1) << 15 | exp << 10 | ((r >> 16) & 0x3ff));
+        std::memcpy(&m.bytes[2 * i], &h, 2);
+        break;
+      }
+      case DType::F8_E4M3: {
+        uint8_t code;
+        do code = uint8_t(rng.next() >> 56);
+        while ((code & 0x7f) == 0x7f);  // no NaN codes
+        m.bytes[size_t(i)] = code;
+        break;
+      }
+      default: ADD_FAILURE() << "unsupported test dtype";
+    }
+  }
+  WeightMatrix& w = m.w;
+  w.name = std::string("test.") + mc.label;
+  w.dtype = mc.dtype;
+  w.rows = mc.rows;
+  w.cols = mc.cols;
+  w.data = m.bytes.data();
+  if (mc.dtype == DType::F8_E4M3) {
+    w.block_rows = mc.block_rows;
+    w.block_cols = mc.block_cols;
+    const int64_t sr = (mc.rows + mc.block_rows - 1) / mc.block_rows;
+    w.scale_cols = (mc.cols + mc.block_cols - 1) / mc.block_cols;
+    m.scale.resize(size_t(sr * w.scale_cols));
+    for (float& s : m.scale) s = std::ldexp(0.5f + rng.uniform(), -8);  // like amax/448
+    w.scale = m.scale.data();
+  }
+  return m;
+}
+
+std::vector<float> random_vector(int64_t n, uint64_t seed) {
+  Rng rng(seed);
+  std::vector<float> v(static_cast<size_t>(n));
+  for (float& x : v) x = rng.symmetric(2.0f);
+  return v;
+}
+
+class KernelsTest : public ::testing::TestWithParam<MatrixCase> {
+ protected:
+  void SetUp() override { m_ = make_matrix(GetParam(), 1000 + uint64_t(GetParam().dtype)); }
+  const WeightMatrix& w() const { return m_.w; }
+
+  // Exact y[t][r - r0] for matmul_rows and the sum of |terms|.
+  std::pair<double, double> exact_row(int64_t r, const float* x) const {
+    double s = 0, a = 0;
+    for (int64_t c = 0; c < w().cols; ++c) {
+      const double term = double(w().at(r, c)) * double(x[c]);
+      s += term;
+      a += std::fabs(term);
+    }
+    return {s, a};
+  }
+
+  TestMatrix m_;
+};
+
+TEST_P(KernelsTest, StoredBytes) {
+  const MatrixCase& mc = GetParam();
+  uint64_t want = uint64_t(mc.rows * mc.cols) * dtype_size(mc.dtype);
+  if (mc.dtype == DType::F8_E4M3) want += m_.scale.size() * 4;
+  EXPECT_EQ(w().bytes(), want);
+}
+
+TEST_P(KernelsTest, AtDecodesTheStoredFormat) {
+  // Spot-check at() against the scalar codecs plus the block scale it should pick.
+  const MatrixCase& mc = GetParam();
+  for (int64_t r : {int64_t(0), mc.rows / 2, mc.rows - 1})
+    for (int64_t c : {int64_t(0), mc.cols / 3, mc.cols - 1}) {
+      const size_t i = size_t(r * mc.cols + c);
+      float want = 0;
+      switch (mc.dtype) {
+        case DType::F32: std::memcpy(&want, &m_.bytes[4 * i], 4); break;
+        case DType::BF16: { uint16_t h; std::memcpy(&h, &m_.bytes[2 * i], 2); want = bf16_to_f32(h); break; }
+        case DType::F16: { uint16_t h; std::memcpy(&h, &m_.bytes[2 * i], 2); want = f16_to_f32(h); break; }
+        case DType::F8_E4M3:
+          want = e4m3_to_f32(m_.bytes[i]) * m_.scale[size_t((r / mc.block_rows) * w().scale_cols + c / mc.block_cols)];
+          break;
+        default: break;
+      }
+      EXPECT_EQ(bits(w().at(r, c)), bits(want)) << r << "," << c;
+    }
+}
+
+TEST_P(KernelsTest, DecodeRowMatchesAt) {
+  std::vector<float> row(static_cast<size_t>(w().cols) + 1, 777.0f);
+  for (int64_t r = 0; r < w().rows; ++r) {
+    kernels::decode_row(w(), r, row.data());
+    for (int64_t c = 0; c < w().cols; ++c) ASSERT_EQ(bits(row[size_t(c)]), bits(w().at(r, c))) << r << "," << c;
+    ASSERT_EQ(row.back(), 777.0f) << "wrote past the row";
+  }
+}
+
+TEST_P(KernelsTest, MatmulRowsMatchesReference) {
+  const int64_t R = w().rows, C = w().cols;
+  for (int64_t T : {1, 7}) {
+    for (auto [r0, r1] : {std::pair<int64_t, int64_t>{0, R}, {R / 3, R - R / 4}}) {
+      SCOPED_TRACE(testing::Message() << "T=" << T << " rows [" << r0 << ", " << r1 << ")");
+      const int64_t xs = C + 3, ys = (r1 - r0) + 5;  // strides with padding
+      const std::vector<float> x = random_vector(T * xs, 7 + T);
+      std::vector<float> fast(static_cast<size_t>(T * ys), -9.0f), ref(static_cast<size_t>(T * ys), -9.0f);
+      kernels::matmul_rows(w(), r0, r1, x.data(), xs, T, fast.data(), ys);
+      kernels::matmul_rows_ref(w(), r0, r1, x.data(), xs, T, ref.data(), ys);
+      for (int64_t t = 0; t < T; ++t) {
+        for (int64_t r = r0; r < r1; ++r) {
+          const auto [exact, abs_sum] = exact_row(r, &x[size_t(t * xs)]);
+          const double tol = gamma_bound(C) * abs_sum + 1e-30;
+          const size_t i = size_t(t * ys + (r - r0));
+          ASSERT_LE(std::fabs(fast[i] - exact), tol) << "fast t=" << t << " r=" << r;
+          ASSERT_LE(std::fabs(ref[i] - exact), tol) << "ref t=" << t << " r=" << r;
+        }
+        for (int64_t p = r1 - r0; p < ys; ++p) {  // padding untouched
+          EXPECT_EQ(fast[size_t(t * ys + p)], -9.0f);
+          EXPECT_EQ(ref[size_t(t * ys + p)], -9.0f);
+        }
+      }
+    }
+  }
+}
+
+TEST_P(KernelsTest, MatmulTRowsMatchesReference) {
+  const int64_t R = w().rows, C = w().cols;
+  for (int64_t T : {1, 7}) {
+    for (auto [r0, r1] : {std::pair<int64_t, int64_t>{0, R}, {R / 3, R - R / 4}}) {
+      SCOPED_TRACE(testing::Message() << "T=" << T << " rows [" << r0 << ", " << r1 << ")");
+      const int64_t n = r1 - r0, xs = n + 2, ys = C + 4;
+      const std::vector<float> x = random_vector(T * xs, 17 + T);
+      std::vector<float> fast(static_cast<size_t>(T * ys), -9.0f), ref(static_cast<size_t>(T * ys), -9.0f);
+      kernels::matmul_t_rows(w(), r0, r1, x.data(), xs, T, fast.data(), ys);
+      kernels::matmul_t_rows_ref(w(), r0, r1, x.data(), xs, T, ref.data(), ys);
+      for (int64_t t = 0; t < T; ++t) {
+        for (int64_t c = 0; c < C; ++c) {
+          double exact = 0, abs_sum = 0;
+          for (int64_t r = r0; r < r1; ++r) {
+            const double term = double(x[size_t(t * xs + (r - r0))]) * double(w().at(r, c));
+            exact += term;
+            abs_sum += std::fabs(term);
+          }
+          const double tol = gamma_bound(n) * abs_sum + 1e-30;
+          const size_t i = size_t(t * ys + c);
+          ASSERT_LE(std::fabs(fast[i] - exact), tol) << "fast t=" << t << " c=" << c;
+          ASSERT_LE(std::fabs(ref[i] - exact), tol) << "ref t=" << t << " c=" << c;
+        }
+        for (int64_t p = C; p < ys; ++p) {
+          EXPECT_EQ(fast[size_t(t * ys + p)], -9.0f);
+          EXPECT_EQ(ref[size_t(t * ys + p)], -9.0f);
+        }
+      }
+    }
+  }
+}
+
+TEST_P(KernelsTest, MatmulIsMatmulRowsOverAllRows) {
+  const int64_t R = w().rows, C = w().cols;
+  for (int64_t T : {1, 7}) {
+    const std::vector<float> x = random_vector(T * C, 27 + T);
+    std::vector<float> y(static_cast<size_t>(T * R)), rows(static_cast<size_t>(T * R));
+    kernels::matmul(w(), x.data(), T, y.data());
+    kernels::matmul_rows(w(), 0, R, x.data(), C, T, rows.data(), R);
+    for (size_t i = 0; i < y.size(); ++i) ASSERT_EQ(bits(y[i]), bits(rows[i])) << "T=" << T << " i=" << i;
+  }
+}
+
+// Each token's results are bit-identical whether it is computed alone (decode) or in a batch
+// of 7 (prefill), for every entry point of the fast path.
+TEST_P(KernelsTest, ResultsDoNotDependOnBatchSize) {
+  const int64_t R = w().rows, C = w().cols, T = 7;
+  const std::vector<float> x = random_vector(T * C, 37);
+  const std::vector<float> xt = random_vector(T * R, 38);
+  std::vector<float> y7(static_cast<size_t>(T * R)), m7(static_cast<size_t>(T * R)), t7(static_cast<size_t>(T * C));
+  kernels::matmul_rows(w(), 0, R, x.data(), C, T, y7.data(), R);
+  kernels::matmul(w(), x.data(), T, m7.data());
+  kernels::matmul_t_rows(w(), 0, R, xt.data(), R, T, t7.data(), C);
+  for (int64_t t = 0; t < T; ++t) {
+    std::vector<float> y1(static_cast<size_t>(R)), m1(static_cast<size_t>(R)), t1(static_cast<size_t>(C));
+    kernels::matmul_rows(w(), 0, R, &x[size_t(t * C)], C, 1, y1.data(), R);
+    kernels::matmul(w(), &x[size_t(t * C)], 1, m1.data());
+    kernels::matmul_t_rows(w(), 0, R, &xt[size_t(t * R)], R, 1, t1.data(), C);
+    for (int64_t r = 0; r < R; ++r) {
+      ASSERT_EQ(bits(y1[size_t(r)]), bits(y7[size_t(t * R + r)])) << "matmul_rows t=" << t << " r=" << r;
+      ASSERT_EQ(bits(m1[size_t(r)]), bits(m7[size_t(t * R + r)])) << "matmul t=" << t << " r=" << r;
+    }
+    for (int64_t c = 0; c < C; ++c)
+      ASSERT_EQ(bits(t1[size_t(c)]), bits(t7[size_t(t * C + c)])) << "matmul_t_rows t=" << t << " c=" << c;
+  }
+}
+
+// Splitting rows over any number of threads gives the same bits as one call over all rows.
+TEST_P(KernelsTest, ResultsDoNotDependOnThreadCount) {
+  const int64_t R = w().rows, C = w().cols, T = 3;
+  const std::vector<float> x = random_vector(T * C, 47);
+  std::vector<float> whole(static_cast<size_t>(T * R));
+  kernels::matmul_rows(w(), 0, R, x.data(), C, T, whole.data(), R);
+  for (int threads : {1, 2, 3, 5, 8}) {
+    ThreadPool pool(threads);
+    std::vector<float> y(static_cast<size_t>(T * R), NAN);
+    pool.parallel_for(R, [&](int, int64_t r0, int64_t r1) {
+      kernels::matmul_rows(w(), r0, r1, x.data(), C, T, y.data() + r0, R);
+    });
+    for (size_t i = 0; i < y.size(); ++i) ASSERT_EQ(bits(y[i]), bits(whole[i])) << threads << " threads, i=" << i;
+  }
+}
+
+TEST_P(KernelsTest, ReferenceSwitchRoutesToScalarTwins) {
+  const int64_t R = w().rows, C = w().cols, T = 7;
+  const std::vector<float> x = random_vector(T * C, 57);
+  const std::vector<float> xt = random_vector(T * R, 58);
+  std::vector<float> ref(static_cast<size_t>(T * R)), tref(static_cast<size_t>(T * C));
+  kernels::matmul_rows_ref(w(), 0, R, x.data(), C, T, ref.data(), R);
+  kernels::matmul_t_rows_ref(w(), 0, R, xt.data(), R, T, tref.data(), C);
+
+  // The fast path sums in a different order, so it differs from the reference somewhere;
+  // otherwise this test could not tell the two paths apart.
+  std::vector<float> fast(static_cast<size_t>(T * R));
+  {
+    ReferenceKernels mode(false);
+    kernels::matmul(w(), x.data(), T, fast.data());
+  }
+  bool differs = false;
+  for (size_t i = 0; i < fast.size(); ++i) differs |= bits(fast[i]) != bits(ref[i]);
+  if (C >= 16) {  // a handful of terms may well sum identically in either order
+    EXPECT_TRUE(differs) << "fast and reference results coincide; the switch test below is not discriminating";
+  }
+
+  ReferenceKernels mode(true);
+  ASSERT_TRUE(kernels::reference_kernels());
+  std::vector<float> y(static_cast<size_t>(T * R)), yr(static_cast<size_t>(T * R)), yt(static_cast<size_t>(T * C));
+  kernels::matmul(w(), x.data(), T, y.data());
+  kernels::matmul_rows(w(), 0, R, x.data(), C, T, yr.data(), R);
+  kernels::matmul_t_rows(w(), 0, R, xt.data(), R, T, yt.data(), C);
+  for (size_t i = 0; i < y.size(); ++i) {
+    ASSERT_EQ(bits(y[i]), bits(ref[i])) << "matmul i=" << i;
+    ASSERT_EQ(bits(yr[i]), bits(ref[i])) << "matmul_rows i=" << i;
+  }
+  for (size_t i = 0; i < yt.size(); ++i) ASSERT_EQ(bits(yt[i]), bits(tref[i])) << "matmul_t_rows i=" << i;
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Dtypes, KernelsTest,
+    ::testing::Values(MatrixCase{"f32", DType::F32, 200, 300}, MatrixCase{"bf16", DType::BF16, 200, 300},
+                      MatrixCase{"f16", DType::F16, 200, 300},
+                      MatrixCase{"fp8_block128", DType::F8_E4M3, 200, 300, 128, 128},
+                      MatrixCase{"fp8_block16x32", DType::F8_E4M3, 200, 300, 16, 32},
+                      MatrixCase{"fp8_exact_blocks", DType::F8_E4M3, 256, 128, 128, 128},
+                      MatrixCase{"fp8_small_odd", DType::F8_E4M3, 37, 45, 16, 32},
+                      MatrixCase{"f32_one_by_one", DType::F32, 1, 1}),
+    [](const ::testing::TestParamInfo<MatrixCase>& info) { return std::string(info.param.label); });
+
+TEST(KernelsErrors, NonFloatDtypeIsRejectedWithItsName) {
+  const std::vector<int32_t> data(12, 1);
+  WeightMatrix w;
+  w.name = "model.bad.weight";
+  w.dtype = DType::I32;
+  w.data = data.data();
+  w.rows = 3;
+  w.cols = 4;
+  std::vector<float> row(4);
+  const std::string msg = testutil::error_of([&] { kernels::decode_row(w, 0, row.data()); });
+  EXPECT_CONTAINS(msg, "model.bad.weight");
+  EXPECT_CONTAINS(msg, "I32");
+  EXPECT_CONTAINS(testutil::error_of([&] { (void)w.at(0, 0); }), "model.bad.weight");
+}
+
+// ---- dot -----------------------------------------------------------------------------------
+
+TEST(KernelsDot, MatchesReferenceWithinBound) {
+  for (int64_t n : {0, 1, 3, 7, 8, 9, 15, 16, 17, 63, 64, 65, 1000, 7168}) {
+    // +1: also an unaligned start.
+    const std::vector<float> a = random_vector(n + 1, 100 + n), b = random_vector(n + 1, 200 + n);
+    for (int off : {0, 1}) {
+      if (off > n) continue;
+      const int64_t m = n - off;
+      double exact = 0, abs_sum = 0;
+      for (int64_t i = 0; i < m; ++i) {
+        exact += double(a[size_t(off + i)]) * double(b[size_t(off + i)]);
+        abs_sum += std::fabs(double(a[size_t(off + i)]) * double(b[size_t(off + i)]));
+      }
+      const float fast = kernels::dot(a.data() + off, b.data() + off, m);
+      const float ref = kernels::dot_ref(a.data() + off, b.data() + off, m);
+      const double tol = gamma_bound(m) * abs_sum + 1e-30;
+      EXPECT_LE(std::fabs(fast - exact), tol) << "n=" << m;
+      EXPECT_LE(std::fabs(ref - exact), tol) << "n=" << m;
+    }
+  }
+  EXPECT_EQ(kernels::dot(nullptr, nullptr, 0), 0.0f);
+  EXPECT_EQ(kernels::dot_ref(nullptr, nullptr, 0), 0.0f);
+}
+
+TEST(KernelsDot, ExactOnRepresentableSums) {
+  std::vector<float> a(37), b(37);
+  double want = 0;
+  for (int i = 0; i < 37; ++i) {
+    a[size_t(i)] = float(i - 18);
+    b[size_t(i)] = float(2 * i + 1);
+    want += double(a[size_t(i)]) * double(b[size_t(i)]);
+  }
+  EXPECT_EQ(double(kernels::dot(a.data(), b.data(), 37)), want);
+  EXPECT_EQ(double(kernels::dot_ref(a.data(), b.data(), 37)), want);
+}
+
+TEST(KernelsDot, ReferenceSwitchRoutesDot) {
+  const std::vector<float> a = random_vector(1001, 5), b = random_vector(1001, 6);
+  ReferenceKernels mode(true);
+  EXPECT_EQ(bits(kernels::dot(a.data(), b.data(), 1001)), bits(kernels::dot_ref(a.data(), b.data(), 1001)));
+}
+
+// ---- ThreadPool ----------------------------------------------------------------------------
+
+TEST(ThreadPoolTest, Size) {
+  EXPECT_EQ(ThreadPool(1).size(), 1);
+  EXPECT_EQ(ThreadPool(4).size(), 4);
+  EXPECT_GE(ThreadPool(0).size(), 1);  // hardware threads
+}
+
+TEST(ThreadPoolTest, CoversEveryIndexExactlyOnce) {
+  for (int threads : {1, 2, 3, 8}) {
+    ThreadPool pool(threads);
+    for (int64_t n : {0, 1, 2, 3, 5, 7, 8, 9, 100, 1001}) {
+      SCOPED_TRACE(testing::Message() << threads << " threads, n=" << n);
+      std::vector<std::atomic<int>> seen(static_cast<size_t>(n));
+      std::mutex mu;
+      std::vector<std::pair<int64_t, int64_t>> chunks;
+      std::vector<int> thread_ids;
+      pool.parallel_for(n, [&](int tid, int64_t begin, int64_t end) {
+        for (int64_t i = begin; i < end; ++i) seen[size_t(i)]++;
+        std::lock_guard<std::mutex> lock(mu);
+        chunks.emplace_back(begin, end);
+        thread_ids.push_back(tid);
+      });
+      for (int64_t i = 0; i < n; ++i) EXPECT_EQ(seen[size_t(i)].load(), 1) << "index " << i;
+      EXPECT_LE(int64_t(chunks.size()), std::min<int64_t>(n, threads));  // n = 0: never called
+      for (auto [b, e] : chunks) EXPECT_LT(b, e) << "empty chunk";
+      for (int tid : thread_ids) {
+        EXPECT_GE(tid, 0);
+        EXPECT_LT(tid, threads);
+      }
+      std::sort(thread_ids.begin(), thread_ids.end());
+      EXPECT_EQ(std::adjacent_find(thread_ids.begin(), thread_ids.end()), thread_ids.end()) << "a thread ran twice";
+    }
+  }
+}
+
+TEST(ThreadPoolTest, ExceptionsPropagateToTheCaller) {
+  for (int threads : {1, 4}) {
+    ThreadPool pool(threads);
+    for (int64_t bad : {int64_t(0), int64_t(60), int64_t(99)}) {  // chunk 0 runs on the caller
+      SCOPED_TRACE(testing::Message() << threads << " threads, throwing at index " << bad);
+      const std::string msg = testutil::error_of([&] {
+        pool.parallel_for(100, [&](int, int64_t b, int64_t e) {
+          if (b <= bad && bad < e) fail("chunk holding ", bad, " failed");
+        });
+      });
+      EXPECT_EQ(msg, "chunk holding " + std::to_string(bad) + " failed");
+    }
+    // Every chunk throws: exactly one exception arrives, of the thrown type.
+    EXPECT_THROW(pool.parallel_for(100, [](int, int64_t, int64_t) { throw std::out_of_range("all"); }),
+                 std::out_of_range);
+    // A single-item job runs inline and also propagates.
+    EXPECT_THROW(pool.parallel_for(1, [](int, int64_t, int64_t) { throw std::logic_error("one"); }), std::logic_error);
+    // The pool still works afterwards.
+    std::atomic<int64_t> sum{0};
+    pool.parallel_for(1000, [&](int, int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) sum += i;
+    });
+    EXPECT_EQ(sum.load(), 999 * 1000 / 2);
+  }
+}
+
+TEST(ThreadPoolTest, ManySmallJobs) {
+  ThreadPool pool(4);
+  for (int round = 0; round < 500; ++round) {
+    std::atomic<int64_t> count{0};
+    pool.parallel_for(round % 9, [&](int, int64_t b, int64_t e) { count += e - b; });
+    ASSERT_EQ(count.load(), round % 9) << "round " << round;
+  }
+}
+
+}  // namespace
+}  // namespace dsv3
