@@ -127,7 +127,7 @@ TEST_F(CliTest, ClearErrors) {
       {"logits --model " + model() + " --tokens 1", "--out is required"},
       {"make-test-model --preset huge --out " + (dir_ / "h").string(), "unknown preset 'huge'"},
       {"inspect --model " + (dir_ / "nothing").string(), "does not exist"},
-      {"frobnicate", "frobnicate"},
+      {"frobnicate", "subcommand"},
   };
   for (const Case& c : cases) {
     const Result r = sh(c.args);

@@ -28,7 +28,8 @@ struct Reader {
     }
     const json& v = j.at(key);
     if (v.is_number_integer()) return v.get<int64_t>();
-    if (v.is_number_float() && std::floor(v.get<double>()) == v.get<double>()) return int64_t(v.get<double>());
+    if (v.is_number_float() && std::floor(v.get<double>()) == v.get<double>() && std::fabs(v.get<double>()) < 9e15)
+      return int64_t(v.get<double>());
     fail(source, ": key '", key, "' must be an integer, got ", v.dump());
   }
   double number(const char* key, std::optional<double> dflt = std::nullopt) const {

@@ -1,0 +1,18 @@
+// Which instruction set the fast kernels use, chosen once at run time so one binary runs on
+// any x86-64 (and builds elsewhere, where only the portable path exists). DSV3_ISA=scalar|
+// avx2|avx512 in the environment, or set_isa(), forces a choice (tests run every one).
+#pragma once
+
+namespace dsv3::kernels {
+
+enum class Isa { Scalar, Avx2, Avx512 };
+
+//! The best ISA this CPU and build support.
+Isa best_isa();
+//! The ISA in use (DSV3_ISA if set and supported, else best_isa()).
+Isa active_isa();
+//! Forces an ISA; returns false (and changes nothing) if the CPU or build lacks it.
+bool set_isa(Isa isa);
+const char* isa_name(Isa isa);
+
+}  // namespace dsv3::kernels

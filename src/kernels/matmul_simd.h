@@ -1,0 +1,25 @@
+// Entry points of the per-ISA matrix kernels (matmul_avx2.cc, matmul_avx512.cc, compiled
+// with their own target flags from one template, matmul_simd_impl.h).
+#pragma once
+
+#include <cstdint>
+
+#include "kernels/matmul.h"
+
+namespace dsv3::kernels {
+
+struct SimdKernels {
+  void (*rows)(const WeightMatrix& w, int64_t r0, int64_t r1, const float* x, int64_t x_stride, int64_t T, float* y,
+               int64_t y_stride);
+  void (*t_rows)(const WeightMatrix& w, int64_t r0, int64_t r1, const float* x, int64_t x_stride, int64_t T,
+                 float* y, int64_t y_stride);
+  void (*decode_row)(const WeightMatrix& w, int64_t r, float* out);
+  float (*dot)(const float* a, const float* b, int64_t n);
+};
+
+#if defined(DSV3_X86_KERNELS)
+extern const SimdKernels kAvx2Kernels;
+extern const SimdKernels kAvx512Kernels;
+#endif
+
+}  // namespace dsv3::kernels
