@@ -5,6 +5,8 @@
 
 #include "base/error.h"
 #include "base/numeric.h"
+#include "kernels/isa.h"
+#include "kernels/matmul_simd.h"
 #include "threading/pool.h"
 
 namespace dsv3 {
@@ -50,6 +52,18 @@ float* row_buffer(int64_t n) {
   if (int64_t(t_row.size()) < n) t_row.resize(size_t(n));
   return t_row.data();
 }
+
+// The per-ISA kernels for the active ISA, or nullptr for the portable path.
+const SimdKernels* simd() {
+#if defined(DSV3_X86_KERNELS)
+  switch (active_isa()) {
+    case Isa::Avx512: return &kAvx512Kernels;
+    case Isa::Avx2: return &kAvx2Kernels;
+    case Isa::Scalar: return nullptr;
+  }
+#endif
+  return nullptr;
+}
 }  // namespace
 
 float dot_ref(const float* a, const float* b, int64_t n) {
@@ -58,7 +72,11 @@ float dot_ref(const float* a, const float* b, int64_t n) {
   return s;
 }
 
-float dot(const float* a, const float* b, int64_t n) { return reference_kernels() ? dot_ref(a, b, n) : dot_fast(a, b, n); }
+float dot(const float* a, const float* b, int64_t n) {
+  if (reference_kernels()) return dot_ref(a, b, n);
+  if (const SimdKernels* k = simd()) return k->dot(a, b, n);
+  return dot_fast(a, b, n);
+}
 
 void set_reference_kernels(bool on) { g_reference.store(on); }
 bool reference_kernels() { return g_reference.load(); }
@@ -119,6 +137,7 @@ void matmul_t_rows_ref(const WeightMatrix& w, int64_t r0, int64_t r1, const floa
 void matmul_rows(const WeightMatrix& w, int64_t r0, int64_t r1, const float* x, int64_t x_stride,
                  int64_t T, float* y, int64_t y_stride) {
   if (reference_kernels()) return matmul_rows_ref(w, r0, r1, x, x_stride, T, y, y_stride);
+  if (const SimdKernels* k = simd()) return k->rows(w, r0, r1, x, x_stride, T, y, y_stride, row_buffer(kSimdPanelRows * w.cols));
   float* row = row_buffer(w.cols);
   for (int64_t r = r0; r < r1; ++r) {
     decode_row(w, r, row);  // decoded once, reused by every token
@@ -129,6 +148,7 @@ void matmul_rows(const WeightMatrix& w, int64_t r0, int64_t r1, const float* x, 
 void matmul_t_rows(const WeightMatrix& w, int64_t r0, int64_t r1, const float* x, int64_t x_stride,
                    int64_t T, float* y, int64_t y_stride) {
   if (reference_kernels()) return matmul_t_rows_ref(w, r0, r1, x, x_stride, T, y, y_stride);
+  if (const SimdKernels* k = simd()) return k->t_rows(w, r0, r1, x, x_stride, T, y, y_stride, row_buffer(w.cols));
   for (int64_t t = 0; t < T; ++t)
     for (int64_t c = 0; c < w.cols; ++c) y[t * y_stride + c] = 0;
   float* row = row_buffer(w.cols);

@@ -8,11 +8,15 @@
 
 namespace dsv3::kernels {
 
+// Scratch sizes the caller provides: rows needs kSimdPanelRows * w.cols floats, t_rows
+// w.cols floats.
+constexpr int kSimdPanelRows = 4;
+
 struct SimdKernels {
   void (*rows)(const WeightMatrix& w, int64_t r0, int64_t r1, const float* x, int64_t x_stride, int64_t T, float* y,
-               int64_t y_stride);
+               int64_t y_stride, float* scratch);
   void (*t_rows)(const WeightMatrix& w, int64_t r0, int64_t r1, const float* x, int64_t x_stride, int64_t T,
-                 float* y, int64_t y_stride);
+                 float* y, int64_t y_stride, float* scratch);
   void (*decode_row)(const WeightMatrix& w, int64_t r, float* out);
   float (*dot)(const float* a, const float* b, int64_t n);
 };

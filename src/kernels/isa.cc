@@ -1,0 +1,65 @@
+#include "kernels/isa.h"
+
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+
+namespace dsv3::kernels {
+namespace {
+
+bool supported(Isa isa) {
+#if defined(DSV3_X86_KERNELS)
+  __builtin_cpu_init();
+  switch (isa) {
+    case Isa::Scalar: return true;
+    case Isa::Avx2:
+      return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+    case Isa::Avx512:
+      return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+             __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") && supported(Isa::Avx2);
+  }
+  return false;
+#else
+  return isa == Isa::Scalar;
+#endif
+}
+
+Isa initial() {
+  if (const char* env = std::getenv("DSV3_ISA")) {
+    for (Isa i : {Isa::Scalar, Isa::Avx2, Isa::Avx512})
+      if (std::strcmp(env, isa_name(i)) == 0 && supported(i)) return i;
+  }
+  return best_isa();
+}
+
+std::atomic<Isa>& current() {
+  static std::atomic<Isa> isa{initial()};
+  return isa;
+}
+
+}  // namespace
+
+Isa best_isa() {
+  if (supported(Isa::Avx512)) return Isa::Avx512;
+  if (supported(Isa::Avx2)) return Isa::Avx2;
+  return Isa::Scalar;
+}
+
+Isa active_isa() { return current().load(std::memory_order_relaxed); }
+
+bool set_isa(Isa isa) {
+  if (!supported(isa)) return false;
+  current().store(isa);
+  return true;
+}
+
+const char* isa_name(Isa isa) {
+  switch (isa) {
+    case Isa::Scalar: return "scalar";
+    case Isa::Avx2: return "avx2";
+    case Isa::Avx512: return "avx512";
+  }
+  return "?";
+}
+
+}  // namespace dsv3::kernels

@@ -1,0 +1,47 @@
+// AVX2 + FMA + F16C instantiation of the fast kernels. Built with its own target flags;
+// only called after a CPUID check (kernels/isa.cc).
+#if defined(__x86_64__) || defined(_M_X64)
+#include <immintrin.h>
+
+#include <cstdint>
+
+namespace dsv3::kernels::avx2 {
+struct V {
+  using F = __m256;
+  static constexpr int N = 8;
+  static constexpr int kTok = 2;  // 4 rows x 2 tokens = 8 accumulators of 16 registers
+  static F zero() { return _mm256_setzero_ps(); }
+  static F set1(float v) { return _mm256_set1_ps(v); }
+  static F load(const float* p) { return _mm256_loadu_ps(p); }
+  static void store(float* p, F v) { _mm256_storeu_ps(p, v); }
+  static F add(F a, F b) { return _mm256_add_ps(a, b); }
+  static F mul(F a, F b) { return _mm256_mul_ps(a, b); }
+  static F fma(F a, F b, F c) { return _mm256_fmadd_ps(a, b, c); }
+  static float sum(F v) {
+    const __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    const __m128 h = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    return _mm_cvtss_f32(_mm_add_ss(h, _mm_movehdup_ps(h)));
+  }
+  static F load_bf16(const uint16_t* p) {
+    const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+  }
+  static F load_f16(const uint16_t* p) { return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
+  // See the AVX-512 version: the f16 value is the e4m3 value times 2^-8.
+  static F load_e4m3(const uint8_t* p) {
+    const __m128i b = _mm_cvtepu8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
+    const __m128i sign = _mm_slli_epi16(_mm_and_si128(b, _mm_set1_epi16(0x80)), 8);
+    const __m128i mag = _mm_slli_epi16(_mm_and_si128(b, _mm_set1_epi16(0x7f)), 7);
+    return _mm256_cvtph_ps(_mm_or_si128(sign, mag));
+  }
+};
+}  // namespace dsv3::kernels::avx2
+
+#define DSV3_SIMD_NS avx2
+#include "kernels/matmul_simd.h"
+#include "kernels/matmul_simd_impl.h"
+
+namespace dsv3::kernels {
+const SimdKernels kAvx2Kernels = {avx2::rows, avx2::t_rows, avx2::decode_row_simd, avx2::dot};
+}
+#endif

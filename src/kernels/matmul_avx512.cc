@@ -1,0 +1,44 @@
+// AVX-512 (F, BW, VL) + F16C instantiation of the fast kernels. Built with its own target
+// flags; only called after a CPUID check (kernels/isa.cc).
+#if defined(__x86_64__) || defined(_M_X64)
+#include <immintrin.h>
+
+#include <cstdint>
+
+namespace dsv3::kernels::avx512 {
+struct V {
+  using F = __m512;
+  static constexpr int N = 16;
+  static constexpr int kTok = 6;  // 4 rows x 6 tokens = 24 accumulators of 32 registers
+  static F zero() { return _mm512_setzero_ps(); }
+  static F set1(float v) { return _mm512_set1_ps(v); }
+  static F load(const float* p) { return _mm512_loadu_ps(p); }
+  static void store(float* p, F v) { _mm512_storeu_ps(p, v); }
+  static F add(F a, F b) { return _mm512_add_ps(a, b); }
+  static F mul(F a, F b) { return _mm512_mul_ps(a, b); }
+  static F fma(F a, F b, F c) { return _mm512_fmadd_ps(a, b, c); }
+  static float sum(F v) { return _mm512_reduce_add_ps(v); }
+  static F load_bf16(const uint16_t* p) {
+    const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+  }
+  static F load_f16(const uint16_t* p) { return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))); }
+  // e4m3 sign|exp|mant placed into an f16's sign|low exp bits|high mant bits: the f16 value
+  // is the e4m3 value times 2^-8 (normals and subnormals alike; e4m3 has no inf, NaN unused).
+  static F load_e4m3(const uint8_t* p) {
+    const __m256i b = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+    const __m256i sign = _mm256_slli_epi16(_mm256_and_si256(b, _mm256_set1_epi16(0x80)), 8);
+    const __m256i mag = _mm256_slli_epi16(_mm256_and_si256(b, _mm256_set1_epi16(0x7f)), 7);
+    return _mm512_cvtph_ps(_mm256_or_si256(sign, mag));
+  }
+};
+}  // namespace dsv3::kernels::avx512
+
+#define DSV3_SIMD_NS avx512
+#include "kernels/matmul_simd.h"
+#include "kernels/matmul_simd_impl.h"
+
+namespace dsv3::kernels {
+const SimdKernels kAvx512Kernels = {avx512::rows, avx512::t_rows, avx512::decode_row_simd, avx512::dot};
+}
+#endif
