@@ -4,8 +4,20 @@
 #include <cstdlib>
 #include <cstring>
 
+#if defined(DSV3_X86_KERNELS)
+#include <cpuid.h>
+#endif
+
 namespace dsv3::kernels {
 namespace {
+
+#if defined(DSV3_X86_KERNELS)
+// F16C is not among the names every compiler's __builtin_cpu_supports knows: ask CPUID.
+bool has_f16c() {
+  unsigned a = 0, b = 0, c = 0, d = 0;
+  return __get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C);
+}
+#endif
 
 bool supported(Isa isa) {
 #if defined(DSV3_X86_KERNELS)
@@ -13,7 +25,7 @@ bool supported(Isa isa) {
   switch (isa) {
     case Isa::Scalar: return true;
     case Isa::Avx2:
-      return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+      return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && has_f16c();
     case Isa::Avx512:
       return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
              __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") && supported(Isa::Avx2);
