@@ -8,5 +8,9 @@ namespace dsv3::app {
 void add_make_test_model(CLI::App& app);
 void add_logits(CLI::App& app);
 void add_inspect(CLI::App& app);
+void add_bench(CLI::App& app);
+void add_tokenize(CLI::App& app);
+void add_detokenize(CLI::App& app);
+void add_render_chat(CLI::App& app);
 
 }  // namespace dsv3::app

@@ -15,6 +15,10 @@ int main(int argc, char** argv) {
   dsv3::app::add_make_test_model(app);
   dsv3::app::add_logits(app);
   dsv3::app::add_inspect(app);
+  dsv3::app::add_bench(app);
+  dsv3::app::add_tokenize(app);
+  dsv3::app::add_detokenize(app);
+  dsv3::app::add_render_chat(app);
   app.parse_complete_callback([&] { dsv3::ThreadPool::set_default_threads(threads); });
   try {
     app.parse(argc, argv);

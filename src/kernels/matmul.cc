@@ -1,6 +1,8 @@
 #include "kernels/matmul.h"
 
 #include <atomic>
+#include <chrono>
+#include <cmath>
 #include <vector>
 
 #include "base/error.h"
@@ -33,6 +35,13 @@ float WeightMatrix::at(int64_t r, int64_t c) const {
 namespace kernels {
 namespace {
 std::atomic<bool> g_reference{false};
+std::atomic<uint64_t> g_weight_bytes{0};
+
+void count_rows(const WeightMatrix& w, int64_t r0, int64_t r1) {
+  uint64_t b = uint64_t(r1 - r0) * uint64_t(w.cols) * dtype_size(w.dtype);
+  if (w.scale) b += uint64_t((r1 - r0 + w.block_rows - 1) / w.block_rows) * uint64_t(w.scale_cols) * 4;
+  g_weight_bytes.fetch_add(b, std::memory_order_relaxed);
+}
 
 // Dot product with eight independent accumulators: the compiler vectorises it without
 // -ffast-math, and the summation order is fixed (independent of T and of threading), so
@@ -116,6 +125,7 @@ void decode_row(const WeightMatrix& w, int64_t r, float* out) {
 
 void matmul_rows_ref(const WeightMatrix& w, int64_t r0, int64_t r1, const float* x, int64_t x_stride,
                      int64_t T, float* y, int64_t y_stride) {
+  count_rows(w, r0, r1);
   for (int64_t t = 0; t < T; ++t)
     for (int64_t r = r0; r < r1; ++r) {
       float s = 0;
@@ -126,6 +136,7 @@ void matmul_rows_ref(const WeightMatrix& w, int64_t r0, int64_t r1, const float*
 
 void matmul_t_rows_ref(const WeightMatrix& w, int64_t r0, int64_t r1, const float* x, int64_t x_stride,
                        int64_t T, float* y, int64_t y_stride) {
+  count_rows(w, r0, r1);
   for (int64_t t = 0; t < T; ++t)
     for (int64_t c = 0; c < w.cols; ++c) {
       float s = 0;
@@ -137,6 +148,7 @@ void matmul_t_rows_ref(const WeightMatrix& w, int64_t r0, int64_t r1, const floa
 void matmul_rows(const WeightMatrix& w, int64_t r0, int64_t r1, const float* x, int64_t x_stride,
                  int64_t T, float* y, int64_t y_stride) {
   if (reference_kernels()) return matmul_rows_ref(w, r0, r1, x, x_stride, T, y, y_stride);
+  count_rows(w, r0, r1);
   if (const SimdKernels* k = simd()) return k->rows(w, r0, r1, x, x_stride, T, y, y_stride, row_buffer(kSimdPanelRows * w.cols));
   float* row = row_buffer(w.cols);
   for (int64_t r = r0; r < r1; ++r) {
@@ -148,6 +160,7 @@ void matmul_rows(const WeightMatrix& w, int64_t r0, int64_t r1, const float* x, 
 void matmul_t_rows(const WeightMatrix& w, int64_t r0, int64_t r1, const float* x, int64_t x_stride,
                    int64_t T, float* y, int64_t y_stride) {
   if (reference_kernels()) return matmul_t_rows_ref(w, r0, r1, x, x_stride, T, y, y_stride);
+  count_rows(w, r0, r1);
   if (const SimdKernels* k = simd()) return k->t_rows(w, r0, r1, x, x_stride, T, y, y_stride, row_buffer(w.cols));
   for (int64_t t = 0; t < T; ++t)
     for (int64_t c = 0; c < w.cols; ++c) y[t * y_stride + c] = 0;
@@ -159,6 +172,30 @@ void matmul_t_rows(const WeightMatrix& w, int64_t r0, int64_t r1, const float* x
       float* yt = y + t * y_stride;
       for (int64_t c = 0; c < w.cols; ++c) yt[c] += a * row[c];
     }
+  }
+}
+
+uint64_t weight_bytes_read() { return g_weight_bytes.load(std::memory_order_relaxed); }
+
+double probe_peak_gflops(double seconds) {
+  const SimdKernels* k = simd();
+  const int lanes = k ? k->lanes : 1;
+  volatile float sink = 0;
+  int64_t iters = 1 << 16;
+  for (;;) {
+    const auto t0 = std::chrono::steady_clock::now();
+    if (k) {
+      sink = sink + k->fma_probe(iters);
+    } else {
+      float a[12];
+      for (int i = 0; i < 12; ++i) a[i] = float(i);
+      for (int64_t it = 0; it < iters; ++it)
+        for (int i = 0; i < 12; ++i) a[i] = std::fma(a[i], 0.999999f, 1e-7f);
+      for (int i = 0; i < 12; ++i) sink = sink + a[i];
+    }
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (s >= seconds) return double(iters) * 12.0 * lanes * 2.0 / s / 1e9;
+    iters *= 2;
   }
 }
 

@@ -56,6 +56,13 @@ float dot_ref(const float* a, const float* b, int64_t n);
 //! y[T, rows] = x[T, cols] * w^T, split over the global thread pool by rows.
 void matmul(const WeightMatrix& w, const float* x, int64_t T, float* y);
 
+//! Weight bytes the fast and reference products have read since the start (all threads),
+//! for the bench's bytes-per-token figure.
+uint64_t weight_bytes_read();
+
+//! Measures this thread's peak fp32 FMA rate with the active ISA, in GFLOP/s.
+double probe_peak_gflops(double seconds);
+
 // Scalar twins.
 void matmul_rows_ref(const WeightMatrix& w, int64_t r0, int64_t r1, const float* x, int64_t x_stride,
                      int64_t T, float* y, int64_t y_stride);

@@ -1,0 +1,194 @@
+// `dsv3 bench`: prefill and decode speed against this machine's own limits, measured in the
+// same run: read bandwidth (decode is bandwidth-bound) and fp32 FMA peak (prefill is
+// compute-bound).
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "apps/commands.h"
+#include "base/rng.h"
+#include "kernels/isa.h"
+#include "kernels/matmul.h"
+#include "model/model.h"
+#include "threading/pool.h"
+
+namespace dsv3::app {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0 : v.size() % 2 ? v[v.size() / 2] : 0.5 * (v[v.size() / 2 - 1] + v[v.size() / 2]);
+}
+
+struct BenchFlags {
+  std::string model;
+  int64_t prompt_tokens = 512, gen_tokens = 32, context = 0;
+  int reps = 3;
+  bool json = false;
+};
+
+// Multiply-adds per token of every matrix product, plus attention over `ctx` positions.
+double macs_per_token(const ModelConfig& c, double ctx) {
+  const double D = double(c.hidden_size), H = double(c.num_attention_heads), R = double(c.kv_lora_rank);
+  const double qk = double(c.qk_head_dim()), v = double(c.v_head_dim), nope = double(c.qk_nope_head_dim);
+  double attn = c.q_lora_rank ? D * double(c.q_lora_rank) + double(c.q_lora_rank) * H * qk : D * H * qk;
+  attn += D * double(c.latent_dim()) + H * (nope + v) * R + H * v * D + ctx * H * (qk + v);
+  double total = 0;
+  for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
+    total += attn;
+    if (c.is_moe_layer(i))
+      total += D * double(c.n_routed_experts) +
+               3 * D * double(c.moe_intermediate_size) * double(c.num_experts_per_tok + c.n_shared_experts);
+    else
+      total += 3 * D * double(c.intermediate_size);
+  }
+  return total + double(c.vocab_size) * D;
+}
+
+// Best-of-3 read bandwidth over a 1 GiB buffer, all threads.
+double probe_read_gb_per_s() {
+  const size_t n = size_t(1) << 28;
+  std::vector<float> buf(n, 1.0f);
+  ThreadPool& pool = ThreadPool::global();
+  double best = 0;
+  for (int rep = 0; rep < 3; ++rep) {
+    std::vector<float> part(size_t(pool.size()), 0.0f);
+    const auto t0 = Clock::now();
+    pool.parallel_for(int64_t(n), [&](int th, int64_t a, int64_t b) {
+      part[size_t(th)] = kernels::dot(buf.data() + a, buf.data() + a, b - a);
+    });
+    best = std::max(best, double(n) * 4 / since(t0) / 1e9);
+  }
+  return best;
+}
+
+double probe_peak_gflops_all() {
+  ThreadPool& pool = ThreadPool::global();
+  std::vector<double> g(size_t(pool.size()), 0.0);
+  pool.parallel_for(pool.size(), [&](int th, int64_t, int64_t) { g[size_t(th)] = kernels::probe_peak_gflops(0.3); });
+  double s = 0;
+  for (double v : g) s += v;
+  return s;
+}
+
+void run(const BenchFlags& f) {
+  const auto t_load = Clock::now();
+  Model model = Model::load(f.model, LoadOptions{false});
+  // Touch every weight page so page faults are not timed as compute.
+  volatile uint8_t sink = 0;
+  for (const SafetensorsFile& file : model.weights().checkpoint->files())
+    for (const TensorInfo& t : file.tensors())
+      for (uint64_t o = 0; o < t.nbytes(); o += 4096) sink = sink + file.data(t)[o];
+  const double load_s = since(t_load);
+  const ModelConfig& c = model.config();
+  const int64_t V = c.vocab_size;
+
+  const double read_gbs = probe_read_gb_per_s();
+  const double peak_gflops = probe_peak_gflops_all();
+
+  Rng rng(1234);
+  auto random_tokens = [&](int64_t n) {
+    std::vector<int32_t> t(static_cast<size_t>(n));
+    for (int32_t& v : t) v = int32_t(rng.next() % uint64_t(V));
+    return t;
+  };
+  const int64_t cap = f.context + f.prompt_tokens + f.gen_tokens + 1;
+  std::vector<double> prefill_tps, decode_tps, decode_bytes;
+  std::vector<float> logits(size_t(std::max<int64_t>(f.prompt_tokens, 1) * V));
+  for (int rep = 0; rep < f.reps; ++rep) {
+    KvCache cache = model.new_cache(cap);
+    if (f.context > 0) {  // a long context of synthetic latents: only attention cost matters
+      for (int64_t l = 0; l < c.num_hidden_layers; ++l)
+        for (int64_t p = 0; p < f.context; ++p)
+          for (int64_t i = 0; i < c.latent_dim(); ++i) cache.at(l, p)[i] = rng.symmetric(1.0f);
+      cache.set_size(f.context);
+    }
+    const std::vector<int32_t> prompt = random_tokens(f.prompt_tokens);
+    if (f.prompt_tokens > 0) {
+      const auto t0 = Clock::now();
+      model.forward(prompt.data(), f.prompt_tokens, cache, logits.data(), nullptr, {}, /*last_only=*/true);
+      prefill_tps.push_back(double(f.prompt_tokens) / since(t0));
+    }
+    int32_t next = prompt.empty() ? 0 : prompt.back();
+    const uint64_t b0 = kernels::weight_bytes_read();
+    const auto t0 = Clock::now();
+    for (int64_t i = 0; i < f.gen_tokens; ++i) {
+      model.forward(&next, 1, cache, logits.data());
+      next = int32_t(std::max_element(logits.begin(), logits.begin() + V) - logits.begin());
+    }
+    if (f.gen_tokens > 0) {
+      decode_tps.push_back(double(f.gen_tokens) / since(t0));
+      decode_bytes.push_back(double(kernels::weight_bytes_read() - b0) / double(f.gen_tokens));
+    }
+  }
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  const double ptps = median(prefill_tps), dtps = median(decode_tps), dbytes = median(decode_bytes);
+  const double prefill_gflops = ptps * 2 * macs_per_token(c, double(f.context) + double(f.prompt_tokens) / 2) / 1e9;
+  const double decode_gbs = dtps * dbytes / 1e9;
+  nlohmann::json j = {
+      {"model", f.model},
+      {"isa", kernels::isa_name(kernels::active_isa())},
+      {"threads", ThreadPool::global().size()},
+      {"prompt_tokens", f.prompt_tokens},
+      {"gen_tokens", f.gen_tokens},
+      {"context", f.context},
+      {"repetitions", f.reps},
+      {"prefill_tokens_per_s", ptps},
+      {"prefill_gflops", prefill_gflops},
+      {"decode_tokens_per_s", dtps},
+      {"decode_bytes_per_token", dbytes},
+      {"decode_gb_per_s", decode_gbs},
+      {"machine_read_gb_per_s", read_gbs},
+      {"decode_roofline_fraction", read_gbs > 0 ? decode_gbs / read_gbs : 0},
+      {"machine_peak_gflops", peak_gflops},
+      {"prefill_peak_fraction", peak_gflops > 0 ? prefill_gflops / peak_gflops : 0},
+      {"peak_rss_bytes", int64_t(ru.ru_maxrss) * 1024},
+      {"load_seconds", load_s},
+  };
+  if (f.json) {
+    std::printf("%s\n", j.dump(2).c_str());
+    return;
+  }
+  std::printf("model      %s (%s kernels, %d threads)\n", f.model.c_str(), kernels::isa_name(kernels::active_isa()),
+              ThreadPool::global().size());
+  std::printf("machine    read %.1f GB/s, fp32 FMA peak %.1f GFLOP/s\n", read_gbs, peak_gflops);
+  std::printf("load       %.2f s, peak RSS %.2f GB\n", load_s, double(ru.ru_maxrss) / 1e6 * 1.024);
+  if (f.prompt_tokens > 0)
+    std::printf("prefill    %lld tokens: %.1f tokens/s, %.1f GFLOP/s = %.0f%% of peak (median of %d)\n",
+                (long long)f.prompt_tokens, ptps, prefill_gflops, 100 * prefill_gflops / peak_gflops, f.reps);
+  if (f.gen_tokens > 0)
+    std::printf("decode     %.2f tokens/s at context %lld, %.1f MB weights/token, %.1f GB/s = %.0f%% of read "
+                "bandwidth (median of %d)\n",
+                dtps, (long long)(f.context + f.prompt_tokens), dbytes / 1e6, decode_gbs, 100 * decode_gbs / read_gbs,
+                f.reps);
+}
+
+}  // namespace
+
+void add_bench(CLI::App& app) {
+  auto f = std::make_shared<BenchFlags>();
+  CLI::App* cmd = app.add_subcommand("bench", "measure prefill and decode speed against this machine's limits");
+  cmd->add_option("--model", f->model, "model folder")->required();
+  cmd->add_option("--prompt-tokens", f->prompt_tokens, "tokens per timed prefill")->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  cmd->add_option("--gen-tokens", f->gen_tokens, "tokens per timed decode")->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  cmd->add_option("--context", f->context, "cached positions before the prompt (synthetic latents)")
+      ->check(CLI::NonNegativeNumber)->capture_default_str();
+  cmd->add_option("--reps", f->reps, "repetitions; medians are reported")->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  cmd->add_flag("--json", f->json, "print one JSON object");
+  cmd->callback([f] { run(*f); });
+}
+
+}  // namespace dsv3::app
