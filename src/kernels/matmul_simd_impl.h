@@ -109,10 +109,75 @@ inline void token_tiles(const float* panel, int64_t K, const float* x, int64_t x
   }
 }
 
+// Loads weight row r's vector at column k as fp32, exactly as decode_row_simd would have
+// stored it (so the fused and the panel paths compute bit-identical results).
+inline typename V::F load_weights(const WeightMatrix& w, const void* row, int64_t k, typename V::F scale) {
+  switch (w.dtype) {
+    case DType::BF16: return V::load_bf16(static_cast<const uint16_t*>(row) + k);
+    case DType::F16: return V::load_f16(static_cast<const uint16_t*>(row) + k);
+    case DType::F8_E4M3: return V::mul(V::load_e4m3(static_cast<const uint8_t*>(row) + k), scale);
+    default: return V::load(static_cast<const float*>(row) + k);
+  }
+}
+
+// The same micro-kernel reading the stored weights directly: for a handful of tokens
+// (decode) the panel's store and reload would only add memory traffic.
+template <int R, int TT>
+inline void micro_kernel_direct(const WeightMatrix& w, int64_t r, const float* x, int64_t x_stride, float* y,
+                                int64_t y_stride) {
+  constexpr int N = V::N;
+  const int64_t K = w.cols;
+  const size_t esz = w.dtype == DType::F32 ? 4 : w.dtype == DType::F8_E4M3 ? 1 : 2;
+  const uint8_t* rows[R];
+  const float* srow[R];
+  for (int i = 0; i < R; ++i) {
+    rows[i] = static_cast<const uint8_t*>(w.data) + size_t(r + i) * size_t(K) * esz;
+    srow[i] = w.scale ? w.scale + ((r + i) / w.block_rows) * w.scale_cols : nullptr;
+  }
+  typename V::F acc[R][TT];
+  for (int i = 0; i < R; ++i)
+    for (int t = 0; t < TT; ++t) acc[i][t] = V::zero();
+  const int64_t kv = K / N * N;
+  const int64_t step = w.scale ? w.block_cols : kv;  // FP8: one scale per block of columns
+  for (int64_t k0 = 0; k0 < kv; k0 += step) {
+    const int64_t k1 = k0 + step < kv ? k0 + step : kv;
+    typename V::F sc[R];
+    for (int i = 0; i < R; ++i) sc[i] = V::set1(srow[i] ? srow[i][k0 / w.block_cols] * 256.0f : 1.0f);
+    for (int64_t k = k0; k < k1; k += N) {
+      typename V::F wv[R];
+      for (int i = 0; i < R; ++i) wv[i] = load_weights(w, rows[i], k, sc[i]);
+      for (int t = 0; t < TT; ++t) {
+        const typename V::F xv = V::load(x + t * x_stride + k);
+        for (int i = 0; i < R; ++i) acc[i][t] = V::fma(wv[i], xv, acc[i][t]);
+      }
+    }
+  }
+  for (int i = 0; i < R; ++i)
+    for (int t = 0; t < TT; ++t) {
+      float s = V::sum(acc[i][t]);
+      for (int64_t k = kv; k < K; ++k) s += w.at(r + i, k) * x[t * x_stride + k];
+      y[t * y_stride + i] = s;
+    }
+}
+
+template <int TT>
+inline void rows_direct(const WeightMatrix& w, int64_t r0, int64_t r1, const float* x, int64_t x_stride, float* y,
+                        int64_t y_stride) {
+  int64_t r = r0;
+  for (; r + kRows <= r1; r += kRows) micro_kernel_direct<kRows, TT>(w, r, x, x_stride, y + (r - r0), y_stride);
+  for (; r < r1; ++r) micro_kernel_direct<1, TT>(w, r, x, x_stride, y + (r - r0), y_stride);
+}
+
 // panel: scratch of kRows * w.cols floats.
 inline void rows(const WeightMatrix& w, int64_t r0, int64_t r1, const float* x, int64_t x_stride, int64_t T, float* y,
                  int64_t y_stride, float* panel) {
   const int64_t K = w.cols;
+  const bool direct_ok = w.dtype == DType::F32 || w.dtype == DType::BF16 || w.dtype == DType::F16 ||
+                         (w.dtype == DType::F8_E4M3 && w.block_cols % V::N == 0);
+  if (direct_ok && T <= 2) {
+    if (T == 1) return rows_direct<1>(w, r0, r1, x, x_stride, y, y_stride);
+    return rows_direct<2>(w, r0, r1, x, x_stride, y, y_stride);
+  }
   // With many tokens, passes over chunks of kTokChunk keep their activations in cache;
   // the weight tile is decoded once per chunk.
   for (int64_t tc = 0; tc < T; tc += kTokChunk) {
