@@ -87,6 +87,12 @@ float dot(const float* a, const float* b, int64_t n) {
   return dot_fast(a, b, n);
 }
 
+void axpy(float a, const float* x, float* y, int64_t n) {
+  if (!reference_kernels())
+    if (const SimdKernels* k = simd()) return k->axpy(a, x, y, n);
+  for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
+}
+
 void set_reference_kernels(bool on) { g_reference.store(on); }
 bool reference_kernels() { return g_reference.load(); }
 

@@ -52,6 +52,8 @@ void matmul_t_rows(const WeightMatrix& w, int64_t r0, int64_t r1, const float* x
 //! many tokens or threads a call had).
 float dot(const float* a, const float* b, int64_t n);
 float dot_ref(const float* a, const float* b, int64_t n);
+//! y += a * x over n floats.
+void axpy(float a, const float* x, float* y, int64_t n);
 
 //! y[T, rows] = x[T, cols] * w^T, split over the global thread pool by rows.
 void matmul(const WeightMatrix& w, const float* x, int64_t T, float* y);

@@ -19,6 +19,7 @@ struct SimdKernels {
                  float* y, int64_t y_stride, float* scratch);
   void (*decode_row)(const WeightMatrix& w, int64_t r, float* out);
   float (*dot)(const float* a, const float* b, int64_t n);
+  void (*axpy)(float a, const float* x, float* y, int64_t n);
   float (*fma_probe)(int64_t iters);  // 12 chains of N-wide FMAs per iteration
   int lanes;                          // N
 };

@@ -230,6 +230,14 @@ inline float dot(const float* a, const float* b, int64_t n) {
   return s;
 }
 
+inline void axpy(float a, const float* x, float* y, int64_t n) {
+  constexpr int N = V::N;
+  const typename V::F av = V::set1(a);
+  int64_t i = 0;
+  for (; i + N <= n; i += N) V::store(y + i, V::fma(av, V::load(x + i), V::load(y + i)));
+  for (; i < n; ++i) y[i] += a * x[i];
+}
+
 // Peak FMA probe: 12 independent chains hide the FMA latency; returns a value that depends
 // on every chain so nothing is optimised away. FLOPs = iters * 12 * N * 2.
 inline float fma_probe(int64_t iters) {
