@@ -281,6 +281,10 @@ ModelConfig test_model_config(const std::string& preset) {
 uint64_t make_test_model(const TestModelOptions& o) {
   namespace fs = std::filesystem;
   ModelConfig c = test_model_config(o.preset);
+  if (o.vocab_size > 0) c.vocab_size = o.vocab_size;
+  if (o.bos_token_id >= 0) c.bos_token_id = o.bos_token_id;
+  if (o.eos_token_id >= 0) c.eos_token_ids = {o.eos_token_id};
+  c.validate("preset " + o.preset);
   const bool fp8 = o.dtype == "fp8";
   if (!fp8 && o.dtype != "bf16" && o.dtype != "f32") fail("--dtype must be fp8, bf16 or f32, got '", o.dtype, "'");
   if (o.shards < 1) fail("--shards must be at least 1");

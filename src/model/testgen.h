@@ -19,6 +19,9 @@ struct TestModelOptions {
   int shards = 1;
   std::string out;
   bool progress = false;       // progress bar on stderr
+  // Overrides for a model that carries a real tokenizer (0 / -1: the preset's own).
+  int64_t vocab_size = 0;
+  int64_t bos_token_id = -1, eos_token_id = -1;
 };
 
 //! The preset names with one-line descriptions.

@@ -1,8 +1,9 @@
 // A PCRE2 regex (UTF + UCP, JIT-compiled) with the semantics Hugging Face tokenizers gets from
-// Oniguruma for pre-tokenizer patterns. The one known difference is `\s`: with UCP, PCRE2's `\s`
-// also matches U+180E (MONGOLIAN VOWEL SEPARATOR, a space in Unicode < 6.3), while Oniguruma's
-// `\s` is exactly Unicode White_Space. The constructor therefore rewrites `\s` / `\S` into
-// explicit White_Space classes before compiling.
+// Oniguruma for pre-tokenizer patterns. Two differences are rewritten away before compiling:
+// `\s` (PCRE2's also matches U+180E; Oniguruma's is exactly Unicode White_Space, so it becomes
+// an explicit White_Space class), and the Unicode version (PCRE2 10.42 has Unicode 14 tables,
+// Oniguruma 16: \p{L}, \p{M}, \p{N}, \p{P}, \p{S} get the code points assigned since, see
+// unicode_delta.h).
 #pragma once
 
 #include <cstddef>
@@ -12,10 +13,11 @@
 
 namespace dsv3::tok {
 
-//! `\s` and `\S` in `pattern` replaced by explicit Unicode White_Space classes (inside a
-//! character class `\s` becomes the bare ranges; `\S` inside a class is rejected with an error,
-//! as it has no class-internal spelling). Exposed for tests.
-std::string rewrite_whitespace_classes(const std::string& pattern);
+//! `pattern` as PCRE2 must see it: `\s` / `\S` as explicit White_Space classes, and the major
+//! categories \p{L} \p{M} \p{N} \p{P} \p{S} (and \P{..}) widened by unicode_delta.h. Inside a
+//! character class the additions are spliced in; a negated form inside a class has no
+//! class-internal spelling and is rejected with an error. Exposed for tests.
+std::string rewrite_for_pcre2(const std::string& pattern);
 
 class Regex {
  public:
@@ -24,14 +26,20 @@ class Regex {
   explicit Regex(const std::string& pattern, bool literal = false);
 
   //! Calls on_match(start, end) (byte offsets into s) for each successive non-overlapping match,
-  //! leftmost first, as Oniguruma's find_iter does (an empty match advances by one character).
+  //! leftmost first, exactly as the onig crate's find_iter (which Hugging Face uses) reports them.
   //! s must be valid UTF-8 (it is not re-checked). Thread-safe: per-thread match state.
   template <typename F>
   void for_each_match(std::string_view s, F&& on_match) const {
-    size_t pos = 0, start = 0, end = 0;
-    while (pos <= s.size() && next(s, pos, start, end)) {
+    // Mirrors the onig crate's FindMatches: an empty match right where the previous match
+    // ended is rejected and the search moves on by one character.
+    size_t last_end = 0, start = 0, end = 0, last_match_end = size_t(-1);
+    while (last_end <= s.size() && next(s, last_end, start, end)) {
+      if (start == end && end == last_match_end) {
+        last_end += char_len(s, last_end);
+        continue;
+      }
+      last_end = last_match_end = end;
       on_match(start, end);
-      pos = end > start ? end : end + char_len(s, end);
     }
   }
 

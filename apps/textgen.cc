@@ -1,0 +1,88 @@
+#include "apps/textgen.h"
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+
+#include "base/error.h"
+
+namespace dsv3::app {
+namespace {
+
+// Reads one byte per page of every tensor, so later reads hit the page cache.
+void prefault(const Checkpoint& ck) {
+  const uint64_t total = ck.total_bytes();
+  const bool tty = isatty(STDERR_FILENO);
+  uint64_t done = 0;
+  int last = -1;
+  volatile uint8_t sink = 0;
+  for (const SafetensorsFile& f : ck.files()) {
+    for (const TensorInfo& t : f.tensors()) {
+      const uint8_t* p = f.data(t);
+      for (uint64_t o = 0; o < t.nbytes(); o += 4096) sink = sink + p[o];
+      done += t.nbytes();
+      const int pct = total ? int(100 * done / total) : 100;
+      if (tty && pct != last) {
+        last = pct;
+        std::fprintf(stderr, "\rloading  [%-30.*s] %3d%%  %.2f / %.2f GB", pct * 30 / 100,
+                     "##############################", pct, double(done) / 1e9, double(total) / 1e9);
+      }
+    }
+  }
+  if (tty) std::fprintf(stderr, "\r%78s\r", "");
+}
+
+}  // namespace
+
+TextModel load_text_model(const std::string& dir, bool need_template) {
+  namespace fs = std::filesystem;
+  TextModel tm;
+  tm.model = std::make_unique<Model>(Model::load(dir, LoadOptions{false}));
+  if (!fs::exists(fs::path(dir) / "tokenizer.json"))
+    fail(dir, " has no tokenizer.json (a generated model gets one with `dsv3 make-test-model --tokenizer PATH`)");
+  tm.tokenizer = std::make_unique<Tokenizer>(Tokenizer::load(dir));
+  if (!tm.tokenizer->chat_template().empty())
+    tm.chat_template = ChatTemplate::parse(tm.tokenizer->chat_template(), dir + "/tokenizer_config.json:chat_template");
+  else if (need_template)
+    fail(dir, "/tokenizer_config.json has no chat_template; use generate without --chat");
+  prefault(*tm.model->weights().checkpoint);
+  return tm;
+}
+
+void add_generation_flags(CLI::App* cmd, GenerateOptions& o) {
+  SamplingParams& s = o.sampling;
+  cmd->add_option("--max-tokens,-n", o.max_tokens, "most tokens to generate")->capture_default_str();
+  cmd->add_option("--temperature", s.temperature, "0 for greedy")->capture_default_str();
+  cmd->add_option("--top-k", s.top_k, "keep the k most likely tokens (0: off)")->capture_default_str();
+  cmd->add_option("--top-p", s.top_p, "nucleus sampling mass (1: off)")->capture_default_str();
+  cmd->add_option("--min-p", s.min_p, "drop tokens below min-p times the best one's probability")->capture_default_str();
+  cmd->add_option("--repetition-penalty", s.repetition_penalty, "HF-style penalty over prompt and output")
+      ->capture_default_str();
+  cmd->add_option("--presence-penalty", s.presence_penalty, "OpenAI-style, over the output")->capture_default_str();
+  cmd->add_option("--frequency-penalty", s.frequency_penalty, "OpenAI-style, over the output")->capture_default_str();
+  cmd->add_option_function<uint64_t>("--seed", [&s](uint64_t v) { s.seed = v; }, "random seed (default: clock)");
+  cmd->add_option("--stop", o.stop, "stop string (repeatable); not shown");
+  cmd->add_flag("--ignore-eos", o.ignore_eos, "keep generating past the end-of-sequence token");
+}
+
+std::vector<int32_t> chat_prompt(const TextModel& tm, const nlohmann::json& messages) {
+  nlohmann::json ctx = {{"messages", messages},
+                        {"add_generation_prompt", true},
+                        {"bos_token", tm.tokenizer->bos_token()},
+                        {"eos_token", tm.tokenizer->eos_token()}};
+  return tm.tokenizer->encode(tm.chat_template->render(ctx), /*add_bos=*/false);
+}
+
+std::string stats_line(const GenerateResult& r) {
+  const int64_t computed = r.prompt_tokens - r.reused_tokens;
+  const int64_t out = int64_t(r.tokens.size());
+  char buf[256];
+  std::snprintf(buf, sizeof buf, "prompt %lld tok (%lld cached) %.1f tok/s | output %lld tok %.1f tok/s | %s",
+                (long long)r.prompt_tokens, (long long)r.reused_tokens,
+                r.prefill_seconds > 0 ? double(computed) / r.prefill_seconds : 0.0, (long long)out,
+                r.decode_seconds > 0 ? double(out) / r.decode_seconds : 0.0, r.finish_reason.c_str());
+  return buf;
+}
+
+}  // namespace dsv3::app
