@@ -13,27 +13,15 @@
 #include <nlohmann/json.hpp>
 
 #include "io/safetensors.h"
+#include "test_util.h"
 
 namespace dsv3 {
 namespace {
 
 namespace fs = std::filesystem;
 
-struct Result {
-  int code;
-  std::string out;  // stdout and stderr together
-};
-
-Result sh(const std::string& args) {
-  const std::string cmd = std::string(DSV3_BINARY) + " " + args + " 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  std::string out;
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
-  const int status = pclose(p);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
-}
+using Result = testutil::CommandResult;
+Result sh(const std::string& args) { return testutil::run_dsv3(args); }
 
 class CliTest : public ::testing::Test {
  protected:

@@ -12,6 +12,7 @@
 #include "base/error.h"
 #include "model/testgen.h"
 #include "runtime/session.h"
+#include "test_util.h"
 
 namespace dsv3 {
 namespace {
@@ -142,17 +143,8 @@ TEST_F(SessionTest, ContextLimits) {
 }
 
 std::pair<int, std::string> run_cli(const std::string& args, const std::string& stdin_text = "") {
-  const fs::path in = fs::path(::testing::TempDir()) / ("dsv3_cli_in_" + std::to_string(::getpid()));
-  { std::ofstream(in) << stdin_text; }
-  const std::string cmd = std::string(DSV3_BINARY) + " " + args + " < " + in.string() + " 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  std::string out;
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
-  const int status = pclose(p);
-  fs::remove(in);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+  const testutil::CommandResult r = testutil::run_dsv3(args, stdin_text);
+  return {r.code, r.out};
 }
 
 TEST_F(SessionTest, GenerateAndChatCommands) {

@@ -2,9 +2,13 @@
 // capture the message of an expected dsv3::Error.
 #pragma once
 
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <array>
 #include <atomic>
+#include <cstdio>
+#include <fstream>
 #include <exception>
 #include <filesystem>
 #include <functional>
@@ -46,6 +50,25 @@ class TempDir {
  private:
   std::filesystem::path path_;
 };
+
+struct CommandResult {
+  int code;         // exit status (-1 if killed)
+  std::string out;  // stdout and stderr together
+};
+
+//! Runs `dsv3 <args>` (the binary under test) with `input` on stdin.
+inline CommandResult run_dsv3(const std::string& args, const std::string& input = "") {
+  TempDir dir("cmd");
+  { std::ofstream(dir / "stdin") << input; }
+  const std::string cmd = std::string(DSV3_BINARY) + " " + args + " < " + (dir / "stdin") + " 2>&1";
+  FILE* p = popen(cmd.c_str(), "r");
+  std::string out;
+  std::array<char, 4096> buf;
+  size_t n;
+  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
+  const int status = pclose(p);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+}
 
 //! Runs `f`, which must throw dsv3::Error, and returns its message (records a failure and
 //! returns "" if nothing or something else was thrown).

@@ -147,24 +147,10 @@ TEST(TokenizerIds, UnknownIdsAreErrors) {
   EXPECT_TRUE(t.is_valid_id(128814));
 }
 
-struct CliRun {
-  int code;
-  std::string out;
-};
+using CliRun = testutil::CommandResult;
 
 // Runs `dsv3 <args>` with `input` on stdin; returns exit code and stdout+stderr.
-CliRun dsv3(const std::string& args, const std::string& input) {
-  testutil::TempDir dir("tok_cli");
-  testutil::write_file(dir / "in.json", input);
-  const std::string cmd = std::string(DSV3_BINARY) + " " + args + " < " + (dir / "in.json") + " 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  std::string out;
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
-  const int status = pclose(p);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
-}
+CliRun dsv3(const std::string& args, const std::string& input) { return testutil::run_dsv3(args, input); }
 
 TEST(TokenizerCli, TokenizeAndDetokenize) {
   const Tokenizer& t = testutil::deepseek_v3();
