@@ -16,6 +16,8 @@ int main(int argc, char** argv) {
   dsv3::app::add_logits(app);
   dsv3::app::add_inspect(app);
   dsv3::app::add_bench(app);
+  dsv3::app::add_generate(app);
+  dsv3::app::add_chat(app);
   dsv3::app::add_tokenize(app);
   dsv3::app::add_detokenize(app);
   dsv3::app::add_render_chat(app);

