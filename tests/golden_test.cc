@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <set>
 
 #include <nlohmann/json.hpp>
 
@@ -199,6 +200,44 @@ INSTANTIATE_TEST_SUITE_P(Checkpoints, GoldenTest, ::testing::ValuesIn(load_cases
                            std::replace(n.begin(), n.end(), '-', '_');
                            return n;
                          });
+
+}  // namespace
+}  // namespace dsv3
+
+namespace dsv3 {
+namespace {
+
+// Generated weights must exercise the model: logits without near-ties at the top and
+// routing that spreads tokens over many experts, in every MoE layer.
+TEST(GeneratedWeights, LogitsAndRoutingAreNonDegenerate) {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::path(::testing::TempDir()) / ("dsv3_nondegenerate_" + std::to_string(::getpid()));
+  make_test_model({"tiny", "fp8", 77, 1, dir.string(), false});
+  const Model m = Model::load(dir.string());
+  std::vector<int32_t> toks;
+  for (int i = 0; i < 64; ++i) toks.push_back(int32_t((i * 389 + 7) % 1000));
+  const int64_t T = int64_t(toks.size()), V = m.config().vocab_size, K = m.config().num_experts_per_tok;
+  std::vector<float> logits(size_t(T * V));
+  std::vector<RoutingTrace> routing;
+  KvCache cache = m.new_cache(T);
+  m.forward(toks.data(), T, cache, logits.data(), nullptr, ForwardOptions{AttentionForm::Auto, &routing});
+  std::set<int64_t> argmaxes;
+  for (int64_t t = 0; t < T; ++t) {
+    std::vector<float> row(logits.begin() + t * V, logits.begin() + (t + 1) * V);
+    std::partial_sort(row.begin(), row.begin() + 2, row.end(), std::greater<float>());
+    EXPECT_GT(row[0] - row[1], 1e-4f) << "near-tie at position " << t;
+    argmaxes.insert(std::max_element(logits.begin() + t * V, logits.begin() + (t + 1) * V) - logits.begin() - t * V);
+  }
+  EXPECT_GT(argmaxes.size(), 8u) << "the model predicts almost the same token everywhere";
+  ASSERT_EQ(routing.size(), 2u);
+  for (const RoutingTrace& r : routing) {
+    const std::set<int32_t> used(r.indices.begin(), r.indices.end());
+    EXPECT_GE(used.size(), size_t(m.config().n_routed_experts) * 3 / 4) << "layer " << r.layer;
+    for (size_t i = 0; i < r.weights.size(); i += size_t(K))
+      for (int64_t k = 1; k < K; ++k) EXPECT_GT(r.weights[i + size_t(k)], 0.0f);
+  }
+  fs::remove_all(dir);
+}
 
 }  // namespace
 }  // namespace dsv3
