@@ -3,9 +3,18 @@
 #include <atomic>
 #include <utility>
 
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define DSV3_PAUSE() _mm_pause()
+#else
+#define DSV3_PAUSE() std::this_thread::yield()
+#endif
+
 namespace dsv3 {
 namespace {
 std::atomic<int> g_default_threads{0};
+// About 100-300 microseconds of pause instructions before blocking.
+constexpr int kSpinIterations = 2000;
 }
 
 ThreadPool::ThreadPool(int n_threads) {
@@ -16,7 +25,7 @@ ThreadPool::ThreadPool(int n_threads) {
 ThreadPool::~ThreadPool() {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    stop_ = true;
+    stop_.store(true);
   }
   start_cv_.notify_all();
   for (std::thread& t : workers_) t.join();
@@ -37,15 +46,21 @@ void ThreadPool::run_chunk(int index) {
 void ThreadPool::worker_loop(int index) {
   uint64_t seen = 0;
   for (;;) {
-    {
+    for (int spin = 0; spin < kSpinIterations && generation_.load(std::memory_order_acquire) == seen &&
+                       !stop_.load(std::memory_order_relaxed);
+         ++spin)
+      DSV3_PAUSE();
+    if (generation_.load(std::memory_order_acquire) == seen) {
       std::unique_lock<std::mutex> lock(mu_);
-      start_cv_.wait(lock, [&] { return stop_ || generation_ != seen; });
-      if (stop_) return;
-      seen = generation_;
+      start_cv_.wait(lock, [&] { return stop_.load() || generation_.load() != seen; });
     }
+    if (stop_.load()) return;
+    seen = generation_.load(std::memory_order_acquire);
     run_chunk(index);
-    std::lock_guard<std::mutex> lock(mu_);
-    if (--pending_ == 0) done_cv_.notify_one();
+    if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+      std::lock_guard<std::mutex> lock(mu_);  // pairs with the waiter's predicate check
+      done_cv_.notify_one();
+    }
   }
 }
 
@@ -60,13 +75,14 @@ void ThreadPool::parallel_for(int64_t n, const std::function<void(int, int64_t, 
     n_ = n;
     fn_ = &fn;
     error_ = nullptr;
-    pending_ = int(workers_.size());
-    ++generation_;
+    pending_.store(int(workers_.size()), std::memory_order_relaxed);
+    generation_.fetch_add(1, std::memory_order_release);
   }
   start_cv_.notify_all();
   run_chunk(0);
+  for (int spin = 0; spin < kSpinIterations && pending_.load(std::memory_order_acquire) != 0; ++spin) DSV3_PAUSE();
   std::unique_lock<std::mutex> lock(mu_);
-  done_cv_.wait(lock, [&] { return pending_ == 0; });
+  done_cv_.wait(lock, [&] { return pending_.load(std::memory_order_acquire) == 0; });
   fn_ = nullptr;
   if (error_) std::rethrow_exception(std::exchange(error_, nullptr));
 }

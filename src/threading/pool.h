@@ -1,7 +1,10 @@
-// One persistent pool of worker threads. Work is handed out as index ranges; workers sleep
-// on a condition variable between jobs (no spinning, so a shared machine does not collapse).
+// One persistent pool of worker threads. Work is handed out as index ranges. Between jobs a
+// worker spins briefly (a decode step issues hundreds of small jobs back to back, and a
+// futex wake-up costs tens of microseconds in a VM), then sleeps on a condition variable, so
+// an idle or shared machine is not kept busy.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -38,9 +41,9 @@ class ThreadPool {
   std::vector<std::thread> workers_;
   std::mutex mu_;
   std::condition_variable start_cv_, done_cv_;
-  uint64_t generation_ = 0;
-  int pending_ = 0;
-  bool stop_ = false;
+  std::atomic<uint64_t> generation_{0};  // bumped (under mu_) for each job
+  std::atomic<int> pending_{0};          // workers still running the current job
+  std::atomic<bool> stop_{false};
   int64_t n_ = 0;
   const std::function<void(int, int64_t, int64_t)>* fn_ = nullptr;
   std::exception_ptr error_;
