@@ -1,4 +1,5 @@
 #include "io/safetensors.h"
+#include "test_util.h"
 
 #include <unistd.h>
 
@@ -66,19 +67,7 @@ class SafetensorsTest : public ::testing::Test {
   fs::path dir_;
 };
 
-// Runs `f`, which must throw dsv3::Error, and returns its message.
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "expected dsv3::Error, got another exception: " << e.what();
-    return "";
-  }
-  ADD_FAILURE() << "expected dsv3::Error, nothing was thrown";
-  return "";
-}
+using testutil::error_of;
 
 #define EXPECT_MSG_HAS(msg, needle) \
   EXPECT_NE((msg).find(needle), std::string::npos) << "message: " << (msg) << "\nmissing: " << (needle)
