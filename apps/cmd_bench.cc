@@ -83,11 +83,7 @@ double probe_peak_gflops_all() {
 void run(const BenchFlags& f) {
   const auto t_load = Clock::now();
   Model model = Model::load(f.model, LoadOptions{false});
-  // Touch every weight page so page faults are not timed as compute.
-  volatile uint8_t sink = 0;
-  for (const SafetensorsFile& file : model.weights().checkpoint->files())
-    for (const TensorInfo& t : file.tensors())
-      for (uint64_t o = 0; o < t.nbytes(); o += 4096) sink = sink + file.data(t)[o];
+  model.weights().checkpoint->prefault();  // page faults are not timed as compute
   const double load_s = since(t_load);
   const ModelConfig& c = model.config();
   const int64_t V = c.vocab_size;

@@ -10,26 +10,17 @@
 namespace dsv3::app {
 namespace {
 
-// Reads one byte per page of every tensor, so later reads hit the page cache.
+// Touches every weight page, with a progress bar on a terminal.
 void prefault(const Checkpoint& ck) {
-  const uint64_t total = ck.total_bytes();
   const bool tty = isatty(STDERR_FILENO);
-  uint64_t done = 0;
   int last = -1;
-  volatile uint8_t sink = 0;
-  for (const SafetensorsFile& f : ck.files()) {
-    for (const TensorInfo& t : f.tensors()) {
-      const uint8_t* p = f.data(t);
-      for (uint64_t o = 0; o < t.nbytes(); o += 4096) sink = sink + p[o];
-      done += t.nbytes();
-      const int pct = total ? int(100 * done / total) : 100;
-      if (tty && pct != last) {
-        last = pct;
-        std::fprintf(stderr, "\rloading  [%-30.*s] %3d%%  %.2f / %.2f GB", pct * 30 / 100,
-                     "##############################", pct, double(done) / 1e9, double(total) / 1e9);
-      }
-    }
-  }
+  ck.prefault([&](uint64_t done, uint64_t total) {
+    const int pct = total ? int(100 * done / total) : 100;
+    if (!tty || pct == last) return;
+    last = pct;
+    std::fprintf(stderr, "\rloading  [%-30.*s] %3d%%  %.2f / %.2f GB", pct * 30 / 100, "##############################",
+                 pct, double(done) / 1e9, double(total) / 1e9);
+  });
   if (tty) std::fprintf(stderr, "\r%78s\r", "");
 }
 

@@ -371,6 +371,20 @@ std::vector<std::string> Checkpoint::names() const {
   return out;
 }
 
+void Checkpoint::prefault(const std::function<void(uint64_t, uint64_t)>& progress) const {
+  const uint64_t total = total_bytes();
+  uint64_t done = 0;
+  volatile uint8_t sink = 0;
+  for (const SafetensorsFile& f : files_) {
+    for (const TensorInfo& t : f.tensors()) {
+      const uint8_t* p = f.data(t);
+      for (uint64_t o = 0; o < t.nbytes(); o += 4096) sink = sink + p[o];
+      done += t.nbytes();
+      if (progress) progress(done, total);
+    }
+  }
+}
+
 uint64_t Checkpoint::total_bytes() const {
   uint64_t n = 0;
   for (const auto& [name, ref] : tensors_) n += ref.info->nbytes();

@@ -104,6 +104,9 @@ class Checkpoint {
   const std::vector<SafetensorsFile>& files() const { return files_; }
   //! Total bytes of tensor data over all shards.
   uint64_t total_bytes() const;
+  //! Reads one byte of every page of tensor data so later reads hit memory, not page faults.
+  //! progress(done_bytes, total_bytes) is called after each tensor when given.
+  void prefault(const std::function<void(uint64_t, uint64_t)>& progress = nullptr) const;
 
  private:
   std::vector<SafetensorsFile> files_;
