@@ -41,12 +41,11 @@ void Model::check_tokens(const int32_t* tokens, int64_t T) const {
 }
 
 void Model::block(const LayerWeights& L, int64_t layer_index, int64_t cache_layer, float* h, int64_t T,
-                  KvCache& cache, const ForwardOptions& opts) const {
+                  const std::vector<AttnSeq>& seqs, const ForwardOptions& opts) const {
   const int64_t D = config_.hidden_size;
-  const int64_t start = cache.size();
   std::vector<float> x(size_t(T * D)), y(size_t(T * D));
   for (int64_t t = 0; t < T; ++t) ops::rms_norm(h + t * D, L.attn_norm.data(), D, config_.rms_norm_eps, &x[t * D]);
-  mla_forward(config_, L.attn, rope_freqs_, x.data(), T, start, cache, cache_layer, opts.attention, y.data());
+  mla_forward(config_, L.attn, rope_freqs_, x.data(), T, seqs, cache_layer, opts.attention, y.data());
   for (int64_t i = 0; i < T * D; ++i) h[i] += y[i];
 
   for (int64_t t = 0; t < T; ++t) ops::rms_norm(h + t * D, L.mlp_norm.data(), D, config_.rms_norm_eps, &x[t * D]);
@@ -77,8 +76,9 @@ void Model::forward(const int32_t* tokens, int64_t T, KvCache& cache, float* log
     fail("sequence of ", start + T, " tokens does not fit the cache (capacity ", cache.capacity(), ")");
   std::vector<float> h(size_t(T * D));
   for (int64_t t = 0; t < T; ++t) kernels::decode_row(weights_.embed, tokens[t], &h[t * D]);
+  const std::vector<AttnSeq> seqs{AttnSeq{0, T, start, &cache}};
   for (int64_t i = 0; i < config_.num_hidden_layers; ++i)
-    block(weights_.layers[size_t(i)], i, i, h.data(), T, cache, opts);
+    block(weights_.layers[size_t(i)], i, i, h.data(), T, seqs, opts);
   cache.set_size(start + T);
 
   const int64_t first = last_only ? T - 1 : 0, rows = T - first;
@@ -87,6 +87,34 @@ void Model::forward(const int32_t* tokens, int64_t T, KvCache& cache, float* log
     ops::rms_norm(&h[t * D], weights_.final_norm.data(), D, config_.rms_norm_eps, &n[(t - first) * D]);
   if (normed) std::copy(n.begin(), n.end(), normed + first * D);
   if (logits) kernels::matmul(weights_.lm_head, n.data(), rows, logits);
+}
+
+void Model::forward_batch(const std::vector<BatchSeq>& seqs, float* logits, const ForwardOptions& opts) const {
+  const int64_t D = config_.hidden_size;
+  std::vector<AttnSeq> aseqs;
+  std::vector<int64_t> last_rows;
+  int64_t rows = 0;
+  for (const BatchSeq& s : seqs) {
+    if (s.T <= 0) fail("a batched sequence has no tokens");
+    if (!s.cache) fail("a batched sequence has no cache");
+    check_tokens(s.tokens, s.T);
+    aseqs.push_back(AttnSeq{rows, s.T, s.start, s.cache});
+    rows += s.T;
+    if (s.want_logits) last_rows.push_back(rows - 1);
+  }
+  if (rows == 0) return;
+  std::vector<float> h(size_t(rows * D));
+  for (size_t k = 0; k < seqs.size(); ++k)
+    for (int64_t t = 0; t < seqs[k].T; ++t)
+      kernels::decode_row(weights_.embed, seqs[k].tokens[t], &h[(aseqs[k].row0 + t) * D]);
+  for (int64_t i = 0; i < config_.num_hidden_layers; ++i)
+    block(weights_.layers[size_t(i)], i, i, h.data(), rows, aseqs, opts);
+  if (last_rows.empty() || !logits) return;
+  const int64_t n = int64_t(last_rows.size());
+  std::vector<float> normed(size_t(n * D));
+  for (int64_t k = 0; k < n; ++k)
+    ops::rms_norm(&h[last_rows[size_t(k)] * D], weights_.final_norm.data(), D, config_.rms_norm_eps, &normed[k * D]);
+  kernels::matmul(weights_.lm_head, normed.data(), n, logits);
 }
 
 void Model::forward_mtp(const float* normed, const int32_t* next_tokens, int64_t T, KvCache& mtp_cache, float* logits,
@@ -107,7 +135,7 @@ void Model::forward_mtp(const float* normed, const int32_t* next_tokens, int64_t
     ops::rms_norm(normed + t * D, m.hnorm.data(), D, config_.rms_norm_eps, e + D);
   }
   kernels::matmul(m.eh_proj, cat.data(), T, h.data());
-  block(m.block, config_.num_hidden_layers, 0, h.data(), T, mtp_cache, opts);
+  block(m.block, config_.num_hidden_layers, 0, h.data(), T, {AttnSeq{0, T, mtp_cache.size(), &mtp_cache}}, opts);
   mtp_cache.set_size(mtp_cache.size() + T);
   for (int64_t t = 0; t < T; ++t) ops::rms_norm(&h[t * D], m.head_norm.data(), D, config_.rms_norm_eps, &h[t * D]);
   kernels::matmul(m.head, h.data(), T, logits);

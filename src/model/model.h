@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "model/config.h"
+#include "model/latent_store.h"
 #include "model/weights.h"
 
 namespace dsv3 {
@@ -21,7 +22,7 @@ enum class AttentionForm {
 
 //! The latent KV cache of one sequence: per layer and token, the normalized compressed KV
 //! (kv_lora_rank values) followed by the rotated shared rope key (qk_rope_head_dim values).
-class KvCache {
+class KvCache final : public LatentStore {
  public:
   KvCache(int64_t n_layers, int64_t latent_dim, int64_t capacity);
   int64_t size() const { return len_; }
@@ -34,6 +35,8 @@ class KvCache {
   void set_size(int64_t n) { len_ = n; }
   void clear() { len_ = 0; }
   uint64_t bytes() const { return data_.size() * sizeof(float); }
+  float* row(int64_t layer, int64_t pos) override { return at(layer, pos); }
+  const float* contiguous(int64_t layer) override { return at(layer, 0); }
 
  private:
   int64_t n_layers_, dim_, capacity_, len_ = 0;
@@ -53,9 +56,21 @@ struct ForwardOptions {
   std::vector<RoutingTrace>* routing = nullptr;  // if set, MoE layers append their decisions
 };
 
+//! One sequence's share of a batched step (Model::forward_batch): T tokens at positions
+//! start .. start+T-1 whose latents go to `cache` (which must have room for them).
+struct BatchSeq {
+  const int32_t* tokens = nullptr;
+  int64_t T = 0;
+  int64_t start = 0;
+  LatentStore* cache = nullptr;
+  bool want_logits = false;  // logits of its last token
+};
+
 struct LoadOptions {
   bool load_mtp = true;
 };
+
+struct AttnSeq;
 
 class Model {
  public:
@@ -75,6 +90,12 @@ class Model {
   void forward(const int32_t* tokens, int64_t T, KvCache& cache, float* logits, float* normed = nullptr,
                const ForwardOptions& opts = {}, bool last_only = false) const;
 
+  //! Runs several sequences in one pass: every weight matrix is read once for all their
+  //! rows, attention stays within each sequence. Writes one logits row [vocab] per sequence
+  //! with want_logits, in order. With a fixed attention form each sequence's results are
+  //! bit-identical to running it alone (what continuous batching needs).
+  void forward_batch(const std::vector<BatchSeq>& seqs, float* logits, const ForwardOptions& opts = {}) const;
+
   //! The MTP module: for i < T, combines the main model's normed hidden state normed[i]
   //! with the embedding of next_tokens[i] (the token at position i+1), runs the MTP block at
   //! positions mtp_cache.size()+i and writes logits [T, vocab] predicting token i+2.
@@ -82,8 +103,8 @@ class Model {
                    const ForwardOptions& opts = {}) const;
 
  private:
-  void block(const LayerWeights& L, int64_t layer_index, int64_t cache_layer, float* h, int64_t T, KvCache& cache,
-             const ForwardOptions& opts) const;
+  void block(const LayerWeights& L, int64_t layer_index, int64_t cache_layer, float* h, int64_t rows,
+             const std::vector<AttnSeq>& seqs, const ForwardOptions& opts) const;
   void check_tokens(const int32_t* tokens, int64_t T) const;
 
   ModelConfig config_;

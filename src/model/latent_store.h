@@ -1,0 +1,21 @@
+// Where a sequence's latent KV cache lives. The model only needs a row per (layer, position):
+// a contiguous buffer (KvCache) and a paged pool shared by many sequences (the server's
+// PagedLatentCache) both provide that, so attention never knows which one it reads.
+#pragma once
+
+#include <cstdint>
+
+namespace dsv3 {
+
+class LatentStore {
+ public:
+  virtual ~LatentStore() = default;
+  //! The latent row (kv_lora_rank + qk_rope_head_dim floats) of `pos` in cache layer `layer`.
+  //! Positions below the sequence's current length hold data; the next ones may be written.
+  virtual float* row(int64_t layer, int64_t pos) = 0;
+  //! Row 0 of `layer` when every position of the layer is latent_dim floats further on (lets
+  //! the naive form read latents in place); nullptr when rows are scattered.
+  virtual const float* contiguous(int64_t layer) { return nullptr; }
+};
+
+}  // namespace dsv3

@@ -1,0 +1,110 @@
+// The server's latent KV cache: one pool of fixed-size pages under a memory budget, shared by
+// every sequence through per-sequence page tables. Full pages are registered under the
+// token prefix they hold, so a later sequence with the same prefix (a system prompt, earlier
+// turns of a chat) attaches them instead of recomputing them. Pages nobody uses stay cached
+// until their memory is needed; the least recently used goes first.
+#pragma once
+
+#include <cstdint>
+#include <list>
+#include <memory>
+#include <unordered_map>
+#include <vector>
+
+#include "model/latent_store.h"
+
+namespace dsv3 {
+
+class PagedLatentCache {
+ public:
+  //! n_pages pages of page_tokens positions, each holding n_layers latent rows of latent_dim.
+  PagedLatentCache(int64_t n_layers, int64_t latent_dim, int64_t page_tokens, int64_t n_pages);
+  //! How many pages fit in `bytes` (at least one).
+  static int64_t pages_for_bytes(int64_t n_layers, int64_t latent_dim, int64_t page_tokens, uint64_t bytes);
+  static uint64_t page_bytes(int64_t n_layers, int64_t latent_dim, int64_t page_tokens);
+
+  int64_t page_tokens() const { return page_tokens_; }
+  int64_t total_pages() const { return n_pages_; }
+  int64_t pages_in_use() const { return in_use_; }        // held by at least one sequence
+  int64_t pages_cached() const { return int64_t(lru_.size()); }  // unused but kept for reuse
+  int64_t pages_available() const { return n_pages_ - in_use_; }  // free or evictable
+  uint64_t bytes() const { return uint64_t(n_pages_) * page_bytes(n_layers_, dim_, page_tokens_); }
+  uint64_t reuse_hits() const { return hits_; }
+
+  float* row(int32_t page, int64_t layer, int64_t offset) {
+    return data_.get() + ((size_t(page) * size_t(n_layers_) + size_t(layer)) * size_t(page_tokens_) + size_t(offset)) *
+                             size_t(dim_);
+  }
+
+  //! A page for exclusive writing (refcount 1), evicting the least recently used cached page
+  //! when none is free; -1 when every page is in use.
+  int32_t allocate();
+  void retain(int32_t page);
+  //! Drops one reference; an unreferenced registered page stays cached, others become free.
+  void release(int32_t page);
+
+  //! The registered page holding `tokens` (page_tokens of them) right after `parent` (-1 for
+  //! the first page), retained for the caller; -1 if there is none.
+  int32_t lookup(int32_t parent, const int32_t* tokens);
+  //! Makes a full page findable by lookup(). Its contents must never change afterwards.
+  //! False when an identical page is registered already (two sequences computed the same
+  //! prefix at once): this one stays private and is freed with its sequence.
+  bool register_page(int32_t page, int32_t parent, const int32_t* tokens);
+
+ private:
+  struct PageInfo {
+    int32_t refs = 0;
+    bool registered = false;
+    int32_t parent = -1;
+    uint64_t key = 0, parent_key = 0;
+    std::vector<int32_t> tokens;
+    std::list<int32_t>::iterator lru_pos;
+  };
+  static uint64_t key_of(int32_t parent, uint64_t parent_key, const int32_t* tokens, int64_t n);
+  void unregister(int32_t page);
+
+  int64_t n_layers_, dim_, page_tokens_, n_pages_;
+  std::unique_ptr<float[]> data_;  // not zero-filled: pages are touched only when first used
+  std::vector<PageInfo> info_;
+  std::vector<int32_t> free_;
+  std::list<int32_t> lru_;  // cached pages, least recently used first
+  std::unordered_multimap<uint64_t, int32_t> index_;
+  int64_t in_use_ = 0;
+  uint64_t hits_ = 0;
+};
+
+//! One sequence's view of the pool: its page table and the tokens whose latents it holds.
+class PagedSequence final : public LatentStore {
+ public:
+  explicit PagedSequence(PagedLatentCache& pool) : pool_(&pool) {}
+  ~PagedSequence() override { clear(); }
+  PagedSequence(const PagedSequence&) = delete;
+  PagedSequence& operator=(const PagedSequence&) = delete;
+
+  //! Attaches cached pages for the longest page-aligned prefix of prompt[0 .. n-2] (the last
+  //! prompt token is always computed, for its logits). Only on an empty sequence. Returns the
+  //! number of tokens whose latents are now present.
+  int64_t attach_prefix(const std::vector<int32_t>& prompt);
+  //! Makes sure positions < n have pages; false (nothing allocated) if the pool is exhausted.
+  bool reserve(int64_t n);
+  //! Records that the next tokens' latents were written (after a forward step); full pages
+  //! become reusable by other sequences.
+  void commit(const int32_t* tokens, int64_t n);
+  void clear();
+
+  int64_t size() const { return int64_t(tokens_.size()); }
+  int64_t pages() const { return int64_t(pages_.size()); }
+  float* row(int64_t layer, int64_t pos) override {
+    const int64_t P = pool_->page_tokens();
+    return pool_->row(pages_[size_t(pos / P)], layer, pos % P);
+  }
+
+ private:
+  PagedLatentCache* pool_;
+  std::vector<int32_t> pages_;
+  std::vector<int32_t> tokens_;
+  int64_t registered_ = 0;  // leading pages registered (shared or published)
+  bool publishing_ = true;  // false once a page turned out to duplicate another's
+};
+
+}  // namespace dsv3
