@@ -1,0 +1,157 @@
+// The serving engine: one thread owns the model and runs continuous batching. Every step
+// runs the next token of each decoding sequence together with chunks of pending prompts
+// (under a token budget), so weights are read once per step for all of them; requests join
+// between steps and finished or cancelled ones leave at once. Latents live in a paged cache
+// under a memory budget; prompts that share a prefix with cached pages skip recomputing it.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "model/model.h"
+#include "runtime/paged_cache.h"
+#include "sampling/sampler.h"
+#include "tokenizer/tokenizer.h"
+
+namespace dsv3::server {
+
+//! Restricts which tokens may come next (e.g. JSON output). Used by one sequence only.
+class TokenConstraint {
+ public:
+  virtual ~TokenConstraint() = default;
+  //! Sets the logits of disallowed tokens to -inf (logits has the model's vocab size).
+  virtual void mask(float* logits) const = 0;
+  virtual void accept(int32_t token) = 0;
+};
+
+//! One sequence to generate (one choice of a request).
+struct GenRequest {
+  std::vector<int32_t> prompt;
+  SamplingParams sampling;
+  int64_t max_tokens = 256;        // generated tokens at most (also bounded by the context)
+  std::vector<std::string> stop;   // stop strings (not shown)
+  bool ignore_eos = false;
+  bool skip_special = true;        // special tokens decode to nothing
+  int top_logprobs = -1;           // -1: no logprobs; else the chosen token's and this many others'
+  std::vector<int32_t> forced;     // tokens forced at the start of the answer (shown, counted)
+  std::unique_ptr<TokenConstraint> constraint;
+};
+
+struct TokenLogprob {
+  int32_t token = 0;
+  float logprob = 0;
+};
+
+//! What one generated token produced.
+struct TokenEvent {
+  int32_t token = 0;
+  std::string text;  // visible text this token completed (may be empty; stop strings held back)
+  float logprob = 0;
+  std::vector<TokenLogprob> top;
+};
+
+struct FinishInfo {
+  std::string reason;  // "stop", "length", "cancelled", or "error"
+  std::string error;   // for "error"
+  std::string tail;    // visible text released at the end (after the last token event)
+  int64_t prompt_tokens = 0, completion_tokens = 0, cached_tokens = 0;
+  double queue_seconds = 0, first_token_seconds = 0, total_seconds = 0;
+};
+
+//! The channel between the engine and whoever waits for one sequence's output.
+class Stream {
+ public:
+  //! Waits up to `timeout` for the next token event; false when none arrived (check
+  //! finished()). Events come in order; after the last one, finished() holds.
+  bool next(TokenEvent& ev, std::chrono::milliseconds timeout);
+  //! The finish record once the sequence is done and every event was taken.
+  std::optional<FinishInfo> finished();
+  //! Asks the engine to stop this sequence (a client went away); it leaves at the next step.
+  void cancel() { cancelled_ = true; }
+  bool cancelled() const { return cancelled_; }
+
+  // Engine side.
+  void push(TokenEvent ev);
+  void finish(FinishInfo info);
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<TokenEvent> events_;
+  std::optional<FinishInfo> done_;
+  std::atomic<bool> cancelled_{false};
+};
+
+struct EngineOptions {
+  int64_t max_seqs = 8;          // sequences decoding at once; more wait in the queue
+  int64_t ctx_size = 4096;       // prompt + output tokens per sequence
+  int64_t page_tokens = 16;
+  uint64_t cache_bytes = 0;      // latent cache budget; 0: enough for max_seqs full contexts
+  int64_t step_tokens = 256;     // prompt tokens per step, shared by pending prefills
+  AttentionForm attention = AttentionForm::Absorbed;  // fixed, so batching never changes results
+};
+
+struct EngineStats {
+  int64_t queued = 0, active = 0;
+  int64_t pages_total = 0, pages_in_use = 0, pages_cached = 0;
+  uint64_t cache_bytes = 0, page_bytes = 0;
+  uint64_t steps = 0, prompt_tokens = 0, cached_prompt_tokens = 0, generated_tokens = 0;
+  uint64_t reuse_hits = 0;
+};
+
+class Engine {
+ public:
+  //! Observes each step: the number of sequences and of tokens it ran, and its duration.
+  using StepObserver = std::function<void(int64_t seqs, int64_t tokens, double seconds)>;
+
+  Engine(const Model& model, const Tokenizer& tokenizer, EngineOptions opts, StepObserver observer = {});
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  //! Queues a sequence. Throws dsv3::Error when it can never run (empty prompt, prompt not
+  //! shorter than the context, or more cache than the whole budget).
+  std::shared_ptr<Stream> submit(GenRequest req);
+  EngineStats stats() const;
+  const EngineOptions& options() const { return opts_; }
+  //! Tokens the prompt may have so that at least one token can be generated.
+  int64_t max_prompt_tokens() const { return opts_.ctx_size - 1; }
+
+ private:
+  struct Seq;
+  void loop();
+  void admit();
+  void step();
+  void sample(Seq& s, float* logits);
+  void finish(Seq& s, const std::string& reason, const std::string& error = "");
+  int64_t pages_needed(const Seq& s) const;
+  bool is_eos(int32_t id) const;
+
+  const Model& model_;
+  const Tokenizer& tok_;
+  EngineOptions opts_;
+  StepObserver observer_;
+  std::unique_ptr<PagedLatentCache> pool_;
+  std::vector<int32_t> no_token_;
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::unique_ptr<Seq>> queue_;
+  bool stop_ = false;
+  std::vector<std::unique_ptr<Seq>> active_;  // engine thread only
+  int64_t reserved_pages_ = 0;                // pages admitted sequences may still claim
+  EngineStats stats_;                         // guarded by mu_
+  std::thread thread_;
+};
+
+}  // namespace dsv3::server
