@@ -1,0 +1,44 @@
+// `dsv3 serve`: the OpenAI-compatible HTTP API on cpp-httplib. Handlers validate and
+// render requests (src/api), hand one sequence per choice to the Engine, and turn its
+// token events into OpenAI responses or SSE chunks (tool calls, reasoning_content and
+// logprobs included). Every error is an OpenAI error body; nothing a client sends can stop
+// the server.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "model/model.h"
+#include "server/engine.h"
+#include "tokenizer/tokenizer.h"
+
+namespace dsv3::server {
+
+struct ServerOptions {
+  std::string host = "127.0.0.1";
+  int port = 8080;                  // 0: any free port (see HttpServer::port())
+  std::string api_key;              // "": no authentication
+  std::string model_name;           // the id clients use
+  size_t max_body_bytes = 8u << 20;  // larger bodies get 413
+  int max_n = 16;                   // choices per request
+  int http_threads = 0;             // 0: 2 * max_seqs + 8
+};
+
+class HttpServer {
+ public:
+  HttpServer(const Model& model, const Tokenizer& tokenizer, Engine& engine, ServerOptions opts);
+  ~HttpServer();
+  //! Binds host:port; throws dsv3::Error when it cannot.
+  void bind();
+  //! Serves until stop() (call bind() first).
+  void serve();
+  void stop();
+  int port() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace dsv3::server
