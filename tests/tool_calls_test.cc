@@ -4,6 +4,7 @@
 // behaviour itself: what is held back and what is let through at once.
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <random>
 #include <string>
 #include <vector>
@@ -55,15 +56,15 @@ void append_merged(std::vector<ToolCallEvent>& all, std::vector<ToolCallEvent> e
   }
 }
 
-struct Run {
+struct Fed {
   std::vector<ToolCallEvent> events;
   std::vector<ParsedToolCall> calls;
   std::string content;
 };
 
-Run feed(const std::string& text, const std::vector<size_t>& cuts) {
+Fed feed(const std::string& text, const std::vector<size_t>& cuts) {
   ToolCallParser p = make_parser();
-  Run r;
+  Fed r;
   size_t from = 0;
   for (size_t cut : cuts) {
     append_merged(r.events, p.push(std::string_view(text).substr(from, cut - from)));
@@ -99,7 +100,7 @@ struct Case {
 // Checks `c` whole, byte by byte and in 200 random chunkings.
 void check_case(const Case& c) {
   SCOPED_TRACE(c.label);
-  const Run whole = feed(c.text, {});
+  const Fed whole = feed(c.text, {});
   EXPECT_EQ(whole.content, c.content);
   ASSERT_EQ(whole.calls.size(), c.calls.size()) << describe(whole.events);
   for (size_t i = 0; i < c.calls.size(); ++i) {
@@ -129,7 +130,7 @@ void check_case(const Case& c) {
       if (at >= c.text.size()) break;
       cuts.push_back(at);
     }
-    const Run r = feed(c.text, cuts);
+    const Fed r = feed(c.text, cuts);
     ASSERT_EQ(describe(r.events), describe(whole.events)) << "chunking trial " << trial;
   }
 }
@@ -227,6 +228,55 @@ TEST(ToolCalls, UnterminatedCallsKeepTheirArguments) {
               "", {{"a", "{}"}, {"b", "{}"}}});
   check_case({"calls-end without call-end", kCallsBegin + kCallBegin + "a" + kSep + "{} " + kCallsEnd + "tail", "tail",
               {{"a", "{}"}}});
+}
+
+// Random texts built from markers and the pieces around them: any chunking gives the same
+// events, and when no call was committed the content is the text exactly as generated.
+TEST(ToolCalls, RandomTextsAreChunkingInvariant) {
+  const std::vector<std::string> pieces = {kCallsBegin, kCallsEnd, kCallBegin, kCallEnd, kSep, "function", "\n",
+                                           "```json", "```", "{\"a\": 1}", "x", " ", "é", "get_weather", "<",
+                                           "`", "<｜tool▁", "}"};
+  std::mt19937 gen(7);
+  int with_calls = 0;
+  for (int trial = 0; trial < 400; ++trial) {
+    std::string text;
+    const int n = 1 + int(gen() % 8);
+    for (int i = 0; i < n; ++i) text += pieces[gen() % pieces.size()];
+    if (trial % 2) {  // well-formed calls, then perhaps damaged
+      text += kCallsBegin;
+      for (int k = 0, calls = 1 + int(gen() % 3); k < calls; ++k)
+        text += gen() % 2 ? v3_call(std::string("f") += std::to_string(k), std::string("{\"k\": ") += std::to_string(k) += "}")
+                          : v31_call("g", std::string("[") += std::to_string(k) += "]");
+      text += kCallsEnd;
+      for (int m = int(gen() % 3); m > 0; --m) {
+        size_t at = gen() % (text.size() + 1);
+        while (at < text.size() && (static_cast<unsigned char>(text[at]) & 0xC0) == 0x80) ++at;  // whole UTF-8
+        if (gen() % 2)
+          text.insert(at, pieces[gen() % pieces.size()]);
+        else
+          text.resize(at);
+      }
+    }
+    SCOPED_TRACE(text);
+    const Fed whole = feed(text, {});
+    if (whole.calls.empty()) {
+      ASSERT_EQ(whole.content, text);
+    } else {
+      ++with_calls;
+    }
+    std::vector<size_t> every;
+    for (size_t i = 1; i < text.size(); ++i) every.push_back(i);
+    ASSERT_EQ(describe(feed(text, every).events), describe(whole.events)) << "byte by byte";
+    std::vector<size_t> cuts;
+    for (size_t at = 0;;) {
+      at += 1 + gen() % 9;
+      if (at >= text.size()) break;
+      cuts.push_back(at);
+    }
+    ASSERT_EQ(describe(feed(text, cuts).events), describe(whole.events)) << "random chunks";
+  }
+  std::printf("%d of 400 random texts held calls\n", with_calls);
+  EXPECT_GT(with_calls, 20);  // the generator does reach the call paths
 }
 
 TEST(ToolCalls, StreamsWithoutNeedlessHolding) {
