@@ -38,8 +38,12 @@ bool pipes_arguments_to_json(std::string_view s) {
 std::string tool_call_example(ToolCallFormat format, const std::string& name, const std::string& args) {
   if (format == ToolCallFormat::V31)
     return std::string(kToolCallBegin) + name + std::string(kToolSep) + args + std::string(kToolCallEnd);
-  return std::string(kToolCallBegin) + "function" + std::string(kToolSep) + name + "\n```json\n" + args + "\n```" +
-         std::string(kToolCallEnd);
+  std::string s(kToolCallBegin);
+  s += "function";
+  s += kToolSep;
+  s += name + "\n```json\n" + args + "\n```";
+  s += kToolCallEnd;
+  return s;
 }
 
 }  // namespace
@@ -66,16 +70,19 @@ std::string tools_system_prompt(const std::vector<ToolDef>& tools, ToolCallForma
   for (const ToolDef& t : tools) {
     s += "\n### " + t.name + "\n";
     if (!t.description.empty()) s += "Description: " + t.description + "\n";
-    s += "Parameters: " + (t.parameters.is_null() ? std::string("{}") : t.parameters.dump()) + "\n";
+    s += "Parameters: ";
+    s += t.parameters.is_null() ? std::string("{}") : t.parameters.dump();
+    s += "\n";
   }
   s += "\nTo call functions, answer with the calls and nothing after them, in exactly this format (the arguments "
        "are one JSON object matching the function's parameters):\n";
   s += std::string(kToolCallsBegin) + tool_call_example(format, "FUNCTION_NAME", "{\"parameter\": \"value\"}");
-  if (parallel_tool_calls)
-    s += (format == ToolCallFormat::V3 ? "\n" : "") +
-         tool_call_example(format, "ANOTHER_FUNCTION_NAME", "{\"parameter\": \"value\"}");
+  if (parallel_tool_calls) {
+    if (format == ToolCallFormat::V3) s += "\n";  // the V3 template separates calls by a newline
+    s += tool_call_example(format, "ANOTHER_FUNCTION_NAME", "{\"parameter\": \"value\"}");
+  }
   s += std::string(kToolCallsEnd) + "\n\n";
-  s += parallel_tool_calls ? "Call as many functions as the task needs, one call-begin ... call-end part each. "
+  s += parallel_tool_calls ? "You may call several functions at once, each as its own call as shown. "
                            : "Call at most one function per answer. ";
   s += "Each function's result comes back in a later message; use it to answer the user. ";
   switch (choice.mode) {
@@ -89,7 +96,10 @@ std::string tools_system_prompt(const std::vector<ToolDef>& tools, ToolCallForma
 std::string forced_tool_prefix(ToolCallFormat format, const ToolChoice& choice) {
   if (choice.mode != ToolChoice::Mode::Required && choice.mode != ToolChoice::Mode::Named) return "";
   std::string p = std::string(kToolCallsBegin) + std::string(kToolCallBegin);
-  if (format == ToolCallFormat::V3) p += "function" + std::string(kToolSep);
+  if (format == ToolCallFormat::V3) {
+    p += "function";
+    p += kToolSep;
+  }
   if (choice.mode == ToolChoice::Mode::Named)
     p += choice.name + (format == ToolCallFormat::V3 ? std::string("\n```json\n") : std::string(kToolSep));
   return p;
@@ -151,7 +161,7 @@ ChatPrompt ChatPromptBuilder::build(const ChatCompletionRequest& r) const {
   if (p.tools_offered) {
     p.forced_prefix = forced_tool_prefix(p.format, r.tool_choice);
     // A forced call cannot wait for the thoughts to end: close the opened block first.
-    if (!p.forced_prefix.empty() && p.starts_in_reasoning) p.forced_prefix = "</think>" + p.forced_prefix;
+    if (!p.forced_prefix.empty() && p.starts_in_reasoning) p.forced_prefix = std::string("</think>") + p.forced_prefix;
   }
   return p;
 }

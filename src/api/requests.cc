@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cmath>
+#include <cstdio>
 #include <limits>
 #include <set>
 
@@ -80,7 +81,11 @@ const ojson& get_array(const ojson& v, const std::string& param) {
   return v;
 }
 
-std::string fmt(double x) { return ojson(x).dump(); }
+std::string fmt(double x) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%g", x);
+  return buf;
+}
 
 float number_in(const ojson& obj, const char* key, double lo, double hi, bool lo_open, float fallback) {
   const ojson* v = field(obj, key);
@@ -222,11 +227,11 @@ std::string content_text(const ojson& content, const std::string& param, bool as
       if (!v) bad(join(p, "refusal"), "Missing required parameter: '" + join(p, "refusal") + "'.");
       text = get_string(*v, join(p, "refusal"));
     } else if (type == "image_url" || type == "input_image" || type == "image") {
-      bad(join(p, "type"), "Image content parts are not supported: this model reads text only.");
+      bad(join(p, "type"), "Invalid content part type '" + type + "': images are not supported (this model reads text only).");
     } else if (type == "input_audio" || type == "audio") {
-      bad(join(p, "type"), "Audio content parts are not supported: this model reads text only.");
+      bad(join(p, "type"), "Invalid content part type '" + type + "': audio is not supported (this model reads text only).");
     } else if (type == "file" || type == "input_file") {
-      bad(join(p, "type"), "File content parts are not supported: send the file's text as a text part.");
+      bad(join(p, "type"), "Invalid content part type '" + type + "': files are not supported; send the file's text as a text part.");
     } else {
       bad(join(p, "type"), "Unsupported content part type '" + type + "': only 'text' parts are supported.");
     }
@@ -429,7 +434,7 @@ void parse_response_format(const ojson& body, ChatCompletionRequest& r) {
 
 }  // namespace
 
-ChatCompletionRequest parse_chat_request(const ojson& body, const RequestLimits& limits) {
+ChatCompletionRequest parse_chat_request_json(const ojson& body, const RequestLimits& limits) {
   check_body(body);
   ChatCompletionRequest r;
   parse_common(body, limits, r);
@@ -458,10 +463,10 @@ ChatCompletionRequest parse_chat_request(const ojson& body, const RequestLimits&
 }
 
 ChatCompletionRequest parse_chat_request(std::string_view body, const RequestLimits& limits) {
-  return parse_chat_request(parse_body(body), limits);
+  return parse_chat_request_json(parse_body(body), limits);
 }
 
-CompletionRequest parse_completion_request(const ojson& body, const RequestLimits& limits) {
+CompletionRequest parse_completion_request_json(const ojson& body, const RequestLimits& limits) {
   check_body(body);
   CompletionRequest r;
   parse_common(body, limits, r);
@@ -513,7 +518,7 @@ CompletionRequest parse_completion_request(const ojson& body, const RequestLimit
 }
 
 CompletionRequest parse_completion_request(std::string_view body, const RequestLimits& limits) {
-  return parse_completion_request(parse_body(body), limits);
+  return parse_completion_request_json(parse_body(body), limits);
 }
 
 }  // namespace dsv3::api

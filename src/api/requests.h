@@ -114,8 +114,9 @@ struct CompletionRequest : CommonRequest {
 
 //! Parses a body; malformed JSON, a non-object body and every invalid field throw ApiError 400.
 ChatCompletionRequest parse_chat_request(std::string_view body, const RequestLimits& limits = {});
-ChatCompletionRequest parse_chat_request(const ojson& body, const RequestLimits& limits = {});
 CompletionRequest parse_completion_request(std::string_view body, const RequestLimits& limits = {});
-CompletionRequest parse_completion_request(const ojson& body, const RequestLimits& limits = {});
+//! The same for a body already parsed (with ordered_json, to keep the client's key order).
+ChatCompletionRequest parse_chat_request_json(const ojson& body, const RequestLimits& limits = {});
+CompletionRequest parse_completion_request_json(const ojson& body, const RequestLimits& limits = {});
 
 }  // namespace dsv3::api
