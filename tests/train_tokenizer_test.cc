@@ -348,9 +348,9 @@ TEST(TrainedTokenizer, MatchesDeepSeekV3Layout) {
 TEST(TrainTokenizerCommand, TrainsDeterministicallyFromFiles) {
   TempDir dir;
   const std::string corpus = read_file(kCorpusFile);
-  // Big enough for several read blocks' worth of cut points per thread.
+  // Over 4 MB, so the command reads it in two blocks and carries a tail from one to the next.
   std::string big;
-  for (int i = 0; i < 40; ++i) big += corpus;
+  while (big.size() < (size_t(9) << 19)) big += corpus;
   testutil::write_file(dir / "a.txt", big);
   testutil::write_file(dir / "b.txt", kMixedText);
   const std::string files = " " + (dir / "a.txt") + " " + (dir / "b.txt");
