@@ -15,5 +15,6 @@ void add_tokenize(CLI::App& app);
 void add_detokenize(CLI::App& app);
 void add_render_chat(CLI::App& app);
 void add_serve(CLI::App& app);
+void add_train_tokenizer(CLI::App& app);
 
 }  // namespace dsv3::app
