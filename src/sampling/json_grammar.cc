@@ -475,13 +475,20 @@ bool GrammarState::finished() const {
 }
 
 uint32_t GrammarState::plain_string_budget() const {
-  if (cfgs_.size() != 1) return 0;
-  const Frame& t = frames_[cfgs_[0].begin + cfgs_[0].size - 1];
-  if (t.phase != kNormal) return 0;
-  const SchemaNode& s = c_->nodes()[t.node];
-  if (t.kind == Frame::kKey) return s.additional != kNoNode ? kUnbounded : 0;
-  if (t.kind != Frame::kString) return 0;
-  return s.max_length == kUnbounded ? kUnbounded : s.max_length - t.a;
+  // With several configurations a plain run is accepted when any of them takes it, so the
+  // budget is the largest, provided every configuration is inside a string.
+  int64_t best = 0;
+  for (const Config& cf : cfgs_) {
+    const Frame& t = frames_[cf.begin + cf.size - 1];
+    if (t.phase != kNormal) return 0;
+    const SchemaNode& s = c_->nodes()[t.node];
+    int64_t budget;
+    if (t.kind == Frame::kKey && s.additional != kNoNode) budget = kUnbounded;
+    else if (t.kind == Frame::kString) budget = s.max_length == kUnbounded ? kUnbounded : s.max_length - t.a;
+    else return 0;
+    best = std::max(best, budget);
+  }
+  return static_cast<uint32_t>(best);
 }
 
 }  // namespace dsv3::json

@@ -63,9 +63,10 @@ class GrammarState {
   bool can_end() const;
   //! Nothing but the end may follow (the value is complete and cannot be extended).
   bool finished() const;
-  //! When the state is inside a string whose next bytes may be any run of up to N plain
-  //! characters (printable ASCII other than '"' and '\\', or complete UTF-8 sequences), N;
-  //! otherwise 0. Lets a vocabulary walk accept whole subtrees of string content at once.
+  //! When every configuration is inside a string, the N such that a run of plain characters
+  //! (ASCII from 0x20 other than '"' and '\\', or complete UTF-8 sequences) is accepted exactly
+  //! when it has at most N characters; otherwise 0. Lets a vocabulary walk accept whole subtrees
+  //! of string content without stepping through them.
   uint32_t plain_string_budget() const;
 
   size_t configs() const { return cfgs_.size(); }

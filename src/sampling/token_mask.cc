@@ -66,9 +66,17 @@ void TokenVocab::build() {
   });
   // Per token (in trie order), where its plain suffixes start.
   std::vector<std::vector<uint8_t>> plain(order_.size());
+  auto char_starts = [](std::string_view s) {
+    uint32_t n = 0;
+    for (unsigned char ch : s) n += (ch & 0xC0) != 0x80;
+    return n;
+  };
+  chars_.resize(order_.size());
   for (size_t i = 0; i < order_.size(); ++i) {
-    plain[i] = plain_suffixes(bytes_[order_[i]]);
-    max_len_ = std::max(max_len_, bytes_[order_[i]].size());
+    const std::string& s = bytes_[order_[i]];
+    plain[i] = plain_suffixes(s);
+    max_len_ = std::max(max_len_, s.size());
+    chars_[i] = static_cast<uint16_t>(std::min<uint32_t>(char_starts(s), 0xFFFF));
   }
   // Breadth-first, so each node's children are contiguous. A node at depth d covers the tokens
   // [tok_begin, tok_end) of order_, all sharing their first d bytes.
@@ -91,6 +99,7 @@ void TokenVocab::build() {
       nd.max_suffix = std::max<uint32_t>(nd.max_suffix, static_cast<uint32_t>(s.size() - p.depth));
     }
     nd.plain = all_plain;
+    if (nd.tok_begin < e) nd.prefix_chars = char_starts(std::string_view(bytes_[order_[nd.tok_begin]]).substr(0, p.depth));
     while (i < e && bytes_[order_[i]].size() == p.depth) ++i;
     nd.term_end = i;
     const uint32_t first = static_cast<uint32_t>(trie_.size());
@@ -128,17 +137,27 @@ bool JsonState::is_eos(int32_t id) const { return std::find(eos_.begin(), eos_.e
 void JsonState::walk(uint32_t node, size_t depth) const {
   const auto& trie = vocab_->trie();
   const auto& order = vocab_->order();
+  const auto& chars = vocab_->char_starts();
   std::vector<uint8_t>& out = *out_;
   const TokenVocab::TrieNode& nd = trie[node];
   for (uint32_t ci = nd.first_child; ci < nd.first_child + nd.n_children; ++ci) {
     const TokenVocab::TrieNode& ch = trie[ci];
     json::GrammarState& next = path_[depth + 1];
     if (!path_[depth].step(ch.byte, next)) continue;
-    // Inside a string with room for the whole subtree: every token below fits, no need to look.
-    const bool whole = ch.plain && next.plain_string_budget() >= ch.max_suffix;
-    const uint32_t stop = whole ? ch.tok_end : ch.term_end;
-    for (uint32_t k = ch.tok_begin; k < stop; ++k) out[order[k]] = 1;
-    if (!whole && ch.n_children) walk(ci, depth + 1);
+    // Inside a string, below a node whose every suffix is plain text: a token fits exactly when
+    // its remaining characters do, so the subtree needs no grammar steps.
+    const uint32_t budget = ch.plain ? next.plain_string_budget() : 0;
+    if (budget > 0) {
+      if (budget >= ch.max_suffix) {
+        for (uint32_t k = ch.tok_begin; k < ch.tok_end; ++k) out[order[k]] = 1;
+      } else {
+        for (uint32_t k = ch.tok_begin; k < ch.tok_end; ++k)
+          if (chars[k] - ch.prefix_chars <= budget) out[order[k]] = 1;
+      }
+      continue;
+    }
+    for (uint32_t k = ch.tok_begin; k < ch.term_end; ++k) out[order[k]] = 1;
+    if (ch.n_children) walk(ci, depth + 1);
   }
 }
 

@@ -42,12 +42,15 @@ class TokenVocab {
     uint32_t term_end = 0;     // [tok_begin, term_end) end exactly at this node
     uint32_t tok_end = 0;
     uint32_t max_suffix = 0;   // longest token suffix below this node, in bytes
+    uint32_t prefix_chars = 0; // UTF-8 character starts among the bytes leading here
     uint16_t n_children = 0;
     uint8_t byte = 0;          // the edge into this node
     uint8_t plain = 0;         // every suffix below is plain string content (json_grammar.h)
   };
   const std::vector<TrieNode>& trie() const { return trie_; }  // node 0: the root
   const std::vector<int32_t>& order() const { return order_; }
+  //! Per token in order(): how many of its bytes start a UTF-8 character (non-continuation bytes).
+  const std::vector<uint16_t>& char_starts() const { return chars_; }
   size_t max_token_bytes() const { return max_len_; }
 
  private:
@@ -55,6 +58,7 @@ class TokenVocab {
   std::vector<std::string> bytes_;
   std::vector<TrieNode> trie_;
   std::vector<int32_t> order_;
+  std::vector<uint16_t> chars_;
   size_t max_len_ = 0;
 };
 
