@@ -237,10 +237,16 @@ TEST(JsonSchema, ResponseFormat) {
 // Brute force: the ids whose bytes the grammar accepts from `st`, plus the EOS rule.
 std::vector<uint8_t> brute_force(const JsonState& js, const TokenVocab& v, int32_t eos) {
   std::vector<uint8_t> ok(v.size(), 0);
+  json::GrammarState a, b;  // reused, so their buffers are allocated once
   for (int32_t id = 0; id < v.size(); ++id) {
     if (v.bytes(id).empty()) continue;
-    json::GrammarState g = js.grammar();
-    ok[id] = g.feed(v.bytes(id));
+    a = js.grammar();
+    bool alive = true;
+    for (unsigned char ch : v.bytes(id)) {
+      if (!(alive = a.step(ch, b))) break;
+      std::swap(a, b);
+    }
+    ok[id] = alive;
   }
   const bool any = std::find(ok.begin(), ok.end(), 1) != ok.end();
   if (js.complete() || !any) ok[eos] = 1;

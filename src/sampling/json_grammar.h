@@ -1,7 +1,8 @@
 // Byte-level incremental recogniser of JSON texts (RFC 8259) that a compiled JsonConstraint
 // accepts. It takes one byte at a time and rejects a byte as soon as no accepted text can start
-// with the bytes so far, so every state it is in has a completion (schemas with no satisfying
-// value are pruned at compile time; see json_schema.h for the one exception, depth).
+// with the bytes so far, so every state it is in has a completion (parts of a schema no value
+// satisfies are pruned at compile time; the one exception is a schema forcing nesting deeper
+// than kMaxDepth).
 //
 // Caps, so a model sampling only allowed tokens cannot run forever on filler:
 // - kMaxWhitespaceRun (2) consecutive whitespace bytes between tokens, none after the top-level

@@ -23,8 +23,8 @@ namespace dsv3 {
 
 class Tokenizer;
 
-//! The byte string of every token id and a byte trie over them. Built once per tokenizer
-//! (~0.2 s for DeepSeek-V3's 128815 tokens), immutable afterwards, safe to share across threads.
+//! The byte string of every token id and a byte trie over them. Built once per tokenizer,
+//! immutable afterwards, safe to share across threads.
 class TokenVocab {
  public:
   //! Ordinary vocabulary entries get their raw bytes; added tokens (special or not) and ids
@@ -72,8 +72,11 @@ class JsonState {
 
   //! Sets logits[i] to -infinity for every id i < n that may not come next (ids beyond the
   //! vocabulary included). Cost: a depth-first walk of the token trie, pruned where the grammar
-  //! rejects; about a millisecond on DeepSeek-V3's vocabulary. Should no token fit (only when a
-  //! schema forces nesting deeper than json::kMaxDepth) the EOS ids are left allowed.
+  //! rejects, with whole subtrees of plain string content taken at once. Measured on
+  //! DeepSeek-V3's vocabulary (tests/json_constraint_test.cc prints it): 0.05-0.2 ms CPU between
+  //! tokens and in numbers, 0.6-1 ms inside strings, up to 2 ms inside a maxLength string or one
+  //! several union alternatives share. Should no token fit (only when a schema forces nesting
+  //! deeper than json::kMaxDepth) the EOS ids are left allowed, and the server should end there.
   void mask(float* logits, size_t n) const;
   //! allowed[i] = 1 for the ids that may come next (size: vocab size, enlarged to cover EOS ids).
   void allowed(std::vector<uint8_t>& allowed) const;
