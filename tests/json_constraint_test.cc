@@ -11,6 +11,7 @@
 #include <ctime>
 #include <filesystem>
 #include <map>
+#include <regex>
 
 #include <nlohmann/json.hpp>
 
@@ -95,9 +96,64 @@ TEST(JsonGrammar, DepthAndNumberCaps) {
   check_case(*c, {longest.c_str()}, "40 digits");
   const std::string too_long = longest + "|7";
   check_case(*c, {too_long.c_str()}, "41 digits");
+  check_case(*c, {"1e99"}, "two exponent digits");
+  check_case(*c, {"-2.5E+99|9"}, "three exponent digits");
   // A fraction needs two more bytes: refused when only one is left.
   const std::string frac = std::string(json::kMaxNumberBytes - 1, '7') + "|.";
   check_case(*c, {frac.c_str()}, "no room for a fraction");
+}
+
+// Random JSON values, written compactly and then mutated by a byte or two: the recogniser must
+// accept a whole text exactly when nlohmann's parser does (no whitespace is inserted, so the
+// whitespace cap never applies; values stay far below the depth and number caps).
+Json random_value(Rng& rng, int depth) {
+  const std::vector<std::string> strings = {"", "a", "key", "\xC3\xA9t\xC3\xA9", "\xF0\x9F\x98\x80", "q\"uote", "back\\slash",
+                                            "tab\tnl\n", std::string("nul\0x", 5), "\x01\x1F\x7F", "/"};
+  switch (rng.next() % (depth > 3 ? 5 : 7)) {
+    case 0: return nullptr;
+    case 1: return rng.next() % 2 == 0;
+    case 2: return static_cast<int64_t>(rng.next() % 2000) - 1000;
+    case 3: return (static_cast<double>(rng.next() % 100000) - 50000) / 64.0 * std::pow(10.0, double(rng.next() % 9) - 4);
+    case 4: return strings[rng.next() % strings.size()];
+    case 5: {
+      Json a = Json::array();
+      for (uint64_t i = rng.next() % 4; i > 0; --i) a.push_back(random_value(rng, depth + 1));
+      return a;
+    }
+    default: {
+      Json o = Json::object();
+      for (uint64_t i = rng.next() % 4; i > 0; --i) o[strings[rng.next() % strings.size()]] = random_value(rng, depth + 1);
+      return o;
+    }
+  }
+}
+
+TEST(JsonGrammar, AgreesWithNlohmannOnMutatedTexts) {
+  const std::string alphabet = "{}[]\":,0123456789-+.eEtrufalsnd8cbu\\/\x80\xC3\xA9\xED\xA0\xF0\x9F\xFF\x01\xC0";
+  const auto c = any_value();
+  Rng rng(99);
+  const std::regex long_exponent("[eE][-+]?[0-9]{3}");
+  int accepted = 0, rejected = 0;
+  for (int iter = 0; iter < 20000; ++iter) {
+    std::string text = random_value(rng, 0).dump();
+    for (uint64_t m = rng.next() % 3; m > 0 && !text.empty(); --m) {
+      const size_t pos = rng.next() % text.size();
+      const char ch = alphabet[rng.next() % alphabet.size()];
+      switch (rng.next() % 3) {
+        case 0: text[pos] = ch; break;
+        case 1: text.insert(text.begin() + pos, ch); break;
+        default: text.erase(pos, 1);
+      }
+    }
+    if (std::regex_search(text, long_exponent)) continue;  // beyond kMaxExponentDigits on purpose
+    json::GrammarState st(*c);
+    const bool ours = st.feed(text) && st.can_end();
+    const bool ref = Json::accept(text);
+    ASSERT_EQ(ours, ref) << Json(text).dump(-1, ' ', true, Json::error_handler_t::replace) << " (as bytes, escaped)";
+    (ours ? accepted : rejected)++;
+  }
+  EXPECT_GT(accepted, 5000);
+  EXPECT_GT(rejected, 5000);
 }
 
 TEST(JsonGrammar, JsonObjectMode) {

@@ -15,7 +15,8 @@ namespace dsv3::json {
 //   kString   phase: string lexer state below; a: code points so far.
 //   kKey      phase: string lexer state; node: the object's node; [a, b): the declared keys
 //             still matching the bytes so far, c: bytes matched (opening quote included).
-//   kNumber   phase: number lexer state below; u0: integers only; a: bytes so far.
+//   kNumber   phase: number lexer state below; u0: integers only; u1: exponent digits; a: bytes
+//             so far.
 //   kLiteral  node: the kEnum node; [a, b): literals still matching, c: bytes matched.
 namespace {
 
@@ -119,9 +120,9 @@ Num number_byte(Frame& f, int b) {
     case 2: return is_digit(b) && room >= 1 ? to(2) : frac ? to(3) : exp ? to(5) : Num::kEnd;
     case 3: return is_digit(b) ? to(4) : Num::kBad;
     case 4: return is_digit(b) && room >= 1 ? to(4) : exp ? to(5) : Num::kEnd;
-    case 5: return (b == '+' || b == '-') && room >= 2 ? to(6) : is_digit(b) ? to(7) : Num::kBad;
-    case 6: return is_digit(b) ? to(7) : Num::kBad;
-    case 7: return is_digit(b) && room >= 1 ? to(7) : Num::kEnd;
+    case 5: return (b == '+' || b == '-') && room >= 2 ? to(6) : is_digit(b) ? (++f.u1, to(7)) : Num::kBad;
+    case 6: return is_digit(b) ? (++f.u1, to(7)) : Num::kBad;
+    case 7: return is_digit(b) && room >= 1 && f.u1 < kMaxExponentDigits ? (++f.u1, to(7)) : Num::kEnd;
   }
   return Num::kBad;
 }

@@ -8,7 +8,8 @@
 // - kMaxWhitespaceRun (2) consecutive whitespace bytes between tokens, none after the top-level
 //   value; leading whitespace before it is allowed (same cap).
 // - kMaxDepth (32) nested objects / arrays; a schema demanding deeper nesting is a dead end.
-// - kMaxNumberBytes (40) bytes per number.
+// - kMaxNumberBytes (40) bytes per number, kMaxExponentDigits (2) exponent digits: RFC 8259
+//   lets parsers limit the range, and common ones (nlohmann's) reject what overflows a double.
 // Strings, keys and the number of items are bounded only by the schema (and the server's
 // max_tokens).
 //
@@ -33,6 +34,7 @@ namespace dsv3::json {
 constexpr int kMaxWhitespaceRun = 2;
 constexpr int kMaxDepth = 32;
 constexpr int kMaxNumberBytes = 40;
+constexpr int kMaxExponentDigits = 2;
 constexpr int kMaxConfigs = 64;
 constexpr int kEndOfText = 256;  // pseudo-byte: "the text ends here"
 
