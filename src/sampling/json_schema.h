@@ -15,7 +15,8 @@
 // - additionalProperties absent: no extra keys in strict mode, any extra key with any value
 //   otherwise (JSON Schema's own default). Each declared property appears at most once, in any
 //   order; a declared key is only recognised in the spelling nlohmann's dump() gives it (no
-//   gratuitous escapes), and duplicates among extra keys are not prevented.
+//   gratuitous escapes: where extra keys are allowed, another spelling counts as an extra key),
+//   and duplicates among extra keys are not prevented.
 // - enum / const values must be written exactly as compact dump() writes them (no whitespace, same
 //   escapes and number spelling). Values whose JSON type a sibling `type` excludes are dropped;
 //   other sibling keywords of enum are not applied to the values.
