@@ -138,6 +138,11 @@ std::shared_ptr<Stream> Engine::submit(GenRequest req) {
   return stream;
 }
 
+void Engine::set_step_observer(StepObserver observer) {
+  std::lock_guard lk(mu_);
+  observer_ = std::move(observer);
+}
+
 EngineStats Engine::stats() const {
   std::lock_guard lk(mu_);
   return stats_;
@@ -348,8 +353,13 @@ void Engine::step() {
     ++k;
   }
   std::erase_if(active_, [](const std::unique_ptr<Seq>& s) { return s->done; });
-  if (observer_) observer_(int64_t(batch.size()), rows, secs);
-  std::lock_guard lk(mu_);
+  std::unique_lock lk(mu_);
+  if (observer_) {  // called without the lock: it may read stats()
+    StepObserver ob = observer_;
+    lk.unlock();
+    ob(int64_t(batch.size()), rows, secs);
+    lk.lock();
+  }
   ++stats_.steps;
   stats_.active = int64_t(active_.size());
   stats_.pages_in_use = pool_->pages_in_use();

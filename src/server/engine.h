@@ -123,6 +123,7 @@ class Engine {
   //! shorter than the context, or more cache than the whole budget).
   std::shared_ptr<Stream> submit(GenRequest req);
   EngineStats stats() const;
+  void set_step_observer(StepObserver observer);
   const EngineOptions& options() const { return opts_; }
   //! Tokens the prompt may have so that at least one token can be generated.
   int64_t max_prompt_tokens() const { return opts_.ctx_size - 1; }

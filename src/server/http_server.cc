@@ -2,7 +2,9 @@
 
 #include <httplib.h>
 
+#include <algorithm>
 #include <atomic>
+#include <mutex>
 #include <chrono>
 #include <ctime>
 #include <random>
@@ -15,6 +17,8 @@
 #include "base/error.h"
 #include "server/choice_output.h"
 #include "server/metrics.h"
+#include "sampling/json_schema.h"
+#include "sampling/token_mask.h"
 
 namespace dsv3::server {
 namespace {
@@ -51,6 +55,21 @@ api::ApiError status_error(int status) {
   }
 }
 
+// response_format json_object / json_schema: only tokens that keep the answer a valid
+// prefix of an accepted JSON text may be sampled.
+class JsonTokenConstraint final : public TokenConstraint {
+ public:
+  JsonTokenConstraint(std::shared_ptr<const JsonConstraint> c, std::shared_ptr<const TokenVocab> v,
+                      std::vector<int32_t> eos, size_t vocab)
+      : state_(std::move(c), std::move(v), std::move(eos)), vocab_(vocab) {}
+  void mask(float* logits) const override { state_.mask(logits, vocab_); }
+  void accept(int32_t token) override { state_.accept(token); }
+
+ private:
+  JsonState state_;
+  size_t vocab_;
+};
+
 //! One sequence per choice, and what each has produced so far.
 struct Choice {
   std::shared_ptr<Stream> stream;
@@ -69,6 +88,8 @@ struct HttpServer::Impl {
   httplib::Server svr;
   Metrics metrics;
   std::unique_ptr<api::ChatPromptBuilder> chat;
+  std::once_flag vocab_once;
+  std::shared_ptr<const TokenVocab> vocab;  // token bytes + trie for JSON masking, built on first use
   int64_t created = std::time(nullptr);
   int bound_port = -1;
 
@@ -78,8 +99,14 @@ struct HttpServer::Impl {
     setup_metrics();
     routes();
   }
+  ~Impl() { engine.set_step_observer({}); }
 
   void setup_metrics() {
+    engine.set_step_observer([this](int64_t seqs, int64_t tokens, double secs) {
+      metrics.histogram("dsv3_batch_size").observe(double(seqs));
+      metrics.histogram("dsv3_step_tokens").observe(double(tokens));
+      metrics.histogram("dsv3_step_seconds").observe(secs);
+    });
     auto s = [this] { return engine.stats(); };
     metrics.gauge("dsv3_queue_length", "Sequences waiting for admission.", [s] { return double(s().queued); });
     metrics.gauge("dsv3_active_sequences", "Sequences being prefilled or decoded.", [s] { return double(s().active); });
@@ -566,7 +593,8 @@ struct HttpServer::Impl {
       } catch (const std::exception& e) {
         send_error(res, api::ApiError(500, std::string("internal error: ") + e.what(), "server_error"));
       }
-      metrics.request(endpoint, res.status);
+      // A streamed (content-provider) response has no status yet: httplib sends 200.
+      metrics.request(endpoint, res.status < 0 ? 200 : res.status);
     };
   }
 
@@ -648,7 +676,24 @@ struct HttpServer::Impl {
 
 std::unique_ptr<TokenConstraint> HttpServer::Impl::make_constraint(const api::ResponseFormat& f) {
   if (f.type == api::ResponseFormat::Type::Text) return nullptr;
-  throw api::ApiError::invalid("response_format", "response_format json modes are not available in this build");
+  std::shared_ptr<const JsonConstraint> c;
+  try {
+    if (f.type == api::ResponseFormat::Type::JsonObject) {
+      c = JsonConstraint::compile_object();
+    } else {
+      if (f.schema.is_null())
+        throw api::ApiError::invalid("response_format.json_schema.schema", "json_schema needs a 'schema' object");
+      c = JsonConstraint::compile_schema(nlohmann::json::parse(f.schema.dump()), f.strict);
+    }
+  } catch (const Error& e) {
+    throw api::ApiError::invalid("response_format.json_schema.schema", e.what());
+  }
+  std::call_once(vocab_once, [this] { vocab = std::make_shared<const TokenVocab>(tok); });
+  std::vector<int32_t> eos;
+  if (tok.eos_id() >= 0) eos.push_back(tok.eos_id());
+  for (int64_t e : model.config().eos_token_ids)
+    if (std::find(eos.begin(), eos.end(), int32_t(e)) == eos.end()) eos.push_back(int32_t(e));
+  return std::make_unique<JsonTokenConstraint>(c, vocab, eos, size_t(model.config().vocab_size));
 }
 
 HttpServer::HttpServer(const Model& model, const Tokenizer& tokenizer, Engine& engine, ServerOptions opts)
