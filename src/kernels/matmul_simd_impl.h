@@ -4,6 +4,8 @@
 // Scheme: a tile of kRows weight rows is decoded to fp32 into a per-thread panel (FP8 via
 // e4m3 -> f16 bit placement -> f32, block scale folded in; BF16 by a shift), then a
 // register-blocked dot-product micro-kernel runs kRows x kTok (row, token) pairs at once.
+// For a few tokens (decode, or a decode batch) the micro-kernel reads the stored weights in
+// place instead, tile after tile, while they sit in L1.
 // Every (row, token) result is computed by the same sequence of operations whatever T or
 // the tiling, so decode and prefill agree bit for bit.
 //
@@ -22,6 +24,8 @@ namespace dsv3::kernels::DSV3_SIMD_NS {
 
 constexpr int kRows = kSimdPanelRows;  // weight rows per tile
 constexpr int kTokChunk = 64;  // tokens whose activations stay cache-resident per pass
+// Up to this many tokens, the micro-kernel reads the stored weights in place (no panel).
+constexpr int64_t kDirectMaxTokens = 16;
 
 static inline float bf16_bits_to_f32(uint16_t h) {
   const uint32_t u = uint32_t(h) << 16;
@@ -160,12 +164,29 @@ inline void micro_kernel_direct(const WeightMatrix& w, int64_t r, const float* x
     }
 }
 
-template <int TT>
-inline void rows_direct(const WeightMatrix& w, int64_t r0, int64_t r1, const float* x, int64_t x_stride, float* y,
-                        int64_t y_stride) {
+// All T tokens against R weight rows, in register tiles of up to kTok tokens; the rows'
+// few kilobytes stay in L1 between tiles, so they are fetched from memory once.
+template <int R>
+inline void direct_tiles(const WeightMatrix& w, int64_t r, const float* x, int64_t x_stride, int64_t T, float* y,
+                         int64_t y_stride) {
+  constexpr int TT = V::kTok;
+  int64_t t = 0;
+  for (; t + TT <= T; t += TT) micro_kernel_direct<R, TT>(w, r, x + t * x_stride, x_stride, y + t * y_stride, y_stride);
+  switch (T - t) {  // remainder tiles (kTok <= 6)
+    case 0: break;
+    case 1: micro_kernel_direct<R, 1>(w, r, x + t * x_stride, x_stride, y + t * y_stride, y_stride); break;
+    case 2: micro_kernel_direct<R, 2>(w, r, x + t * x_stride, x_stride, y + t * y_stride, y_stride); break;
+    case 3: micro_kernel_direct<R, 3>(w, r, x + t * x_stride, x_stride, y + t * y_stride, y_stride); break;
+    case 4: micro_kernel_direct<R, 4>(w, r, x + t * x_stride, x_stride, y + t * y_stride, y_stride); break;
+    case 5: micro_kernel_direct<R, 5>(w, r, x + t * x_stride, x_stride, y + t * y_stride, y_stride); break;
+  }
+}
+
+inline void rows_direct(const WeightMatrix& w, int64_t r0, int64_t r1, const float* x, int64_t x_stride, int64_t T,
+                        float* y, int64_t y_stride) {
   int64_t r = r0;
-  for (; r + kRows <= r1; r += kRows) micro_kernel_direct<kRows, TT>(w, r, x, x_stride, y + (r - r0), y_stride);
-  for (; r < r1; ++r) micro_kernel_direct<1, TT>(w, r, x, x_stride, y + (r - r0), y_stride);
+  for (; r + kRows <= r1; r += kRows) direct_tiles<kRows>(w, r, x, x_stride, T, y + (r - r0), y_stride);
+  for (; r < r1; ++r) direct_tiles<1>(w, r, x, x_stride, T, y + (r - r0), y_stride);
 }
 
 // panel: scratch of kRows * w.cols floats.
@@ -174,10 +195,9 @@ inline void rows(const WeightMatrix& w, int64_t r0, int64_t r1, const float* x, 
   const int64_t K = w.cols;
   const bool direct_ok = w.dtype == DType::F32 || w.dtype == DType::BF16 || w.dtype == DType::F16 ||
                          (w.dtype == DType::F8_E4M3 && w.block_cols % V::N == 0);
-  if (direct_ok && T <= 2) {
-    if (T == 1) return rows_direct<1>(w, r0, r1, x, x_stride, y, y_stride);
-    return rows_direct<2>(w, r0, r1, x, x_stride, y, y_stride);
-  }
+  // A batch of decode steps (continuous batching: one token per sequence) is a few tokens:
+  // the panel's store and reload would cost more than decoding the weights per tile.
+  if (direct_ok && T <= kDirectMaxTokens) return rows_direct(w, r0, r1, x, x_stride, T, y, y_stride);
   // With many tokens, passes over chunks of kTokChunk keep their activations in cache;
   // the weight tile is decoded once per chunk.
   for (int64_t tc = 0; tc < T; tc += kTokChunk) {

@@ -285,6 +285,8 @@ void Engine::step() {
   if (active_.empty()) {
     std::lock_guard lk(mu_);
     stats_.active = 0;
+    stats_.pages_in_use = pool_->pages_in_use();
+    stats_.pages_cached = pool_->pages_cached();
     return;
   }
 
