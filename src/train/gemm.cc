@@ -47,7 +47,15 @@ void gemm_simd(gemm_detail::MicroKernel kernel, int nr, bool ta, bool tb, int64_
   ThreadPool& pool = ThreadPool::global();
   const int64_t nI = (M + kMr - 1) / kMr, nJ = (N + nr - 1) / nr;
   // Packed copies: A as [nI][K][kMr], B as [nJ][K][nr], zero padded at the edges.
-  std::vector<float> ap(size_t(nI * K * kMr)), bp(size_t(nJ * K * nr));
+  // Reused across calls: fresh multi-MB buffers per product cost more in page faults and
+  // zeroing than the packing itself. Every element used is written below.
+  // Workers reach them through these pointers (naming a thread_local inside the lambdas
+  // would give each worker its own, empty, copy).
+  static thread_local std::vector<float> a_buf, b_buf;
+  if (a_buf.size() < size_t(nI * K * kMr)) a_buf.resize(size_t(nI * K * kMr));
+  if (b_buf.size() < size_t(nJ * K * nr)) b_buf.resize(size_t(nJ * K * nr));
+  float* const ap = a_buf.data();
+  float* const bp = b_buf.data();
   pool.parallel_for(nI, [&](int, int64_t i0, int64_t i1) {
     for (int64_t bi = i0; bi < i1; ++bi) {
       float* dst = &ap[size_t(bi * K * kMr)];
