@@ -1,6 +1,7 @@
 #include "train/gemm.h"
 
 #include <algorithm>
+#include <functional>
 #include <vector>
 
 #include "kernels/isa.h"
@@ -23,9 +24,18 @@ using gemm_detail::kMr;
 // row sliver of A streams past it.
 constexpr int64_t kKc = 256;
 
+// Products too small to repay waking the pool's workers run on the calling thread.
+void for_range(int64_t n, double flops, const std::function<void(int, int64_t, int64_t)>& fn) {
+  if (flops < 2e5) {
+    fn(0, 0, n);
+  } else {
+    ThreadPool::global().parallel_for(n, fn);
+  }
+}
+
 template <class S>
 void gemm_plain(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const S* A, const S* B, S* C) {
-  ThreadPool::global().parallel_for(M, [&](int, int64_t m0, int64_t m1) {
+  for_range(M, 2.0 * double(M) * double(N) * double(K), [&](int, int64_t m0, int64_t m1) {
     for (int64_t i = m0; i < m1; ++i) {
       S* c = C + i * N;
       for (int64_t k = 0; k < K; ++k) {
@@ -45,6 +55,7 @@ void gemm_plain(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const S* A, c
 void gemm_simd(gemm_detail::MicroKernel kernel, int nr, bool ta, bool tb, int64_t M, int64_t N, int64_t K,
                const float* A, const float* B, float* C) {
   ThreadPool& pool = ThreadPool::global();
+  const double flops = 2.0 * double(M) * double(N) * double(K);
   const int64_t nI = (M + kMr - 1) / kMr, nJ = (N + nr - 1) / nr;
   // Packed copies: A as [nI][K][kMr], B as [nJ][K][nr], zero padded at the edges.
   // Reused across calls: fresh multi-MB buffers per product cost more in page faults and
@@ -56,7 +67,7 @@ void gemm_simd(gemm_detail::MicroKernel kernel, int nr, bool ta, bool tb, int64_
   if (b_buf.size() < size_t(nJ * K * nr)) b_buf.resize(size_t(nJ * K * nr));
   float* const ap = a_buf.data();
   float* const bp = b_buf.data();
-  pool.parallel_for(nI, [&](int, int64_t i0, int64_t i1) {
+  for_range(nI, flops, [&](int, int64_t i0, int64_t i1) {
     for (int64_t bi = i0; bi < i1; ++bi) {
       float* dst = &ap[size_t(bi * K * kMr)];
       for (int r = 0; r < kMr; ++r) {
@@ -72,7 +83,7 @@ void gemm_simd(gemm_detail::MicroKernel kernel, int nr, bool ta, bool tb, int64_
       }
     }
   });
-  pool.parallel_for(nJ, [&](int, int64_t j0, int64_t j1) {
+  for_range(nJ, flops, [&](int, int64_t j0, int64_t j1) {
     for (int64_t bj = j0; bj < j1; ++bj) {
       float* dst = &bp[size_t(bj * K * nr)];
       const int64_t c0 = bj * nr, w = std::min<int64_t>(nr, N - c0);
@@ -89,7 +100,7 @@ void gemm_simd(gemm_detail::MicroKernel kernel, int nr, bool ta, bool tb, int64_
   });
   // Split whichever tile dimension gives every thread work; the other stays whole.
   const bool by_cols = nJ >= 2 * int64_t(pool.size()) || nJ >= nI;
-  pool.parallel_for(by_cols ? nJ : nI, [&](int, int64_t p0, int64_t p1) {
+  for_range(by_cols ? nJ : nI, flops, [&](int, int64_t p0, int64_t p1) {
     const int64_t j0 = by_cols ? p0 : 0, j1 = by_cols ? p1 : nJ;
     const int64_t i0 = by_cols ? 0 : p0, i1 = by_cols ? nI : p1;
     for (int64_t k0 = 0; k0 < K; k0 += kKc) {
