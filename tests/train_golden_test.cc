@@ -12,8 +12,10 @@
 #include <nlohmann/json.hpp>
 
 #include "io/safetensors.h"
+#include "model/model.h"
 #include "model/testgen.h"
 #include "test_util.h"
+#include "train/loss.h"
 #include "train/model_grad.h"
 
 namespace dsv3::train {
@@ -100,6 +102,34 @@ TEST_P(TrainGolden, LossAndEveryGradientMatchPyTorch) {
   }
   std::printf("[%s] max relative gradient error %.3g (%s), loss %.6f\n", GetParam().c_str(), worst,
               worst_name.c_str(), s.loss);
+}
+
+// The trainer's forward pass is the inference engine's: the CE of the engine's logits (and
+// MTP logits) equals the trainer's loss terms on the same FP8 checkpoint.
+TEST(TrainForward, MatchesTheInferenceEngine) {
+  testutil::TempDir dir("train_fwd");
+  TestModelOptions o;
+  o.preset = "tiny";
+  o.dtype = "fp8";
+  o.seed = 31;
+  o.out = dir / "model";
+  make_test_model(o);
+  const std::vector<int32_t> toks = {0, 17, 345, 999, 3, 45, 7, 600, 2};
+  const int64_t T = int64_t(toks.size());
+  TrainModel m = TrainModel::from_checkpoint(o.out);
+  const StepStats s = m.loss_only(toks.data(), T, LossOptions{0.5, 0.0});
+
+  const Model engine = Model::load(o.out);
+  const int64_t V = engine.config().vocab_size, D = engine.config().hidden_size;
+  std::vector<float> logits(size_t(T * V)), normed(size_t(T * D)), mtp(size_t((T - 1) * V));
+  KvCache cache = engine.new_cache(T), mcache = engine.new_mtp_cache(T - 1);
+  engine.forward(toks.data(), T, cache, logits.data(), normed.data());
+  engine.forward_mtp(normed.data(), toks.data() + 1, T - 1, mcache, mtp.data());
+  const double main_ce = cross_entropy<float>(logits.data(), toks.data() + 1, T - 1, V, 1.0, nullptr);
+  const double mtp_ce = cross_entropy<float>(mtp.data(), toks.data() + 2, T - 2, V, 1.0, nullptr);
+  EXPECT_NEAR(s.main_ce, main_ce, 1e-5 * main_ce);
+  EXPECT_NEAR(s.mtp_ce, mtp_ce, 1e-5 * mtp_ce);
+  EXPECT_NEAR(s.loss, main_ce + 0.5 * mtp_ce, 1e-5 * s.loss);
 }
 
 INSTANTIATE_TEST_SUITE_P(Cases, TrainGolden,
