@@ -11,6 +11,7 @@
 
 #include "base/error.h"
 #include "base/rng.h"
+#include "kernels/isa.h"
 #include "train/block_grad.h"
 #include "train/gemm.h"
 #include "train/linear_grad.h"
@@ -88,26 +89,33 @@ ModelConfig tiny_config(bool q_lora) {
   return c;
 }
 
-TEST(TrainGemm, MatchesPlainProductsInEveryLayout) {
-  for (auto [M, N, K] : {std::tuple{1, 1, 1}, std::tuple{7, 37, 300}, std::tuple{50, 3, 17}, std::tuple{13, 70, 5}})
-    for (bool ta : {false, true})
-      for (bool tb : {false, true}) {
-        Rng rng(uint64_t(M * 1000 + N * 10 + K));
-        std::vector<float> A(size_t(M * K)), B(size_t(K * N)), C(size_t(M * N), 1.0f);
-        for (float& v : A) v = rng.symmetric(1);
-        for (float& v : B) v = rng.symmetric(1);
-        gemm<float>(ta, tb, M, N, K, A.data(), B.data(), C.data(), true);
-        double worst = 0;
-        for (int i = 0; i < M; ++i)
-          for (int j = 0; j < N; ++j) {
-            double want = 1.0;
-            for (int k = 0; k < K; ++k)
-              want += double(ta ? A[size_t(k * M + i)] : A[size_t(i * K + k)]) *
-                      double(tb ? B[size_t(j * K + k)] : B[size_t(k * N + j)]);
-            worst = std::max(worst, std::fabs(want - C[size_t(i * N + j)]));
-          }
-        EXPECT_LE(worst, 1e-4) << M << "x" << N << "x" << K << " ta " << ta << " tb " << tb;
-      }
+TEST(TrainGemm, MatchesPlainProductsInEveryLayoutAndIsa) {
+  const kernels::Isa saved = kernels::active_isa();
+  for (kernels::Isa isa : {kernels::Isa::Scalar, kernels::Isa::Avx2, kernels::Isa::Avx512}) {
+    if (!kernels::set_isa(isa)) continue;  // this CPU or build lacks it
+    for (auto [M, N, K] : {std::tuple{1, 1, 1}, std::tuple{7, 37, 300}, std::tuple{50, 3, 17}, std::tuple{13, 70, 5},
+                           std::tuple{64, 130, 600}})
+      for (bool ta : {false, true})
+        for (bool tb : {false, true}) {
+          Rng rng(uint64_t(M * 1000 + N * 10 + K));
+          std::vector<float> A(size_t(M * K)), B(size_t(K * N)), C(size_t(M * N), 1.0f);
+          for (float& v : A) v = rng.symmetric(1);
+          for (float& v : B) v = rng.symmetric(1);
+          gemm<float>(ta, tb, M, N, K, A.data(), B.data(), C.data(), true);
+          double worst = 0;
+          for (int i = 0; i < M; ++i)
+            for (int j = 0; j < N; ++j) {
+              double want = 1.0;
+              for (int k = 0; k < K; ++k)
+                want += double(ta ? A[size_t(k * M + i)] : A[size_t(i * K + k)]) *
+                        double(tb ? B[size_t(j * K + k)] : B[size_t(k * N + j)]);
+              worst = std::max(worst, std::fabs(want - C[size_t(i * N + j)]));
+            }
+          EXPECT_LE(worst, 1e-4) << kernels::isa_name(isa) << " " << M << "x" << N << "x" << K << " ta " << ta
+                                 << " tb " << tb;
+        }
+  }
+  kernels::set_isa(saved);
 }
 
 TEST(TrainGrad, Linear) {
