@@ -146,6 +146,7 @@ TEST_F(CliTest, ClearErrors) {
       {"grad --model " + model() + " --tokens 5,1000 --out " + out, "token id 1000 at position 1 is outside"},
       {"grad --model " + model() + " --tokens 5 --out " + out, "at least 2 tokens"},
       {"grad --model " + model() + " --tokens 5,6 --mtp-weight 0.3 --out " + out, "at least 3 tokens"},
+      {"grad --model " + model() + " --tokens 5,6 --mtp-weight -1 --out " + out, "must be >= 0"},
   };
   for (const Case& c : cases) {
     const Result r = sh(c.args);

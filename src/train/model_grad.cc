@@ -48,6 +48,8 @@ void TrainModel::Impl::bind_mlp(const std::string& pre, MlpTensors<float>& V, Ml
 }
 
 void TrainModel::Impl::bind() {
+  if (cfg.n_routed_experts > 0 && cfg.scoring_func != ScoringFunc::Sigmoid)
+    fail("training supports sigmoid expert scoring (DeepSeek-V3) only; this model uses softmax scoring (V2)");
   index.clear();
   for (size_t i = 0; i < params.size(); ++i) index[params[i].name] = i;
   const int64_t nblocks = cfg.num_hidden_layers + (has_mtp() ? 1 : 0);
@@ -102,7 +104,7 @@ StepStats TrainModel::Impl::run(const int32_t* tokens, int64_t T, const LossOpti
   const int64_t D = c.hidden_size, V = c.vocab_size, L = c.num_hidden_layers;
   const bool mtp = opts.mtp_weight > 0;
   if (T < 2) fail("a training sequence needs at least 2 tokens (got ", T, ")");
-  if (mtp && !has_mtp()) fail("--mtp-weight needs a model with an MTP layer (num_nextn_predict_layers is 0)");
+  if (mtp && !has_mtp()) fail("an MTP loss weight > 0 needs a model with an MTP layer (num_nextn_predict_layers is 0)");
   if (mtp && T < 3) fail("the MTP loss needs at least 3 tokens (got ", T, ")");
   for (int64_t t = 0; t < T; ++t)
     if (tokens[t] < 0 || tokens[t] >= V)
@@ -112,9 +114,7 @@ StepStats TrainModel::Impl::run(const int32_t* tokens, int64_t T, const LossOpti
 
   StepStats stats;
   stats.tokens = T - 1;
-  stats.expert_load.assign(biases.empty() ? size_t(std::count_if(moe_slot.begin(), moe_slot.end(),
-                                                                 [](int64_t s) { return s >= 0; }))
-                                          : biases.size(),
+  stats.expert_load.assign(size_t(std::count_if(moe_slot.begin(), moe_slot.end(), [](int64_t s) { return s >= 0; })),
                            std::vector<int64_t>(size_t(c.n_routed_experts), 0));
 
   // Main model.
