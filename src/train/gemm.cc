@@ -70,16 +70,12 @@ void gemm_simd(gemm_detail::MicroKernel kernel, int nr, bool ta, bool tb, int64_
   for_range(nI, flops, [&](int, int64_t i0, int64_t i1) {
     for (int64_t bi = i0; bi < i1; ++bi) {
       float* dst = &ap[size_t(bi * K * kMr)];
-      for (int r = 0; r < kMr; ++r) {
-        const int64_t i = bi * kMr + r;
-        if (i >= M) {
-          for (int64_t k = 0; k < K; ++k) dst[k * kMr + r] = 0.0f;
-        } else if (ta) {
-          for (int64_t k = 0; k < K; ++k) dst[k * kMr + r] = A[k * M + i];
-        } else {
-          const float* a = A + i * K;
-          for (int64_t k = 0; k < K; ++k) dst[k * kMr + r] = a[k];
-        }
+      const int m = int(std::min<int64_t>(kMr, M - bi * kMr));
+      // k outer: the sliver is written contiguously, each source row read as a stream.
+      for (int64_t k = 0; k < K; ++k) {
+        float* d = dst + k * kMr;
+        for (int r = 0; r < m; ++r) d[r] = ta ? A[k * M + bi * kMr + r] : A[(bi * kMr + r) * K + k];
+        for (int r = m; r < kMr; ++r) d[r] = 0.0f;
       }
     }
   });
