@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test suite: the optimized build and an ASan+UBSan build run every GoogleTest test
 # under CTest; the PyTorch reference checks itself and is cross-checked live against the
-# engine (and its gradient twin against `dsv3 grad`) on freshly generated checkpoints; the safetensors header fuzzer gets a short run.
+# engine, and its autograd twin against `dsv3 grad`, on freshly generated checkpoints; the
+# safetensors header fuzzer gets a short run.
 # Usage: scripts/test.sh [--quick]   (--quick: optimized build only)
 set -euo pipefail
 cd "$(dirname "$0")/.."
