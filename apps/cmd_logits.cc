@@ -12,14 +12,8 @@
 #include "model/model.h"
 
 namespace dsv3::app {
-namespace {
 
-struct LogitsOptions {
-  std::string model, tokens, out, attention = "auto";
-  bool decode = false, mtp = false, reference = false, routing = false;
-};
-
-std::vector<int32_t> parse_tokens(const std::string& s) {
+std::vector<int32_t> parse_token_list(const std::string& s) {
   std::vector<int32_t> out;
   size_t i = 0;
   while (i <= s.size()) {
@@ -36,9 +30,16 @@ std::vector<int32_t> parse_tokens(const std::string& s) {
   return out;
 }
 
+namespace {
+
+struct LogitsOptions {
+  std::string model, tokens, out, attention = "auto";
+  bool decode = false, mtp = false, reference = false, routing = false;
+};
+
 void run(const LogitsOptions& o) {
   kernels::set_reference_kernels(o.reference);
-  const std::vector<int32_t> tokens = parse_tokens(o.tokens);
+  const std::vector<int32_t> tokens = parse_token_list(o.tokens);
   Model model = Model::load(o.model, LoadOptions{o.mtp});
   const ModelConfig& c = model.config();
   if (o.mtp && !model.weights().mtp) fail("--mtp: ", o.model, " has no MTP layer (num_nextn_predict_layers is 0)");

@@ -3,6 +3,10 @@
 
 #include <CLI/CLI.hpp>
 
+#include <cstdint>
+#include <string>
+#include <vector>
+
 namespace dsv3::app {
 
 void add_make_test_model(CLI::App& app);
@@ -16,5 +20,9 @@ void add_detokenize(CLI::App& app);
 void add_render_chat(CLI::App& app);
 void add_serve(CLI::App& app);
 void add_train_tokenizer(CLI::App& app);
+void add_grad(CLI::App& app);
+
+//! "0,17,345" -> ids; throws dsv3::Error naming the bad item (shared by logits and grad).
+std::vector<int32_t> parse_token_list(const std::string& s);
 
 }  // namespace dsv3::app

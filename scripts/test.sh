@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The test suite: the optimized build and an ASan+UBSan build run every GoogleTest test
 # under CTest; the PyTorch reference checks itself and is cross-checked live against the
-# engine on a freshly generated checkpoint; the official `openai` npm client drives `dsv3
-# serve` on loopback; the safetensors header fuzzer gets a short run.
+# engine, and its autograd twin against `dsv3 grad`, on freshly generated checkpoints; the
+# official `openai` npm client drives `dsv3 serve` on loopback; the safetensors header fuzzer
+# gets a short run.
 # Usage: scripts/test.sh [--quick]   (--quick: optimized build only)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,6 +17,7 @@ ctest --test-dir build --output-on-failure -j"$jobs"
 echo "== PyTorch reference self-check and live cross-check"
 /usr/bin/python3 scripts/test_reference.py
 /usr/bin/python3 scripts/cross_check.py --dsv3 build/dsv3
+/usr/bin/python3 scripts/grad_cross_check.py --dsv3 build/dsv3
 
 echo "== OpenAI client against dsv3 serve (the test starts the server on a free loopback port)"
 DSV3_BINARY="$PWD/build/dsv3" node --test tests/server/

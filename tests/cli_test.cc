@@ -5,6 +5,8 @@
 #include <unistd.h>
 
 #include <array>
+#include <cmath>
+#include <cstring>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -78,6 +80,29 @@ TEST_F(CliTest, LogitsWritesEveryPositionAndMtp) {
   EXPECT_EQ(f.find("routing.3.indices")->shape, (std::vector<int64_t>{3, 4}));  // the MTP layer
 }
 
+TEST_F(CliTest, GradWritesTheLossAndEveryParameterGradient) {
+  const std::string out = (dir_ / "grad.safetensors").string();
+  const Result r = sh("grad --model " + model() + " --tokens 0,5,17,999,3 --mtp-weight 0.3 --balance-alpha 0.01 --out " + out);
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("loss "), std::string::npos) << r.out;
+  const SafetensorsFile f = SafetensorsFile::open(out);
+  const TensorInfo* loss = f.find("loss");
+  ASSERT_NE(loss, nullptr);
+  float l = 0;
+  std::memcpy(&l, f.data(*loss), 4);
+  EXPECT_GT(l, 0.0f);
+  EXPECT_TRUE(std::isfinite(l));
+  // FP8 weights: the gradient has the dequantised weight's shape and dtype F32.
+  const TensorInfo* q = f.find("model.layers.1.self_attn.q_a_proj.weight");
+  ASSERT_NE(q, nullptr);
+  EXPECT_EQ(q->dtype, DType::F32);
+  EXPECT_EQ(q->shape, (std::vector<int64_t>{136, 200}));
+  EXPECT_NE(f.find("model.layers.3.eh_proj.weight"), nullptr);  // MTP module
+  EXPECT_EQ(f.find("model.layers.3.embed_tokens.weight"), nullptr);  // tied to the main embedding
+  EXPECT_EQ(f.find("model.layers.1.mlp.gate.e_score_correction_bias"), nullptr);  // selection only
+  EXPECT_EQ(f.find("model.layers.1.self_attn.q_a_proj.weight_scale_inv"), nullptr);
+}
+
 TEST_F(CliTest, InspectSummarisesTheCheckpoint) {
   const Result r = sh("inspect --model " + model());
   ASSERT_EQ(r.code, 0) << r.out;
@@ -116,6 +141,12 @@ TEST_F(CliTest, ClearErrors) {
       {"make-test-model --preset huge --out " + (dir_ / "h").string(), "unknown preset 'huge'"},
       {"inspect --model " + (dir_ / "nothing").string(), "does not exist"},
       {"frobnicate", "subcommand"},
+      {"grad --model /nonexistent/model --tokens 1,2 --out " + out, "does not exist"},
+      {"grad --model " + model() + " --tokens 1,-2 --out " + out, "'-2' is not a token id"},
+      {"grad --model " + model() + " --tokens 5,1000 --out " + out, "token id 1000 at position 1 is outside"},
+      {"grad --model " + model() + " --tokens 5 --out " + out, "at least 2 tokens"},
+      {"grad --model " + model() + " --tokens 5,6 --mtp-weight 0.3 --out " + out, "at least 3 tokens"},
+      {"grad --model " + model() + " --tokens 5,6 --mtp-weight -1 --out " + out, "must be >= 0"},
   };
   for (const Case& c : cases) {
     const Result r = sh(c.args);

@@ -1,0 +1,24 @@
+// Linear layer y = x W^T (W [out, in], Hugging Face layout) and its backward pass.
+// Shapes: x [T, in], y / dy [T, out]. Backward accumulates (+=) into dx and dW.
+#pragma once
+
+#include <cstdint>
+
+#include "train/gemm.h"
+
+namespace dsv3::train {
+
+//! y[T, out] = x[T, in] W^T (overwrites y).
+template <class S>
+void linear_forward(const S* x, int64_t T, const S* W, int64_t out, int64_t in, S* y) {
+  gemm<S>(false, true, T, out, in, x, W, y, false);
+}
+
+//! dx[T, in] += dy W; dW[out, in] += dy^T x. Either output may be null (not needed).
+template <class S>
+void linear_backward(const S* x, const S* dy, int64_t T, const S* W, int64_t out, int64_t in, S* dx, S* dW) {
+  if (dx) gemm<S>(false, false, T, in, out, dy, W, dx, true);
+  if (dW) gemm<S>(true, false, out, in, T, dy, x, dW, true);
+}
+
+}  // namespace dsv3::train

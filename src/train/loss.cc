@@ -1,0 +1,38 @@
+#include "train/loss.h"
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "threading/pool.h"
+
+namespace dsv3::train {
+
+template <class S>
+double cross_entropy(const S* logits, const int32_t* targets, int64_t N, int64_t V, double scale, S* dlogits) {
+  if (N <= 0) return 0.0;
+  std::vector<double> row_loss(static_cast<size_t>(N));
+  ThreadPool::global().parallel_for(N, [&](int, int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const S* z = logits + r * V;
+      const S m = *std::max_element(z, z + V);
+      double sum = 0;
+      for (int64_t v = 0; v < V; ++v) sum += std::exp(double(z[v] - m));
+      const double lse = std::log(sum) + double(m);
+      row_loss[size_t(r)] = lse - double(z[targets[r]]);
+      if (!dlogits) continue;
+      S* d = dlogits + r * V;
+      const double k = scale / double(N);
+      for (int64_t v = 0; v < V; ++v) d[v] = S(std::exp(double(z[v]) - lse) * k);
+      d[targets[r]] -= S(k);
+    }
+  });
+  double total = 0;
+  for (double l : row_loss) total += l;
+  return total / double(N);
+}
+
+template double cross_entropy<float>(const float*, const int32_t*, int64_t, int64_t, double, float*);
+template double cross_entropy<double>(const double*, const int32_t*, int64_t, int64_t, double, double*);
+
+}  // namespace dsv3::train

@@ -1,0 +1,242 @@
+#include "train/moe_grad.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "base/error.h"
+#include "train/linear_grad.h"
+
+namespace dsv3::train {
+namespace {
+
+template <class S>
+S sigmoid(S v) {
+  return S(1) / (S(1) + std::exp(-v));
+}
+
+// Index of the largest value not yet taken; the lowest index wins ties.
+template <class S>
+int64_t argmax_untaken(const S* v, int64_t n, const std::vector<char>& taken) {
+  int64_t best = -1;
+  for (int64_t i = 0; i < n; ++i)
+    if (!taken[size_t(i)] && (best < 0 || v[i] > v[best])) best = i;
+  DSV3_CHECK(best >= 0, "nothing left to choose");
+  return best;
+}
+
+}  // namespace
+
+template <class S>
+void mlp_forward(const MlpTensors<S>& w, int64_t D, int64_t I, const S* x, int64_t T, MlpState<S>& st, S* out) {
+  st.g.resize(size_t(T * I));
+  st.u.resize(size_t(T * I));
+  st.a.resize(size_t(T * I));
+  linear_forward(x, T, w.gate, I, D, st.g.data());
+  linear_forward(x, T, w.up, I, D, st.u.data());
+  for (size_t i = 0; i < st.a.size(); ++i) st.a[i] = st.g[i] * sigmoid(st.g[i]) * st.u[i];
+  linear_forward(st.a.data(), T, w.down, D, I, out);
+}
+
+template <class S>
+void mlp_backward(const MlpTensors<S>& w, int64_t D, int64_t I, const S* x, int64_t T, const MlpState<S>& st,
+                  const S* dout, S* dx, const MlpTensors<S>& g) {
+  std::vector<S> da(size_t(T * I), S(0));
+  linear_backward(st.a.data(), dout, T, w.down, D, I, da.data(), g.down);
+  std::vector<S> dg(size_t(T * I)), du(size_t(T * I));
+  for (size_t i = 0; i < da.size(); ++i) {
+    const S sg = sigmoid(st.g[i]);
+    du[i] = da[i] * st.g[i] * sg;
+    dg[i] = da[i] * st.u[i] * sg * (S(1) + st.g[i] * (S(1) - sg));  // silu'(g)
+  }
+  linear_backward(x, dg.data(), T, w.gate, I, D, dx, g.gate);
+  linear_backward(x, du.data(), T, w.up, I, D, dx, g.up);
+}
+
+template <class S>
+void select_experts(const ModelConfig& c, const S* s, const float* bias, int32_t* idx) {
+  const int64_t E = c.n_routed_experts, K = c.num_experts_per_tok;
+  std::vector<S> sel(s, s + E);
+  if (bias)
+    for (int64_t e = 0; e < E; ++e) sel[size_t(e)] += S(bias[e]);
+  if (c.topk_method != TopkMethod::Greedy && c.n_group > 1 && c.topk_group < c.n_group) {
+    const int64_t G = c.n_group, per = E / G;
+    std::vector<S> gscore(static_cast<size_t>(G));
+    for (int64_t gi = 0; gi < G; ++gi) {
+      const S* v = &sel[size_t(gi * per)];
+      if (c.topk_method == TopkMethod::NoauxTc) {  // the sum of the group's two best
+        std::vector<char> taken(size_t(per), 0);
+        const int64_t a = argmax_untaken(v, per, taken);
+        taken[size_t(a)] = 1;
+        gscore[size_t(gi)] = v[a] + v[argmax_untaken(v, per, taken)];
+      } else {
+        gscore[size_t(gi)] = *std::max_element(v, v + per);
+      }
+    }
+    std::vector<char> keep(size_t(G), 0);
+    for (int64_t i = 0; i < c.topk_group; ++i) keep[size_t(argmax_untaken(gscore.data(), G, keep))] = 1;
+    for (int64_t gi = 0; gi < G; ++gi)  // -inf, not 0: biased scores may be negative
+      if (!keep[size_t(gi)])
+        std::fill(&sel[size_t(gi * per)], &sel[size_t(gi * per)] + per, -std::numeric_limits<S>::infinity());
+  }
+  std::vector<char> taken(size_t(E), 0);
+  for (int64_t k = 0; k < K; ++k) {
+    const int64_t e = argmax_untaken(sel.data(), E, taken);
+    taken[size_t(e)] = 1;
+    idx[k] = int32_t(e);
+  }
+  std::sort(idx, idx + K);
+}
+
+template <class S>
+void moe_forward(const ModelConfig& c, const MoeTensors<S>& w, const float* bias, const S* x, int64_t T,
+                 MoeState<S>& st, S* out) {
+  if (c.scoring_func != ScoringFunc::Sigmoid)
+    fail("training supports sigmoid expert scoring (DeepSeek-V3) only, not softmax scoring (V2)");
+  const int64_t D = c.hidden_size, E = c.n_routed_experts, K = c.num_experts_per_tok, I = c.moe_intermediate_size;
+  st.s.resize(size_t(T * E));
+  linear_forward(x, T, w.gate, E, D, st.s.data());
+  for (S& v : st.s) v = sigmoid(v);
+  st.idx.resize(size_t(T * K));
+  st.w.resize(size_t(T * K));
+  st.rows.assign(size_t(E), {});
+  st.load.assign(size_t(E), 0);
+  for (int64_t t = 0; t < T; ++t) {
+    const S* s = &st.s[size_t(t * E)];
+    int32_t* idx = &st.idx[size_t(t * K)];
+    select_experts(c, s, bias, idx);
+    S sum = 0;
+    for (int64_t k = 0; k < K; ++k) sum += s[idx[k]];
+    for (int64_t k = 0; k < K; ++k) {
+      S wk = s[idx[k]];  // the unbiased score
+      if (c.norm_topk_prob) wk /= sum;
+      st.w[size_t(t * K + k)] = wk * S(c.routed_scaling_factor);
+      st.rows[size_t(idx[k])].push_back(t * K + k);
+      ++st.load[size_t(idx[k])];
+    }
+  }
+  std::fill(out, out + T * D, S(0));
+  st.xe.assign(size_t(E), {});
+  st.ye.assign(size_t(E), {});
+  st.est.assign(size_t(E), {});
+  for (int64_t e = 0; e < E; ++e) {
+    const auto& rows = st.rows[size_t(e)];
+    if (rows.empty()) continue;
+    const int64_t n = int64_t(rows.size());
+    auto& xe = st.xe[size_t(e)];
+    auto& ye = st.ye[size_t(e)];
+    xe.resize(size_t(n * D));
+    ye.resize(size_t(n * D));
+    for (int64_t i = 0; i < n; ++i) std::copy(x + rows[i] / K * D, x + (rows[i] / K + 1) * D, &xe[size_t(i * D)]);
+    mlp_forward(w.experts[size_t(e)], D, I, xe.data(), n, st.est[size_t(e)], ye.data());
+    for (int64_t i = 0; i < n; ++i) {
+      S* o = out + rows[i] / K * D;
+      const S wk = st.w[size_t(rows[i])];
+      for (int64_t d = 0; d < D; ++d) o[d] += wk * ye[size_t(i * D + d)];
+    }
+  }
+  if (w.shared.gate) {
+    std::vector<S> sh(size_t(T * D));
+    mlp_forward(w.shared, D, c.n_shared_experts * I, x, T, st.shared, sh.data());
+    for (int64_t i = 0; i < T * D; ++i) out[i] += sh[size_t(i)];
+  }
+}
+
+template <class S>
+double moe_balance(const ModelConfig& c, const MoeState<S>& st, int64_t T) {
+  const int64_t E = c.n_routed_experts, K = c.num_experts_per_tok;
+  double total = 0;
+  for (int64_t t = 0; t < T; ++t) {
+    const S* s = &st.s[size_t(t * E)];
+    double z = 0;
+    for (int64_t e = 0; e < E; ++e) z += double(s[e]);
+    for (int64_t e = 0; e < E; ++e) {
+      const double f = double(E) / double(K * T) * double(st.load[size_t(e)]);
+      total += f * double(s[e]) / z / double(T);
+    }
+  }
+  return total;
+}
+
+template <class S>
+void moe_backward(const ModelConfig& c, const MoeTensors<S>& w, const S* x, int64_t T, const MoeState<S>& st,
+                  const S* dout, double balance_scale, S* dx, const MoeTensors<S>& g) {
+  const int64_t D = c.hidden_size, E = c.n_routed_experts, K = c.num_experts_per_tok, I = c.moe_intermediate_size;
+  std::vector<S> dw(size_t(T * K), S(0));  // d/d mixing weight
+  std::vector<S> dxe, dye;
+  for (int64_t e = 0; e < E; ++e) {
+    const auto& rows = st.rows[size_t(e)];
+    if (rows.empty()) continue;
+    const int64_t n = int64_t(rows.size());
+    const auto& ye = st.ye[size_t(e)];
+    dye.resize(size_t(n * D));
+    for (int64_t i = 0; i < n; ++i) {
+      const S* go = dout + rows[i] / K * D;
+      const S wk = st.w[size_t(rows[i])];
+      S a = 0;
+      for (int64_t d = 0; d < D; ++d) {
+        a += go[d] * ye[size_t(i * D + d)];
+        dye[size_t(i * D + d)] = wk * go[d];
+      }
+      dw[size_t(rows[i])] = a;
+    }
+    dxe.assign(size_t(n * D), S(0));
+    mlp_backward(w.experts[size_t(e)], D, I, st.xe[size_t(e)].data(), n, st.est[size_t(e)], dye.data(), dxe.data(),
+                 g.experts[size_t(e)]);
+    for (int64_t i = 0; i < n; ++i) {
+      S* d = dx + rows[i] / K * D;
+      for (int64_t j = 0; j < D; ++j) d[j] += dxe[size_t(i * D + j)];
+    }
+  }
+  if (w.shared.gate)
+    mlp_backward(w.shared, D, c.n_shared_experts * I, x, T, st.shared, dout, dx, g.shared);
+
+  // Scores: through the mixing weights (chosen experts only) and the balance term (all).
+  std::vector<S> dlogit(size_t(T * E), S(0));
+  const S rsf = S(c.routed_scaling_factor);
+  for (int64_t t = 0; t < T; ++t) {
+    const S* s = &st.s[size_t(t * E)];
+    const int32_t* idx = &st.idx[size_t(t * K)];
+    S* ds = &dlogit[size_t(t * E)];
+    if (c.norm_topk_prob) {
+      // w_k = rsf * s_k / Z over the chosen: ds_j = rsf * (dw_j - sum_k dw_k s_k / Z) / Z.
+      S z = 0, dot = 0;
+      for (int64_t k = 0; k < K; ++k) z += s[idx[k]];
+      for (int64_t k = 0; k < K; ++k) dot += dw[size_t(t * K + k)] * s[idx[k]];
+      for (int64_t k = 0; k < K; ++k) ds[idx[k]] += rsf * (dw[size_t(t * K + k)] - dot / z) / z;
+    } else {
+      for (int64_t k = 0; k < K; ++k) ds[idx[k]] += rsf * dw[size_t(t * K + k)];
+    }
+    if (balance_scale != 0.0) {
+      // sum_i f_i s_i / Z / T: d/ds_j = (f_j - sum_i f_i s_i / Z) / (Z T).
+      double z = 0, fs = 0;
+      for (int64_t e = 0; e < E; ++e) {
+        const double f = double(E) / double(K * T) * double(st.load[size_t(e)]);
+        z += double(s[e]);
+        fs += f * double(s[e]);
+      }
+      for (int64_t e = 0; e < E; ++e) {
+        const double f = double(E) / double(K * T) * double(st.load[size_t(e)]);
+        ds[e] += S(balance_scale * (f - fs / z) / (z * double(T)));
+      }
+    }
+    for (int64_t e = 0; e < E; ++e) ds[e] *= s[e] * (S(1) - s[e]);  // sigmoid'
+  }
+  linear_backward(x, dlogit.data(), T, w.gate, E, D, dx, g.gate);
+}
+
+#define DSV3_INSTANTIATE(S)                                                                                      \
+  template void mlp_forward<S>(const MlpTensors<S>&, int64_t, int64_t, const S*, int64_t, MlpState<S>&, S*);     \
+  template void mlp_backward<S>(const MlpTensors<S>&, int64_t, int64_t, const S*, int64_t, const MlpState<S>&,   \
+                                const S*, S*, const MlpTensors<S>&);                                             \
+  template void select_experts<S>(const ModelConfig&, const S*, const float*, int32_t*);                        \
+  template void moe_forward<S>(const ModelConfig&, const MoeTensors<S>&, const float*, const S*, int64_t,         \
+                               MoeState<S>&, S*);                                                                \
+  template double moe_balance<S>(const ModelConfig&, const MoeState<S>&, int64_t);                               \
+  template void moe_backward<S>(const ModelConfig&, const MoeTensors<S>&, const S*, int64_t, const MoeState<S>&, \
+                                const S*, double, S*, const MoeTensors<S>&);
+DSV3_INSTANTIATE(float)
+DSV3_INSTANTIATE(double)
+#undef DSV3_INSTANTIATE
+
+}  // namespace dsv3::train

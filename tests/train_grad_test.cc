@@ -1,0 +1,355 @@
+// Finite-difference checks, in double precision, of every hand-written backward pass of the
+// trainer (src/train): linear, RMSNorm, RoPE, embedding, cross-entropy, MLA (q-LoRA and plain
+// q_proj), SwiGLU, MoE routing weights + balance loss, a whole decoder block, and the fp32
+// TrainModel end to end (tied MTP embedding/head included) at a looser tolerance.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <functional>
+#include <map>
+#include <tuple>
+
+#include "base/error.h"
+#include "base/rng.h"
+#include "kernels/isa.h"
+#include "train/block_grad.h"
+#include "train/gemm.h"
+#include "train/linear_grad.h"
+#include "train/loss.h"
+#include "train/model_grad.h"
+#include "train/norm_rope_grad.h"
+
+namespace dsv3::train {
+namespace {
+
+using Vec = std::vector<double>;
+
+Vec random_vec(size_t n, uint64_t seed, double scale = 1.0) {
+  Rng rng(seed);
+  Vec v(n);
+  for (double& x : v) x = rng.symmetric(float(scale));
+  return v;
+}
+
+double dot(const Vec& a, const Vec& b) {
+  double s = 0;
+  for (size_t i = 0; i < a.size(); ++i) s += a[i] * b[i];
+  return s;
+}
+
+// Central differences on up to `max_checks` evenly spread elements of x against the
+// analytic gradient; f re-evaluates the scalar loss from the current x.
+void check_grad(Vec& x, const Vec& grad, const std::function<double()>& f, const std::string& what,
+                size_t max_checks = 400) {
+  ASSERT_EQ(x.size(), grad.size()) << what;
+  const size_t step = std::max<size_t>(1, x.size() / max_checks);
+  double worst = 0;
+  size_t at = 0;
+  double nonzero = 0;
+  for (size_t i = 0; i < x.size(); i += step) {
+    const double x0 = x[i], h = 1e-6;
+    x[i] = x0 + h;
+    const double fp = f();
+    x[i] = x0 - h;
+    const double fm = f();
+    x[i] = x0;
+    const double num = (fp - fm) / (2 * h);
+    const double err = std::fabs(num - grad[i]) / std::max(1.0, std::fabs(num));
+    nonzero = std::max(nonzero, std::fabs(num));
+    if (err > worst) worst = err, at = i;
+  }
+  EXPECT_LE(worst, 2e-6) << what << ": element " << at << " analytic " << grad[at];
+  EXPECT_GT(nonzero, 1e-6) << what << ": the checked gradient is identically zero (a vacuous check)";
+}
+
+ModelConfig tiny_config(bool q_lora) {
+  ModelConfig c;
+  c.vocab_size = 23;
+  c.hidden_size = 16;
+  c.intermediate_size = 10;
+  c.moe_intermediate_size = 6;
+  c.num_hidden_layers = 2;
+  c.num_nextn_predict_layers = 1;
+  c.num_attention_heads = 2;
+  c.n_shared_experts = 1;
+  c.n_routed_experts = 8;
+  c.routed_scaling_factor = 2.5;
+  c.n_group = 4;
+  c.topk_group = 2;
+  c.num_experts_per_tok = 3;
+  c.first_k_dense_replace = 1;
+  c.q_lora_rank = q_lora ? 7 : 0;
+  c.kv_lora_rank = 6;
+  c.qk_nope_head_dim = 4;
+  c.qk_rope_head_dim = 4;
+  c.v_head_dim = 5;
+  c.rope_scaling = RopeScaling{true, 40.0, 4, 32.0, 1.0, 1.0, 1.0};
+  c.max_position_embeddings = 160;
+  c.eos_token_ids = {1};
+  return c;
+}
+
+TEST(TrainGemm, MatchesPlainProductsInEveryLayoutAndIsa) {
+  const kernels::Isa saved = kernels::active_isa();
+  for (kernels::Isa isa : {kernels::Isa::Scalar, kernels::Isa::Avx2, kernels::Isa::Avx512}) {
+    if (!kernels::set_isa(isa)) continue;  // this CPU or build lacks it
+    for (auto [M, N, K] : {std::tuple{1, 1, 1}, std::tuple{7, 37, 300}, std::tuple{50, 3, 17}, std::tuple{13, 70, 5},
+                           std::tuple{64, 130, 600}})
+      for (bool ta : {false, true})
+        for (bool tb : {false, true}) {
+          Rng rng(uint64_t(M * 1000 + N * 10 + K));
+          std::vector<float> A(size_t(M * K)), B(size_t(K * N)), C(size_t(M * N), 1.0f);
+          for (float& v : A) v = rng.symmetric(1);
+          for (float& v : B) v = rng.symmetric(1);
+          gemm<float>(ta, tb, M, N, K, A.data(), B.data(), C.data(), true);
+          double worst = 0;
+          for (int i = 0; i < M; ++i)
+            for (int j = 0; j < N; ++j) {
+              double want = 1.0;
+              for (int k = 0; k < K; ++k)
+                want += double(ta ? A[size_t(k * M + i)] : A[size_t(i * K + k)]) *
+                        double(tb ? B[size_t(j * K + k)] : B[size_t(k * N + j)]);
+              worst = std::max(worst, std::fabs(want - C[size_t(i * N + j)]));
+            }
+          EXPECT_LE(worst, 1e-4) << kernels::isa_name(isa) << " " << M << "x" << N << "x" << K << " ta " << ta
+                                 << " tb " << tb;
+        }
+  }
+  kernels::set_isa(saved);
+}
+
+TEST(TrainGrad, Linear) {
+  const int64_t T = 3, in = 5, out = 4;
+  Vec x = random_vec(T * in, 1), W = random_vec(out * in, 2), R = random_vec(T * out, 3);
+  auto f = [&] {
+    Vec y(size_t(T * out));
+    linear_forward(x.data(), T, W.data(), out, in, y.data());
+    return dot(y, R);
+  };
+  Vec dx(x.size()), dW(W.size());
+  linear_backward(x.data(), R.data(), T, W.data(), out, in, dx.data(), dW.data());
+  check_grad(x, dx, f, "linear dx");
+  check_grad(W, dW, f, "linear dW");
+}
+
+TEST(TrainGrad, RmsNormEmbeddingAndRope) {
+  const int64_t T = 3, n = 8, V = 5;
+  const std::vector<double> freqs = tiny_config(true).rope_frequencies();
+  const int32_t tokens[T] = {4, 0, 4};
+  Vec E = random_vec(V * n, 4), w = random_vec(n, 5), R = random_vec(T * n, 6);
+  auto f = [&] {
+    Vec x(size_t(T * n)), y(size_t(T * n)), r(static_cast<size_t>(T));
+    embedding_forward(tokens, T, E.data(), n, x.data());
+    rms_norm_forward(x.data(), n, w.data(), T, n, 1e-6, y.data(), r.data());
+    rope_apply(y.data() + 4, T, 1, n, 0, 4, freqs, 3, false);  // rope on a slice, as MLA does
+    return dot(y, R);
+  };
+  Vec x(size_t(T * n)), y(size_t(T * n)), r(static_cast<size_t>(T)), dy = R, dx(size_t(T * n)), dE(E.size()),
+      dw(w.size());
+  embedding_forward(tokens, T, E.data(), n, x.data());
+  rms_norm_forward(x.data(), n, w.data(), T, n, 1e-6, y.data(), r.data());
+  rope_apply(dy.data() + 4, T, 1, n, 0, 4, freqs, 3, true);
+  rms_norm_backward(x.data(), n, w.data(), r.data(), dy.data(), T, n, dx.data(), dw.data());
+  embedding_backward(tokens, T, dx.data(), n, dE.data());
+  check_grad(E, dE, f, "embedding+norm+rope dE");
+  check_grad(w, dw, f, "rms norm dw");
+}
+
+TEST(TrainGrad, CrossEntropy) {
+  const int64_t N = 4, V = 7;
+  const int32_t targets[N] = {0, 6, 3, 3};
+  Vec z = random_vec(N * V, 7, 3.0), dz(z.size());
+  cross_entropy(z.data(), targets, N, V, 0.7, dz.data());
+  check_grad(z, dz, [&] { return 0.7 * cross_entropy<double>(z.data(), targets, N, V, 1.0, nullptr); }, "CE");
+  // Uniform logits: the loss is log V exactly.
+  Vec u(size_t(V), 0.25);
+  EXPECT_NEAR(cross_entropy<double>(u.data(), targets, 1, V, 1.0, nullptr), std::log(double(V)), 1e-12);
+}
+
+// Weights of one block (MLA + dense MLP or MoE) in double, with matching gradient buffers.
+struct BlockData {
+  std::vector<std::pair<std::string, Vec>> w, g;
+  BlockTensors<double> V, G;
+  std::vector<float> bias;
+
+  BlockData(const ModelConfig& c, bool moe, uint64_t seed) {
+    const int64_t D = c.hidden_size, H = c.num_attention_heads;
+    auto add = [&](const std::string& name, int64_t n, double scale, double*& vp, double*& gp) {
+      w.push_back({name, random_vec(size_t(n), seed++, scale)});
+      if (name.find("norm") != std::string::npos)
+        for (double& v : w.back().second) v += 1.0;
+      g.push_back({name, Vec(size_t(n))});
+      vp = nullptr, gp = nullptr;
+    };
+    // Two passes: sizes first (stable storage), then pointers.
+    struct Spec { std::string name; int64_t n; double scale; double** vp; double** gp; };
+    std::vector<Spec> specs;
+    auto spec = [&](const std::string& name, int64_t n, double scale, double*& vp, double*& gp) {
+      specs.push_back({name, n, scale, &vp, &gp});
+    };
+    spec("attn_norm", D, 0.2, V.attn_norm, G.attn_norm);
+    spec("mlp_norm", D, 0.2, V.mlp_norm, G.mlp_norm);
+    if (c.q_lora_rank > 0) {
+      spec("q_a", c.q_lora_rank * D, 0.5, V.attn.q_a, G.attn.q_a);
+      spec("q_a_norm", c.q_lora_rank, 0.2, V.attn.q_a_norm, G.attn.q_a_norm);
+      spec("q_b", H * c.qk_head_dim() * c.q_lora_rank, 0.5, V.attn.q_b, G.attn.q_b);
+    } else {
+      spec("q", H * c.qk_head_dim() * D, 0.5, V.attn.q, G.attn.q);
+    }
+    spec("kv_a", c.latent_dim() * D, 0.5, V.attn.kv_a, G.attn.kv_a);
+    spec("kv_a_norm", c.kv_lora_rank, 0.2, V.attn.kv_a_norm, G.attn.kv_a_norm);
+    spec("kv_b", H * (c.qk_nope_head_dim + c.v_head_dim) * c.kv_lora_rank, 0.5, V.attn.kv_b, G.attn.kv_b);
+    spec("o", D * H * c.v_head_dim, 0.3, V.attn.o, G.attn.o);
+    V.moe = G.moe = moe;
+    auto mlp = [&](const std::string& p, int64_t I, MlpTensors<double>& v, MlpTensors<double>& gr) {
+      spec(p + "gate", I * D, 0.5, v.gate, gr.gate);
+      spec(p + "up", I * D, 0.5, v.up, gr.up);
+      spec(p + "down", D * I, 0.5, v.down, gr.down);
+    };
+    if (!moe) {
+      mlp("dense.", c.intermediate_size, V.dense, G.dense);
+    } else {
+      spec("gate", c.n_routed_experts * D, 0.5, V.experts.gate, G.experts.gate);
+      V.experts.experts.resize(size_t(c.n_routed_experts));
+      G.experts.experts.resize(size_t(c.n_routed_experts));
+      for (int64_t e = 0; e < c.n_routed_experts; ++e)
+        mlp("expert" + std::to_string(e) + ".", c.moe_intermediate_size, V.experts.experts[size_t(e)],
+            G.experts.experts[size_t(e)]);
+      mlp("shared.", c.n_shared_experts * c.moe_intermediate_size, V.experts.shared, G.experts.shared);
+      Rng rng(seed + 99);
+      bias.resize(size_t(c.n_routed_experts));
+      for (float& b : bias) b = rng.symmetric(0.3f);
+    }
+    w.reserve(specs.size());
+    g.reserve(specs.size());
+    for (auto& s : specs) {
+      double *a, *b;
+      add(s.name, s.n, s.scale, a, b);
+    }
+    for (size_t i = 0; i < specs.size(); ++i) {
+      *specs[i].vp = w[i].second.data();
+      *specs[i].gp = g[i].second.data();
+    }
+  }
+};
+
+void check_block(const ModelConfig& c, bool moe, double balance) {
+  const int64_t T = 5, D = c.hidden_size;
+  const std::vector<double> freqs = c.rope_frequencies();
+  BlockData b(c, moe, 11);
+  Vec h0 = random_vec(size_t(T * D), 3), R = random_vec(size_t(T * D), 4);
+  auto f = [&] {
+    Vec h = h0;
+    BlockState<double> st;
+    block_forward(c, b.V, moe ? b.bias.data() : nullptr, freqs, h.data(), T, st);
+    return dot(h, R) + (moe ? balance * moe_balance(c, st.moe, T) : 0.0);
+  };
+  Vec h = h0, dh = R;
+  BlockState<double> st;
+  block_forward(c, b.V, moe ? b.bias.data() : nullptr, freqs, h.data(), T, st);
+  block_backward(c, b.V, freqs, T, st, balance, dh.data(), b.G);
+  check_grad(h0, dh, f, "block input", 40);
+  for (size_t i = 0; i < b.w.size(); ++i) {
+    // Unchosen experts get no gradient, and no finite difference either: skip them quickly.
+    bool any = false;
+    for (double v : b.g[i].second) any = any || v != 0.0;
+    if (!any && b.w[i].first.rfind("expert", 0) == 0) continue;
+    check_grad(b.w[i].second, b.g[i].second, f, b.w[i].first, 12);
+  }
+}
+
+TEST(TrainGrad, DenseBlockWithQLora) { check_block(tiny_config(true), false, 0.0); }
+TEST(TrainGrad, DenseBlockWithPlainQProj) { check_block(tiny_config(false), false, 0.0); }
+TEST(TrainGrad, MoeBlockWithBalanceLoss) { check_block(tiny_config(true), true, 0.5); }
+
+TEST(TrainGrad, MoeWithoutNormalisedTopkAndGroupLimits) {
+  ModelConfig c = tiny_config(false);
+  c.norm_topk_prob = false;
+  c.n_group = 1;
+  c.topk_group = 1;
+  check_block(c, true, 0.0);
+}
+
+TEST(TrainGrad, GateBiasSelectsButDoesNotWeight) {
+  const ModelConfig c = tiny_config(false);
+  const int64_t E = c.n_routed_experts;
+  std::vector<double> s(static_cast<size_t>(E));
+  for (int64_t e = 0; e < E; ++e) s[size_t(e)] = 0.1 + 0.05 * double(e);  // expert 7 best
+  std::vector<float> bias(size_t(E), 0.0f);
+  bias[0] = 1.0f;  // lifts expert 0 (and its group) into the choice
+  int32_t idx[3];
+  select_experts(c, s.data(), bias.data(), idx);
+  EXPECT_EQ(idx[0], 0);
+  select_experts<double>(c, s.data(), nullptr, idx);
+  EXPECT_EQ(idx[0], 5);  // groups {4,5} and {6,7} win; top 3 of them are 5, 6, 7
+  EXPECT_EQ(idx[2], 7);
+}
+
+// The fp32 model end to end: central differences in float on the largest-gradient elements
+// of a spread of tensors (tied embedding and head, MTP-only tensors, gate, norms).
+TEST(TrainGrad, WholeModelFloatWithMtpAndBalance) {
+  const ModelConfig c = tiny_config(true);
+  TrainModel m = TrainModel::init(c, 5, 0.3);
+  for (int64_t i = 0; i < m.num_moe_layers(); ++i) {
+    Rng rng(uint64_t(40 + i));
+    for (float& b : m.gate_bias(i)) b = rng.symmetric(0.2f);
+  }
+  const std::vector<int32_t> toks = {0, 5, 22, 7, 7, 13, 2};
+  const LossOptions opts{0.4, 0.3};
+  const StepStats s = m.loss_and_grad(toks.data(), int64_t(toks.size()), opts, 2.0f);
+  EXPECT_NEAR(s.loss, s.main_ce + 0.4 * s.mtp_ce + 0.3 * s.balance, 1e-9);
+  EXPECT_GT(s.mtp_ce, 0.0);
+  EXPECT_GT(s.balance, 0.0);
+  ASSERT_EQ(s.expert_load.size(), 2u);
+  for (const auto& load : s.expert_load) {
+    int64_t total = 0;
+    for (int64_t v : load) total += v;
+    EXPECT_EQ(total, (&load == &s.expert_load[0] ? 7 : 5) * c.num_experts_per_tok);
+  }
+  const StepStats e = m.loss_only(toks.data(), int64_t(toks.size()), opts);
+  EXPECT_DOUBLE_EQ(e.loss, s.loss);
+  int checked = 0;
+  for (Param& p : m.params()) {
+    const bool want = p.name == "model.embed_tokens.weight" || p.name == "lm_head.weight" ||
+                      p.name.find("layers.2.") != std::string::npos || p.name.find("gate.weight") != std::string::npos ||
+                      p.name.find("layernorm") != std::string::npos || p.name == "model.norm.weight";
+    if (!want) continue;
+    size_t at = 0;
+    for (size_t i = 0; i < p.grad.size(); ++i)
+      if (std::fabs(p.grad[i]) > std::fabs(p.grad[at])) at = i;
+    if (std::fabs(p.grad[at]) < 1e-3) continue;
+    const float x0 = p.value[at], h = 1e-2f;
+    p.value[at] = x0 + h;
+    const double fp = m.loss_only(toks.data(), int64_t(toks.size()), opts).loss;
+    p.value[at] = x0 - h;
+    const double fm = m.loss_only(toks.data(), int64_t(toks.size()), opts).loss;
+    p.value[at] = x0;
+    const double num = 2.0 * (fp - fm) / (2.0 * double(h));  // grad_scale 2
+    EXPECT_NEAR(p.grad[at], num, 2e-2 * std::fabs(num) + 1e-3) << p.name << " element " << at;
+    ++checked;
+  }
+  EXPECT_GE(checked, 15);
+  m.zero_grad();
+  for (const Param& p : m.params())
+    for (float g : p.grad) ASSERT_EQ(g, 0.0f) << p.name;
+}
+
+TEST(TrainModelApi, ExportViewTiesMtpCopiesAndListsBiases) {
+  const ModelConfig c = tiny_config(true);
+  TrainModel m = TrainModel::init(c, 1, 0.02);
+  const auto view = m.checkpoint_tensors();
+  std::map<std::string, const Param*> by_name(view.begin(), view.end());
+  EXPECT_EQ(by_name.size(), view.size());
+  EXPECT_EQ(view.size(), m.params().size() + 2 + size_t(m.num_moe_layers()));
+  EXPECT_EQ(by_name.at("model.layers.2.embed_tokens.weight"), by_name.at("model.embed_tokens.weight"));
+  EXPECT_EQ(by_name.at("model.layers.2.shared_head.head.weight"), by_name.at("lm_head.weight"));
+  EXPECT_EQ(by_name.at("model.layers.1.mlp.gate.e_score_correction_bias")->value.size(), 8u);
+  EXPECT_EQ(by_name.at("model.layers.1.input_layernorm.weight")->value[0], 1.0f);
+  EXPECT_THROW(m.gate_bias(2), Error);
+  const int32_t bad[3] = {0, 23, 1};
+  EXPECT_THROW(m.loss_only(bad, 3, {}), Error);
+  EXPECT_THROW(m.loss_only(bad, 1, {}), Error);
+}
+
+}  // namespace
+}  // namespace dsv3::train
