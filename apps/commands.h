@@ -14,5 +14,6 @@ void add_chat(CLI::App& app);
 void add_tokenize(CLI::App& app);
 void add_detokenize(CLI::App& app);
 void add_render_chat(CLI::App& app);
+void add_train(CLI::App& app);
 
 }  // namespace dsv3::app

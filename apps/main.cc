@@ -21,6 +21,7 @@ int main(int argc, char** argv) {
   dsv3::app::add_tokenize(app);
   dsv3::app::add_detokenize(app);
   dsv3::app::add_render_chat(app);
+  dsv3::app::add_train(app);
   app.parse_complete_callback([&] { dsv3::ThreadPool::set_default_threads(threads); });
   try {
     app.parse(argc, argv);
