@@ -48,9 +48,9 @@ struct Weights {
       shapes[s.name] = s.shape;
     }
   }
-  std::map<std::string, TensorData> view() const {
-    std::map<std::string, TensorData> out;
-    for (const auto& [name, v] : values) out[name] = TensorData{shapes.at(name), v.data()};
+  std::map<std::string, ExportTensor> view() const {
+    std::map<std::string, ExportTensor> out;
+    for (const auto& [name, v] : values) out[name] = ExportTensor{shapes.at(name), v.data()};
     return out;
   }
 };
@@ -292,7 +292,7 @@ TEST_F(TrainExport, AdapterExposesTheCoreUnderCheckpointNames) {
   EXPECT_EQ(t.expert_load[1][3], 1);  // token 2 + layer 1
   a.gate_bias(1)[0] = 0.25f;
   EXPECT_EQ(a.core().gate_bias(1)[0], 0.25f);
-  const std::map<std::string, TensorData> named = named_tensors(a);
+  const std::map<std::string, ExportTensor> named = named_tensors(a);
   EXPECT_EQ(named.size(), a.params().size() + 3);
   EXPECT_TRUE(named.count("model.layers.3.mlp.gate.e_score_correction_bias"));
 }

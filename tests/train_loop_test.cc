@@ -302,6 +302,7 @@ TEST(TrainPlot, TicksAndSvg) {
   const std::vector<double> unit = nice_ticks(0, 1, 5);
   ASSERT_EQ(unit.size(), 6u);
   for (size_t i = 0; i < unit.size(); ++i) EXPECT_NEAR(unit[i], 0.2 * double(i), 1e-12);
+  EXPECT_FALSE(std::signbit(unit[0]));  // labelled "0", not "-0"
   const std::vector<double> t = nice_ticks(3.3, 7.9, 6);
   EXPECT_EQ(t.front(), 4.0);
   EXPECT_EQ(t.back(), 7.0);

@@ -19,7 +19,7 @@ std::string shape_str(const std::vector<int64_t>& s) {
 }  // namespace
 
 uint64_t export_hf_checkpoint(const std::string& dir, const ModelConfig& config,
-                              const std::map<std::string, TensorData>& tensors, const ExportOptions& opts) {
+                              const std::map<std::string, ExportTensor>& tensors, const ExportOptions& opts) {
   namespace fs = std::filesystem;
   const std::vector<HfTensorSpec> specs = hf_tensor_specs(config);
   std::map<std::string, const HfTensorSpec*> wanted;
@@ -36,7 +36,7 @@ uint64_t export_hf_checkpoint(const std::string& dir, const ModelConfig& config,
     if (!wanted.count(name)) fail("export: tensor '", name, "' has no place in the checkpoint layout of this config");
 
   auto values = [&tensors](const HfTensorSpec& s, std::vector<float>& out) {
-    const TensorData& t = tensors.at(s.source);  // tied MTP copies read the main tensor
+    const ExportTensor& t = tensors.at(s.source);  // tied MTP copies read the main tensor
     out.assign(t.data, t.data + s.numel());
   };
   const uint64_t bytes = write_hf_checkpoint(dir, config, specs, values, HfWriteOptions{opts.dtype, opts.shards, false});
@@ -51,13 +51,13 @@ uint64_t export_hf_checkpoint(const std::string& dir, const ModelConfig& config,
   return bytes;
 }
 
-std::map<std::string, TensorData> named_tensors(Trainable& model) {
-  std::map<std::string, TensorData> out;
+std::map<std::string, ExportTensor> named_tensors(Trainable& model) {
+  std::map<std::string, ExportTensor> out;
   for (const ParamView& p : model.params())
-    if (!out.emplace(*p.name, TensorData{*p.shape, p.value}).second) fail("the model has two tensors named '", *p.name, "'");
+    if (!out.emplace(*p.name, ExportTensor{*p.shape, p.value}).second) fail("the model has two tensors named '", *p.name, "'");
   for (int64_t i = 0; i < model.num_moe_layers(); ++i) {
     const std::vector<float>& b = model.gate_bias(i);
-    if (!out.emplace(model.gate_bias_name(i), TensorData{{int64_t(b.size())}, b.data()}).second)
+    if (!out.emplace(model.gate_bias_name(i), ExportTensor{{int64_t(b.size())}, b.data()}).second)
       fail("the model has two tensors named '", model.gate_bias_name(i), "'");
   }
   return out;

@@ -16,7 +16,7 @@
 namespace dsv3::train {
 
 //! A read-only fp32 tensor by checkpoint name.
-struct TensorData {
+struct ExportTensor {
   std::vector<int64_t> shape;
   const float* data;  // owned by the model; valid while it lives
 };
@@ -31,9 +31,9 @@ struct ExportOptions {
 //! `config` into `dir`. Throws dsv3::Error naming any tensor the config needs that is
 //! missing or has the wrong shape, and any tensor the config has no place for.
 uint64_t export_hf_checkpoint(const std::string& dir, const ModelConfig& config,
-                              const std::map<std::string, TensorData>& tensors, const ExportOptions& opts);
+                              const std::map<std::string, ExportTensor>& tensors, const ExportOptions& opts);
 
 //! The model's parameters and gate biases by name, ready for export_hf_checkpoint.
-std::map<std::string, TensorData> named_tensors(Trainable& model);
+std::map<std::string, ExportTensor> named_tensors(Trainable& model);
 
 }  // namespace dsv3::train

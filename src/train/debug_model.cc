@@ -109,10 +109,16 @@ LossTerms DebugMoeBigram::run(const int32_t* tokens, int64_t T, const LossWeight
       pt[v] = float(z);
       mx = std::max(mx, z);
     }
+    // One exp per vocabulary entry: with a real 129K vocabulary it is the dominant cost.
+    const double target = pt[tokens[t + 1]];
     double sum = 0;
-    for (int64_t v = 0; v < V; ++v) sum += std::exp(double(pt[v]) - mx);
-    ce += -(double(pt[tokens[t + 1]]) - mx - std::log(sum));
-    for (int64_t v = 0; v < V; ++v) pt[v] = float(std::exp(double(pt[v]) - mx) / sum);
+    for (int64_t v = 0; v < V; ++v) {
+      const double e = std::exp(double(pt[v]) - mx);
+      pt[v] = float(e);
+      sum += e;
+    }
+    ce += -(target - mx - std::log(sum));
+    for (int64_t v = 0; v < V; ++v) pt[v] = float(double(pt[v]) / sum);
   }
   out.main_ce = ce / double(N);
 

@@ -52,7 +52,7 @@ std::vector<double> nice_ticks(double lo, double hi, int target) {
     }
   std::vector<double> out;
   // Multiples of step by index, so ticks do not drift as a running sum would.
-  for (double k = std::ceil(lo / step - 1e-9); k * step <= hi + step * 1e-9; k += 1) out.push_back(k * step);
+  for (double k = std::ceil(lo / step - 1e-9); k * step <= hi + step * 1e-9; k += 1) out.push_back(k * step + 0.0);  // + 0.0: no "-0" label
   return out;
 }
 
