@@ -115,6 +115,10 @@ TEST_F(TrainRun, ResumingIntoAnotherModelKindIsAnError) {
                   "param/embed");
   EXPECT_CONTAINS(testutil::error_of([&] { run_training(r, *make(), data(), TrainerOptions{dir_ / "nowhere", 0, false}); }),
                   "holds no training state");
+  TokenData shorter = data();
+  shorter.train.resize(shorter.train.size() - 1);
+  EXPECT_CONTAINS(testutil::error_of([&] { run_training(r, *make(), shorter, TrainerOptions{res.state_dir, 0, false}); }),
+                  "the training data changed");
 }
 
 TEST_F(TrainRun, DebugModelLearnsAndBiasUpdatesBalanceTheExperts) {

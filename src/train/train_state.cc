@@ -79,7 +79,8 @@ void save_train_state(const std::string& dir, Trainable& model, AdamW& opt, cons
   j["elapsed_s"] = pr.elapsed_s;
   j["optimizer_steps"] = opt.steps();
   // 64-bit RNG state as a string: JSON readers elsewhere may hold numbers as doubles.
-  j["data"] = {{"epoch_rng", std::to_string(pr.data.epoch_rng)}, {"epoch", pr.data.epoch}, {"cursor", pr.data.cursor}};
+  j["data"] = {{"epoch_rng", std::to_string(pr.data.epoch_rng)}, {"epoch", pr.data.epoch}, {"cursor", pr.data.cursor},
+               {"train_tokens", pr.train_tokens}};
   j["run_config"] = json::parse(run.to_json());
   if (const ModelConfig* c = model.hf_config()) j["model_config"] = json::parse(c->to_json());
   {
@@ -115,6 +116,7 @@ TrainProgress load_train_state(const std::string& dir, Trainable& model, AdamW& 
     pr.data.epoch_rng = std::stoull(j.at("data").at("epoch_rng").get<std::string>());
     pr.data.epoch = j.at("data").at("epoch").get<int64_t>();
     pr.data.cursor = j.at("data").at("cursor").get<int64_t>();
+    pr.train_tokens = j.at("data").at("train_tokens").get<int64_t>();
     opt.set_steps(j.at("optimizer_steps").get<int64_t>());
   } catch (const json::exception& e) {
     fail(where, ": malformed training state: ", e.what());

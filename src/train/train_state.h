@@ -19,6 +19,7 @@ struct TrainProgress {
   int64_t tokens_seen = 0;    // predicted training tokens so far
   double elapsed_s = 0;       // training wall time so far
   WindowSampler::State data;
+  int64_t train_tokens = 0;   // size of the token stream the sampler state refers to
 };
 
 //! Writes the state into `dir`, replacing an older one only once the new one is complete.

@@ -105,8 +105,12 @@ TrainResult run_training(const RunConfig& run, Trainable& model, const TokenData
          "; add evaluation text, raise data.eval_fraction or set data.eval_sequences to 0");
 
   TrainProgress pr;
+  pr.train_tokens = int64_t(data.train.size());
   if (!opts.resume.empty()) {
     pr = load_train_state(opts.resume, model, opt);
+    if (pr.train_tokens != int64_t(data.train.size()))
+      fail("the training data changed since the state in '", opts.resume, "' was saved (", pr.train_tokens,
+           " tokens then, ", data.train.size(), " now): a resumed run must see the same data");
     sampler.restore(pr.data);
   }
   MetricsLog log((out / "metrics.jsonl").string(), opts.resume.empty() ? -1 : pr.step);
@@ -226,13 +230,18 @@ TrainResult train(const RunConfig& run, const TrainerOptions& opts) {
 std::string summary_line(const TrainResult& r) {
   char buf[512];
   const int64_t done = r.steps - r.first_step;
-  std::snprintf(buf, sizeof buf, "trained steps %lld-%lld of %lld in %s (%.0f tokens/s); last loss %.4f; eval loss %.4f, perplexity %.2f; state %s%s%s",
+  std::snprintf(buf, sizeof buf, "trained steps %lld-%lld of %lld in %s (%.0f tokens/s); last loss %.4f",
                 (long long)(r.first_step + (done > 0 ? 1 : 0)), (long long)r.steps, (long long)r.total_steps,
-                duration(r.seconds).c_str(),
-                r.seconds > 0 ? double(r.run_tokens) / r.seconds : 0.0,
-                r.losses.empty() ? NAN : r.losses.back(), r.eval_loss, r.eval_perplexity, r.state_dir.c_str(),
-                r.export_dir.empty() ? "" : "; checkpoint ", r.export_dir.c_str());
-  return buf;
+                duration(r.seconds).c_str(), r.seconds > 0 ? double(r.run_tokens) / r.seconds : 0.0,
+                r.losses.empty() ? NAN : r.losses.back());
+  std::string s = buf;
+  if (std::isfinite(r.eval_loss)) {
+    std::snprintf(buf, sizeof buf, "; eval loss %.4f, perplexity %.2f", r.eval_loss, r.eval_perplexity);
+    s += buf;
+  }
+  s += "; state " + r.state_dir;
+  if (!r.export_dir.empty()) s += "; checkpoint " + r.export_dir;
+  return s;
 }
 
 }  // namespace dsv3::train
