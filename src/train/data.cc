@@ -79,6 +79,9 @@ TokenData load_token_data(const DataChoice& d, const std::string& cache_dir) {
 
   uint64_t h = 0xcbf29ce484222325ull;
   h = fnv(h, read_file(tok_path, "tokenizer"));
+  // BOS / EOS come from tokenizer_config.json, so it is part of the key too.
+  const fs::path tok_cfg = fs::path(tok_path).parent_path() / "tokenizer_config.json";
+  h = fnv(h, fs::exists(tok_cfg) ? read_file(tok_cfg.string(), "tokenizer config") : std::string());
   for (const std::string& t : train_text) h = fnv(h, t);
   h = fnv(h, std::string("|eval|"));
   for (const std::string& t : eval_text) h = fnv(h, t);

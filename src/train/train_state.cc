@@ -59,9 +59,13 @@ void save_train_state(const std::string& dir, Trainable& model, AdamW& opt, cons
   for (size_t i = 0; i < params.size(); ++i) {
     const ParamView& p = params[i];
     const uint64_t n = p.numel();
-    w.add_bytes("param/" + *p.name, DType::F32, *p.shape, p.value, n * 4);
-    w.add_bytes("adam_m/" + *p.name, DType::F32, *p.shape, opt.m(i).data(), n * 4);
-    w.add_bytes("adam_v/" + *p.name, DType::F32, *p.shape, opt.v(i).data(), n * 4);
+    // Streamed from the live buffers at write() time: no second copy of a large model.
+    auto from = [n](const float* src) {
+      return [src, n](uint8_t* dst, uint64_t) { std::memcpy(dst, src, n * 4); };
+    };
+    w.add("param/" + *p.name, DType::F32, *p.shape, from(p.value));
+    w.add("adam_m/" + *p.name, DType::F32, *p.shape, from(opt.m(i).data()));
+    w.add("adam_v/" + *p.name, DType::F32, *p.shape, from(opt.v(i).data()));
   }
   for (int64_t i = 0; i < model.num_moe_layers(); ++i) {
     const std::vector<float>& b = model.gate_bias(i);
