@@ -61,6 +61,28 @@ TEST_F(TrainCli, SmokeRunThenResume) {
   EXPECT_EQ(more.out.find("step 8/8"), std::string::npos);  // -q: no progress lines
 }
 
+// The debug model splits its vocabulary loops over the thread pool in fixed chunks; the
+// losses must not depend on how many threads there are.
+TEST_F(TrainCli, LossesDoNotDependOnTheThreadCount) {
+  testutil::write_byte_tokenizer(dir_.str(), 9000);  // 3 chunks of 4096
+  const std::string cfg = write_config({{"steps", 2}, {"seq_len", 8}, {"batch_size", 1}, {"data", {{"eval_sequences", 1}}}});
+  auto losses = [&](int threads) {
+    const auto r = run_dsv3("--threads " + std::to_string(threads) + " train -q --config " + cfg + " --out " +
+                            (dir_ / ("t" + std::to_string(threads))));
+    EXPECT_EQ(r.code, 0) << r.out;
+    std::ifstream in(dir_ / ("t" + std::to_string(threads)) + "/metrics.jsonl");
+    std::vector<std::string> out;
+    for (std::string line; std::getline(in, line);) {
+      const nlohmann::json j = nlohmann::json::parse(line);
+      out.push_back(j.at("kind") == "train" ? j.at("loss").dump() + " " + j.at("grad_norm").dump() : j.at("eval_loss").dump());
+    }
+    return out;
+  };
+  const std::vector<std::string> one = losses(1);
+  EXPECT_EQ(one.size(), 3u);
+  EXPECT_EQ(losses(3), one);
+}
+
 TEST_F(TrainCli, ErrorsAreClear) {
   auto r = run_dsv3("train");
   EXPECT_EQ(r.code, 1);

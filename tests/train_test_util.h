@@ -12,8 +12,9 @@
 
 namespace dsv3::testutil {
 
-//! Writes tokenizer.json and tokenizer_config.json into dir.
-inline void write_byte_tokenizer(const std::string& dir) {
+//! Writes tokenizer.json and tokenizer_config.json into dir. vocab_size > 258 pads the
+//! vocabulary with unused added tokens (for models wider than the text needs).
+inline void write_byte_tokenizer(const std::string& dir, int vocab_size = 258) {
   using json = nlohmann::json;
   json vocab = json::object();
   for (int b = 0; b < 256; ++b) vocab[tok::byte_level_encode(std::string(1, char(b)))] = b;
@@ -24,7 +25,14 @@ inline void write_byte_tokenizer(const std::string& dir) {
                   {"pre_tokenizer", {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"use_regex", true}}},
                   {"post_processor", nullptr},
                   {"decoder", {{"type", "ByteLevel"}}}};
-  std::ofstream(dir + "/tokenizer.json") << j.dump();
+  json full = j;
+  for (int id = 258; id < vocab_size; ++id) {
+    std::string content = "<unused";
+    content += std::to_string(id);
+    content += '>';
+    full["added_tokens"].push_back({{"id", id}, {"content", content}, {"special", true}});
+  }
+  std::ofstream(dir + "/tokenizer.json") << full.dump();
   std::ofstream(dir + "/tokenizer_config.json")
       << json{{"bos_token", "<bos>"}, {"eos_token", "<eos>"}, {"add_bos_token", true}}.dump();
 }

@@ -2,9 +2,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 
 #include "base/error.h"
 #include "base/rng.h"
+#include "threading/pool.h"
 
 namespace dsv3::train {
 namespace {
@@ -76,6 +78,19 @@ LossTerms DebugMoeBigram::run(const int32_t* tokens, int64_t T, const LossWeight
   // Forward, keeping what the backward needs: scores, choice, expert output, logits' softmax.
   std::vector<float> s(size_t(N * E)), u(size_t(N * D)), y(size_t(N * D)), p(size_t(N * V));
   std::vector<int64_t> choice(static_cast<size_t>(N));
+  // The vocabulary loops run on the thread pool in fixed chunks; per-chunk partial results
+  // are combined in chunk order, so the numbers never depend on the thread count.
+  constexpr int64_t kChunk = 4096;
+  const int64_t n_chunks = (V + kChunk - 1) / kChunk;
+  std::vector<double> cmax(static_cast<size_t>(n_chunks)), csum(static_cast<size_t>(n_chunks)),
+      cdz(static_cast<size_t>(n_chunks * D));
+  auto for_chunks = [&](const std::function<void(int64_t, int64_t, int64_t)>& fn) {
+    auto run_range = [&](int64_t c0, int64_t c1) {
+      for (int64_t c = c0; c < c1; ++c) fn(c, c * kChunk, std::min(V, (c + 1) * kChunk));
+    };
+    if (n_chunks == 1) run_range(0, 1);
+    else ThreadPool::global().parallel_for(n_chunks, [&](int, int64_t c0, int64_t c1) { run_range(c0, c1); });
+  };
   LossTerms out;
   out.tokens = N;
   out.expert_load.assign(1, std::vector<int64_t>(size_t(E), 0));
@@ -102,23 +117,34 @@ LossTerms DebugMoeBigram::run(const int32_t* tokens, int64_t T, const LossWeight
       yt[r] = x[r] + st[best] * ut[r];
     }
     float* pt = &p[size_t(t * V)];
-    double mx = -HUGE_VAL;
-    for (int64_t v = 0; v < V; ++v) {
-      double z = 0;
-      for (int64_t d = 0; d < D; ++d) z += double(head.value[size_t(v * D + d)]) * scale.value[size_t(d)] * yt[d];
-      pt[v] = float(z);
-      mx = std::max(mx, z);
-    }
+    for_chunks([&](int64_t c, int64_t v0, int64_t v1) {
+      double m = -HUGE_VAL;
+      for (int64_t v = v0; v < v1; ++v) {
+        double z = 0;
+        for (int64_t d = 0; d < D; ++d) z += double(head.value[size_t(v * D + d)]) * scale.value[size_t(d)] * yt[d];
+        pt[v] = float(z);
+        m = std::max(m, z);
+      }
+      cmax[size_t(c)] = m;
+    });
+    const double mx = *std::max_element(cmax.begin(), cmax.end());
     // One exp per vocabulary entry: with a real 129K vocabulary it is the dominant cost.
     const double target = pt[tokens[t + 1]];
+    for_chunks([&](int64_t c, int64_t v0, int64_t v1) {
+      double sum = 0;
+      for (int64_t v = v0; v < v1; ++v) {
+        const double e = std::exp(double(pt[v]) - mx);
+        pt[v] = float(e);
+        sum += e;
+      }
+      csum[size_t(c)] = sum;
+    });
     double sum = 0;
-    for (int64_t v = 0; v < V; ++v) {
-      const double e = std::exp(double(pt[v]) - mx);
-      pt[v] = float(e);
-      sum += e;
-    }
+    for (double part : csum) sum += part;  // chunk order: the same total for any thread count
     ce += -(target - mx - std::log(sum));
-    for (int64_t v = 0; v < V; ++v) pt[v] = float(double(pt[v]) / sum);
+    for_chunks([&](int64_t, int64_t v0, int64_t v1) {
+      for (int64_t v = v0; v < v1; ++v) pt[v] = float(double(pt[v]) / sum);
+    });
   }
   out.main_ce = ce / double(N);
 
@@ -144,17 +170,23 @@ LossTerms DebugMoeBigram::run(const int32_t* tokens, int64_t T, const LossWeight
     const float* yt = &y[size_t(t * D)];
     const float* ut = &u[size_t(t * D)];
     const float* pt = &p[size_t(t * V)];
-    std::fill(dz.begin(), dz.end(), 0.0);
-    for (int64_t v = 0; v < V; ++v) {
-      const double g = g0 * (double(pt[v]) - (v == tokens[t + 1] ? 1.0 : 0.0));
-      if (g == 0) continue;
-      float* hg = &head.grad[size_t(v * D)];
-      const float* hv = &head.value[size_t(v * D)];
-      for (int64_t d = 0; d < D; ++d) {
-        hg[d] += float(g * scale.value[size_t(d)] * yt[d]);
-        dz[size_t(d)] += g * hv[d];
+    const int32_t next = tokens[t + 1];
+    std::fill(cdz.begin(), cdz.end(), 0.0);
+    for_chunks([&](int64_t c, int64_t v0, int64_t v1) {
+      double* part = &cdz[size_t(c * D)];
+      for (int64_t v = v0; v < v1; ++v) {
+        const double g = g0 * (double(pt[v]) - (v == next ? 1.0 : 0.0));
+        float* hg = &head.grad[size_t(v * D)];
+        const float* hv = &head.value[size_t(v * D)];
+        for (int64_t d = 0; d < D; ++d) {
+          hg[d] += float(g * scale.value[size_t(d)] * yt[d]);
+          part[d] += g * hv[d];
+        }
       }
-    }
+    });
+    std::fill(dz.begin(), dz.end(), 0.0);
+    for (int64_t c = 0; c < n_chunks; ++c)
+      for (int64_t d = 0; d < D; ++d) dz[size_t(d)] += cdz[size_t(c * D + d)];
     for (int64_t d = 0; d < D; ++d) {
       scale.grad[size_t(d)] += float(dz[size_t(d)] * yt[d]);
       dy[size_t(d)] = dz[size_t(d)] * scale.value[size_t(d)];
