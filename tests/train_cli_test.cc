@@ -67,7 +67,7 @@ TEST_F(TrainCli, LossesDoNotDependOnTheThreadCount) {
   testutil::write_byte_tokenizer(dir_.str(), 9000);  // 3 chunks of 4096
   const std::string cfg = write_config({{"steps", 2}, {"seq_len", 8}, {"batch_size", 1}, {"data", {{"eval_sequences", 1}}}});
   auto losses = [&](int threads) {
-      std::string out_dir = dir_ / "threads";  // appended, not prefixed: GCC 12 -Wrestrict false positive
+    std::string out_dir = dir_ / "threads";  // appended, not prefixed: GCC 12 -Wrestrict false positive
     out_dir += std::to_string(threads);
     const auto r = run_dsv3("--threads " + std::to_string(threads) + " train -q --config " + cfg + " --out " + out_dir);
     EXPECT_EQ(r.code, 0) << r.out;
