@@ -59,6 +59,10 @@ TEST_F(TrainCli, SmokeRunThenResume) {
   ASSERT_EQ(more.code, 0) << more.out;
   EXPECT_CONTAINS(more.out, "trained steps 7-8 of 8");
   EXPECT_EQ(more.out.find("step 8/8"), std::string::npos);  // -q: no progress lines
+
+  const auto again = run_dsv3("train --config " + (dir_ / "run.json"));  // would overwrite the run
+  EXPECT_EQ(again.code, 1);
+  EXPECT_CONTAINS(again.out, "already holds a training state: continue it with --resume");
 }
 
 // The debug model splits its vocabulary loops over the thread pool in fixed chunks; the

@@ -83,6 +83,9 @@ EvalRecord evaluate(Trainable& model, const std::vector<const int32_t*>& windows
 
 TrainResult run_training(const RunConfig& run, Trainable& model, const TokenData& data, const TrainerOptions& opts) {
   const fs::path out(run.out_dir);
+  if (opts.resume.empty() && fs::exists(out / "state" / "state.json"))
+    fail("'", run.out_dir, "' already holds a training state: continue it with --resume ", run.out_dir,
+         ", or choose another out_dir (a fresh run would overwrite it)");
   fs::create_directories(out);
   {
     std::ofstream cfg(out / "run.json");
