@@ -24,5 +24,6 @@ void add_grad(CLI::App& app);
 
 //! "0,17,345" -> ids; throws dsv3::Error naming the bad item (shared by logits and grad).
 std::vector<int32_t> parse_token_list(const std::string& s);
+void add_train(CLI::App& app);
 
 }  // namespace dsv3::app

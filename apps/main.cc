@@ -24,6 +24,7 @@ int main(int argc, char** argv) {
   dsv3::app::add_serve(app);
   dsv3::app::add_train_tokenizer(app);
   dsv3::app::add_grad(app);
+  dsv3::app::add_train(app);
   app.parse_complete_callback([&] { dsv3::ThreadPool::set_default_threads(threads); });
   try {
     app.parse(argc, argv);

@@ -1,0 +1,60 @@
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+#include <string>
+
+#include "apps/commands.h"
+#include "base/error.h"
+#include "threading/pool.h"
+#include "train/run_config.h"
+#include "train/train_state.h"
+#include "train/trainer.h"
+
+namespace dsv3::app {
+
+namespace {
+
+struct TrainArgs {
+  std::string config, model_config, resume, out;
+  int64_t steps = 0, stop_after = 0;
+  bool quiet = false;
+};
+
+}  // namespace
+
+void add_train(CLI::App& app) {
+  auto a = std::make_shared<TrainArgs>();
+  CLI::App* cmd = app.add_subcommand("train", "train a model from a run config (see docs/training.md)");
+  cmd->add_option("--config", a->config, "run config JSON");
+  cmd->add_option("--model-config", a->model_config, "model config.json (overrides model.config)");
+  cmd->add_option("--resume", a->resume, "continue from a saved training state (OUT/state, or OUT itself)");
+  cmd->add_option("--out", a->out, "output folder (overrides out_dir)");
+  cmd->add_option("--steps", a->steps, "total optimizer steps (overrides steps / tokens)")->check(CLI::PositiveNumber);
+  cmd->add_option("--stop-after", a->stop_after, "stop after this step, saving the state, without changing the schedule")
+      ->check(CLI::PositiveNumber);
+  cmd->add_flag("--quiet,-q", a->quiet, "no progress output on stderr");
+  cmd->callback([a] {
+    namespace fs = std::filesystem;
+    std::string resume = a->resume;
+    if (!resume.empty() && !fs::exists(fs::path(resume) / "state.json") && fs::exists(fs::path(resume) / "state" / "state.json"))
+      resume = (fs::path(resume) / "state").string();
+    if (a->config.empty() && resume.empty()) fail("dsv3 train needs --config RUN.json (or --resume DIR)");
+    // A resumed run keeps its own config unless a new one is given (e.g. to extend the run).
+    train::RunConfig run = a->config.empty() ? train::saved_run_config(resume) : train::RunConfig::load(a->config);
+    if (!a->model_config.empty()) {
+      run.model.config = fs::absolute(a->model_config).lexically_normal().string();
+      run.model.preset.clear();
+    }
+    if (!a->out.empty()) run.out_dir = fs::absolute(a->out).lexically_normal().string();
+    if (a->steps > 0) {
+      run.steps = a->steps;
+      run.tokens = 0;
+    }
+    run.validate();
+    if (run.threads > 0) ThreadPool::set_default_threads(int(run.threads));
+    const train::TrainResult r = train::train(run, train::TrainerOptions{resume, a->stop_after, !a->quiet});
+    std::printf("%s\n", train::summary_line(r).c_str());
+  });
+}
+
+}  // namespace dsv3::app

@@ -1,0 +1,80 @@
+#include "train/metrics_log.h"
+
+#include <cmath>
+
+#include <nlohmann/json.hpp>
+
+#include "base/error.h"
+
+namespace dsv3::train {
+namespace {
+
+using json = nlohmann::json;
+
+// JSON has no NaN or infinity; a diverged loss is logged as null rather than corrupting the line.
+json num(double x) { return std::isfinite(x) ? json(x) : json(nullptr); }
+
+}  // namespace
+
+MetricsLog::MetricsLog(const std::string& path, int64_t keep_up_to) : path_(path) {
+  std::string kept;
+  if (keep_up_to >= 0) {
+    std::ifstream in(path);
+    std::string line;
+    while (std::getline(in, line)) {
+      if (line.empty()) continue;
+      try {
+        const json j = json::parse(line);
+        if (j.value("step", int64_t(0)) <= keep_up_to) kept += line + "\n";
+      } catch (const json::exception&) {
+        // A line cut short by a crash: dropped.
+      }
+    }
+  }
+  out_.open(path, std::ios::trunc);
+  if (!out_) fail("cannot write the metrics log '", path, "'");
+  out_ << kept;
+  out_.flush();
+}
+
+void MetricsLog::write(const StepRecord& r) {
+  json j = {{"kind", "train"},      {"step", r.step},       {"lr", r.lr},
+            {"loss", num(r.loss)},  {"main_ce", num(r.main_ce)}, {"mtp_ce", num(r.mtp_ce)},
+            {"balance", num(r.balance)}, {"grad_norm", num(r.grad_norm)}, {"mtp_weight", r.mtp_weight},
+            {"gamma", r.gamma},     {"tokens", r.tokens},   {"tokens_per_s", num(r.tokens_per_s)}};
+  j["maxvio"] = json::array();
+  for (double m : r.maxvio) j["maxvio"].push_back(num(m));
+  if (!r.expert_load.empty()) j["expert_load"] = r.expert_load;
+  out_ << j.dump() << "\n";
+  out_.flush();
+  if (!out_) fail("cannot write the metrics log '", path_, "'");
+}
+
+void MetricsLog::write(const EvalRecord& r) {
+  const json j = {{"kind", "eval"}, {"step", r.step}, {"eval_loss", num(r.loss)}, {"eval_perplexity", num(r.perplexity)},
+                  {"eval_tokens", r.tokens}};
+  out_ << j.dump() << "\n";
+  out_.flush();
+  if (!out_) fail("cannot write the metrics log '", path_, "'");
+}
+
+LossCurves read_loss_curves(const std::string& path) {
+  LossCurves c;
+  std::ifstream in(path);
+  std::string line;
+  while (std::getline(in, line)) {
+    json j;
+    try {
+      j = json::parse(line);
+    } catch (const json::exception&) {
+      continue;
+    }
+    const std::string kind = j.value("kind", "");
+    const char* key = kind == "train" ? "loss" : kind == "eval" ? "eval_loss" : nullptr;
+    if (!key || !j.contains(key) || !j.at(key).is_number()) continue;
+    (kind == "train" ? c.train : c.eval).emplace_back(j.value("step", int64_t(0)), j.at(key).get<double>());
+  }
+  return c;
+}
+
+}  // namespace dsv3::train

@@ -1,0 +1,22 @@
+// The one place a run's model is built: the wiring point between `dsv3 train` and the
+// model implementations.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+
+#include "model/config.h"
+#include "train/run_config.h"
+#include "train/trainable.h"
+
+namespace dsv3::train {
+
+//! The model `run.model` asks for, freshly initialized from run.seed / run.init_std, for a
+//! tokenizer with ids below tokenizer_vocab.
+std::unique_ptr<Trainable> make_trainable(const RunConfig& run, int64_t tokenizer_vocab);
+
+//! The DeepSeek-V3 config of a deepseek_v3 run (model.config file or model.preset), checked
+//! against the tokenizer's vocabulary.
+ModelConfig run_model_config(const RunConfig& run, int64_t tokenizer_vocab);
+
+}  // namespace dsv3::train

@@ -1,0 +1,72 @@
+// What the training loop needs from a model, and nothing more: named fp32 parameters with
+// gradient buffers, the MoE gate biases the balancer adjusts, and a loss that adds its
+// gradient in. The DeepSeek-V3 training core (train::TrainModel) plugs in through a thin
+// adapter (see make_trainable in train/model_factory.h); DebugMoeBigram (train/debug_model.h)
+// is a small model implementing it for tests and for checking a run end to end.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "model/config.h"
+
+namespace dsv3::train {
+
+//! One trainable tensor seen through the interface. The pointers stay valid as long as the
+//! model lives and its parameter set does not change.
+struct ParamView {
+  const std::string* name;              // checkpoint name (Hugging Face layout for V3)
+  const std::vector<int64_t>* shape;
+  float* value;                          // numel() floats
+  float* grad;                           // numel() floats, same layout
+  uint64_t numel() const {
+    uint64_t n = 1;
+    for (int64_t d : *shape) n *= uint64_t(d);
+    return n;
+  }
+};
+
+//! Loss weights of one step (see docs/training.md). In classic mode the trainer passes the
+//! classic auxiliary-loss weight as balance_alpha and never moves the gate biases.
+struct LossWeights {
+  double mtp_weight = 0.0;
+  double balance_alpha = 0.0;
+};
+
+//! What one loss evaluation returns. Losses are means over the sequence's predicted tokens.
+struct LossTerms {
+  double loss = 0, main_ce = 0, mtp_ce = 0, balance = 0;
+  int64_t tokens = 0;                                   // predicted tokens (main head)
+  std::vector<std::vector<int64_t>> expert_load;        // [moe layer][routed expert] tokens routed
+};
+
+class Trainable {
+ public:
+  virtual ~Trainable() = default;
+
+  //! A short name of the model family ("deepseek_v3", "debug_moe_bigram"), stored in the
+  //! training state so a resume cannot load one model's state into another.
+  virtual std::string kind() const = 0;
+  virtual int64_t vocab_size() const = 0;
+  //! The Hugging Face config when the model exports to the published layout, else nullptr.
+  virtual const ModelConfig* hf_config() const = 0;
+
+  //! Every trainable tensor (tied copies excluded), in a fixed order.
+  virtual std::vector<ParamView> params() = 0;
+  virtual int64_t num_moe_layers() const = 0;
+  //! e_score_correction_bias of MoE layer i (selection only: not a parameter, no gradient).
+  virtual std::vector<float>& gate_bias(int64_t moe_layer) = 0;
+  //! Its checkpoint name.
+  virtual std::string gate_bias_name(int64_t moe_layer) const = 0;
+
+  //! Loss of one sequence of T tokens (predicting tokens[1..T-1]); ADDS grad_scale * dLoss
+  //! into every parameter's grad.
+  virtual LossTerms loss_and_grad(const int32_t* tokens, int64_t T, const LossWeights& w, float grad_scale) = 0;
+  //! The same loss without gradients (evaluation).
+  virtual LossTerms loss_only(const int32_t* tokens, int64_t T, const LossWeights& w) = 0;
+  virtual void zero_grad() = 0;
+};
+
+}  // namespace dsv3::train

@@ -1,0 +1,250 @@
+#include "train/trainer.h"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+#include "base/error.h"
+#include "tokenizer/tokenizer.h"
+#include "train/checkpoint_export.h"
+#include "train/load_balance.h"
+#include "train/metrics_log.h"
+#include "train/model_factory.h"
+#include "train/optimizer.h"
+#include "train/plot_svg.h"
+#include "train/schedule.h"
+#include "train/train_state.h"
+
+namespace dsv3::train {
+namespace {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+std::string duration(double s) {
+  if (!std::isfinite(s) || s < 0) return "?";
+  const int64_t t = int64_t(s + 0.5);
+  char buf[32];
+  if (t >= 3600) std::snprintf(buf, sizeof buf, "%lldh%02lldm", (long long)(t / 3600), (long long)(t / 60 % 60));
+  else if (t >= 60) std::snprintf(buf, sizeof buf, "%lldm%02llds", (long long)(t / 60), (long long)(t % 60));
+  else std::snprintf(buf, sizeof buf, "%llds", (long long)t);
+  return buf;
+}
+
+// A one-line bar redrawn in place on a terminal; elsewhere (logs, tests) about 20 plain lines.
+class ProgressBar {
+ public:
+  ProgressBar(bool on, int64_t total) : on_(on), tty_(isatty(STDERR_FILENO)), total_(total) {}
+  void update(int64_t step, double loss, double tok_s, double eta_s) {
+    if (!on_) return;
+    const int64_t every = std::max<int64_t>(1, total_ / 20);
+    if (!tty_ && step % every != 0 && step != total_) return;
+    const int width = 24;
+    const int fill = total_ > 0 ? int(double(width) * double(step) / double(total_)) : width;
+    std::fprintf(stderr, "%sstep %lld/%lld [%.*s%*s] loss %.4f | %.0f tok/s | ETA %s%s", tty_ ? "\r" : "",
+                 (long long)step, (long long)total_, fill, "########################", width - fill, "", loss, tok_s,
+                 duration(eta_s).c_str(), tty_ ? "   " : "\n");
+    std::fflush(stderr);
+  }
+  void note(const std::string& line) {
+    if (!on_) return;
+    std::fprintf(stderr, "%s%s\n", tty_ ? "\r\x1b[K" : "", line.c_str());
+  }
+  void finish() {
+    if (on_ && tty_) std::fprintf(stderr, "\n");
+  }
+
+ private:
+  bool on_, tty_;
+  int64_t total_;
+};
+
+EvalRecord evaluate(Trainable& model, const std::vector<const int32_t*>& windows, int64_t window, int64_t step) {
+  double ce = 0;
+  int64_t tokens = 0;
+  for (const int32_t* w : windows) {
+    const LossTerms t = model.loss_only(w, window, LossWeights{});
+    ce += t.main_ce * double(t.tokens);
+    tokens += t.tokens;
+  }
+  EvalRecord r;
+  r.step = step;
+  r.tokens = tokens;
+  r.loss = tokens ? ce / double(tokens) : NAN;
+  r.perplexity = std::exp(r.loss);
+  return r;
+}
+
+}  // namespace
+
+TrainResult run_training(const RunConfig& run, Trainable& model, const TokenData& data, const TrainerOptions& opts) {
+  const fs::path out(run.out_dir);
+  if (opts.resume.empty() && fs::exists(out / "state" / "state.json"))
+    fail("'", run.out_dir, "' already holds a training state: continue it with --resume ", run.out_dir,
+         ", or choose another out_dir (a fresh run would overwrite it)");
+  fs::create_directories(out);
+  {
+    std::ofstream cfg(out / "run.json");
+    cfg << run.to_json();
+  }
+  const int64_t window = run.seq_len + 1;
+  for (const auto* stream : {&data.train, &data.eval})
+    for (int32_t id : *stream)
+      if (id < 0 || id >= model.vocab_size())
+        fail("token id ", id, " from the tokenizer is outside the model's vocabulary of ", model.vocab_size(),
+             " (use a model config whose vocab_size covers the tokenizer)");
+
+  const std::vector<ParamView> params = model.params();
+  AdamW opt(run.optimizer);
+  opt.attach(params);
+  WindowSampler sampler(data.train, window, run.seed);
+  const std::vector<const int32_t*> eval_set = eval_windows(data.eval, window, run.data.eval_sequences);
+  if (run.data.eval_sequences > 0 && eval_set.empty())
+    fail("the evaluation text has ", data.eval.size(), " tokens, fewer than one window of seq_len+1 = ", window,
+         "; add evaluation text, raise data.eval_fraction or set data.eval_sequences to 0");
+
+  TrainProgress pr;
+  pr.train_tokens = int64_t(data.train.size());
+  if (!opts.resume.empty()) {
+    pr = load_train_state(opts.resume, model, opt);
+    if (pr.train_tokens != int64_t(data.train.size()))
+      fail("the training data changed since the state in '", opts.resume, "' was saved (", pr.train_tokens,
+           " tokens then, ", data.train.size(), " now): a resumed run must see the same data");
+    sampler.restore(pr.data);
+  }
+  MetricsLog log((out / "metrics.jsonl").string(), opts.resume.empty() ? -1 : pr.step);
+
+  TrainResult res;
+  res.total_steps = run.total_steps();
+  res.first_step = pr.step;
+  res.state_dir = (out / "state").string();
+  const int64_t end = opts.stop_after > 0 ? std::min(opts.stop_after, res.total_steps) : res.total_steps;
+  const int64_t L = model.num_moe_layers();
+  const double per_seq = 1.0 / double(run.batch_size * run.grad_accum);
+  ProgressBar bar(opts.progress, res.total_steps);
+
+  auto save = [&](int64_t step) {
+    pr.data = sampler.state();
+    save_train_state(res.state_dir, model, opt, pr, run);
+    const ModelConfig* cfg = model.hf_config();
+    if (cfg && run.export_dtype != "none") {
+      res.export_dir = (out / "hf").string();
+      export_hf_checkpoint(res.export_dir, *cfg, named_tensors(model),
+                           ExportOptions{run.export_dtype, int(run.export_shards), run.data.tokenizer});
+    }
+    bar.note("step " + std::to_string(step) + ": saved " + res.state_dir + (res.export_dir.empty() ? "" : " and " + res.export_dir));
+  };
+
+  const auto t_start = Clock::now();
+  while (pr.step < end) {
+    const auto t0 = Clock::now();
+    const int64_t s = pr.step;  // 0-based index of this step
+    const double lr = learning_rate(run.schedule, run.optimizer.lr, s, res.total_steps);
+    const double gamma = bias_update_speed(run.balance, s, res.total_steps);
+    const LossWeights lw{mtp_weight(run.mtp, s, res.total_steps), balance_weight(run.balance)};
+
+    model.zero_grad();
+    LossTerms sum;
+    std::vector<std::vector<int64_t>> load(static_cast<size_t>(L));
+    for (int64_t i = 0; i < L; ++i) load[size_t(i)].assign(model.gate_bias(i).size(), 0);
+    for (int64_t k = 0; k < run.batch_size * run.grad_accum; ++k) {
+      const LossTerms t = model.loss_and_grad(sampler.next(), window, lw, float(per_seq));
+      sum.loss += t.loss * per_seq;
+      sum.main_ce += t.main_ce * per_seq;
+      sum.mtp_ce += t.mtp_ce * per_seq;
+      sum.balance += t.balance * per_seq;
+      sum.tokens += t.tokens;
+      if (int64_t(t.expert_load.size()) != L) fail("the model reported expert load for ", t.expert_load.size(), " MoE layers, it has ", L);
+      for (int64_t i = 0; i < L; ++i) {
+        if (t.expert_load[size_t(i)].size() != load[size_t(i)].size())
+          fail("MoE layer ", i, ": expert load has ", t.expert_load[size_t(i)].size(), " experts, the gate bias ", load[size_t(i)].size());
+        for (size_t e = 0; e < load[size_t(i)].size(); ++e) load[size_t(i)][e] += t.expert_load[size_t(i)][e];
+      }
+    }
+    const double gnorm = clip_grad_norm(params, run.optimizer.grad_clip);
+    if (!std::isfinite(sum.loss) || !std::isfinite(gnorm))
+      fail("training diverged at step ", s + 1, ": loss ", sum.loss, ", gradient norm ", gnorm,
+           " (lower optimizer.lr, raise schedule.warmup_steps or check the data)");
+    opt.step(params, lr);
+    StepRecord rec;
+    for (int64_t i = 0; i < L; ++i) {
+      update_gate_bias(model.gate_bias(i), load[size_t(i)], gamma);
+      rec.maxvio.push_back(max_violation(load[size_t(i)]));
+    }
+    ++pr.step;
+    pr.tokens_seen += sum.tokens;
+    res.run_tokens += sum.tokens;
+    const double dt = std::chrono::duration<double>(Clock::now() - t0).count();
+    pr.elapsed_s += dt;
+
+    const bool last = pr.step == res.total_steps;
+    const bool eval_now = !eval_set.empty() && ((run.eval_interval > 0 && pr.step % run.eval_interval == 0) || last);
+    rec.step = pr.step;
+    rec.lr = lr;
+    rec.loss = sum.loss;
+    rec.main_ce = sum.main_ce;
+    rec.mtp_ce = sum.mtp_ce;
+    rec.balance = sum.balance;
+    rec.grad_norm = gnorm;
+    rec.mtp_weight = lw.mtp_weight;
+    rec.gamma = gamma;
+    rec.tokens = pr.tokens_seen;
+    rec.tokens_per_s = dt > 0 ? double(sum.tokens) / dt : 0;
+    if (eval_now || last) rec.expert_load = load;
+    if (pr.step % run.log_interval == 0 || last || eval_now) log.write(rec);
+    res.losses.push_back(sum.loss);
+    res.maxvio = rec.maxvio;
+
+    const double so_far = std::chrono::duration<double>(Clock::now() - t_start).count();
+    const double eta = so_far / double(pr.step - res.first_step) * double(res.total_steps - pr.step);
+    bar.update(pr.step, sum.loss, rec.tokens_per_s, eta);
+    if (eval_now) {
+      const EvalRecord e = evaluate(model, eval_set, window, pr.step);
+      log.write(e);
+      res.eval_loss = e.loss;
+      res.eval_perplexity = e.perplexity;
+      char buf[96];
+      std::snprintf(buf, sizeof buf, "step %lld: eval loss %.4f, perplexity %.2f", (long long)pr.step, e.loss, e.perplexity);
+      bar.note(buf);
+    }
+    if (run.checkpoint_interval > 0 && pr.step % run.checkpoint_interval == 0 && pr.step != end) save(pr.step);
+  }
+  res.seconds = std::chrono::duration<double>(Clock::now() - t_start).count();
+  if (pr.step > res.first_step || opts.resume.empty()) save(pr.step);
+  bar.finish();
+  res.steps = pr.step;
+  res.tokens = pr.tokens_seen;
+  write_loss_plot((out / "loss.svg").string(), read_loss_curves((out / "metrics.jsonl").string()),
+                  "dsv3 train: " + model.kind() + ", " + std::to_string(pr.step) + " steps");
+  return res;
+}
+
+TrainResult train(const RunConfig& run, const TrainerOptions& opts) {
+  const TokenData data = load_token_data(run.data, (fs::path(run.out_dir) / "cache").string());
+  const Tokenizer tok = Tokenizer::load(run.data.tokenizer);
+  std::unique_ptr<Trainable> model = make_trainable(run, tok.vocab_size());
+  return run_training(run, *model, data, opts);
+}
+
+std::string summary_line(const TrainResult& r) {
+  char buf[512];
+  const int64_t done = r.steps - r.first_step;
+  std::snprintf(buf, sizeof buf, "trained steps %lld-%lld of %lld in %s (%.0f tokens/s); last loss %.4f",
+                (long long)(r.first_step + (done > 0 ? 1 : 0)), (long long)r.steps, (long long)r.total_steps,
+                duration(r.seconds).c_str(), r.seconds > 0 ? double(r.run_tokens) / r.seconds : 0.0,
+                r.losses.empty() ? NAN : r.losses.back());
+  std::string s = buf;
+  if (std::isfinite(r.eval_loss)) {
+    std::snprintf(buf, sizeof buf, "; eval loss %.4f, perplexity %.2f", r.eval_loss, r.eval_perplexity);
+    s += buf;
+  }
+  s += "; state " + r.state_dir;
+  if (!r.export_dir.empty()) s += "; checkpoint " + r.export_dir;
+  return s;
+}
+
+}  // namespace dsv3::train

@@ -1,0 +1,50 @@
+// The training loop of `dsv3 train`: micro-batches with gradient accumulation, global-norm
+// clipping, AdamW under the lr schedule, the gate-bias update after every step, evaluation,
+// the JSONL metrics log, periodic training state + Hugging Face export, the loss plot.
+//
+// Out folder layout: metrics.jsonl, loss.svg, run.json (the resolved run config), state/
+// (resumable training state), hf/ (the exported checkpoint), cache/ (token ids).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "train/data.h"
+#include "train/run_config.h"
+#include "train/trainable.h"
+
+namespace dsv3::train {
+
+struct TrainerOptions {
+  std::string resume;        // a state folder to continue from ("": a fresh run)
+  int64_t stop_after = 0;    // stop after this step (state saved) without changing the schedule; 0: run to the end
+  bool progress = true;      // progress bar / lines on stderr
+};
+
+struct TrainResult {
+  int64_t first_step = 0;             // steps already done when this call began
+  int64_t steps = 0;                  // steps done when it returned
+  int64_t total_steps = 0;
+  int64_t tokens = 0;                 // training tokens seen in all, resumed part included
+  double seconds = 0;                 // wall time of this call's steps
+  int64_t run_tokens = 0;             // training tokens of this call's steps
+  std::vector<double> losses;         // training loss of each step this call took
+  double eval_loss = NAN, eval_perplexity = NAN;  // last evaluation (NaN: none)
+  std::vector<double> maxvio;         // last step's, per MoE layer
+  std::string state_dir, export_dir;  // export_dir empty when nothing was exported
+};
+
+//! Trains `model` on `data` as `run` says. Throws dsv3::Error on divergence (non-finite loss
+//! or gradient norm) and on any I/O problem.
+TrainResult run_training(const RunConfig& run, Trainable& model, const TokenData& data, const TrainerOptions& opts);
+
+//! The whole command: tokenizes (or reads the cache), builds the model with make_trainable,
+//! and runs run_training.
+TrainResult train(const RunConfig& run, const TrainerOptions& opts);
+
+//! One line summing up a result, for the end of a run.
+std::string summary_line(const TrainResult& r);
+
+}  // namespace dsv3::train
