@@ -6,6 +6,7 @@
 #include "apps/commands.h"
 #include "base/error.h"
 #include "threading/pool.h"
+#include "train/data_parallel.h"
 #include "train/run_config.h"
 #include "train/train_state.h"
 #include "train/trainer.h"
@@ -19,6 +20,30 @@ struct TrainArgs {
   int64_t steps = 0, stop_after = 0;
   bool quiet = false;
 };
+
+void run_train(const TrainArgs& args) {
+  namespace fs = std::filesystem;
+  const TrainArgs* a = &args;
+  std::string resume = a->resume;
+  if (!resume.empty() && !fs::exists(fs::path(resume) / "state.json") && fs::exists(fs::path(resume) / "state" / "state.json"))
+    resume = (fs::path(resume) / "state").string();
+  if (a->config.empty() && resume.empty()) fail("dsv3 train needs --config RUN.json (or --resume DIR)");
+  // A resumed run keeps its own config unless a new one is given (e.g. to extend the run).
+  train::RunConfig run = a->config.empty() ? train::saved_run_config(resume) : train::RunConfig::load(a->config);
+  if (!a->model_config.empty()) {
+    run.model.config = fs::absolute(a->model_config).lexically_normal().string();
+    run.model.preset.clear();
+  }
+  if (!a->out.empty()) run.out_dir = fs::absolute(a->out).lexically_normal().string();
+  if (a->steps > 0) {
+    run.steps = a->steps;
+    run.tokens = 0;
+  }
+  run.validate();
+  if (run.threads > 0) ThreadPool::set_default_threads(int(run.threads));
+  const train::TrainResult r = train::train(run, train::TrainerOptions{resume, a->stop_after, !a->quiet});
+  if (train::DataParallel::is_root()) std::printf("%s\n", train::summary_line(r).c_str());
+}
 
 }  // namespace
 
@@ -34,26 +59,19 @@ void add_train(CLI::App& app) {
       ->check(CLI::PositiveNumber);
   cmd->add_flag("--quiet,-q", a->quiet, "no progress output on stderr");
   cmd->callback([a] {
-    namespace fs = std::filesystem;
-    std::string resume = a->resume;
-    if (!resume.empty() && !fs::exists(fs::path(resume) / "state.json") && fs::exists(fs::path(resume) / "state" / "state.json"))
-      resume = (fs::path(resume) / "state").string();
-    if (a->config.empty() && resume.empty()) fail("dsv3 train needs --config RUN.json (or --resume DIR)");
-    // A resumed run keeps its own config unless a new one is given (e.g. to extend the run).
-    train::RunConfig run = a->config.empty() ? train::saved_run_config(resume) : train::RunConfig::load(a->config);
-    if (!a->model_config.empty()) {
-      run.model.config = fs::absolute(a->model_config).lexically_normal().string();
-      run.model.preset.clear();
+    // Under mpirun every rank runs this; gradients are summed across ranks each step.
+    train::DataParallel::init();
+    try {
+      run_train(*a);
+    } catch (const std::exception& e) {
+      if (train::DataParallel::size() > 1) {
+        std::fprintf(stderr, "dsv3: error (rank %d): %s\n", train::DataParallel::rank(), e.what());
+        train::DataParallel::abort(1);
+      }
+      train::DataParallel::finalize();
+      throw;
     }
-    if (!a->out.empty()) run.out_dir = fs::absolute(a->out).lexically_normal().string();
-    if (a->steps > 0) {
-      run.steps = a->steps;
-      run.tokens = 0;
-    }
-    run.validate();
-    if (run.threads > 0) ThreadPool::set_default_threads(int(run.threads));
-    const train::TrainResult r = train::train(run, train::TrainerOptions{resume, a->stop_after, !a->quiet});
-    std::printf("%s\n", train::summary_line(r).c_str());
+    train::DataParallel::finalize();
   });
 }
 

@@ -12,6 +12,7 @@
 #include "tokenizer/tokenizer.h"
 #include "train/checkpoint_export.h"
 #include "train/load_balance.h"
+#include "train/data_parallel.h"
 #include "train/metrics_log.h"
 #include "train/model_factory.h"
 #include "train/optimizer.h"
@@ -86,8 +87,10 @@ TrainResult run_training(const RunConfig& run, Trainable& model, const TokenData
   if (opts.resume.empty() && fs::exists(out / "state" / "state.json"))
     fail("'", run.out_dir, "' already holds a training state: continue it with --resume ", run.out_dir,
          ", or choose another out_dir (a fresh run would overwrite it)");
-  fs::create_directories(out);
-  {
+  // Only rank 0 writes (run.json, metrics, state, export, plot); the ranks hold the same weights.
+  const bool root = DataParallel::is_root();
+  if (root) {
+    fs::create_directories(out);
     std::ofstream cfg(out / "run.json");
     cfg << run.to_json();
   }
@@ -116,7 +119,7 @@ TrainResult run_training(const RunConfig& run, Trainable& model, const TokenData
            " tokens then, ", data.train.size(), " now): a resumed run must see the same data");
     sampler.restore(pr.data);
   }
-  MetricsLog log((out / "metrics.jsonl").string(), opts.resume.empty() ? -1 : pr.step);
+  MetricsLog log(root ? (out / "metrics.jsonl").string() : "/dev/null", opts.resume.empty() || !root ? -1 : pr.step);
 
   TrainResult res;
   res.total_steps = run.total_steps();
@@ -125,10 +128,12 @@ TrainResult run_training(const RunConfig& run, Trainable& model, const TokenData
   const int64_t end = opts.stop_after > 0 ? std::min(opts.stop_after, res.total_steps) : res.total_steps;
   const int64_t L = model.num_moe_layers();
   const double per_seq = 1.0 / double(run.batch_size * run.grad_accum);
-  ProgressBar bar(opts.progress, res.total_steps);
+  ProgressBar bar(opts.progress && root, res.total_steps);
 
   auto save = [&](int64_t step) {
     pr.data = sampler.state();
+    res.export_dir = run.export_dtype != "none" && model.hf_config() ? (out / "hf").string() : "";
+    if (!root) return;
     save_train_state(res.state_dir, model, opt, pr, run);
     const ModelConfig* cfg = model.hf_config();
     if (cfg && run.export_dtype != "none") {
@@ -151,8 +156,13 @@ TrainResult run_training(const RunConfig& run, Trainable& model, const TokenData
     LossTerms sum;
     std::vector<std::vector<int64_t>> load(static_cast<size_t>(L));
     for (int64_t i = 0; i < L; ++i) load[size_t(i)].assign(model.gate_bias(i).size(), 0);
+    // Every rank draws the whole global batch (so samplers stay in step) and computes the
+    // sequences k with k % size == rank; the sums over ranks below make up the rest.
+    const int ranks = DataParallel::size(), me = DataParallel::rank();
     for (int64_t k = 0; k < run.batch_size * run.grad_accum; ++k) {
-      const LossTerms t = model.loss_and_grad(sampler.next(), window, lw, float(per_seq));
+      const int32_t* seq = sampler.next();
+      if (k % ranks != me) continue;
+      const LossTerms t = model.loss_and_grad(seq, window, lw, float(per_seq));
       sum.loss += t.loss * per_seq;
       sum.main_ce += t.main_ce * per_seq;
       sum.mtp_ce += t.mtp_ce * per_seq;
@@ -164,6 +174,14 @@ TrainResult run_training(const RunConfig& run, Trainable& model, const TokenData
           fail("MoE layer ", i, ": expert load has ", t.expert_load[size_t(i)].size(), " experts, the gate bias ", load[size_t(i)].size());
         for (size_t e = 0; e < load[size_t(i)].size(); ++e) load[size_t(i)][e] += t.expert_load[size_t(i)][e];
       }
+    }
+    if (ranks > 1) {
+      for (const ParamView& p : params) DataParallel::sum(p.grad, int64_t(p.numel()));
+      double terms[4] = {sum.loss, sum.main_ce, sum.mtp_ce, sum.balance};
+      DataParallel::sum(terms, 4);
+      sum.loss = terms[0], sum.main_ce = terms[1], sum.mtp_ce = terms[2], sum.balance = terms[3];
+      DataParallel::sum(&sum.tokens, 1);
+      for (auto& l : load) DataParallel::sum(l.data(), int64_t(l.size()));
     }
     const double gnorm = clip_grad_norm(params, run.optimizer.grad_clip);
     if (!std::isfinite(sum.loss) || !std::isfinite(gnorm))
@@ -218,13 +236,20 @@ TrainResult run_training(const RunConfig& run, Trainable& model, const TokenData
   bar.finish();
   res.steps = pr.step;
   res.tokens = pr.tokens_seen;
-  write_loss_plot((out / "loss.svg").string(), read_loss_curves((out / "metrics.jsonl").string()),
-                  "dsv3 train: " + model.kind() + ", " + std::to_string(pr.step) + " steps");
+  if (root)
+    write_loss_plot((out / "loss.svg").string(), read_loss_curves((out / "metrics.jsonl").string()),
+                    "dsv3 train: " + model.kind() + ", " + std::to_string(pr.step) + " steps" +
+                        (DataParallel::size() > 1 ? ", " + std::to_string(DataParallel::size()) + " ranks" : ""));
   return res;
 }
 
 TrainResult train(const RunConfig& run, const TrainerOptions& opts) {
-  const TokenData data = load_token_data(run.data, (fs::path(run.out_dir) / "cache").string());
+  // Rank 0 tokenizes and fills the cache first; the others then read it.
+  const std::string cache = (fs::path(run.out_dir) / "cache").string();
+  TokenData data;
+  if (DataParallel::is_root()) data = load_token_data(run.data, cache);
+  DataParallel::barrier();
+  if (!DataParallel::is_root()) data = load_token_data(run.data, cache);
   const Tokenizer tok = Tokenizer::load(run.data.tokenizer);
   std::unique_ptr<Trainable> model = make_trainable(run, tok.vocab_size());
   return run_training(run, *model, data, opts);
