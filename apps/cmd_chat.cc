@@ -8,6 +8,7 @@
 #include <string>
 
 #include "apps/commands.h"
+#include "apps/default_model.h"
 #include "apps/textgen.h"
 #include "base/error.h"
 
@@ -77,7 +78,8 @@ void show(const ChatFlags& f) {
 }
 
 void run(ChatFlags f) {
-  TextModel tm = load_text_model(f.model, /*need_template=*/true);
+  const std::string dir = resolve_model_dir(f.model);
+  TextModel tm = load_text_model(dir, /*need_template=*/true);
   Session session(*tm.model, *tm.tokenizer, f.ctx_size);
   struct sigaction sa {};
   sa.sa_handler = on_sigint;
@@ -85,7 +87,7 @@ void run(ChatFlags f) {
 
   nlohmann::json history = nlohmann::json::array();
   const bool tty = isatty(STDIN_FILENO);
-  std::printf("dsv3 chat: %s (type /help for commands)\n", f.model.c_str());
+  std::printf("dsv3 chat: %s (type /help for commands)\n", dir.c_str());
   std::string line;
   for (;;) {
     if (tty) std::printf("> ");
@@ -148,7 +150,7 @@ void run(ChatFlags f) {
 void add_chat(CLI::App& app) {
   auto f = std::make_shared<ChatFlags>();
   CLI::App* cmd = app.add_subcommand("chat", "interactive chat with history, a system prompt and live settings");
-  cmd->add_option("--model", f->model, "model folder (weights, config.json, tokenizer files)")->required();
+  add_model_option(cmd, "--model", f->model, "model folder (weights, config.json, tokenizer files)");
   cmd->add_option("--system", f->system, "system prompt");
   cmd->add_option("--ctx-size", f->ctx_size, "context size in tokens")->capture_default_str();
   add_generation_flags(cmd, f->gen);

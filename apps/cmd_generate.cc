@@ -2,6 +2,7 @@
 #include <string>
 
 #include "apps/commands.h"
+#include "apps/default_model.h"
 #include "apps/textgen.h"
 #include "base/error.h"
 
@@ -16,7 +17,7 @@ struct GenerateFlags {
 };
 
 void run(const GenerateFlags& f) {
-  TextModel tm = load_text_model(f.model, f.chat);
+  TextModel tm = load_text_model(resolve_model_dir(f.model), f.chat);
   std::vector<int32_t> prompt;
   if (f.chat) {
     nlohmann::json messages = nlohmann::json::array();
@@ -42,7 +43,7 @@ void run(const GenerateFlags& f) {
 void add_generate(CLI::App& app) {
   auto f = std::make_shared<GenerateFlags>();
   CLI::App* cmd = app.add_subcommand("generate", "generate text from a prompt, streaming it as it is produced");
-  cmd->add_option("--model", f->model, "model folder (weights, config.json, tokenizer.json)")->required();
+  add_model_option(cmd, "--model", f->model, "model folder (weights, config.json, tokenizer.json)");
   cmd->add_option("--prompt,-p", f->prompt, "the prompt text")->required();
   cmd->add_flag("--chat", f->chat, "wrap the prompt as a user turn with the model's chat template");
   cmd->add_option("--system", f->system, "system prompt (with --chat)");

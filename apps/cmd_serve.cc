@@ -4,6 +4,7 @@
 #include <filesystem>
 
 #include "apps/commands.h"
+#include "apps/default_model.h"
 #include "apps/textgen.h"
 #include "base/error.h"
 #include "server/engine.h"
@@ -48,7 +49,7 @@ void add_serve(CLI::App& app) {
     std::string attention = "absorbed";
   };
   auto o = std::make_shared<Opts>();
-  cmd->add_option("--model,-m", o->model, "model folder (config.json, *.safetensors, tokenizer.json)")->required();
+  add_model_option(cmd, "--model,-m", o->model, "model folder (config.json, *.safetensors, tokenizer.json)");
   cmd->add_option("--host", o->host, "address to listen on (default 127.0.0.1: this machine only)");
   cmd->add_option("--port", o->port, "TCP port (default 8080; 0 picks a free one and prints it)")
       ->check(CLI::Range(0, 65535));
@@ -67,6 +68,7 @@ void add_serve(CLI::App& app) {
                   "absorbed (default: results independent of batching) or auto (naive for long prompts)")
       ->check(CLI::IsMember({"absorbed", "auto"}));
   cmd->callback([o] {
+    o->model = resolve_model_dir(o->model);
     TextModel lt = load_text_model(o->model, false);
     if (lt.tokenizer->chat_template().empty())
       std::fprintf(stderr, "dsv3 serve: note: no chat template; only /v1/completions will work\n");
