@@ -1,29 +1,15 @@
 #include "model/moe.h"
 
 #include <algorithm>
-#include <limits>
 #include <numeric>
 #include <vector>
 
 #include "base/error.h"
 #include "kernels/matmul.h"
+#include "model/expert_select.h"
 #include "model/ops.h"
 
 namespace dsv3 {
-namespace {
-
-constexpr float kNegInf = -std::numeric_limits<float>::infinity();
-
-// Index of the largest value not yet taken; the first (lowest index) wins ties.
-int64_t argmax_untaken(const float* v, int64_t n, const std::vector<char>& taken) {
-  int64_t best = -1;
-  for (int64_t i = 0; i < n; ++i)
-    if (!taken[size_t(i)] && (best < 0 || v[i] > v[best])) best = i;
-  DSV3_CHECK(best >= 0, "nothing left to choose");
-  return best;
-}
-
-}  // namespace
 
 void route_token(const ModelConfig& c, const float* logits, const float* bias, int32_t* idx, float* w) {
   const int64_t E = c.n_routed_experts, K = c.num_experts_per_tok;
@@ -33,44 +19,11 @@ void route_token(const ModelConfig& c, const float* logits, const float* bias, i
   } else {
     ops::softmax(s.data(), E);
   }
-  std::vector<float> sel(s);
-  if (bias)
-    for (int64_t e = 0; e < E; ++e) sel[e] += bias[e];
-
-  if (c.topk_method != TopkMethod::Greedy && c.n_group > 1 && c.topk_group < c.n_group) {
-    const int64_t G = c.n_group, per = E / G;
-    std::vector<float> gscore(static_cast<size_t>(G));
-    for (int64_t g = 0; g < G; ++g) {
-      const float* v = &sel[g * per];
-      if (c.topk_method == TopkMethod::NoauxTc) {  // sum of the group's two best
-        std::vector<char> taken(size_t(per), 0);
-        const int64_t a = argmax_untaken(v, per, taken);
-        taken[a] = 1;
-        gscore[g] = v[a] + v[argmax_untaken(v, per, taken)];
-      } else {  // group_limited_greedy: the group's best
-        gscore[g] = *std::max_element(v, v + per);
-      }
-    }
-    std::vector<char> keep(size_t(G), 0);
-    for (int64_t i = 0; i < c.topk_group; ++i) keep[argmax_untaken(gscore.data(), G, keep)] = 1;
-    // -inf, not 0: biased scores can be negative and must still beat masked experts.
-    for (int64_t g = 0; g < G; ++g)
-      if (!keep[g]) std::fill(&sel[g * per], &sel[g * per] + per, kNegInf);
-  }
-
-  std::vector<char> taken(size_t(E), 0);
-  std::vector<int32_t> chosen(static_cast<size_t>(K));
-  for (int64_t k = 0; k < K; ++k) {
-    const int64_t e = argmax_untaken(sel.data(), E, taken);
-    taken[e] = 1;
-    chosen[k] = int32_t(e);
-  }
-  std::sort(chosen.begin(), chosen.end());
+  select_experts(c, s.data(), bias, idx);
   float sum = 0;
-  for (int64_t k = 0; k < K; ++k) sum += s[chosen[k]];
+  for (int64_t k = 0; k < K; ++k) sum += s[idx[k]];
   for (int64_t k = 0; k < K; ++k) {
-    idx[k] = chosen[k];
-    float wk = s[chosen[k]];  // the unbiased score
+    float wk = s[idx[k]];  // the unbiased score
     if (c.norm_topk_prob) wk /= sum;
     w[k] = wk * float(c.routed_scaling_factor);
   }

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <limits>
 
 #include "base/error.h"
 #include "train/linear_grad.h"
@@ -13,16 +12,6 @@ namespace {
 template <class S>
 S sigmoid(S v) {
   return S(1) / (S(1) + std::exp(-v));
-}
-
-// Index of the largest value not yet taken; the lowest index wins ties.
-template <class S>
-int64_t argmax_untaken(const S* v, int64_t n, const std::vector<char>& taken) {
-  int64_t best = -1;
-  for (int64_t i = 0; i < n; ++i)
-    if (!taken[size_t(i)] && (best < 0 || v[i] > v[best])) best = i;
-  DSV3_CHECK(best >= 0, "nothing left to choose");
-  return best;
 }
 
 }  // namespace
@@ -51,41 +40,6 @@ void mlp_backward(const MlpTensors<S>& w, int64_t D, int64_t I, const S* x, int6
   }
   linear_backward(x, dg.data(), T, w.gate, I, D, dx, g.gate);
   linear_backward(x, du.data(), T, w.up, I, D, dx, g.up);
-}
-
-template <class S>
-void select_experts(const ModelConfig& c, const S* s, const float* bias, int32_t* idx) {
-  const int64_t E = c.n_routed_experts, K = c.num_experts_per_tok;
-  std::vector<S> sel(s, s + E);
-  if (bias)
-    for (int64_t e = 0; e < E; ++e) sel[size_t(e)] += S(bias[e]);
-  if (c.topk_method != TopkMethod::Greedy && c.n_group > 1 && c.topk_group < c.n_group) {
-    const int64_t G = c.n_group, per = E / G;
-    std::vector<S> gscore(static_cast<size_t>(G));
-    for (int64_t gi = 0; gi < G; ++gi) {
-      const S* v = &sel[size_t(gi * per)];
-      if (c.topk_method == TopkMethod::NoauxTc) {  // the sum of the group's two best
-        std::vector<char> taken(size_t(per), 0);
-        const int64_t a = argmax_untaken(v, per, taken);
-        taken[size_t(a)] = 1;
-        gscore[size_t(gi)] = v[a] + v[argmax_untaken(v, per, taken)];
-      } else {
-        gscore[size_t(gi)] = *std::max_element(v, v + per);
-      }
-    }
-    std::vector<char> keep(size_t(G), 0);
-    for (int64_t i = 0; i < c.topk_group; ++i) keep[size_t(argmax_untaken(gscore.data(), G, keep))] = 1;
-    for (int64_t gi = 0; gi < G; ++gi)  // -inf, not 0: biased scores may be negative
-      if (!keep[size_t(gi)])
-        std::fill(&sel[size_t(gi * per)], &sel[size_t(gi * per)] + per, -std::numeric_limits<S>::infinity());
-  }
-  std::vector<char> taken(size_t(E), 0);
-  for (int64_t k = 0; k < K; ++k) {
-    const int64_t e = argmax_untaken(sel.data(), E, taken);
-    taken[size_t(e)] = 1;
-    idx[k] = int32_t(e);
-  }
-  std::sort(idx, idx + K);
 }
 
 template <class S>
@@ -229,7 +183,6 @@ void moe_backward(const ModelConfig& c, const MoeTensors<S>& w, const S* x, int6
   template void mlp_forward<S>(const MlpTensors<S>&, int64_t, int64_t, const S*, int64_t, MlpState<S>&, S*);     \
   template void mlp_backward<S>(const MlpTensors<S>&, int64_t, int64_t, const S*, int64_t, const MlpState<S>&,   \
                                 const S*, S*, const MlpTensors<S>&);                                             \
-  template void select_experts<S>(const ModelConfig&, const S*, const float*, int32_t*);                        \
   template void moe_forward<S>(const ModelConfig&, const MoeTensors<S>&, const float*, const S*, int64_t,         \
                                MoeState<S>&, S*);                                                                \
   template double moe_balance<S>(const ModelConfig&, const MoeState<S>&, int64_t);                               \

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "model/config.h"
+#include "model/expert_select.h"
 
 namespace dsv3::train {
 
@@ -48,10 +49,8 @@ struct MoeState {
   std::vector<int64_t> load;          // per expert: tokens routed
 };
 
-//! Chooses num_experts_per_tok experts from scores s [E] (+ bias when non-null) with
-//! noaux_tc group limiting; ties go to the lower index (as the inference route_token).
-template <class S>
-void select_experts(const ModelConfig& c, const S* s, const float* bias, int32_t* idx);
+//! Expert choice is the inference engine's own (model/expert_select.h).
+using ::dsv3::select_experts;
 
 //! out = MoE(x). bias: e_score_correction_bias [E] or null. Only sigmoid scoring.
 template <class S>
