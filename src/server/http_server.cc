@@ -40,6 +40,19 @@ std::string random_id(const char* prefix) {
   return id;
 }
 
+// One server-sent event carrying a JSON chunk; false once the client is gone.
+bool sse_send(httplib::DataSink& sink, const ojson& j) {
+  const std::string line = "data: " + dump(j) + "\n\n";
+  return sink.write(line.data(), line.size());
+}
+
+// The OpenAI stream terminator, then the end of the chunked body.
+void sse_finish(httplib::DataSink& sink) {
+  const std::string done = "data: [DONE]\n\n";
+  sink.write(done.data(), done.size());
+  sink.done();
+}
+
 void send_error(httplib::Response& res, const api::ApiError& e) {
   res.status = e.status;
   res.set_content(dump(e.to_json()), "application/json");
@@ -284,10 +297,7 @@ struct HttpServer::Impl {
       const bool usage = r.include_usage;
       res.set_header("Cache-Control", "no-cache");
       res.set_chunked_content_provider("text/event-stream", [=, this](size_t, httplib::DataSink& sink) {
-        auto send = [&](const ojson& j) {
-          const std::string line = "data: " + dump(j) + "\n\n";
-          return sink.write(line.data(), line.size());
-        };
+        auto send = [&](const ojson& j) { return sse_send(sink, j); };
         auto chunk = [&](size_t i, ojson delta, ojson lp, ojson finish) {
           ojson c{{"index", i}, {"delta", std::move(delta)}, {"logprobs", std::move(lp)}, {"finish_reason", finish}};
           return send(ojson{{"id", id}, {"object", "chat.completion.chunk"}, {"created", created_at},
@@ -328,9 +338,7 @@ struct HttpServer::Impl {
                      {"model", opts.model_name}, {"system_fingerprint", "dsv3"}, {"choices", ojson::array()},
                      {"usage", usage_json(n_prompt, completion, cached)}});
         }
-        const std::string done = "data: [DONE]\n\n";
-        sink.write(done.data(), done.size());
-        sink.done();
+        sse_finish(sink);
         return true;
       });
       return;
@@ -484,9 +492,6 @@ struct HttpServer::Impl {
       ojson alts = ojson::object();
       for (int k = 0; k < *logprobs && k < int(ev.top.size()); ++k)
         alts[tok.token_bytes(ev.top[size_t(k)].token)] = ev.top[size_t(k)].logprob;
-      for (ojson* dst : {&one, static_cast<ojson*>(nullptr)}) {
-        (void)dst;
-      }
       one["tokens"].push_back(piece);
       one["token_logprobs"].push_back(ev.logprob);
       one["top_logprobs"].push_back(alts);
@@ -503,10 +508,7 @@ struct HttpServer::Impl {
       const bool usage = r.include_usage;
       res.set_header("Cache-Control", "no-cache");
       res.set_chunked_content_provider("text/event-stream", [=, this](size_t, httplib::DataSink& sink) {
-        auto send = [&](const ojson& j) {
-          const std::string line = "data: " + dump(j) + "\n\n";
-          return sink.write(line.data(), line.size());
-        };
+        auto send = [&](const ojson& j) { return sse_send(sink, j); };
         auto chunk = [&](size_t i, const std::string& text, ojson lp, ojson finish) {
           ojson c{{"index", i}, {"text", text}, {"logprobs", std::move(lp)}, {"finish_reason", finish}};
           return send(ojson{{"id", id}, {"object", "text_completion"}, {"created", created_at},
@@ -540,9 +542,7 @@ struct HttpServer::Impl {
                      {"model", opts.model_name}, {"choices", ojson::array()},
                      {"usage", usage_json(n_prompt, completion, (*choices)[0].done->cached_tokens)}});
         }
-        const std::string done = "data: [DONE]\n\n";
-        sink.write(done.data(), done.size());
-        sink.done();
+        sse_finish(sink);
         return true;
       });
       return;
