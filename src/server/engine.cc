@@ -230,7 +230,7 @@ void Engine::sample(Seq& s, float* logits) {
   for (int32_t id : no_token_) logits[size_t(id)] = kNegInf;
   if (s.req.constraint) s.req.constraint->mask(logits);
   const int64_t V = model_.config().vocab_size;
-  if (std::all_of(logits, logits + V, [&](float v) { return v == kNegInf; })) {
+  if (s.req.constraint && std::all_of(logits, logits + V, [&](float v) { return v == kNegInf; })) {
     finish(s, "stop");  // nothing may follow (a constraint is complete)
     return;
   }
