@@ -32,6 +32,11 @@ float WeightMatrix::at(int64_t r, int64_t c) const {
   }
 }
 
+float WeightMatrix::raw_at(int64_t r, int64_t c) const {
+  if (dtype != DType::F8_E4M3) return at(r, c);
+  return e4m3_to_f32(static_cast<const uint8_t*>(data)[size_t(r) * size_t(cols) + size_t(c)]);
+}
+
 namespace kernels {
 namespace {
 std::atomic<bool> g_reference{false};
@@ -155,7 +160,7 @@ void matmul_rows(const WeightMatrix& w, int64_t r0, int64_t r1, const float* x, 
                  int64_t T, float* y, int64_t y_stride) {
   if (reference_kernels()) return matmul_rows_ref(w, r0, r1, x, x_stride, T, y, y_stride);
   count_rows(w, r0, r1);
-  if (const SimdKernels* k = simd()) return k->rows(w, r0, r1, x, x_stride, T, y, y_stride, row_buffer(kSimdPanelRows * w.cols));
+  if (const SimdKernels* k = simd()) return k->rows(w, r0, r1, x, x_stride, T, y, y_stride, row_buffer(kSimdRowsScratch * w.cols));
   float* row = row_buffer(w.cols);
   for (int64_t r = r0; r < r1; ++r) {
     decode_row(w, r, row);  // decoded once, reused by every token

@@ -28,6 +28,8 @@ struct WeightMatrix {
   uint64_t bytes() const;  // stored bytes, scales included
   //! Element (r, c) dequantized; the scalar twin of every decoder.
   float at(int64_t r, int64_t c) const;
+  //! Element (r, c) without its FP8 block scale (the plain e4m3 value); at() otherwise.
+  float raw_at(int64_t r, int64_t c) const;
 };
 
 namespace kernels {

@@ -8,9 +8,12 @@
 
 namespace dsv3::kernels {
 
-// Scratch sizes the caller provides: rows needs kSimdPanelRows * w.cols floats, t_rows
-// w.cols floats.
+// Scratch sizes the caller provides: rows needs kSimdRowsScratch * w.cols floats (a panel
+// of kSimdPanelRows decoded rows plus up to kSimdTokChunk tokens of block-scaled
+// activations), t_rows w.cols floats.
 constexpr int kSimdPanelRows = 4;
+constexpr int kSimdTokChunk = 64;
+constexpr int kSimdRowsScratch = kSimdPanelRows + kSimdTokChunk;
 
 struct SimdKernels {
   void (*rows)(const WeightMatrix& w, int64_t r0, int64_t r1, const float* x, int64_t x_stride, int64_t T, float* y,
