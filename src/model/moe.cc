@@ -7,6 +7,7 @@
 #include "base/error.h"
 #include "kernels/matmul.h"
 #include "model/expert_select.h"
+#include "model/mlp_batch.h"
 #include "model/ops.h"
 
 namespace dsv3 {
@@ -30,12 +31,7 @@ void route_token(const ModelConfig& c, const float* logits, const float* bias, i
 }
 
 void mlp_forward(const MlpWeights& m, const float* x, int64_t T, float* out) {
-  const int64_t I = m.gate.rows;
-  std::vector<float> g(size_t(T * I)), u(size_t(T * I));
-  kernels::matmul(m.gate, x, T, g.data());
-  kernels::matmul(m.up, x, T, u.data());
-  for (size_t i = 0; i < g.size(); ++i) g[i] = ops::silu(g[i]) * u[i];
-  kernels::matmul(m.down, g.data(), T, out);
+  run_mlps({MlpTask{&m, x, T, out}});
 }
 
 void moe_forward(const ModelConfig& c, const MoeWeights& m, const float* x, int64_t T, float* out,
@@ -52,32 +48,46 @@ void moe_forward(const ModelConfig& c, const MoeWeights& m, const float* x, int6
     trace->weights.insert(trace->weights.end(), w.begin(), w.end());
   }
 
-  // Group token slots by expert; experts run in ascending order, so every token sums its
-  // experts in the same order whatever the batch (prefill == decode).
+  // Group token slots by expert; experts are summed in ascending order, so every token
+  // adds its experts in the same order whatever the batch (prefill == decode).
   std::vector<std::vector<std::pair<int64_t, float>>> users(static_cast<size_t>(E));
   for (int64_t t = 0; t < T; ++t)
     for (int64_t k = 0; k < K; ++k) users[idx[t * K + k]].push_back({t, w[t * K + k]});
 
-  std::fill(out, out + T * D, 0.0f);
-  std::vector<float> xe, ye;
+  // Each chosen expert's tokens, gathered: slot s of the T * K is row s of xe and ye.
+  thread_local std::vector<float> xe, ye, sh;  // reused: no allocation per token
+  xe.resize(size_t(T * K * D));
+  ye.resize(size_t(T * K * D));
+  std::vector<MlpTask> tasks;
+  std::vector<int64_t> first;  // first slot of each task
+  int64_t slot = 0;
   for (int64_t e = 0; e < E; ++e) {
     const auto& u = users[size_t(e)];
     if (u.empty()) continue;
-    const int64_t n = int64_t(u.size());
-    xe.resize(size_t(n * D));
-    ye.resize(size_t(n * D));
-    for (int64_t i = 0; i < n; ++i) std::copy(x + u[i].first * D, x + (u[i].first + 1) * D, &xe[i * D]);
-    mlp_forward(m.experts[size_t(e)], xe.data(), n, ye.data());
-    for (int64_t i = 0; i < n; ++i) {
-      float* o = out + u[i].first * D;
-      for (int64_t d = 0; d < D; ++d) o[d] += u[i].second * ye[i * D + d];
-    }
+    for (size_t i = 0; i < u.size(); ++i)
+      std::copy(x + u[i].first * D, x + (u[i].first + 1) * D, &xe[size_t(slot + int64_t(i)) * size_t(D)]);
+    tasks.push_back(MlpTask{&m.experts[size_t(e)], &xe[size_t(slot * D)], int64_t(u.size()), &ye[size_t(slot * D)]});
+    first.push_back(slot);
+    slot += int64_t(u.size());
   }
   if (m.shared) {
-    std::vector<float> sh(size_t(T * D));
-    mlp_forward(*m.shared, x, T, sh.data());
-    for (int64_t i = 0; i < T * D; ++i) out[i] += sh[i];
+    sh.resize(size_t(T * D));
+    tasks.push_back(MlpTask{&*m.shared, x, T, sh.data()});
   }
+  run_mlps(tasks);
+
+  std::fill(out, out + T * D, 0.0f);
+  for (size_t j = 0, e = 0; j < first.size(); ++j, ++e) {
+    while (users[e].empty()) ++e;
+    const auto& u = users[e];
+    for (size_t i = 0; i < u.size(); ++i) {
+      float* o = out + u[i].first * D;
+      const float* y = &ye[size_t(first[j] + int64_t(i)) * size_t(D)];
+      for (int64_t d = 0; d < D; ++d) o[d] += u[i].second * y[d];
+    }
+  }
+  if (m.shared)
+    for (int64_t i = 0; i < T * D; ++i) out[i] += sh[size_t(i)];
 }
 
 }  // namespace dsv3
