@@ -54,16 +54,16 @@ double macs_per_token(const ModelConfig& c, double ctx) {
   return total + double(c.vocab_size) * D;
 }
 
-// Sums `streams` equal parts of [p, p + n) in lockstep, prefetching 4 KB ahead in each:
-// a few concurrent streams per core with software prefetch is what it takes to reach the
-// memory's read limit (one plain stream per core falls 10-25% short on these machines).
-uint64_t read_streams(const uint64_t* p, int64_t n, int streams) {
+// Sums `streams` equal parts of [p, p + n) in lockstep, optionally prefetching 4 KB ahead
+// in each: a few concurrent streams per core is what it takes to reach the memory's read
+// limit (one stream per core falls 10-25% short on these machines).
+uint64_t read_streams(const uint64_t* p, int64_t n, int streams, bool prefetch) {
   const int64_t per = n / streams;
   uint64_t acc[8] = {};
   for (int64_t k = 0; k < per; k += 8)
     for (int s = 0; s < streams; ++s) {
       const uint64_t* q = p + s * per + k;
-      __builtin_prefetch(q + 512);
+      if (prefetch) __builtin_prefetch(q + 512);
       for (int j = 0; j < 8; ++j) acc[j] += q[j];
     }
   uint64_t r = 0;
@@ -72,7 +72,8 @@ uint64_t read_streams(const uint64_t* p, int64_t n, int streams) {
 }
 
 // The machine's read bandwidth over a 1 GiB buffer, all threads: the best of several
-// access patterns (1, 2, 4 and 8 streams per thread), each the best of 3 runs, so the
+// access patterns (1, 2, 4 and 8 streams per thread, with and without software prefetch),
+// each the best of 3 runs, so the
 // roofline the decode is measured against is the highest rate this machine shows.
 double probe_read_gb_per_s() {
   const int64_t n = int64_t(1) << 27;  // 8-byte words
@@ -81,14 +82,15 @@ double probe_read_gb_per_s() {
   std::vector<uint64_t> sink(size_t(pool.size()) * 8, 0);  // a cache line per thread
   double best = 0;
   for (int streams : {1, 2, 4, 8})
-    for (int rep = 0; rep < 3; ++rep) {
-      const auto t0 = Clock::now();
-      pool.parallel_for(pool.size(), [&](int th, int64_t, int64_t) {
-        const int64_t part = n / pool.size();
-        sink[size_t(th) * 8] += read_streams(buf.data() + th * part, part, streams);
-      });
-      best = std::max(best, double(n / pool.size() * pool.size()) * 8 / since(t0) / 1e9);
-    }
+    for (bool prefetch : {false, true})
+      for (int rep = 0; rep < 3; ++rep) {
+        const auto t0 = Clock::now();
+        pool.parallel_for(pool.size(), [&](int th, int64_t, int64_t) {
+          const int64_t part = n / pool.size();
+          sink[size_t(th) * 8] += read_streams(buf.data() + th * part, part, streams, prefetch);
+        });
+        best = std::max(best, double(n / pool.size() * pool.size()) * 8 / since(t0) / 1e9);
+      }
   return best;
 }
 
