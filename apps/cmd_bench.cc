@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "apps/commands.h"
+#include "apps/textgen.h"
 #include "base/rng.h"
 #include "kernels/isa.h"
 #include "kernels/matmul.h"
@@ -33,7 +34,7 @@ struct BenchFlags {
   std::string model;
   int64_t prompt_tokens = 512, gen_tokens = 32, context = 0;
   int reps = 3;
-  bool json = false;
+  bool json = false, hugepages = false;
 };
 
 // Multiply-adds per token of every matrix product, plus attention over `ctx` positions.
@@ -105,7 +106,7 @@ double probe_peak_gflops_all() {
 
 void run(const BenchFlags& f) {
   const auto t_load = Clock::now();
-  Model model = Model::load(f.model, LoadOptions{false});
+  Model model = Model::load(f.model, LoadOptions{false, weight_memory(f.hugepages)});
   model.weights().checkpoint->prefault();  // page faults are not timed as compute
   const double load_s = since(t_load);
   const ModelConfig& c = model.config();
@@ -161,6 +162,7 @@ void run(const BenchFlags& f) {
       {"prompt_tokens", f.prompt_tokens},
       {"gen_tokens", f.gen_tokens},
       {"context", f.context},
+      {"weight_memory", f.hugepages ? "hugepages" : "map"},
       {"repetitions", f.reps},
       {"prefill_tokens_per_s", ptps},
       {"prefill_gflops", prefill_gflops},
@@ -178,8 +180,9 @@ void run(const BenchFlags& f) {
     std::printf("%s\n", j.dump(2).c_str());
     return;
   }
-  std::printf("model      %s (%s kernels, %d threads)\n", f.model.c_str(), kernels::isa_name(kernels::active_isa()),
-              ThreadPool::global().size());
+  std::printf("model      %s (%s kernels, %d threads, weights %s)\n", f.model.c_str(),
+              kernels::isa_name(kernels::active_isa()), ThreadPool::global().size(),
+              f.hugepages ? "in huge pages" : "mapped");
   std::printf("machine    read %.1f GB/s, fp32 FMA peak %.1f GFLOP/s\n", read_gbs, peak_gflops);
   std::printf("load       %.2f s, peak RSS %.2f GB\n", load_s, double(ru.ru_maxrss) / 1e6 * 1.024);
   if (f.prompt_tokens > 0)
@@ -207,6 +210,7 @@ void add_bench(CLI::App& app) {
   cmd->add_option("--reps", f->reps, "repetitions; medians are reported")->check(CLI::PositiveNumber)
       ->capture_default_str();
   cmd->add_flag("--json", f->json, "print one JSON object");
+  add_hugepages_flag(cmd, f->hugepages);
   cmd->callback([f] { run(*f); });
 }
 

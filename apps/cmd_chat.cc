@@ -32,6 +32,7 @@ void on_sigint(int) {
 struct ChatFlags {
   std::string model, system;
   int64_t ctx_size = 4096;
+  bool hugepages = false;
   GenerateOptions gen;
 };
 
@@ -79,7 +80,7 @@ void show(const ChatFlags& f) {
 
 void run(ChatFlags f) {
   const std::string dir = resolve_model_dir(f.model);
-  TextModel tm = load_text_model(dir, /*need_template=*/true);
+  TextModel tm = load_text_model(dir, /*need_template=*/true, weight_memory(f.hugepages));
   Session session(*tm.model, *tm.tokenizer, f.ctx_size);
   struct sigaction sa {};
   sa.sa_handler = on_sigint;
@@ -153,6 +154,7 @@ void add_chat(CLI::App& app) {
   add_model_option(cmd, "--model", f->model, "model folder (weights, config.json, tokenizer files)");
   cmd->add_option("--system", f->system, "system prompt");
   cmd->add_option("--ctx-size", f->ctx_size, "context size in tokens")->capture_default_str();
+  add_hugepages_flag(cmd, f->hugepages);
   add_generation_flags(cmd, f->gen);
   f->gen.max_tokens = 512;
   cmd->callback([f] { run(*f); });

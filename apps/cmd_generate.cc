@@ -11,13 +11,13 @@ namespace {
 
 struct GenerateFlags {
   std::string model, prompt, system;
-  bool chat = false;
+  bool chat = false, hugepages = false;
   int64_t ctx_size = 4096;
   GenerateOptions gen;
 };
 
 void run(const GenerateFlags& f) {
-  TextModel tm = load_text_model(resolve_model_dir(f.model), f.chat);
+  TextModel tm = load_text_model(resolve_model_dir(f.model), f.chat, weight_memory(f.hugepages));
   std::vector<int32_t> prompt;
   if (f.chat) {
     nlohmann::json messages = nlohmann::json::array();
@@ -48,6 +48,7 @@ void add_generate(CLI::App& app) {
   cmd->add_flag("--chat", f->chat, "wrap the prompt as a user turn with the model's chat template");
   cmd->add_option("--system", f->system, "system prompt (with --chat)");
   cmd->add_option("--ctx-size", f->ctx_size, "context size in tokens")->capture_default_str();
+  add_hugepages_flag(cmd, f->hugepages);
   add_generation_flags(cmd, f->gen);
   cmd->callback([f] { run(*f); });
 }

@@ -47,6 +47,7 @@ void add_serve(CLI::App& app) {
     int port = 8080;
     int64_t max_seqs = 8, ctx_size = 4096, step_tokens = 256, page_tokens = 16;
     std::string attention = "absorbed";
+    bool hugepages = false;
   };
   auto o = std::make_shared<Opts>();
   add_model_option(cmd, "--model,-m", o->model, "model folder (config.json, *.safetensors, tokenizer.json)");
@@ -67,9 +68,10 @@ void add_serve(CLI::App& app) {
   cmd->add_option("--attention", o->attention,
                   "absorbed (default: results independent of batching) or auto (naive for long prompts)")
       ->check(CLI::IsMember({"absorbed", "auto"}));
+  add_hugepages_flag(cmd, o->hugepages);
   cmd->callback([o] {
     o->model = resolve_model_dir(o->model);
-    TextModel lt = load_text_model(o->model, false);
+    TextModel lt = load_text_model(o->model, false, weight_memory(o->hugepages));
     if (lt.tokenizer->chat_template().empty())
       std::fprintf(stderr, "dsv3 serve: note: no chat template; only /v1/completions will work\n");
     server::EngineOptions eo;

@@ -26,10 +26,10 @@ void prefault(const Checkpoint& ck) {
 
 }  // namespace
 
-TextModel load_text_model(const std::string& dir, bool need_template) {
+TextModel load_text_model(const std::string& dir, bool need_template, WeightMemory memory) {
   namespace fs = std::filesystem;
   TextModel tm;
-  tm.model = std::make_unique<Model>(Model::load(dir, LoadOptions{false}));
+  tm.model = std::make_unique<Model>(Model::load(dir, LoadOptions{false, memory}));
   if (!fs::exists(fs::path(dir) / "tokenizer.json"))
     fail(dir, " has no tokenizer.json (a generated model gets one with `dsv3 make-test-model --tokenizer PATH`)");
   tm.tokenizer = std::make_unique<Tokenizer>(Tokenizer::load(dir));
@@ -39,6 +39,12 @@ TextModel load_text_model(const std::string& dir, bool need_template) {
     fail(dir, "/tokenizer_config.json has no chat_template; use generate without --chat");
   prefault(*tm.model->weights().checkpoint);
   return tm;
+}
+
+void add_hugepages_flag(CLI::App* cmd, bool& hugepages) {
+  cmd->add_flag("--hugepages", hugepages,
+                "read the weights into 2 MB huge pages instead of mapping the files: decode runs faster "
+                "(far fewer TLB misses), but loading reads the whole checkpoint and needs that much free memory");
 }
 
 void add_generation_flags(CLI::App* cmd, GenerateOptions& o) {

@@ -25,7 +25,11 @@ struct TextModel {
 //! Loads DIR's weights, tokenizer and chat template; touches every weight page once with a
 //! progress bar on a terminal so the first answer is not slowed by page faults.
 //! need_template: fail clearly when the tokenizer_config has no chat_template.
-TextModel load_text_model(const std::string& dir, bool need_template);
+TextModel load_text_model(const std::string& dir, bool need_template, WeightMemory memory = WeightMemory::Map);
+
+//! Registers --hugepages (WeightMemory::HugePages instead of the default mapping).
+void add_hugepages_flag(CLI::App* cmd, bool& hugepages);
+inline WeightMemory weight_memory(bool hugepages) { return hugepages ? WeightMemory::HugePages : WeightMemory::Map; }
 
 //! Registers the sampling flags (temperature, top-k, ...) and max tokens / stop / seed.
 void add_generation_flags(CLI::App* cmd, GenerateOptions& opts);

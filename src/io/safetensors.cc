@@ -189,7 +189,40 @@ std::map<std::string, std::string> read_index(const std::string& index_path) {
 
 // ---- MappedFile ----------------------------------------------------------------------------
 
-MappedFile MappedFile::open(const std::string& path) {
+namespace {
+
+constexpr uint64_t kHugePage = uint64_t(2) << 20;
+
+// Reads all of fd into a fresh anonymous region aligned to 2 MB and advised for huge pages,
+// then makes it read-only. Returns the region (to unmap) and the aligned data pointer.
+std::pair<void*, uint64_t> read_into_huge_pages(int fd, uint64_t size, const std::string& path, uint8_t** data) {
+  const uint64_t region_size = size + kHugePage;  // room to align the start
+  void* region = ::mmap(nullptr, region_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (region == MAP_FAILED)
+    fail(path, ": cannot allocate ", size, " bytes to read the weights into (", errno_text(errno),
+         "); the default memory mapping needs no such allocation");
+  const uintptr_t start = (reinterpret_cast<uintptr_t>(region) + kHugePage - 1) / kHugePage * kHugePage;
+  uint8_t* p = reinterpret_cast<uint8_t*>(start);
+  ::madvise(p, size, MADV_HUGEPAGE);  // advice only: without THP this is plain memory
+  for (uint64_t done = 0; done < size;) {
+    const uint64_t chunk = std::min<uint64_t>(size - done, uint64_t(1) << 30);
+    const ssize_t n = ::pread(fd, p + done, chunk, off_t(done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      const int err = n < 0 ? errno : 0;
+      ::munmap(region, region_size);
+      fail(path, ": cannot read at byte ", done, " of ", size, ": ", err ? errno_text(err) : "unexpected end of file");
+    }
+    done += uint64_t(n);
+  }
+  ::mprotect(p, size, PROT_READ);  // the weights are never written
+  *data = p;
+  return {region, region_size};
+}
+
+}  // namespace
+
+MappedFile MappedFile::open(const std::string& path, WeightMemory memory) {
   // O_NONBLOCK keeps a FIFO from hanging the open; it has no effect on regular files.
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) fail(path, ": cannot open: ", errno_text(errno));
@@ -204,29 +237,41 @@ MappedFile MappedFile::open(const std::string& path) {
   m.path_ = path;
   m.size_ = uint64_t(st.st_size);
   if (m.size_ == 0) return m;  // mmap rejects a zero length
+  if (memory == WeightMemory::HugePages) {
+    uint8_t* data = nullptr;
+    std::tie(m.region_, m.region_size_) = read_into_huge_pages(fd, m.size_, path, &data);
+    m.data_ = data;
+    return m;
+  }
   // Note: a file truncated by someone else while mapped raises SIGBUS on access; nothing
   // short of copying the file guards against that.
   void* p = ::mmap(nullptr, m.size_, PROT_READ, MAP_PRIVATE, fd, 0);
   if (p == MAP_FAILED) fail(path, ": cannot map ", m.size_, " bytes: ", errno_text(errno));
   m.data_ = static_cast<const uint8_t*>(p);
+  m.region_ = p;
+  m.region_size_ = m.size_;
   return m;
 }
 
 MappedFile::MappedFile(MappedFile&& o) noexcept
-    : data_(std::exchange(o.data_, nullptr)), size_(std::exchange(o.size_, 0)), path_(std::move(o.path_)) {}
+    : data_(std::exchange(o.data_, nullptr)), size_(std::exchange(o.size_, 0)),
+      region_(std::exchange(o.region_, nullptr)), region_size_(std::exchange(o.region_size_, 0)),
+      path_(std::move(o.path_)) {}
 
 MappedFile& MappedFile::operator=(MappedFile&& o) noexcept {
   if (this != &o) {
-    if (data_) ::munmap(const_cast<uint8_t*>(data_), size_);
+    if (region_) ::munmap(region_, region_size_);
     data_ = std::exchange(o.data_, nullptr);
     size_ = std::exchange(o.size_, 0);
+    region_ = std::exchange(o.region_, nullptr);
+    region_size_ = std::exchange(o.region_size_, 0);
     path_ = std::move(o.path_);
   }
   return *this;
 }
 
 MappedFile::~MappedFile() {
-  if (data_) ::munmap(const_cast<uint8_t*>(data_), size_);
+  if (region_) ::munmap(region_, region_size_);
 }
 
 // ---- Header --------------------------------------------------------------------------------
@@ -282,9 +327,9 @@ SafetensorsHeader parse_safetensors_header(std::string_view text, uint64_t data_
 
 // ---- SafetensorsFile -----------------------------------------------------------------------
 
-SafetensorsFile SafetensorsFile::open(const std::string& path) {
+SafetensorsFile SafetensorsFile::open(const std::string& path, WeightMemory memory) {
   SafetensorsFile f;
-  f.map_ = MappedFile::open(path);
+  f.map_ = MappedFile::open(path, memory);
   const uint64_t size = f.map_.size();
   if (size < 8) fail(path, ": file is ", size, " bytes, too short for a safetensors header");
   const uint8_t* p = f.map_.data();
@@ -306,7 +351,7 @@ const TensorInfo* SafetensorsFile::find(std::string_view name) const {
 
 // ---- Checkpoint ----------------------------------------------------------------------------
 
-Checkpoint Checkpoint::open(const std::string& path) {
+Checkpoint Checkpoint::open(const std::string& path, WeightMemory memory) {
   std::error_code ec;
   const fs::file_status st = fs::status(path, ec);
   if (ec || !fs::exists(st)) fail(path, ": ", ec ? ec.message() : "no such file or directory");
@@ -334,7 +379,7 @@ Checkpoint Checkpoint::open(const std::string& path) {
 
   Checkpoint c;
   c.files_.reserve(shard_paths.size());
-  for (const std::string& p : shard_paths) c.files_.push_back(SafetensorsFile::open(p));
+  for (const std::string& p : shard_paths) c.files_.push_back(SafetensorsFile::open(p, memory));
   // Pointers are taken only now that files_ is complete; they survive moves of the Checkpoint
   // because the vector's buffer, the header vectors and the mappings all move by pointer.
   for (const SafetensorsFile& f : c.files_) {

@@ -19,7 +19,7 @@ Model Model::load(const std::string& dir, const LoadOptions& opts) {
   if (!fs::exists(dir)) fail("model folder ", dir, " does not exist");
   if (!fs::is_directory(dir)) fail(dir, " is not a folder (a model folder holds config.json and *.safetensors)");
   ModelConfig config = ModelConfig::load((fs::path(dir) / "config.json").string());
-  auto ck = std::make_shared<const Checkpoint>(Checkpoint::open(dir));
+  auto ck = std::make_shared<const Checkpoint>(Checkpoint::open(dir, opts.memory));
   ModelWeights w = ModelWeights::bind(config, ck, opts.load_mtp);
   return Model(std::move(config), std::move(w));
 }

@@ -68,6 +68,7 @@ struct BatchSeq {
 
 struct LoadOptions {
   bool load_mtp = true;
+  WeightMemory memory = WeightMemory::Map;
 };
 
 struct AttnSeq;
