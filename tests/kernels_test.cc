@@ -405,3 +405,41 @@ TEST(ThreadPoolTest, ManySmallJobs) {
 
 }  // namespace
 }  // namespace dsv3
+
+namespace dsv3 {
+namespace {
+
+// weighted_rows (attention's value sum) is, bit for bit, the axpy loop it replaces, and
+// within the dot-product bound of its scalar twin; odd head counts and column ranges
+// exercise every remainder path, and all-zero weight rows are skipped without effect.
+TEST(KernelsWeightedRows, MatchesAxpyLoopAndScalarTwin) {
+  const int64_t H = 7, n = 301, C = 150, c0 = 3, c1 = 141;
+  std::vector<float> p = random_vector(H * n, 71);
+  for (float& v : p) v = std::fabs(v);
+  for (int64_t h = 0; h < H; ++h)
+    for (int64_t j = 40; j < 60; ++j) p[size_t(h * n + j)] = 0.0f;  // rows nobody attends to
+  const std::vector<float> data = random_vector(n * C, 72);
+  std::vector<const float*> rows;
+  for (int64_t j = 0; j < n; ++j) rows.push_back(&data[size_t(j * C)]);
+  const int64_t W = c1 - c0;
+  std::vector<float> fast(size_t(H * W)), ref(size_t(H * W)), loop(size_t(H * W), 0.0f);
+  kernels::weighted_rows(p.data(), n, H, rows.data(), n, c0, c1, fast.data(), W);
+  kernels::weighted_rows_ref(p.data(), n, H, rows.data(), n, c0, c1, ref.data(), W);
+  for (int64_t h = 0; h < H; ++h)
+    for (int64_t j = 0; j < n; ++j) kernels::axpy(p[size_t(h * n + j)], rows[size_t(j)] + c0, &loop[size_t(h * W)], W);
+  for (int64_t h = 0; h < H; ++h)
+    for (int64_t c = 0; c < W; ++c) {
+      const size_t i = size_t(h * W + c);
+      double exact = 0, mag = 0;
+      for (int64_t j = 0; j < n; ++j) {
+        exact += double(p[size_t(h * n + j)]) * double(rows[size_t(j)][c0 + c]);
+        mag += std::fabs(double(p[size_t(h * n + j)]) * double(rows[size_t(j)][c0 + c]));
+      }
+      ASSERT_EQ(bits(fast[i]), bits(loop[i])) << "h=" << h << " c=" << c;
+      EXPECT_LE(std::fabs(double(fast[i]) - exact), gamma_bound(n) * mag) << "h=" << h << " c=" << c;
+      EXPECT_LE(std::fabs(double(ref[i]) - exact), gamma_bound(n) * mag) << "h=" << h << " c=" << c;
+    }
+}
+
+}  // namespace
+}  // namespace dsv3

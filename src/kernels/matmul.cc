@@ -98,6 +98,23 @@ void axpy(float a, const float* x, float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
 }
 
+void weighted_rows_ref(const float* p, int64_t p_stride, int64_t H, const float* const* rows, int64_t n, int64_t c0,
+                       int64_t c1, float* out, int64_t out_stride) {
+  for (int64_t h = 0; h < H; ++h)
+    for (int64_t c = c0; c < c1; ++c) {
+      float s = 0.0f;
+      for (int64_t j = 0; j < n; ++j) s += p[h * p_stride + j] * rows[j][c];
+      out[h * out_stride + (c - c0)] = s;
+    }
+}
+
+void weighted_rows(const float* p, int64_t p_stride, int64_t H, const float* const* rows, int64_t n, int64_t c0,
+                   int64_t c1, float* out, int64_t out_stride) {
+  if (!reference_kernels())
+    if (const SimdKernels* k = simd()) return k->weighted_rows(p, p_stride, H, rows, n, c0, c1, out, out_stride);
+  weighted_rows_ref(p, p_stride, H, rows, n, c0, c1, out, out_stride);
+}
+
 void set_reference_kernels(bool on) { g_reference.store(on); }
 bool reference_kernels() { return g_reference.load(); }
 

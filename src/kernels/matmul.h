@@ -56,6 +56,13 @@ float dot(const float* a, const float* b, int64_t n);
 float dot_ref(const float* a, const float* b, int64_t n);
 //! y += a * x over n floats.
 void axpy(float a, const float* x, float* y, int64_t n);
+//! out[h * out_stride + c - c0] = sum_{j < n} p[h * p_stride + j] * rows[j][c] for h < H and
+//! c in [c0, c1), summed in j order (attention's probability-weighted sum of cached rows).
+//! The fast path fuses each multiply-add; the scalar twin does not.
+void weighted_rows(const float* p, int64_t p_stride, int64_t H, const float* const* rows, int64_t n, int64_t c0,
+                   int64_t c1, float* out, int64_t out_stride);
+void weighted_rows_ref(const float* p, int64_t p_stride, int64_t H, const float* const* rows, int64_t n, int64_t c0,
+                       int64_t c1, float* out, int64_t out_stride);
 
 //! y[T, rows] = x[T, cols] * w^T, split over the global thread pool by rows.
 void matmul(const WeightMatrix& w, const float* x, int64_t T, float* y);

@@ -365,6 +365,61 @@ inline void axpy(float a, const float* x, float* y, int64_t n) {
   for (; i < n; ++i) y[i] += a * x[i];
 }
 
+// out[h][c - c0] = sum over j < n of p[h][j] * rows[j][c], for c in [c0, c1): the values
+// half of attention over cached latents. Accumulators for 4 heads x a few vectors of
+// columns stay in registers across all j (an axpy per (j, head) would load and store the
+// output every time). Each term is one fused multiply-add in j order, exactly as repeated
+// axpy calls would compute it; a row whose weights are all zero is skipped (adding 0 * x
+// changes nothing).
+template <int HB, int CB>
+inline void weighted_block(const float* p, int64_t p_stride, const float* const* rows, int64_t n, int64_t c,
+                           float* out, int64_t out_stride) {
+  constexpr int N = V::N;
+  typename V::F acc[HB][CB];
+  for (int h = 0; h < HB; ++h)
+    for (int b = 0; b < CB; ++b) acc[h][b] = V::zero();
+  for (int64_t j = 0; j < n; ++j) {
+    float w[HB];
+    bool any = false;
+    for (int h = 0; h < HB; ++h) {
+      w[h] = p[h * p_stride + j];
+      any |= w[h] != 0.0f;
+    }
+    if (!any) continue;
+    typename V::F xv[CB];
+    for (int b = 0; b < CB; ++b) xv[b] = V::load(rows[j] + c + b * N);
+    for (int h = 0; h < HB; ++h) {
+      const typename V::F wv = V::set1(w[h]);
+      for (int b = 0; b < CB; ++b) acc[h][b] = V::fma(wv, xv[b], acc[h][b]);
+    }
+  }
+  for (int h = 0; h < HB; ++h)
+    for (int b = 0; b < CB; ++b) V::store(out + h * out_stride + b * N, acc[h][b]);
+}
+
+template <int HB>
+inline void weighted_heads(const float* p, int64_t p_stride, const float* const* rows, int64_t n, int64_t c0,
+                           int64_t c1, float* out, int64_t out_stride) {
+  constexpr int N = V::N;
+  constexpr int CB = N == 16 ? 4 : 2;  // 16 (AVX-512) or 8 (AVX2) accumulators
+  int64_t c = c0;
+  for (; c + CB * N <= c1; c += CB * N) weighted_block<HB, CB>(p, p_stride, rows, n, c, out + (c - c0), out_stride);
+  for (; c + N <= c1; c += N) weighted_block<HB, 1>(p, p_stride, rows, n, c, out + (c - c0), out_stride);
+  for (; c < c1; ++c)
+    for (int h = 0; h < HB; ++h) {
+      float s = 0.0f;
+      for (int64_t j = 0; j < n; ++j) s += p[h * p_stride + j] * rows[j][c];  // unfused, like axpy's tail
+      out[h * out_stride + (c - c0)] = s;
+    }
+}
+
+inline void weighted_rows(const float* p, int64_t p_stride, int64_t H, const float* const* rows, int64_t n, int64_t c0,
+                          int64_t c1, float* out, int64_t out_stride) {
+  int64_t h = 0;
+  for (; h + 4 <= H; h += 4) weighted_heads<4>(p + h * p_stride, p_stride, rows, n, c0, c1, out + h * out_stride, out_stride);
+  for (; h < H; ++h) weighted_heads<1>(p + h * p_stride, p_stride, rows, n, c0, c1, out + h * out_stride, out_stride);
+}
+
 // Peak FMA probe: 12 independent chains hide the FMA latency; returns a value that depends
 // on every chain so nothing is optimised away. FLOPs = iters * 12 * N * 2.
 inline float fma_probe(int64_t iters) {

@@ -56,18 +56,10 @@ void absorbed_latent_attention(const ModelConfig& c, const float* q, const float
       for (int64_t qi = q0; qi < q1; ++qi) ops::softmax(&p[size_t(qi * L)], start + t0 + qi / H + 1);
     });
     float* ol = olat + t0 * H * R;
-    std::fill(ol, ol + NQ * R, 0.0f);
     pool.parallel_for(R, [&](int, int64_t c0, int64_t c1) {
-      for (int64_t t = 0; t < nt; ++t) {
-        const int64_t n = start + t0 + t + 1;
-        for (int64_t j = 0; j < n; ++j) {
-          const float* cj = lat[size_t(j)] + c0;
-          for (int64_t h = 0; h < H; ++h) {
-            const int64_t qi = t * H + h;
-            kernels::axpy(p[size_t(qi * L + j)], cj, &ol[size_t(qi * R + c0)], c1 - c0);
-          }
-        }
-      }
+      for (int64_t t = 0; t < nt; ++t)
+        kernels::weighted_rows(&p[size_t(t * H * L)], L, H, lat.data(), start + t0 + t + 1, c0, c1,
+                               &ol[size_t(t * H * R + c0)], R);
     });
   }
 }
