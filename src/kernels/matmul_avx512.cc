@@ -31,6 +31,14 @@ struct V {
     const __m256i b = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
     return _mm512_cvtph_ps(_mm256_and_si256(_mm256_slli_epi16(b, 7), _mm256_set1_epi16(short(0xBFFF))));
   }
+  // Two vectors' worth (2N bytes) with the integer steps done once at full width: the same
+  // values as two load_e4m3 calls in fewer instructions.
+  static void load_e4m3_pair(const uint8_t* p, F& lo, F& hi) {
+    const __m512i b = _mm512_cvtepi8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+    const __m512i h = _mm512_and_si512(_mm512_slli_epi16(b, 7), _mm512_set1_epi16(short(0xBFFF)));
+    lo = _mm512_cvtph_ps(_mm512_castsi512_si256(h));
+    hi = _mm512_cvtph_ps(_mm512_extracti64x4_epi64(h, 1));
+  }
 };
 }  // namespace dsv3::kernels::avx512
 

@@ -156,12 +156,20 @@ inline void token_tiles(const float* panel, int64_t K, const float* x, int64_t x
 struct LoadF32 {
   static constexpr int kBytes = 4;
   static typename V::F load(const uint8_t* row, int64_t k) { return V::load(reinterpret_cast<const float*>(row) + k); }
+  static void load2(const uint8_t* row, int64_t k, typename V::F& lo, typename V::F& hi) {
+    lo = load(row, k);
+    hi = load(row, k + V::N);
+  }
   static float tail(const WeightMatrix& w, int64_t r, int64_t k) { return w.at(r, k); }
 };
 struct LoadBf16 {
   static constexpr int kBytes = 2;
   static typename V::F load(const uint8_t* row, int64_t k) {
     return V::load_bf16(reinterpret_cast<const uint16_t*>(row) + k);
+  }
+  static void load2(const uint8_t* row, int64_t k, typename V::F& lo, typename V::F& hi) {
+    lo = load(row, k);
+    hi = load(row, k + V::N);
   }
   static float tail(const WeightMatrix& w, int64_t r, int64_t k) { return w.at(r, k); }
 };
@@ -170,11 +178,18 @@ struct LoadF16 {
   static typename V::F load(const uint8_t* row, int64_t k) {
     return V::load_f16(reinterpret_cast<const uint16_t*>(row) + k);
   }
+  static void load2(const uint8_t* row, int64_t k, typename V::F& lo, typename V::F& hi) {
+    lo = load(row, k);
+    hi = load(row, k + V::N);
+  }
   static float tail(const WeightMatrix& w, int64_t r, int64_t k) { return w.at(r, k); }
 };
 struct LoadE4m3 {
   static constexpr int kBytes = 1;
   static typename V::F load(const uint8_t* row, int64_t k) { return V::load_e4m3(row + k); }
+  static void load2(const uint8_t* row, int64_t k, typename V::F& lo, typename V::F& hi) {
+    V::load_e4m3_pair(row + k, lo, hi);
+  }
   static float tail(const WeightMatrix& w, int64_t r, int64_t k) { return w.raw_at(r, k) * 0.00390625f; }
 };
 
@@ -201,7 +216,26 @@ inline void micro_kernel_direct(const WeightMatrix& w, const int64_t* row, const
   for (int i = 0; i < R; ++i)
     for (int t = 0; t < TT; ++t) acc[i][t] = V::zero();
   const int64_t kv = K / N * N;
-  for (int64_t k = 0; k < kv; k += N) {
+  int64_t k = 0;
+  // Two vectors per step (FP8 converts both at once); the accumulation order is the same
+  // as one vector per step.
+  for (; k + 2 * N <= kv; k += 2 * N) {
+    if ((k & (kLine - 1)) == 0)
+      for (int i = 0; i < R; ++i) __builtin_prefetch(rows[i] + ahead + k * L::kBytes, 0, 3);
+    if (kLine <= N)  // F32 on AVX-512: each vector is a line of its own
+      for (int i = 0; i < R; ++i) __builtin_prefetch(rows[i] + ahead + (k + N) * L::kBytes, 0, 3);
+    typename V::F lo[R], hi[R];
+    for (int i = 0; i < R; ++i) L::load2(rows[i], k, lo[i], hi[i]);
+    for (int t = 0; t < TT; ++t) {
+      const typename V::F xv = V::load(x + t * x_stride + k);
+      for (int i = 0; i < R; ++i) acc[i][t] = V::fma(lo[i], xv, acc[i][t]);
+    }
+    for (int t = 0; t < TT; ++t) {
+      const typename V::F xv = V::load(x + t * x_stride + k + N);
+      for (int i = 0; i < R; ++i) acc[i][t] = V::fma(hi[i], xv, acc[i][t]);
+    }
+  }
+  for (; k < kv; k += N) {
     if ((k & (kLine - 1)) == 0)
       for (int i = 0; i < R; ++i) __builtin_prefetch(rows[i] + ahead + k * L::kBytes, 0, 3);
     typename V::F wv[R];
