@@ -358,10 +358,67 @@ inline void rows(const WeightMatrix& w, int64_t r0, int64_t r1, const float* x, 
 }
 
 // row: scratch of w.cols floats.
+// t_rows for a few tokens: CB column vectors of accumulators stay in registers while the
+// rows stream past (storing the outputs after every row bound t_rows on stores). Each
+// output gets the same operations in the same order as in t_rows: one fused multiply-add
+// per row on the exactly decoded weight, unfused in the scalar tail.
+template <class L, int CB>
+inline void t_block(const WeightMatrix& w, int64_t r0, int64_t r1, const float* xt, int64_t c, float* yt) {
+  constexpr int N = V::N;
+  typename V::F acc[CB];
+  for (int b = 0; b < CB; ++b) acc[b] = V::zero();
+  const uint8_t* base = static_cast<const uint8_t*>(w.data);
+  for (int64_t r = r0; r < r1; ++r) {
+    const uint8_t* row = base + size_t(r) * size_t(w.cols) * L::kBytes;
+    const typename V::F av = V::set1(xt[r - r0]);
+    const float* srow = w.scale ? w.scale + (r / w.block_rows) * w.scale_cols : nullptr;
+    for (int b = 0; b < CB; ++b) {
+      typename V::F wv = L::load(row, c + b * N);
+      if (srow) wv = V::mul(wv, V::set1(srow[(c + b * N) / w.block_cols] * 256.0f));
+      acc[b] = V::fma(av, wv, acc[b]);
+    }
+  }
+  for (int b = 0; b < CB; ++b) V::store(yt + c + b * N, acc[b]);
+}
+
+template <class L>
+inline void t_rows_few(const WeightMatrix& w, int64_t r0, int64_t r1, const float* x, int64_t x_stride, int64_t T,
+                       float* y, int64_t y_stride) {
+  constexpr int N = V::N;
+  constexpr int CB = N == 16 ? 8 : 4;
+  const int64_t C = w.cols, cv = C / N * N;
+  for (int64_t t = 0; t < T; ++t) {
+    const float* xt = x + t * x_stride;
+    float* yt = y + t * y_stride;
+    int64_t c = 0;
+    for (; c + CB * N <= cv; c += CB * N) t_block<L, CB>(w, r0, r1, xt, c, yt);
+    for (; c < cv; c += N) t_block<L, 1>(w, r0, r1, xt, c, yt);
+    for (; c < C; ++c) {
+      float s = 0.0f;
+      for (int64_t r = r0; r < r1; ++r) s += xt[r - r0] * w.at(r, c);
+      yt[c] = s;
+    }
+  }
+}
+
+// Up to this many tokens, t_rows keeps its outputs in registers (t_rows_few).
+constexpr int64_t kTransposedFewTokens = 4;
+
 inline void t_rows(const WeightMatrix& w, int64_t r0, int64_t r1, const float* x, int64_t x_stride, int64_t T, float* y,
                    int64_t y_stride, float* row) {
   constexpr int N = V::N;
   const int64_t C = w.cols;
+  if (T <= kTransposedFewTokens) {
+    switch (w.dtype) {
+      case DType::BF16: return t_rows_few<LoadBf16>(w, r0, r1, x, x_stride, T, y, y_stride);
+      case DType::F16: return t_rows_few<LoadF16>(w, r0, r1, x, x_stride, T, y, y_stride);
+      case DType::F32: return t_rows_few<LoadF32>(w, r0, r1, x, x_stride, T, y, y_stride);
+      case DType::F8_E4M3:  // vectors must not straddle scale blocks
+        if (w.block_cols % N == 0) return t_rows_few<LoadE4m3>(w, r0, r1, x, x_stride, T, y, y_stride);
+        break;
+      default: break;
+    }
+  }
   for (int64_t t = 0; t < T; ++t)
     for (int64_t c = 0; c < C; ++c) y[t * y_stride + c] = 0.0f;
   for (int64_t r = r0; r < r1; ++r) {
