@@ -126,6 +126,39 @@ TEST_F(CliTest, InspectReportsUnusedTensors) {
   EXPECT_NE(r.out.find("model.some_extra.weight"), std::string::npos) << r.out;
 }
 
+// `dsv3 bench --json` prints every figure the issue asks for, with sane values, in both
+// weight-memory modes.
+TEST_F(CliTest, BenchReportsEveryFigure) {
+  for (const std::string mode : {"", " --hugepages"}) {
+    const Result r = sh("bench --model " + model() + " --prompt-tokens 8 --gen-tokens 4 --reps 1 --json" + mode);
+    ASSERT_EQ(r.code, 0) << r.out;
+    const size_t at = r.out.find('{');
+    ASSERT_NE(at, std::string::npos) << r.out;
+    const nlohmann::json j = nlohmann::json::parse(r.out.substr(at));
+    for (const char* key : {"prefill_tokens_per_s", "decode_tokens_per_s", "decode_bytes_per_token", "decode_gb_per_s",
+                            "machine_read_gb_per_s", "decode_roofline_fraction", "machine_peak_gflops",
+                            "prefill_peak_fraction", "peak_rss_bytes", "load_seconds"}) {
+      ASSERT_TRUE(j.contains(key)) << key << " missing:\n" << r.out;
+      EXPECT_GT(j[key].get<double>(), 0.0) << key;
+    }
+    EXPECT_EQ(j["weight_memory"], mode.empty() ? "map" : "hugepages");
+  }
+}
+
+// Reading the weights into huge pages yields the very bytes the mapping shows.
+TEST_F(CliTest, HugePageWeightsEqualMappedWeights) {
+  const Checkpoint mapped = Checkpoint::open(model());
+  const Checkpoint read = Checkpoint::open(model(), WeightMemory::HugePages);
+  ASSERT_EQ(mapped.names(), read.names());
+  for (const std::string& name : mapped.names()) {
+    const TensorRef* a = mapped.find(name);
+    const TensorRef* b = read.find(name);
+    ASSERT_EQ(a->info->nbytes(), b->info->nbytes()) << name;
+    EXPECT_NE(a->data, b->data) << name;
+    EXPECT_EQ(std::memcmp(a->data, b->data, a->info->nbytes()), 0) << name;
+  }
+}
+
 TEST_F(CliTest, ClearErrors) {
   struct Case {
     std::string args, want;
