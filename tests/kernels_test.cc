@@ -8,6 +8,7 @@
 #include "kernels/matmul.h"
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cmath>
 #include <cstdint>
@@ -439,6 +440,39 @@ TEST(KernelsWeightedRows, MatchesAxpyLoopAndScalarTwin) {
       EXPECT_LE(std::fabs(double(fast[i]) - exact), gamma_bound(n) * mag) << "h=" << h << " c=" << c;
       EXPECT_LE(std::fabs(double(ref[i]) - exact), gamma_bound(n) * mag) << "h=" << h << " c=" << c;
     }
+}
+
+}  // namespace
+}  // namespace dsv3
+
+namespace dsv3 {
+namespace {
+
+// latent_scores (attention scores over one cached latent row) against exact products, with
+// head counts and widths that leave every remainder path some work.
+TEST(KernelsLatentScores, MatchExactScoresWithinBound) {
+  for (const auto& [H, R, rope] : {std::array<int64_t, 3>{16, 512, 64}, std::array<int64_t, 3>{11, 37, 13}}) {
+    const std::vector<float> qa = random_vector(H * R, 81), qr = random_vector(H * rope, 82);
+    const std::vector<float> row = random_vector(R + rope, 83);
+    std::vector<float> fast(size_t(H * 3), -1.0f), ref(size_t(H * 3), -1.0f);
+    kernels::latent_scores(qa.data(), R, qr.data(), rope, H, R, rope, row.data(), 0.25f, fast.data(), 3);
+    kernels::latent_scores_ref(qa.data(), R, qr.data(), rope, H, R, rope, row.data(), 0.25f, ref.data(), 3);
+    for (int64_t h = 0; h < H; ++h) {
+      double exact = 0, mag = 0;
+      for (int64_t k = 0; k < R; ++k) {
+        exact += double(qa[size_t(h * R + k)]) * row[size_t(k)];
+        mag += std::fabs(double(qa[size_t(h * R + k)]) * row[size_t(k)]);
+      }
+      for (int64_t k = 0; k < rope; ++k) {
+        exact += double(qr[size_t(h * rope + k)]) * row[size_t(R + k)];
+        mag += std::fabs(double(qr[size_t(h * rope + k)]) * row[size_t(R + k)]);
+      }
+      const double bound = (gamma_bound(R + rope + 2) * mag + 1e-30) * 0.25;
+      EXPECT_NEAR(fast[size_t(h * 3)], exact * 0.25, bound) << "H=" << H << " h=" << h;
+      EXPECT_NEAR(ref[size_t(h * 3)], exact * 0.25, bound) << "H=" << H << " h=" << h;
+      EXPECT_EQ(fast[size_t(h * 3 + 1)], -1.0f);  // the stride is respected
+    }
+  }
 }
 
 }  // namespace

@@ -98,6 +98,20 @@ void axpy(float a, const float* x, float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
 }
 
+void latent_scores_ref(const float* qa, int64_t qa_stride, const float* qr, int64_t qr_stride, int64_t H, int64_t R,
+                       int64_t rope, const float* row, float scale, float* out, int64_t out_stride) {
+  for (int64_t h = 0; h < H; ++h)
+    out[h * out_stride] = (dot_ref(qa + h * qa_stride, row, R) + dot_ref(qr + h * qr_stride, row + R, rope)) * scale;
+}
+
+void latent_scores(const float* qa, int64_t qa_stride, const float* qr, int64_t qr_stride, int64_t H, int64_t R,
+                   int64_t rope, const float* row, float scale, float* out, int64_t out_stride) {
+  if (!reference_kernels())
+    if (const SimdKernels* k = simd()) return k->latent_scores(qa, qa_stride, qr, qr_stride, H, R, rope, row, scale, out, out_stride);
+  for (int64_t h = 0; h < H; ++h)
+    out[h * out_stride] = (dot_fast(qa + h * qa_stride, row, R) + dot_fast(qr + h * qr_stride, row + R, rope)) * scale;
+}
+
 void weighted_rows_ref(const float* p, int64_t p_stride, int64_t H, const float* const* rows, int64_t n, int64_t c0,
                        int64_t c1, float* out, int64_t out_stride) {
   for (int64_t h = 0; h < H; ++h)

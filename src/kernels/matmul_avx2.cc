@@ -46,6 +46,6 @@ struct V {
 #include "kernels/matmul_simd_impl.h"
 
 namespace dsv3::kernels {
-const SimdKernels kAvx2Kernels = {avx2::rows, avx2::t_rows, avx2::decode_row_simd, avx2::dot, avx2::axpy, avx2::weighted_rows, avx2::fma_probe, avx2::V::N};
+const SimdKernels kAvx2Kernels = {avx2::rows, avx2::t_rows, avx2::decode_row_simd, avx2::dot, avx2::axpy, avx2::latent_scores, avx2::weighted_rows, avx2::fma_probe, avx2::V::N};
 }
 #endif

@@ -47,6 +47,6 @@ struct V {
 #include "kernels/matmul_simd_impl.h"
 
 namespace dsv3::kernels {
-const SimdKernels kAvx512Kernels = {avx512::rows, avx512::t_rows, avx512::decode_row_simd, avx512::dot, avx512::axpy, avx512::weighted_rows, avx512::fma_probe, avx512::V::N};
+const SimdKernels kAvx512Kernels = {avx512::rows, avx512::t_rows, avx512::decode_row_simd, avx512::dot, avx512::axpy, avx512::latent_scores, avx512::weighted_rows, avx512::fma_probe, avx512::V::N};
 }
 #endif

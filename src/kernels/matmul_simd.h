@@ -23,6 +23,8 @@ struct SimdKernels {
   void (*decode_row)(const WeightMatrix& w, int64_t r, float* out);
   float (*dot)(const float* a, const float* b, int64_t n);
   void (*axpy)(float a, const float* x, float* y, int64_t n);
+  void (*latent_scores)(const float* qa, int64_t qa_stride, const float* qr, int64_t qr_stride, int64_t H, int64_t R,
+                        int64_t rope, const float* row, float scale, float* out, int64_t out_stride);
   void (*weighted_rows)(const float* p, int64_t p_stride, int64_t H, const float* const* rows, int64_t n, int64_t c0,
                         int64_t c1, float* out, int64_t out_stride);
   float (*fma_probe)(int64_t iters);  // 12 chains of N-wide FMAs per iteration

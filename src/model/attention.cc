@@ -34,23 +34,20 @@ void absorbed_latent_attention(const ModelConfig& c, const float* q, const float
 
   // Queries in chunks so the score matrix stays small at long contexts.
   const int64_t tq = std::max<int64_t>(1, std::min<int64_t>(T, (int64_t(1) << 22) / std::max<int64_t>(1, H * L)));
-  std::vector<float> p;
+  // Reused: a fresh megabyte per call costs page faults. (A reference, so the pool's
+  // workers use this thread's buffer, not thread_locals of their own.)
+  thread_local std::vector<float> scores;
+  std::vector<float>& p = scores;
   for (int64_t t0 = 0; t0 < T; t0 += tq) {
     const int64_t nt = std::min(tq, T - t0), NQ = nt * H;
-    p.assign(static_cast<size_t>(NQ * L), 0.0f);
+    if (p.size() < size_t(NQ * L)) p.resize(size_t(NQ * L));  // read only where written below
     pool.parallel_for(L, [&](int, int64_t j0, int64_t j1) {
-      for (int64_t j = j0; j < j1; ++j) {
-        const float* cj = lat[size_t(j)];
+      for (int64_t j = j0; j < j1; ++j)
         for (int64_t t = 0; t < nt; ++t) {
           if (j > start + t0 + t) continue;  // causal
-          for (int64_t h = 0; h < H; ++h) {
-            const int64_t qi = t * H + h;
-            p[size_t(qi * L + j)] = (kernels::dot(&qabs[size_t(((t0 + t) * H + h) * R)], cj, R) +
-                                     kernels::dot(q + ((t0 + t) * H + h) * qk + nope, cj + R, rope)) *
-                                    scale;
-          }
+          kernels::latent_scores(&qabs[size_t((t0 + t) * H * R)], R, q + (t0 + t) * H * qk + nope, qk, H, R, rope,
+                                 lat[size_t(j)], scale, &p[size_t(t * H * L + j)], L);
         }
-      }
     });
     pool.parallel_for(NQ, [&](int, int64_t q0, int64_t q1) {
       for (int64_t qi = q0; qi < q1; ++qi) ops::softmax(&p[size_t(qi * L)], start + t0 + qi / H + 1);
