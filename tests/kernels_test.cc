@@ -50,10 +50,6 @@ struct ReferenceKernels {
   bool saved;
 };
 
-void PrintTo(const MatrixCase& mc, std::ostream* os) {
-  *os << mc.label << " [" << mc.rows << ", " << mc.cols << "]";
-  if (mc.dtype == DType::F8_E4M3) *os << " blocks " << mc.block_rows << "x" << mc.block_cols;
-}
 
 
 class KernelsTest : public ::testing::TestWithParam<MatrixCase> {

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -28,6 +29,11 @@ struct MatrixCase {
   int64_t rows, cols;
   int64_t block_rows = 128, block_cols = 128;  // FP8 only
 };
+
+inline void PrintTo(const MatrixCase& mc, std::ostream* os) {
+  *os << mc.label << " [" << mc.rows << ", " << mc.cols << "]";
+  if (mc.dtype == DType::F8_E4M3) *os << " blocks " << mc.block_rows << "x" << mc.block_cols;
+}
 
 inline TestMatrix make_matrix(const MatrixCase& mc, uint64_t seed) {
   Rng rng(seed);

@@ -153,36 +153,30 @@ inline void token_tiles(const float* panel, int64_t K, const float* x, int64_t x
 // switch. Each yields exactly what the panel would hold (FP8 unscaled, as e4m3 * 2^-8), so
 // the direct and the panel paths compute bit-identical results; tail() is the scalar
 // element for columns past the last full vector.
-struct LoadF32 {
-  static constexpr int kBytes = 4;
-  static typename V::F load(const uint8_t* row, int64_t k) { return V::load(reinterpret_cast<const float*>(row) + k); }
+// Loaders that widen one vector at a time, with exactly decoded scalar tails.
+template <class D>
+struct WidenEach {
   static void load2(const uint8_t* row, int64_t k, typename V::F& lo, typename V::F& hi) {
-    lo = load(row, k);
-    hi = load(row, k + V::N);
+    lo = D::load(row, k);
+    hi = D::load(row, k + V::N);
   }
   static float tail(const WeightMatrix& w, int64_t r, int64_t k) { return w.at(r, k); }
 };
-struct LoadBf16 {
+struct LoadF32 : WidenEach<LoadF32> {
+  static constexpr int kBytes = 4;
+  static typename V::F load(const uint8_t* row, int64_t k) { return V::load(reinterpret_cast<const float*>(row) + k); }
+};
+struct LoadBf16 : WidenEach<LoadBf16> {
   static constexpr int kBytes = 2;
   static typename V::F load(const uint8_t* row, int64_t k) {
     return V::load_bf16(reinterpret_cast<const uint16_t*>(row) + k);
   }
-  static void load2(const uint8_t* row, int64_t k, typename V::F& lo, typename V::F& hi) {
-    lo = load(row, k);
-    hi = load(row, k + V::N);
-  }
-  static float tail(const WeightMatrix& w, int64_t r, int64_t k) { return w.at(r, k); }
 };
-struct LoadF16 {
+struct LoadF16 : WidenEach<LoadF16> {
   static constexpr int kBytes = 2;
   static typename V::F load(const uint8_t* row, int64_t k) {
     return V::load_f16(reinterpret_cast<const uint16_t*>(row) + k);
   }
-  static void load2(const uint8_t* row, int64_t k, typename V::F& lo, typename V::F& hi) {
-    lo = load(row, k);
-    hi = load(row, k + V::N);
-  }
-  static float tail(const WeightMatrix& w, int64_t r, int64_t k) { return w.at(r, k); }
 };
 struct LoadE4m3 {
   static constexpr int kBytes = 1;
