@@ -1,6 +1,7 @@
 // Google Benchmark for the matrix kernels: FP8 / BF16 weights, decode (T=1) and prefill
-// (T=64) shapes from the bench preset, on every ISA this CPU supports. Reports weight bytes/s
-// (decode) and FLOP/s (prefill).
+// (T=64) shapes from the bench preset, on every ISA this CPU supports; cold (memory-bound)
+// matrix-vector products; one MoE layer's decode step. Reports weight bytes/s (decode) and
+// FLOP/s (prefill).
 #include <benchmark/benchmark.h>
 
 #include <vector>
@@ -9,6 +10,7 @@
 #include "base/rng.h"
 #include "kernels/isa.h"
 #include "kernels/matmul.h"
+#include "model/mlp_batch.h"
 
 namespace dsv3 {
 namespace {
@@ -74,6 +76,35 @@ void BM_MatvecCold(benchmark::State& state, DType dt, kernels::Isa isa) {
   }
   state.counters["weight_GB/s"] = benchmark::Counter(double(bytes) / 1e9, benchmark::Counter::kIsRate);
 }
+
+// One MoE layer's decode step as the model runs it (run_mlps): 6 of 64 routed FP8 experts
+// (1408 x 2048, chosen in turn so their weights are not cached) and two more experts'
+// matrices standing in for the 2816-wide shared expert; all gate/up products, then all down
+// products, in two pool jobs.
+void BM_MoeDecodeCold(benchmark::State& state) {
+  const int64_t D = 2048, I = 1408, E = 64, K = 6;
+  std::vector<Weights> ws;
+  for (int64_t i = 0; i < 3 * (E + 2); ++i)
+    ws.push_back(make(DType::F8_E4M3, i % 3 == 2 ? D : I, i % 3 == 2 ? I : D));
+  std::vector<MlpWeights> experts;
+  for (int64_t e = 0; e < E + 2; ++e) experts.push_back(MlpWeights{ws[3 * e].w, ws[3 * e + 1].w, ws[3 * e + 2].w});
+  std::vector<float> x(size_t(D), 0.5f), y(size_t((K + 2) * D));
+  int64_t next = 0;
+  uint64_t bytes = 0;
+  for (auto _ : state) {
+    std::vector<MlpTask> tasks;
+    for (int64_t k = 0; k < K + 2; ++k) {
+      const MlpWeights& m = k < K ? experts[size_t((next + k * 11) % E)] : experts[size_t(E + k - K)];
+      tasks.push_back(MlpTask{&m, x.data(), 1, &y[size_t(k * D)]});
+      bytes += m.gate.bytes() + m.up.bytes() + m.down.bytes();
+    }
+    next = (next + 1) % E;
+    run_mlps(tasks);
+    benchmark::DoNotOptimize(y.data());
+  }
+  state.counters["weight_GB/s"] = benchmark::Counter(double(bytes) / 1e9, benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_MoeDecodeCold)->UseRealTime();
 
 void shapes(benchmark::internal::Benchmark* b) {
   b->Args({1408, 2048, 1})->Args({2048, 1408, 1})->Args({10944, 2048, 1})->Args({1408, 2048, 64})
