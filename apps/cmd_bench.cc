@@ -74,8 +74,8 @@ uint64_t read_streams(const uint64_t* p, int64_t n, int streams, bool prefetch) 
 
 // The machine's read bandwidth over a 1 GiB buffer, all threads: the best of several
 // access patterns (1, 2, 4 and 8 streams per thread, with and without software prefetch),
-// each the best of 3 runs, so the
-// roofline the decode is measured against is the highest rate this machine shows.
+// each the best of 3 runs, so the roofline decode is measured against is the highest rate
+// this machine shows.
 double probe_read_gb_per_s() {
   const int64_t n = int64_t(1) << 27;  // 8-byte words
   std::vector<uint64_t> buf(size_t(n), 1);

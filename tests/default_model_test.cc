@@ -2,9 +2,7 @@
 // chat and serve use it when --model is omitted, DSV3_MODEL overrides it, and it writes
 // English text.
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 
-#include <array>
 #include <cctype>
 #include <cstdio>
 #include <filesystem>
@@ -31,15 +29,10 @@ Outcome dsv3_env(const std::string& env_prefix, const std::string& args, const s
   const std::string err_path = dir / "stderr";
   const std::string cmd =
       "env " + env_prefix + " " + DSV3_BINARY + " " + args + " < " + stdin_path + " 2> " + err_path;
-  FILE* p = popen(cmd.c_str(), "r");
-  std::string out;
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
-  const int status = pclose(p);
+  const testutil::CommandResult r = testutil::run_shell(cmd);
   std::stringstream err;
   err << std::ifstream(err_path).rdbuf();
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out, err.str()};
+  return {r.code, r.out, err.str()};
 }
 
 const std::string kGreedy = "generate --prompt \"In the beginning\" --max-tokens 20 --temperature 0";

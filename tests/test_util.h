@@ -56,11 +56,8 @@ struct CommandResult {
   std::string out;  // stdout and stderr together
 };
 
-//! Runs `dsv3 <args>` (the binary under test) with `input` on stdin.
-inline CommandResult run_dsv3(const std::string& args, const std::string& input = "") {
-  TempDir dir("cmd");
-  { std::ofstream(dir / "stdin") << input; }
-  const std::string cmd = std::string(DSV3_BINARY) + " " + args + " < " + (dir / "stdin") + " 2>&1";
+//! Runs the shell command `cmd` and returns its exit status and standard output.
+inline CommandResult run_shell(const std::string& cmd) {
   FILE* p = popen(cmd.c_str(), "r");
   std::string out;
   std::array<char, 4096> buf;
@@ -68,6 +65,13 @@ inline CommandResult run_dsv3(const std::string& args, const std::string& input 
   while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
   const int status = pclose(p);
   return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+}
+
+//! Runs `dsv3 <args>` (the binary under test) with `input` on stdin.
+inline CommandResult run_dsv3(const std::string& args, const std::string& input = "") {
+  TempDir dir("cmd");
+  { std::ofstream(dir / "stdin") << input; }
+  return run_shell(std::string(DSV3_BINARY) + " " + args + " < " + (dir / "stdin") + " 2>&1");
 }
 
 //! Runs `f`, which must throw dsv3::Error, and returns its message (records a failure and

@@ -193,9 +193,15 @@ namespace {
 
 constexpr uint64_t kHugePage = uint64_t(2) << 20;
 
+struct HugeRegion {
+  void* region;     // what to unmap
+  uint64_t region_size;
+  uint8_t* data;    // the file's bytes, 2 MB aligned inside the region
+};
+
 // Reads all of fd into a fresh anonymous region aligned to 2 MB and advised for huge pages,
-// then makes it read-only. Returns the region (to unmap) and the aligned data pointer.
-std::pair<void*, uint64_t> read_into_huge_pages(int fd, uint64_t size, const std::string& path, uint8_t** data) {
+// then makes it read-only.
+HugeRegion read_into_huge_pages(int fd, uint64_t size, const std::string& path) {
   const uint64_t region_size = size + kHugePage;  // room to align the start
   void* region = ::mmap(nullptr, region_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (region == MAP_FAILED)
@@ -216,8 +222,7 @@ std::pair<void*, uint64_t> read_into_huge_pages(int fd, uint64_t size, const std
     done += uint64_t(n);
   }
   ::mprotect(p, size, PROT_READ);  // the weights are never written
-  *data = p;
-  return {region, region_size};
+  return {region, region_size, p};
 }
 
 }  // namespace
@@ -238,9 +243,10 @@ MappedFile MappedFile::open(const std::string& path, WeightMemory memory) {
   m.size_ = uint64_t(st.st_size);
   if (m.size_ == 0) return m;  // mmap rejects a zero length
   if (memory == WeightMemory::HugePages) {
-    uint8_t* data = nullptr;
-    std::tie(m.region_, m.region_size_) = read_into_huge_pages(fd, m.size_, path, &data);
-    m.data_ = data;
+    const HugeRegion h = read_into_huge_pages(fd, m.size_, path);
+    m.region_ = h.region;
+    m.region_size_ = h.region_size;
+    m.data_ = h.data;
     return m;
   }
   // Note: a file truncated by someone else while mapped raises SIGBUS on access; nothing

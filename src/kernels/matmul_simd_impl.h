@@ -78,6 +78,12 @@ inline void decode_row_simd(const WeightMatrix& w, int64_t r, float* out) {
   }
 }
 
+// The end of the FP8 row block holding row a, capped at r1.
+inline int64_t row_block_end(const WeightMatrix& w, int64_t a, int64_t r1) {
+  const int64_t b = (a / w.block_rows + 1) * w.block_rows;
+  return b < r1 ? b : r1;
+}
+
 // xs[t][k] = x[t][k] * scale[rb][k / block_cols] * 256 for T tokens: the activations the
 // FP8 rows of row block rb are multiplied with (their weights taken as e4m3 * 2^-8).
 inline void scale_activations(const WeightMatrix& w, int64_t rb, const float* x, int64_t x_stride, int64_t T,
@@ -151,9 +157,9 @@ inline void token_tiles(const float* panel, int64_t K, const float* x, int64_t x
 
 // Weight loaders, one per stored dtype, so the direct kernel's inner loop carries no dtype
 // switch. Each yields exactly what the panel would hold (FP8 unscaled, as e4m3 * 2^-8), so
-// the direct and the panel paths compute bit-identical results; tail() is the scalar
-// element for columns past the last full vector.
-// Loaders that widen one vector at a time, with exactly decoded scalar tails.
+// the direct and the panel paths compute bit-identical results; load2() widens two vectors
+// and tail() is the scalar element for columns past the last full vector.
+// WidenEach: loaders that widen one vector at a time, with exactly decoded tails.
 template <class D>
 struct WidenEach {
   static void load2(const uint8_t* row, int64_t k, typename V::F& lo, typename V::F& hi) {
@@ -293,12 +299,10 @@ inline void rows_direct(const WeightMatrix& w, int64_t r0, int64_t r1, const flo
     case DType::F16: return row_streams<LoadF16>(w, r0, r1, x, x_stride, T, y0, y_stride);
     case DType::F8_E4M3:
       // Streams within one row block at a time, which shares its scaled activations.
-      for (int64_t a = r0; a < r1;) {
-        const int64_t rb = a / w.block_rows;
-        const int64_t b = (rb + 1) * w.block_rows < r1 ? (rb + 1) * w.block_rows : r1;
-        scale_activations(w, rb, x, x_stride, T, xs);
+      for (int64_t a = r0, b; a < r1; a = b) {
+        b = row_block_end(w, a, r1);
+        scale_activations(w, a / w.block_rows, x, x_stride, T, xs);
         row_streams<LoadE4m3>(w, a, b, xs, w.cols, T, y0, y_stride);
-        a = b;
       }
       return;
     default: return row_streams<LoadF32>(w, r0, r1, x, x_stride, T, y0, y_stride);
@@ -341,17 +345,14 @@ inline void rows(const WeightMatrix& w, int64_t r0, int64_t r1, const float* x, 
       panel_rows(w, r0, r1, r0, xc, x_stride, tn, yc, y_stride, panel, decode_row_simd);
       continue;
     }
-    for (int64_t a = r0; a < r1;) {  // one row block at a time, as in rows_direct
-      const int64_t rb = a / w.block_rows;
-      const int64_t b = (rb + 1) * w.block_rows < r1 ? (rb + 1) * w.block_rows : r1;
-      scale_activations(w, rb, xc, x_stride, tn, xs);
+    for (int64_t a = r0, b; a < r1; a = b) {  // one row block at a time, as in rows_direct
+      b = row_block_end(w, a, r1);
+      scale_activations(w, a / w.block_rows, xc, x_stride, tn, xs);
       panel_rows(w, a, b, r0, xs, K, tn, yc, y_stride, panel, decode_row_unscaled);
-      a = b;
     }
   }
 }
 
-// row: scratch of w.cols floats.
 // t_rows for a few tokens: CB column vectors of accumulators stay in registers while the
 // rows stream past (storing the outputs after every row bound t_rows on stores). Each
 // output gets the same operations in the same order as in t_rows: one fused multiply-add
@@ -398,6 +399,7 @@ inline void t_rows_few(const WeightMatrix& w, int64_t r0, int64_t r1, const floa
 // Up to this many tokens, t_rows keeps its outputs in registers (t_rows_few).
 constexpr int64_t kTransposedFewTokens = 4;
 
+// row: scratch of w.cols floats.
 inline void t_rows(const WeightMatrix& w, int64_t r0, int64_t r1, const float* x, int64_t x_stride, int64_t T, float* y,
                    int64_t y_stride, float* row) {
   constexpr int N = V::N;

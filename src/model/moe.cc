@@ -54,21 +54,18 @@ void moe_forward(const ModelConfig& c, const MoeWeights& m, const float* x, int6
   for (int64_t t = 0; t < T; ++t)
     for (int64_t k = 0; k < K; ++k) users[idx[t * K + k]].push_back({t, w[t * K + k]});
 
-  // Each chosen expert's tokens, gathered: slot s of the T * K is row s of xe and ye.
+  // Each chosen expert's tokens, gathered in expert order: the s-th (expert, token) pair is
+  // row s of xe and ye.
   thread_local std::vector<float> xe, ye, sh;  // reused: no allocation per token
   xe.resize(size_t(T * K * D));
   ye.resize(size_t(T * K * D));
   std::vector<MlpTask> tasks;
-  std::vector<int64_t> first;  // first slot of each task
-  int64_t slot = 0;
+  size_t slot = 0;
   for (int64_t e = 0; e < E; ++e) {
     const auto& u = users[size_t(e)];
     if (u.empty()) continue;
-    for (size_t i = 0; i < u.size(); ++i)
-      std::copy(x + u[i].first * D, x + (u[i].first + 1) * D, &xe[size_t(slot + int64_t(i)) * size_t(D)]);
-    tasks.push_back(MlpTask{&m.experts[size_t(e)], &xe[size_t(slot * D)], int64_t(u.size()), &ye[size_t(slot * D)]});
-    first.push_back(slot);
-    slot += int64_t(u.size());
+    tasks.push_back(MlpTask{&m.experts[size_t(e)], &xe[slot * size_t(D)], int64_t(u.size()), &ye[slot * size_t(D)]});
+    for (const auto& [t, wt] : u) std::copy(x + t * D, x + (t + 1) * D, &xe[slot++ * size_t(D)]);
   }
   if (m.shared) {
     sh.resize(size_t(T * D));
@@ -77,15 +74,13 @@ void moe_forward(const ModelConfig& c, const MoeWeights& m, const float* x, int6
   run_mlps(tasks);
 
   std::fill(out, out + T * D, 0.0f);
-  for (size_t j = 0, e = 0; j < first.size(); ++j, ++e) {
-    while (users[e].empty()) ++e;
-    const auto& u = users[e];
-    for (size_t i = 0; i < u.size(); ++i) {
-      float* o = out + u[i].first * D;
-      const float* y = &ye[size_t(first[j] + int64_t(i)) * size_t(D)];
-      for (int64_t d = 0; d < D; ++d) o[d] += u[i].second * y[d];
+  slot = 0;
+  for (const auto& u : users)
+    for (const auto& [t, wt] : u) {
+      float* o = out + t * D;
+      const float* y = &ye[slot++ * size_t(D)];
+      for (int64_t d = 0; d < D; ++d) o[d] += wt * y[d];
     }
-  }
   if (m.shared)
     for (int64_t i = 0; i < T * D; ++i) out[i] += sh[size_t(i)];
 }
