@@ -38,7 +38,7 @@ struct BenchFlags {
 };
 
 // Multiply-adds per token of every matrix product, plus attention over `ctx` positions.
-double macs_per_token(const ModelConfig& c, double ctx) {
+double macs_per_token(const model::ModelConfig& c, double ctx) {
   const double D = double(c.hidden_size), H = double(c.num_attention_heads), R = double(c.kv_lora_rank);
   const double qk = double(c.qk_head_dim()), v = double(c.v_head_dim), nope = double(c.qk_nope_head_dim);
   double attn = c.q_lora_rank ? D * double(c.q_lora_rank) + double(c.q_lora_rank) * H * qk : D * H * qk;
@@ -129,10 +129,10 @@ double probe_peak_gflops_all() {
 
 void run(const BenchFlags& f) {
   const auto t_load = Clock::now();
-  Model model = Model::load(f.model, LoadOptions{false, weight_memory(f.hugepages)});
+  model::Model model = model::Model::load(f.model, model::LoadOptions{false, weight_memory(f.hugepages)});
   model.weights().checkpoint->prefault();  // page faults are not timed as compute
   const double load_s = since(t_load);
-  const ModelConfig& c = model.config();
+  const model::ModelConfig& c = model.config();
   const int64_t V = c.vocab_size;
 
   double read_gbs = probe_read_gb_per_s();  // probed again after the runs; the best counts
@@ -149,7 +149,7 @@ void run(const BenchFlags& f) {
   std::vector<double> prefill_tps, decode_tps, decode_bytes;
   std::vector<float> logits(size_t(std::max<int64_t>(f.prompt_tokens, 1) * V));
   for (int rep = 0; rep < f.reps; ++rep) {
-    KvCache cache = model.new_cache(cap);
+    model::KvCache cache = model.new_cache(cap);
     if (f.context > 0) {  // a long context of synthetic latents: only attention cost matters
       for (int64_t l = 0; l < c.num_hidden_layers; ++l)
         for (int64_t p = 0; p < f.context; ++p)

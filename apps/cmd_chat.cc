@@ -33,7 +33,7 @@ struct ChatFlags {
   std::string model, system;
   int64_t ctx_size = 4096;
   bool hugepages = false;
-  GenerateOptions gen;
+  runtime::GenerateOptions gen;
 };
 
 const char* kHelp =
@@ -47,8 +47,8 @@ const char* kHelp =
     "  /quit               leave (also Ctrl-D, or Ctrl-C at the prompt)\n"
     "Ctrl-C while an answer is being written stops that answer.\n";
 
-void set_option(GenerateOptions& g, const std::string& name, const std::string& value) {
-  GenerateOptions next = g;
+void set_option(runtime::GenerateOptions& g, const std::string& name, const std::string& value) {
+  runtime::GenerateOptions next = g;
   SamplingParams& s = next.sampling;
   try {
     if (name == "temperature") s.temperature = std::stof(value);
@@ -81,7 +81,7 @@ void show(const ChatFlags& f) {
 void run(ChatFlags f) {
   const std::string dir = resolve_model_dir(f.model);
   TextModel tm = load_text_model(dir, /*need_template=*/true, weight_memory(f.hugepages));
-  Session session(*tm.model, *tm.tokenizer, f.ctx_size);
+  runtime::Session session(*tm.model, *tm.tokenizer, f.ctx_size);
   struct sigaction sa {};
   sa.sa_handler = on_sigint;
   sigaction(SIGINT, &sa, nullptr);
@@ -129,7 +129,7 @@ void run(ChatFlags f) {
       const std::vector<int32_t> prompt = chat_prompt(tm, messages);
       g_cancel.store(false);
       g_generating.store(true);
-      const GenerateResult r = session.generate(prompt, f.gen, [](const std::string& s) {
+      const runtime::GenerateResult r = session.generate(prompt, f.gen, [](const std::string& s) {
         std::fwrite(s.data(), 1, s.size(), stdout);
         std::fflush(stdout);
       }, &g_cancel);

@@ -13,7 +13,7 @@ struct GenerateFlags {
   std::string model, prompt, system;
   bool chat = false, hugepages = false;
   int64_t ctx_size = 4096;
-  GenerateOptions gen;
+  runtime::GenerateOptions gen;
 };
 
 void run(const GenerateFlags& f) {
@@ -28,8 +28,8 @@ void run(const GenerateFlags& f) {
     if (!f.system.empty()) fail("--system needs --chat (a system prompt belongs to a conversation)");
     prompt = tm.tokenizer->encode(f.prompt, tm.tokenizer->add_bos_by_default());
   }
-  Session session(*tm.model, *tm.tokenizer, std::max<int64_t>(f.ctx_size, int64_t(prompt.size()) + 1));
-  const GenerateResult r = session.generate(prompt, f.gen, [](const std::string& s) {
+  runtime::Session session(*tm.model, *tm.tokenizer, std::max<int64_t>(f.ctx_size, int64_t(prompt.size()) + 1));
+  const runtime::GenerateResult r = session.generate(prompt, f.gen, [](const std::string& s) {
     std::fwrite(s.data(), 1, s.size(), stdout);
     std::fflush(stdout);
   });

@@ -35,11 +35,11 @@ void run(const GradOptions& o) {
     secs = r == 0 ? t : std::min(secs, t);
   }
 
-  SafetensorsWriter w;
+  io::SafetensorsWriter w;
   const float loss = float(s.loss);
-  w.add_bytes("loss", DType::F32, {1}, &loss, 4);
+  w.add_bytes("loss", io::DType::F32, {1}, &loss, 4);
   for (const train::Param& p : model.params())
-    w.add_bytes(p.name, DType::F32, p.shape, p.grad.data(), p.grad.size() * 4);
+    w.add_bytes(p.name, io::DType::F32, p.shape, p.grad.data(), p.grad.size() * 4);
   w.write(o.out);
   std::printf("loss %.6f (main CE %.6f, MTP CE %.6f, balance %.6f) over %lld tokens in %.3f s (%.1f tokens/s)\n",
               s.loss, s.main_ce, s.mtp_ce, s.balance, (long long)tokens.size(), secs, double(tokens.size()) / secs);

@@ -8,8 +8,8 @@
 namespace dsv3::app {
 namespace {
 
-const char* topk_name(TopkMethod m) {
-  return m == TopkMethod::NoauxTc ? "noaux_tc" : m == TopkMethod::Greedy ? "greedy" : "group_limited_greedy";
+const char* topk_name(model::TopkMethod m) {
+  return m == model::TopkMethod::NoauxTc ? "noaux_tc" : m == model::TopkMethod::Greedy ? "greedy" : "group_limited_greedy";
 }
 
 std::string human(double n, const char* unit) {
@@ -22,9 +22,9 @@ std::string human(double n, const char* unit) {
 }
 
 void run(const std::string& dir) {
-  Model model = Model::load(dir);
-  const ModelConfig& c = model.config();
-  const ModelWeights& w = model.weights();
+  model::Model model = model::Model::load(dir);
+  const model::ModelConfig& c = model.config();
+  const model::ModelWeights& w = model.weights();
   std::printf("model        %s (%s)\n", dir.c_str(), c.model_type.c_str());
   std::printf("layers       %lld (+%lld MTP), first %lld dense, hidden %lld, vocab %lld\n",
               (long long)c.num_hidden_layers, (long long)c.num_nextn_predict_layers,
@@ -43,7 +43,7 @@ void run(const std::string& dir) {
     std::printf("moe          %lld routed (%lld per token, %s scoring, %s, %lld groups keep %lld), %lld shared, "
                 "width %lld, scale %g, norm_topk_prob %s\n",
                 (long long)c.n_routed_experts, (long long)c.num_experts_per_tok,
-                c.scoring_func == ScoringFunc::Sigmoid ? "sigmoid" : "softmax", topk_name(c.topk_method),
+                c.scoring_func == model::ScoringFunc::Sigmoid ? "sigmoid" : "softmax", topk_name(c.topk_method),
                 (long long)c.n_group, (long long)c.topk_group, (long long)c.n_shared_experts,
                 (long long)c.moe_intermediate_size, c.routed_scaling_factor, c.norm_topk_prob ? "true" : "false");
   if (c.quantization)
@@ -69,7 +69,7 @@ void run(const std::string& dir) {
   std::printf("bytes        %s in %zu file(s):", human(double(w.checkpoint->total_bytes()), "B").c_str(),
               w.checkpoint->files().size());
   for (int t = 0; t < 16; ++t)
-    if (w.bytes_by_dtype[t]) std::printf("  %s %s", dtype_name(DType(t)), human(double(w.bytes_by_dtype[t]), "B").c_str());
+    if (w.bytes_by_dtype[t]) std::printf("  %s %s", io::dtype_name(io::DType(t)), human(double(w.bytes_by_dtype[t]), "B").c_str());
   std::printf("\n");
   const int64_t per_tok = c.num_hidden_layers * c.latent_dim();
   std::printf("latent cache %lld values per token per layer; %lld values = %s per token in fp32 (%s in bf16)\n",

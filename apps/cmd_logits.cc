@@ -40,19 +40,19 @@ struct LogitsOptions {
 void run(const LogitsOptions& o) {
   kernels::set_reference_kernels(o.reference);
   const std::vector<int32_t> tokens = parse_token_list(o.tokens);
-  Model model = Model::load(o.model, LoadOptions{o.mtp});
-  const ModelConfig& c = model.config();
+  model::Model model = model::Model::load(o.model, model::LoadOptions{o.mtp});
+  const model::ModelConfig& c = model.config();
   if (o.mtp && !model.weights().mtp) fail("--mtp: ", o.model, " has no MTP layer (num_nextn_predict_layers is 0)");
   const int64_t T = int64_t(tokens.size()), V = c.vocab_size, D = c.hidden_size;
 
-  ForwardOptions fo;
-  fo.attention = o.attention == "naive" ? AttentionForm::Naive
-                 : o.attention == "absorbed" ? AttentionForm::Absorbed : AttentionForm::Auto;
-  std::vector<RoutingTrace> routing;
+  model::ForwardOptions fo;
+  fo.attention = o.attention == "naive" ? model::AttentionForm::Naive
+                 : o.attention == "absorbed" ? model::AttentionForm::Absorbed : model::AttentionForm::Auto;
+  std::vector<model::RoutingTrace> routing;
   if (o.routing) fo.routing = &routing;
 
   std::vector<float> logits(size_t(T * V)), normed(size_t(T * D));
-  KvCache cache = model.new_cache(T);
+  model::KvCache cache = model.new_cache(T);
   const auto t0 = std::chrono::steady_clock::now();
   if (o.decode) {
     for (int64_t t = 0; t < T; ++t) model.forward(&tokens[t], 1, cache, &logits[t * V], &normed[t * D], fo);
@@ -62,26 +62,26 @@ void run(const LogitsOptions& o) {
 
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
-  SafetensorsWriter w;
-  w.add_bytes("logits", DType::F32, {T, V}, logits.data(), logits.size() * 4);
+  io::SafetensorsWriter w;
+  w.add_bytes("logits", io::DType::F32, {T, V}, logits.data(), logits.size() * 4);
   std::vector<float> mtp_logits;
   if (o.mtp && T >= 2) {
     mtp_logits.resize(size_t((T - 1) * V));
-    KvCache mcache = model.new_mtp_cache(T - 1);
+    model::KvCache mcache = model.new_mtp_cache(T - 1);
     if (o.decode) {
       for (int64_t t = 0; t + 1 < T; ++t)
         model.forward_mtp(&normed[t * D], &tokens[t + 1], 1, mcache, &mtp_logits[t * V], fo);
     } else {
       model.forward_mtp(normed.data(), tokens.data() + 1, T - 1, mcache, mtp_logits.data(), fo);
     }
-    w.add_bytes("mtp_logits", DType::F32, {T - 1, V}, mtp_logits.data(), mtp_logits.size() * 4);
+    w.add_bytes("mtp_logits", io::DType::F32, {T - 1, V}, mtp_logits.data(), mtp_logits.size() * 4);
   }
   const int64_t K = c.num_experts_per_tok;
-  for (const RoutingTrace& r : routing) {
+  for (const model::RoutingTrace& r : routing) {
     const int64_t rows = int64_t(r.indices.size()) / K;
     const std::string p = "routing." + std::to_string(r.layer) + ".";
-    w.add_bytes(p + "indices", DType::I32, {rows, K}, r.indices.data(), r.indices.size() * 4);
-    w.add_bytes(p + "weights", DType::F32, {rows, K}, r.weights.data(), r.weights.size() * 4);
+    w.add_bytes(p + "indices", io::DType::I32, {rows, K}, r.indices.data(), r.indices.size() * 4);
+    w.add_bytes(p + "weights", io::DType::F32, {rows, K}, r.weights.data(), r.weights.size() * 4);
   }
   w.write(o.out);
 

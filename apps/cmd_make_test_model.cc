@@ -13,9 +13,9 @@
 namespace dsv3::app {
 
 void add_make_test_model(CLI::App& app) {
-  auto opts = std::make_shared<TestModelOptions>();
+  auto opts = std::make_shared<model::TestModelOptions>();
   std::string presets;
-  for (const auto& [name, about] : test_model_presets()) presets += "\n  " + name + ": " + about;
+  for (const auto& [name, about] : model::test_model_presets()) presets += "\n  " + name + ": " + about;
   CLI::App* cmd = app.add_subcommand("make-test-model",
                                      "write a random checkpoint in the published Hugging Face layout\npresets:" + presets);
   cmd->add_option("--preset", opts->preset, "model preset")->capture_default_str();
@@ -40,7 +40,7 @@ void add_make_test_model(CLI::App& app) {
       opts->bos_token_id = tok.bos_id();
       opts->eos_token_id = tok.eos_id();
     }
-    const uint64_t bytes = make_test_model(*opts);
+    const uint64_t bytes = model::make_test_model(*opts);
     for (const char* f : {"tokenizer.json", "tokenizer_config.json"}) {
       if (tok_dir.empty()) break;
       if (fs::exists(tok_dir / f)) fs::copy_file(tok_dir / f, fs::path(opts->out) / f, fs::copy_options::overwrite_existing);

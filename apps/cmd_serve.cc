@@ -7,7 +7,7 @@
 #include "apps/default_model.h"
 #include "apps/textgen.h"
 #include "base/error.h"
-#include "server/engine.h"
+#include "runtime/engine.h"
 #include "server/http_server.h"
 
 namespace dsv3::app {
@@ -74,14 +74,14 @@ void add_serve(CLI::App& app) {
     TextModel lt = load_text_model(o->model, false, weight_memory(o->hugepages));
     if (lt.tokenizer->chat_template().empty())
       std::fprintf(stderr, "dsv3 serve: note: no chat template; only /v1/completions will work\n");
-    server::EngineOptions eo;
+    runtime::EngineOptions eo;
     eo.max_seqs = o->max_seqs;
     eo.ctx_size = o->ctx_size;
     eo.step_tokens = o->step_tokens;
     eo.page_tokens = o->page_tokens;
-    eo.attention = o->attention == "auto" ? AttentionForm::Auto : AttentionForm::Absorbed;
+    eo.attention = o->attention == "auto" ? model::AttentionForm::Auto : model::AttentionForm::Absorbed;
     if (!o->cache_mem.empty()) eo.cache_bytes = parse_bytes(o->cache_mem);
-    server::Engine engine(*lt.model, *lt.tokenizer, eo);
+    runtime::Engine engine(*lt.model, *lt.tokenizer, eo);
     server::ServerOptions so;
     so.host = o->host;
     so.port = o->port;
@@ -90,7 +90,7 @@ void add_serve(CLI::App& app) {
     if (so.model_name.empty()) so.model_name = std::filesystem::absolute(o->model).parent_path().filename().string();
     server::HttpServer http(*lt.model, *lt.tokenizer, engine, so);
     http.bind();
-    const server::EngineStats st = engine.stats();
+    const runtime::EngineStats st = engine.stats();
     std::fprintf(stderr, "dsv3 serve: '%s' on http://%s:%d  (max %lld sequences x %lld tokens, cache %.1f MB = %lld pages)\n",
                  so.model_name.c_str(), so.host.c_str(), http.port(), (long long)eo.max_seqs, (long long)eo.ctx_size,
                  double(st.cache_bytes) / 1e6, (long long)st.pages_total);

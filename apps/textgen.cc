@@ -11,7 +11,7 @@ namespace dsv3::app {
 namespace {
 
 // Touches every weight page, with a progress bar on a terminal.
-void prefault(const Checkpoint& ck) {
+void prefault(const io::Checkpoint& ck) {
   const bool tty = isatty(STDERR_FILENO);
   int last = -1;
   ck.prefault([&](uint64_t done, uint64_t total) {
@@ -26,10 +26,10 @@ void prefault(const Checkpoint& ck) {
 
 }  // namespace
 
-TextModel load_text_model(const std::string& dir, bool need_template, WeightMemory memory) {
+TextModel load_text_model(const std::string& dir, bool need_template, io::WeightMemory memory) {
   namespace fs = std::filesystem;
   TextModel tm;
-  tm.model = std::make_unique<Model>(Model::load(dir, LoadOptions{false, memory}));
+  tm.model = std::make_unique<model::Model>(model::Model::load(dir, model::LoadOptions{false, memory}));
   if (!fs::exists(fs::path(dir) / "tokenizer.json"))
     fail(dir, " has no tokenizer.json (a generated model gets one with `dsv3 make-test-model --tokenizer PATH`)");
   tm.tokenizer = std::make_unique<Tokenizer>(Tokenizer::load(dir));
@@ -47,7 +47,7 @@ void add_hugepages_flag(CLI::App* cmd, bool& hugepages) {
                 "(far fewer TLB misses), but loading reads the whole checkpoint and needs that much free memory");
 }
 
-void add_generation_flags(CLI::App* cmd, GenerateOptions& o) {
+void add_generation_flags(CLI::App* cmd, runtime::GenerateOptions& o) {
   SamplingParams& s = o.sampling;
   cmd->add_option("--max-tokens,-n", o.max_tokens, "most tokens to generate")->capture_default_str();
   cmd->add_option("--temperature", s.temperature, "0 for greedy")->capture_default_str();
@@ -71,7 +71,7 @@ std::vector<int32_t> chat_prompt(const TextModel& tm, const nlohmann::json& mess
   return tm.tokenizer->encode(tm.chat_template->render(ctx), /*add_bos=*/false);
 }
 
-std::string stats_line(const GenerateResult& r) {
+std::string stats_line(const runtime::GenerateResult& r) {
   const int64_t computed = r.prompt_tokens - r.reused_tokens;
   const int64_t out = int64_t(r.tokens.size());
   char buf[256];

@@ -17,7 +17,7 @@
 namespace dsv3::app {
 
 struct TextModel {
-  std::unique_ptr<Model> model;
+  std::unique_ptr<model::Model> model;
   std::unique_ptr<Tokenizer> tokenizer;
   std::optional<ChatTemplate> chat_template;
 };
@@ -25,20 +25,20 @@ struct TextModel {
 //! Loads DIR's weights, tokenizer and chat template; touches every weight page once with a
 //! progress bar on a terminal so the first answer is not slowed by page faults.
 //! need_template: fail clearly when the tokenizer_config has no chat_template.
-TextModel load_text_model(const std::string& dir, bool need_template, WeightMemory memory = WeightMemory::Map);
+TextModel load_text_model(const std::string& dir, bool need_template, io::WeightMemory memory = io::WeightMemory::Map);
 
-//! Registers --hugepages (WeightMemory::HugePages instead of the default mapping).
+//! Registers --hugepages (io::WeightMemory::HugePages instead of the default mapping).
 void add_hugepages_flag(CLI::App* cmd, bool& hugepages);
-inline WeightMemory weight_memory(bool hugepages) { return hugepages ? WeightMemory::HugePages : WeightMemory::Map; }
+inline io::WeightMemory weight_memory(bool hugepages) { return hugepages ? io::WeightMemory::HugePages : io::WeightMemory::Map; }
 
 //! Registers the sampling flags (temperature, top-k, ...) and max tokens / stop / seed.
-void add_generation_flags(CLI::App* cmd, GenerateOptions& opts);
+void add_generation_flags(CLI::App* cmd, runtime::GenerateOptions& opts);
 
 //! Renders messages through the model's chat template and tokenizes the text (special
 //! tokens in the rendered text are real special tokens).
 std::vector<int32_t> chat_prompt(const TextModel& tm, const nlohmann::json& messages);
 
 //! "prompt 34 tok (12 cached) 350.1 tok/s | output 57 tok 9.8 tok/s | stop"
-std::string stats_line(const GenerateResult& r);
+std::string stats_line(const runtime::GenerateResult& r);
 
 }  // namespace dsv3::app

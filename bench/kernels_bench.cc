@@ -21,13 +21,13 @@ struct Weights {
   WeightMatrix w;
 };
 
-Weights make(DType dt, int64_t rows, int64_t cols) {
+Weights make(io::DType dt, int64_t rows, int64_t cols) {
   Weights m;
   Rng rng(1);
-  m.bytes.resize(size_t(rows * cols) * dtype_size(dt));
+  m.bytes.resize(size_t(rows * cols) * io::dtype_size(dt));
   for (size_t i = 0; i < m.bytes.size(); ++i) m.bytes[i] = uint8_t(rng.next() & 0x77);  // finite e4m3 / bf16 bytes
   m.w = WeightMatrix{"w", dt, m.bytes.data(), rows, cols};
-  if (dt == DType::F8_E4M3) {
+  if (dt == io::DType::F8_E4M3) {
     m.w.scale_cols = (cols + 127) / 128;
     m.scales.assign(size_t(((rows + 127) / 128) * m.w.scale_cols), 0.01f);
     m.w.scale = m.scales.data();
@@ -35,7 +35,7 @@ Weights make(DType dt, int64_t rows, int64_t cols) {
   return m;
 }
 
-void BM_Matmul(benchmark::State& state, DType dt, kernels::Isa isa) {
+void BM_Matmul(benchmark::State& state, io::DType dt, kernels::Isa isa) {
   if (!kernels::set_isa(isa)) {
     state.SkipWithError("ISA not supported on this CPU");
     return;
@@ -56,7 +56,7 @@ void BM_Matmul(benchmark::State& state, DType dt, kernels::Isa isa) {
 // Decode as the model sees it: every call reads weights that are not in any cache (a set of
 // matrices larger than the last-level cache, visited in turn), so this measures the kernels
 // against memory bandwidth rather than cache bandwidth. Args: rows, cols, matrices.
-void BM_MatvecCold(benchmark::State& state, DType dt, kernels::Isa isa) {
+void BM_MatvecCold(benchmark::State& state, io::DType dt, kernels::Isa isa) {
   if (!kernels::set_isa(isa)) {
     state.SkipWithError("ISA not supported on this CPU");
     return;
@@ -85,21 +85,21 @@ void BM_MoeDecodeCold(benchmark::State& state) {
   const int64_t D = 2048, I = 1408, E = 64, K = 6;
   std::vector<Weights> ws;
   for (int64_t i = 0; i < 3 * (E + 2); ++i)
-    ws.push_back(make(DType::F8_E4M3, i % 3 == 2 ? D : I, i % 3 == 2 ? I : D));
-  std::vector<MlpWeights> experts;
-  for (int64_t e = 0; e < E + 2; ++e) experts.push_back(MlpWeights{ws[3 * e].w, ws[3 * e + 1].w, ws[3 * e + 2].w});
+    ws.push_back(make(io::DType::F8_E4M3, i % 3 == 2 ? D : I, i % 3 == 2 ? I : D));
+  std::vector<model::MlpWeights> experts;
+  for (int64_t e = 0; e < E + 2; ++e) experts.push_back(model::MlpWeights{ws[3 * e].w, ws[3 * e + 1].w, ws[3 * e + 2].w});
   std::vector<float> x(size_t(D), 0.5f), y(size_t((K + 2) * D));
   int64_t next = 0;
   uint64_t bytes = 0;
   for (auto _ : state) {
-    std::vector<MlpTask> tasks;
+    std::vector<model::MlpTask> tasks;
     for (int64_t k = 0; k < K + 2; ++k) {
-      const MlpWeights& m = k < K ? experts[size_t((next + k * 11) % E)] : experts[size_t(E + k - K)];
-      tasks.push_back(MlpTask{&m, x.data(), 1, &y[size_t(k * D)]});
+      const model::MlpWeights& m = k < K ? experts[size_t((next + k * 11) % E)] : experts[size_t(E + k - K)];
+      tasks.push_back(model::MlpTask{&m, x.data(), 1, &y[size_t(k * D)]});
       bytes += m.gate.bytes() + m.up.bytes() + m.down.bytes();
     }
     next = (next + 1) % E;
-    run_mlps(tasks);
+    model::run_mlps(tasks);
     benchmark::DoNotOptimize(y.data());
   }
   state.counters["weight_GB/s"] = benchmark::Counter(double(bytes) / 1e9, benchmark::Counter::kIsRate);
@@ -111,17 +111,17 @@ void shapes(benchmark::internal::Benchmark* b) {
       ->Args({10944, 2048, 64})->UseRealTime();
 }
 
-BENCHMARK_CAPTURE(BM_Matmul, fp8_avx512, DType::F8_E4M3, kernels::Isa::Avx512)->Apply(shapes);
-BENCHMARK_CAPTURE(BM_Matmul, fp8_avx2, DType::F8_E4M3, kernels::Isa::Avx2)->Apply(shapes);
-BENCHMARK_CAPTURE(BM_Matmul, fp8_scalar, DType::F8_E4M3, kernels::Isa::Scalar)->Apply(shapes);
-BENCHMARK_CAPTURE(BM_Matmul, bf16_avx512, DType::BF16, kernels::Isa::Avx512)->Apply(shapes);
-BENCHMARK_CAPTURE(BM_Matmul, bf16_avx2, DType::BF16, kernels::Isa::Avx2)->Apply(shapes);
+BENCHMARK_CAPTURE(BM_Matmul, fp8_avx512, io::DType::F8_E4M3, kernels::Isa::Avx512)->Apply(shapes);
+BENCHMARK_CAPTURE(BM_Matmul, fp8_avx2, io::DType::F8_E4M3, kernels::Isa::Avx2)->Apply(shapes);
+BENCHMARK_CAPTURE(BM_Matmul, fp8_scalar, io::DType::F8_E4M3, kernels::Isa::Scalar)->Apply(shapes);
+BENCHMARK_CAPTURE(BM_Matmul, bf16_avx512, io::DType::BF16, kernels::Isa::Avx512)->Apply(shapes);
+BENCHMARK_CAPTURE(BM_Matmul, bf16_avx2, io::DType::BF16, kernels::Isa::Avx2)->Apply(shapes);
 
 // 64 routed experts' gates (FP8, 185 MB in all) and a vocabulary head (FP8 265 MB, BF16 530 MB).
-BENCHMARK_CAPTURE(BM_MatvecCold, fp8_avx512, DType::F8_E4M3, kernels::Isa::Avx512)->Args({1408, 2048, 64})->Args({129280, 2048, 1})->UseRealTime();
-BENCHMARK_CAPTURE(BM_MatvecCold, fp8_avx2, DType::F8_E4M3, kernels::Isa::Avx2)->Args({1408, 2048, 64})->UseRealTime();
-BENCHMARK_CAPTURE(BM_MatvecCold, bf16_avx512, DType::BF16, kernels::Isa::Avx512)->Args({129280, 2048, 1})->UseRealTime();
-BENCHMARK_CAPTURE(BM_MatvecCold, bf16_avx2, DType::BF16, kernels::Isa::Avx2)->Args({129280, 2048, 1})->UseRealTime();
+BENCHMARK_CAPTURE(BM_MatvecCold, fp8_avx512, io::DType::F8_E4M3, kernels::Isa::Avx512)->Args({1408, 2048, 64})->Args({129280, 2048, 1})->UseRealTime();
+BENCHMARK_CAPTURE(BM_MatvecCold, fp8_avx2, io::DType::F8_E4M3, kernels::Isa::Avx2)->Args({1408, 2048, 64})->UseRealTime();
+BENCHMARK_CAPTURE(BM_MatvecCold, bf16_avx512, io::DType::BF16, kernels::Isa::Avx512)->Args({129280, 2048, 1})->UseRealTime();
+BENCHMARK_CAPTURE(BM_MatvecCold, bf16_avx2, io::DType::BF16, kernels::Isa::Avx2)->Args({129280, 2048, 1})->UseRealTime();
 
 }  // namespace
 }  // namespace dsv3

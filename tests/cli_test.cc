@@ -43,18 +43,18 @@ TEST_F(CliTest, GeneratedCheckpointHasThePublishedLayout) {
   EXPECT_TRUE(fs::exists(dir_ / "m/model.safetensors.index.json"));
   EXPECT_TRUE(fs::exists(dir_ / "m/model-00001-of-00002.safetensors"));
   EXPECT_TRUE(fs::exists(dir_ / "m/model-00002-of-00002.safetensors"));
-  const Checkpoint ck = Checkpoint::open(model());
-  const TensorRef* w = ck.find("model.layers.1.mlp.experts.3.down_proj.weight");
+  const io::Checkpoint ck = io::Checkpoint::open(model());
+  const io::TensorRef* w = ck.find("model.layers.1.mlp.experts.3.down_proj.weight");
   ASSERT_NE(w, nullptr);
-  EXPECT_EQ(w->info->dtype, DType::F8_E4M3);
-  const TensorRef* s = ck.find("model.layers.1.mlp.experts.3.down_proj.weight_scale_inv");
+  EXPECT_EQ(w->info->dtype, io::DType::F8_E4M3);
+  const io::TensorRef* s = ck.find("model.layers.1.mlp.experts.3.down_proj.weight_scale_inv");
   ASSERT_NE(s, nullptr);
-  EXPECT_EQ(s->info->dtype, DType::F32);
+  EXPECT_EQ(s->info->dtype, io::DType::F32);
   EXPECT_EQ(s->info->shape, (std::vector<int64_t>{2, 1}));  // [ceil(200/128), ceil(72/128)]
-  EXPECT_EQ(ck.find("model.layers.1.mlp.gate.e_score_correction_bias")->info->dtype, DType::F32);
-  EXPECT_EQ(ck.find("model.layers.1.mlp.gate.weight")->info->dtype, DType::BF16);
-  EXPECT_EQ(ck.find("model.embed_tokens.weight")->info->dtype, DType::BF16);
-  EXPECT_EQ(ck.find("model.layers.3.eh_proj.weight")->info->dtype, DType::BF16);
+  EXPECT_EQ(ck.find("model.layers.1.mlp.gate.e_score_correction_bias")->info->dtype, io::DType::F32);
+  EXPECT_EQ(ck.find("model.layers.1.mlp.gate.weight")->info->dtype, io::DType::BF16);
+  EXPECT_EQ(ck.find("model.embed_tokens.weight")->info->dtype, io::DType::BF16);
+  EXPECT_EQ(ck.find("model.layers.3.eh_proj.weight")->info->dtype, io::DType::BF16);
   EXPECT_NE(ck.find("model.layers.3.shared_head.head.weight"), nullptr);
 }
 
@@ -73,7 +73,7 @@ TEST_F(CliTest, LogitsWritesEveryPositionAndMtp) {
   const Result r = sh("logits --model " + model() + " --tokens 0,17,345,999 --mtp --routing --out " + out);
   ASSERT_EQ(r.code, 0) << r.out;
   EXPECT_NE(r.out.find("4 tokens"), std::string::npos) << r.out;
-  const SafetensorsFile f = SafetensorsFile::open(out);
+  const io::SafetensorsFile f = io::SafetensorsFile::open(out);
   EXPECT_EQ(f.find("logits")->shape, (std::vector<int64_t>{4, 1000}));
   EXPECT_EQ(f.find("mtp_logits")->shape, (std::vector<int64_t>{3, 1000}));
   EXPECT_EQ(f.find("routing.1.indices")->shape, (std::vector<int64_t>{4, 4}));
@@ -85,17 +85,17 @@ TEST_F(CliTest, GradWritesTheLossAndEveryParameterGradient) {
   const Result r = sh("grad --model " + model() + " --tokens 0,5,17,999,3 --mtp-weight 0.3 --balance-alpha 0.01 --out " + out);
   ASSERT_EQ(r.code, 0) << r.out;
   EXPECT_NE(r.out.find("loss "), std::string::npos) << r.out;
-  const SafetensorsFile f = SafetensorsFile::open(out);
-  const TensorInfo* loss = f.find("loss");
+  const io::SafetensorsFile f = io::SafetensorsFile::open(out);
+  const io::TensorInfo* loss = f.find("loss");
   ASSERT_NE(loss, nullptr);
   float l = 0;
   std::memcpy(&l, f.data(*loss), 4);
   EXPECT_GT(l, 0.0f);
   EXPECT_TRUE(std::isfinite(l));
   // FP8 weights: the gradient has the dequantised weight's shape and dtype F32.
-  const TensorInfo* q = f.find("model.layers.1.self_attn.q_a_proj.weight");
+  const io::TensorInfo* q = f.find("model.layers.1.self_attn.q_a_proj.weight");
   ASSERT_NE(q, nullptr);
-  EXPECT_EQ(q->dtype, DType::F32);
+  EXPECT_EQ(q->dtype, io::DType::F32);
   EXPECT_EQ(q->shape, (std::vector<int64_t>{136, 200}));
   EXPECT_NE(f.find("model.layers.3.eh_proj.weight"), nullptr);  // MTP module
   EXPECT_EQ(f.find("model.layers.3.embed_tokens.weight"), nullptr);  // tied to the main embedding
@@ -113,9 +113,9 @@ TEST_F(CliTest, InspectSummarisesTheCheckpoint) {
 TEST_F(CliTest, InspectReportsUnusedTensors) {
   const fs::path d = dir_ / "extra";
   fs::copy(dir_ / "m", d);
-  SafetensorsWriter w;
+  io::SafetensorsWriter w;
   const float v[2] = {1, 2};
-  w.add_bytes("model.some_extra.weight", DType::F32, {2}, v, sizeof v);
+  w.add_bytes("model.some_extra.weight", io::DType::F32, {2}, v, sizeof v);
   w.write((d / "model-00002-of-00002.safetensors.extra").string());
   // Register the extra shard in the index so the checkpoint stays consistent.
   nlohmann::json idx = nlohmann::json::parse(std::ifstream(d / "model.safetensors.index.json"));
@@ -147,12 +147,12 @@ TEST_F(CliTest, BenchReportsEveryFigure) {
 
 // Reading the weights into huge pages yields the very bytes the mapping shows.
 TEST_F(CliTest, HugePageWeightsEqualMappedWeights) {
-  const Checkpoint mapped = Checkpoint::open(model());
-  const Checkpoint read = Checkpoint::open(model(), WeightMemory::HugePages);
+  const io::Checkpoint mapped = io::Checkpoint::open(model());
+  const io::Checkpoint read = io::Checkpoint::open(model(), io::WeightMemory::HugePages);
   ASSERT_EQ(mapped.names(), read.names());
   for (const std::string& name : mapped.names()) {
-    const TensorRef* a = mapped.find(name);
-    const TensorRef* b = read.find(name);
+    const io::TensorRef* a = mapped.find(name);
+    const io::TensorRef* b = read.find(name);
     ASSERT_EQ(a->info->nbytes(), b->info->nbytes()) << name;
     EXPECT_NE(a->data, b->data) << name;
     EXPECT_EQ(std::memcmp(a->data, b->data, a->info->nbytes()), 0) << name;

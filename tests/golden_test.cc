@@ -44,8 +44,8 @@ std::vector<Case> load_cases() {
   return out;
 }
 
-std::vector<float> floats(const SafetensorsFile& f, const std::string& name) {
-  const TensorInfo* t = f.find(name);
+std::vector<float> floats(const io::SafetensorsFile& f, const std::string& name) {
+  const io::TensorInfo* t = f.find(name);
   if (!t) ADD_FAILURE() << f.path() << " has no tensor " << name;
   if (!t) return {};
   std::vector<float> v(t->numel());
@@ -53,8 +53,8 @@ std::vector<float> floats(const SafetensorsFile& f, const std::string& name) {
   return v;
 }
 
-std::vector<int32_t> ints(const SafetensorsFile& f, const std::string& name) {
-  const TensorInfo* t = f.find(name);
+std::vector<int32_t> ints(const io::SafetensorsFile& f, const std::string& name) {
+  const io::TensorInfo* t = f.find(name);
   if (!t) ADD_FAILURE() << f.path() << " has no tensor " << name;
   if (!t) return {};
   std::vector<int32_t> v(t->numel());
@@ -84,30 +84,30 @@ void expect_close(const std::vector<float>& want, const std::vector<float>& got,
 
 struct Outputs {
   std::vector<float> logits, mtp;
-  std::map<int64_t, RoutingTrace> routing;
+  std::map<int64_t, model::RoutingTrace> routing;
 };
 
-Outputs run(const Model& m, const std::vector<int32_t>& toks, bool mtp, bool decode, AttentionForm form) {
+Outputs run(const model::Model& m, const std::vector<int32_t>& toks, bool mtp, bool decode, model::AttentionForm form) {
   const int64_t T = int64_t(toks.size()), V = m.config().vocab_size, D = m.config().hidden_size;
   Outputs r;
-  std::vector<RoutingTrace> traces;
-  ForwardOptions fo{form, &traces};
+  std::vector<model::RoutingTrace> traces;
+  model::ForwardOptions fo{form, &traces};
   r.logits.resize(size_t(T * V));
   std::vector<float> normed(size_t(T * D));
-  KvCache cache = m.new_cache(T);
+  model::KvCache cache = m.new_cache(T);
   if (decode)
     for (int64_t t = 0; t < T; ++t) m.forward(&toks[t], 1, cache, &r.logits[t * V], &normed[t * D], fo);
   else
     m.forward(toks.data(), T, cache, r.logits.data(), normed.data(), fo);
   if (mtp) {
     r.mtp.resize(size_t((T - 1) * V));
-    KvCache mc = m.new_mtp_cache(T - 1);
+    model::KvCache mc = m.new_mtp_cache(T - 1);
     if (decode)
       for (int64_t t = 0; t + 1 < T; ++t) m.forward_mtp(&normed[t * D], &toks[t + 1], 1, mc, &r.mtp[t * V], fo);
     else
       m.forward_mtp(normed.data(), toks.data() + 1, T - 1, mc, r.mtp.data(), fo);
   }
-  for (RoutingTrace& t : traces) r.routing[t.layer] = std::move(t);
+  for (model::RoutingTrace& t : traces) r.routing[t.layer] = std::move(t);
   return r;
 }
 
@@ -117,11 +117,11 @@ class GoldenTest : public ::testing::TestWithParam<Case> {
     const Case& c = GetParam();
     dir_ = fs::path(::testing::TempDir()) / ("dsv3_golden_" + c.name + "_" + std::to_string(::getpid()));
     fs::remove_all(dir_);
-    make_test_model({c.preset, c.dtype, c.seed, c.shards, dir_.string(), false});
-    golden_ = std::make_unique<SafetensorsFile>(
-        SafetensorsFile::open((fs::path(DSV3_SOURCE_DIR) / "tests/golden" / (c.name + ".safetensors")).string()));
+    model::make_test_model({c.preset, c.dtype, c.seed, c.shards, dir_.string(), false});
+    golden_ = std::make_unique<io::SafetensorsFile>(
+        io::SafetensorsFile::open((fs::path(DSV3_SOURCE_DIR) / "tests/golden" / (c.name + ".safetensors")).string()));
     tokens_ = ints(*golden_, "tokens");
-    model_ = std::make_unique<Model>(Model::load(dir_.string()));
+    model_ = std::make_unique<model::Model>(model::Model::load(dir_.string()));
   }
   void TearDown() override {
     kernels::set_reference_kernels(false);
@@ -134,7 +134,7 @@ class GoldenTest : public ::testing::TestWithParam<Case> {
     if (GetParam().mtp) expect_close(floats(*golden_, "mtp_logits"), r.mtp, V, tol, label + " mtp_logits");
     // Every MoE layer of the golden (MTP layer included when run) must route identically.
     size_t layers = 0;
-    for (const TensorInfo& t : golden_->tensors()) {
+    for (const io::TensorInfo& t : golden_->tensors()) {
       if (!t.name.starts_with("routing.") || !t.name.ends_with(".indices")) continue;
       const int64_t layer = std::stoll(t.name.substr(8));
       ++layers;
@@ -147,23 +147,23 @@ class GoldenTest : public ::testing::TestWithParam<Case> {
   }
 
   fs::path dir_;
-  std::unique_ptr<SafetensorsFile> golden_;
+  std::unique_ptr<io::SafetensorsFile> golden_;
   std::vector<int32_t> tokens_;
-  std::unique_ptr<Model> model_;
+  std::unique_ptr<model::Model> model_;
 };
 
 TEST_P(GoldenTest, ReferenceKernelsMatchReference) {
   kernels::set_reference_kernels(true);
-  check_against_golden(run(*model_, tokens_, GetParam().mtp, false, AttentionForm::Auto), kLogitTol, "reference");
+  check_against_golden(run(*model_, tokens_, GetParam().mtp, false, model::AttentionForm::Auto), kLogitTol, "reference");
 }
 
 TEST_P(GoldenTest, FastKernelsMatchReference) {
-  check_against_golden(run(*model_, tokens_, GetParam().mtp, false, AttentionForm::Auto), kLogitTol, "fast");
+  check_against_golden(run(*model_, tokens_, GetParam().mtp, false, model::AttentionForm::Auto), kLogitTol, "fast");
 }
 
 TEST_P(GoldenTest, DecodeThroughCacheMatchesPrefill) {
-  const Outputs prefill = run(*model_, tokens_, GetParam().mtp, false, AttentionForm::Auto);
-  const Outputs decode = run(*model_, tokens_, GetParam().mtp, true, AttentionForm::Auto);
+  const Outputs prefill = run(*model_, tokens_, GetParam().mtp, false, model::AttentionForm::Auto);
+  const Outputs decode = run(*model_, tokens_, GetParam().mtp, true, model::AttentionForm::Auto);
   const int64_t V = model_->config().vocab_size;
   expect_close(prefill.logits, decode.logits, V, kPathTol, "decode vs prefill");
   if (GetParam().mtp) expect_close(prefill.mtp, decode.mtp, V, kPathTol, "MTP decode vs prefill");
@@ -174,8 +174,8 @@ TEST_P(GoldenTest, DecodeThroughCacheMatchesPrefill) {
 TEST_P(GoldenTest, AbsorbedAttentionEqualsNaive) {
   const int64_t V = model_->config().vocab_size;
   for (bool decode : {false, true}) {
-    const Outputs naive = run(*model_, tokens_, GetParam().mtp, decode, AttentionForm::Naive);
-    const Outputs absorbed = run(*model_, tokens_, GetParam().mtp, decode, AttentionForm::Absorbed);
+    const Outputs naive = run(*model_, tokens_, GetParam().mtp, decode, model::AttentionForm::Naive);
+    const Outputs absorbed = run(*model_, tokens_, GetParam().mtp, decode, model::AttentionForm::Absorbed);
     expect_close(naive.logits, absorbed.logits, V, kPathTol, decode ? "absorbed vs naive (decode)" : "absorbed vs naive");
     if (GetParam().mtp) expect_close(naive.mtp, absorbed.mtp, V, kPathTol, "MTP absorbed vs naive");
   }
@@ -184,9 +184,9 @@ TEST_P(GoldenTest, AbsorbedAttentionEqualsNaive) {
 TEST_P(GoldenTest, ChunkedPrefillMatchesOneShot) {
   // Prefill in uneven chunks through the cache, as a server would.
   const int64_t T = int64_t(tokens_.size()), V = model_->config().vocab_size;
-  const Outputs one = run(*model_, tokens_, false, false, AttentionForm::Auto);
+  const Outputs one = run(*model_, tokens_, false, false, model::AttentionForm::Auto);
   std::vector<float> logits(size_t(T * V));
-  KvCache cache = model_->new_cache(T);
+  model::KvCache cache = model_->new_cache(T);
   for (int64_t t = 0, step = 1; t < T; t += step, step = step * 2 + 1) {
     const int64_t n = std::min(step, T - t);
     model_->forward(&tokens_[t], n, cache, &logits[t * V]);
@@ -212,15 +212,15 @@ namespace {
 TEST(GeneratedWeights, LogitsAndRoutingAreNonDegenerate) {
   namespace fs = std::filesystem;
   const fs::path dir = fs::path(::testing::TempDir()) / ("dsv3_nondegenerate_" + std::to_string(::getpid()));
-  make_test_model({"tiny", "fp8", 77, 1, dir.string(), false});
-  const Model m = Model::load(dir.string());
+  model::make_test_model({"tiny", "fp8", 77, 1, dir.string(), false});
+  const model::Model m = model::Model::load(dir.string());
   std::vector<int32_t> toks;
   for (int i = 0; i < 64; ++i) toks.push_back(int32_t((i * 389 + 7) % 1000));
   const int64_t T = int64_t(toks.size()), V = m.config().vocab_size, K = m.config().num_experts_per_tok;
   std::vector<float> logits(size_t(T * V));
-  std::vector<RoutingTrace> routing;
-  KvCache cache = m.new_cache(T);
-  m.forward(toks.data(), T, cache, logits.data(), nullptr, ForwardOptions{AttentionForm::Auto, &routing});
+  std::vector<model::RoutingTrace> routing;
+  model::KvCache cache = m.new_cache(T);
+  m.forward(toks.data(), T, cache, logits.data(), nullptr, model::ForwardOptions{model::AttentionForm::Auto, &routing});
   std::set<int64_t> argmaxes;
   for (int64_t t = 0; t < T; ++t) {
     std::vector<float> row(logits.begin() + t * V, logits.begin() + (t + 1) * V);
@@ -230,7 +230,7 @@ TEST(GeneratedWeights, LogitsAndRoutingAreNonDegenerate) {
   }
   EXPECT_GT(argmaxes.size(), 8u) << "the model predicts almost the same token everywhere";
   ASSERT_EQ(routing.size(), 2u);
-  for (const RoutingTrace& r : routing) {
+  for (const model::RoutingTrace& r : routing) {
     const std::set<int32_t> used(r.indices.begin(), r.indices.end());
     EXPECT_GE(used.size(), size_t(m.config().n_routed_experts) * 3 / 4) << "layer " << r.layer;
     for (size_t i = 0; i < r.weights.size(); i += size_t(K))

@@ -42,24 +42,24 @@ struct Matrix {
   WeightMatrix w;
 };
 
-Matrix make(DType dt, int64_t rows, int64_t cols, int64_t br, int64_t bc, uint64_t seed) {
+Matrix make(io::DType dt, int64_t rows, int64_t cols, int64_t br, int64_t bc, uint64_t seed) {
   Matrix m;
   Rng rng(seed);
   m.w.name = "w";
   m.w.dtype = dt;
   m.w.rows = rows;
   m.w.cols = cols;
-  m.bytes.resize(size_t(rows * cols) * dtype_size(dt));
+  m.bytes.resize(size_t(rows * cols) * io::dtype_size(dt));
   for (int64_t i = 0; i < rows * cols; ++i) {
     const float v = rng.symmetric(1.0f);
-    if (dt == DType::F32) std::memcpy(&m.bytes[size_t(i) * 4], &v, 4);
-    if (dt == DType::BF16) {
+    if (dt == io::DType::F32) std::memcpy(&m.bytes[size_t(i) * 4], &v, 4);
+    if (dt == io::DType::BF16) {
       const uint16_t h = f32_to_bf16(v);
       std::memcpy(&m.bytes[size_t(i) * 2], &h, 2);
     }
-    if (dt == DType::F8_E4M3) m.bytes[size_t(i)] = uint8_t(rng.next() & 0xff) == 0x7f ? 0 : uint8_t(rng.next() & 0xff);
+    if (dt == io::DType::F8_E4M3) m.bytes[size_t(i)] = uint8_t(rng.next() & 0xff) == 0x7f ? 0 : uint8_t(rng.next() & 0xff);
   }
-  if (dt == DType::F8_E4M3) {
+  if (dt == io::DType::F8_E4M3) {
     for (size_t i = 0; i < m.bytes.size(); ++i)
       if ((m.bytes[i] & 0x7f) == 0x7f) m.bytes[i] = 0x7e;  // no NaN codes in weights
     m.w.block_rows = br;
@@ -75,11 +75,11 @@ Matrix make(DType dt, int64_t rows, int64_t cols, int64_t br, int64_t bc, uint64
 
 TEST_P(IsaTest, KernelsMatchScalarTwins) {
   struct Shape {
-    DType dt;
+    io::DType dt;
     int64_t rows, cols, br, bc;
   };
-  for (const Shape s : {Shape{DType::F32, 37, 203, 0, 0}, Shape{DType::BF16, 45, 300, 0, 0},
-                        Shape{DType::F8_E4M3, 200, 300, 128, 128}, Shape{DType::F8_E4M3, 33, 100, 16, 24}}) {
+  for (const Shape s : {Shape{io::DType::F32, 37, 203, 0, 0}, Shape{io::DType::BF16, 45, 300, 0, 0},
+                        Shape{io::DType::F8_E4M3, 200, 300, 128, 128}, Shape{io::DType::F8_E4M3, 33, 100, 16, 24}}) {
     Matrix m = make(s.dt, s.rows, s.cols, s.br, s.bc, 11);
     for (int64_t T : {1, 3, 7, 70}) {
       Rng rng(5);
@@ -97,7 +97,7 @@ TEST_P(IsaTest, KernelsMatchScalarTwins) {
         for (int64_t c = 0; c < s.cols; ++c)
           mag += std::fabs(m.w.at(int64_t(i) % s.rows, c) * x[(i / size_t(s.rows)) * size_t(s.cols) + size_t(c)]);
         ASSERT_NEAR(y[i], yr[i], 4e-7 * double(s.cols) * (mag / double(s.cols) + 1e-30) + 1e-6)
-            << kernels::isa_name(GetParam()) << " " << dtype_name(s.dt) << " T=" << T << " i=" << i;
+            << kernels::isa_name(GetParam()) << " " << io::dtype_name(s.dt) << " T=" << T << " i=" << i;
       }
       for (size_t i = 0; i < z.size(); ++i) ASSERT_NEAR(z[i], zr[i], 1e-4) << "t_rows i=" << i;
       // Decode == prefill: a token's result does not depend on its batch.
@@ -118,12 +118,12 @@ TEST_P(IsaTest, KernelsMatchScalarTwins) {
 TEST_P(IsaTest, ModelDecodeMatchesPrefill) {
   namespace fs = std::filesystem;
   const fs::path dir = fs::path(::testing::TempDir()) / ("dsv3_isa_" + std::to_string(::getpid()));
-  make_test_model({"tiny", "fp8", 21, 1, dir.string(), false});
-  const Model m = Model::load(dir.string());
+  model::make_test_model({"tiny", "fp8", 21, 1, dir.string(), false});
+  const model::Model m = model::Model::load(dir.string());
   const std::vector<int32_t> toks = {0, 5, 900, 17, 3, 3, 250, 999, 64};
   const int64_t T = int64_t(toks.size()), V = m.config().vocab_size;
   std::vector<float> a(size_t(T * V)), b(a.size()), ref(a.size());
-  KvCache c1 = m.new_cache(T), c2 = m.new_cache(T), c3 = m.new_cache(T);
+  model::KvCache c1 = m.new_cache(T), c2 = m.new_cache(T), c3 = m.new_cache(T);
   m.forward(toks.data(), T, c1, a.data());
   for (int64_t t = 0; t < T; ++t) m.forward(&toks[t], 1, c2, &b[t * V]);
   kernels::set_reference_kernels(true);

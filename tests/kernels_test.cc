@@ -74,8 +74,8 @@ class KernelsTest : public ::testing::TestWithParam<MatrixCase> {
 
 TEST_P(KernelsTest, StoredBytes) {
   const MatrixCase& mc = GetParam();
-  uint64_t want = uint64_t(mc.rows * mc.cols) * dtype_size(mc.dtype);
-  if (mc.dtype == DType::F8_E4M3) want += m_.scale.size() * 4;
+  uint64_t want = uint64_t(mc.rows * mc.cols) * io::dtype_size(mc.dtype);
+  if (mc.dtype == io::DType::F8_E4M3) want += m_.scale.size() * 4;
   EXPECT_EQ(w().bytes(), want);
 }
 
@@ -87,10 +87,10 @@ TEST_P(KernelsTest, AtDecodesTheStoredFormat) {
       const size_t i = size_t(r * mc.cols + c);
       float want = 0;
       switch (mc.dtype) {
-        case DType::F32: std::memcpy(&want, &m_.bytes[4 * i], 4); break;
-        case DType::BF16: { uint16_t h; std::memcpy(&h, &m_.bytes[2 * i], 2); want = bf16_to_f32(h); break; }
-        case DType::F16: { uint16_t h; std::memcpy(&h, &m_.bytes[2 * i], 2); want = f16_to_f32(h); break; }
-        case DType::F8_E4M3:
+        case io::DType::F32: std::memcpy(&want, &m_.bytes[4 * i], 4); break;
+        case io::DType::BF16: { uint16_t h; std::memcpy(&h, &m_.bytes[2 * i], 2); want = bf16_to_f32(h); break; }
+        case io::DType::F16: { uint16_t h; std::memcpy(&h, &m_.bytes[2 * i], 2); want = f16_to_f32(h); break; }
+        case io::DType::F8_E4M3:
           want = e4m3_to_f32(m_.bytes[i]) * m_.scale[size_t((r / mc.block_rows) * w().scale_cols + c / mc.block_cols)];
           break;
         default: break;
@@ -262,20 +262,20 @@ TEST_P(KernelsTest, ReferenceSwitchRoutesToScalarTwins) {
 
 INSTANTIATE_TEST_SUITE_P(
     Dtypes, KernelsTest,
-    ::testing::Values(MatrixCase{"f32", DType::F32, 200, 300}, MatrixCase{"bf16", DType::BF16, 200, 300},
-                      MatrixCase{"f16", DType::F16, 200, 300},
-                      MatrixCase{"fp8_block128", DType::F8_E4M3, 200, 300, 128, 128},
-                      MatrixCase{"fp8_block16x32", DType::F8_E4M3, 200, 300, 16, 32},
-                      MatrixCase{"fp8_exact_blocks", DType::F8_E4M3, 256, 128, 128, 128},
-                      MatrixCase{"fp8_small_odd", DType::F8_E4M3, 37, 45, 16, 32},
-                      MatrixCase{"f32_one_by_one", DType::F32, 1, 1}),
+    ::testing::Values(MatrixCase{"f32", io::DType::F32, 200, 300}, MatrixCase{"bf16", io::DType::BF16, 200, 300},
+                      MatrixCase{"f16", io::DType::F16, 200, 300},
+                      MatrixCase{"fp8_block128", io::DType::F8_E4M3, 200, 300, 128, 128},
+                      MatrixCase{"fp8_block16x32", io::DType::F8_E4M3, 200, 300, 16, 32},
+                      MatrixCase{"fp8_exact_blocks", io::DType::F8_E4M3, 256, 128, 128, 128},
+                      MatrixCase{"fp8_small_odd", io::DType::F8_E4M3, 37, 45, 16, 32},
+                      MatrixCase{"f32_one_by_one", io::DType::F32, 1, 1}),
     [](const ::testing::TestParamInfo<MatrixCase>& info) { return std::string(info.param.label); });
 
 TEST(KernelsErrors, NonFloatDtypeIsRejectedWithItsName) {
   const std::vector<int32_t> data(12, 1);
   WeightMatrix w;
   w.name = "model.bad.weight";
-  w.dtype = DType::I32;
+  w.dtype = io::DType::I32;
   w.data = data.data();
   w.rows = 3;
   w.cols = 4;

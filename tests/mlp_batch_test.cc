@@ -16,30 +16,30 @@ namespace {
 
 struct TestMlp {
   TestMatrix gate, up, down;
-  MlpWeights w;
+  model::MlpWeights w;
 };
 
-TestMlp make_mlp(DType dt, int64_t hidden, int64_t inter, uint64_t seed) {
+TestMlp make_mlp(io::DType dt, int64_t hidden, int64_t inter, uint64_t seed) {
   TestMlp m;
   m.gate = make_matrix(MatrixCase{"gate", dt, inter, hidden}, seed);
   m.up = make_matrix(MatrixCase{"up", dt, inter, hidden}, seed + 1);
   m.down = make_matrix(MatrixCase{"down", dt, hidden, inter}, seed + 2);
-  m.w = MlpWeights{m.gate.w, m.up.w, m.down.w};
+  m.w = model::MlpWeights{m.gate.w, m.up.w, m.down.w};
   return m;
 }
 
 // The MLP one product at a time.
-std::vector<float> alone(const MlpWeights& w, const float* x, int64_t n) {
+std::vector<float> alone(const model::MlpWeights& w, const float* x, int64_t n) {
   const int64_t I = w.gate.rows, D = w.down.rows;
   std::vector<float> g(size_t(n * I)), u(size_t(n * I)), y(size_t(n * D));
   kernels::matmul(w.gate, x, n, g.data());
   kernels::matmul(w.up, x, n, u.data());
-  for (size_t i = 0; i < g.size(); ++i) g[i] = ops::silu(g[i]) * u[i];
+  for (size_t i = 0; i < g.size(); ++i) g[i] = model::ops::silu(g[i]) * u[i];
   kernels::matmul(w.down, g.data(), n, y.data());
   return y;
 }
 
-class MlpBatchTest : public ::testing::TestWithParam<DType> {};
+class MlpBatchTest : public ::testing::TestWithParam<io::DType> {};
 
 TEST_P(MlpBatchTest, MatchesEachMlpAlone) {
   const int64_t D = 160;
@@ -50,13 +50,13 @@ TEST_P(MlpBatchTest, MatchesEachMlpAlone) {
   mlps.push_back(make_mlp(GetParam(), D, 264, 31));
   const std::vector<int64_t> tokens = {1, 5, 40};
   std::vector<std::vector<float>> xs, outs;
-  std::vector<MlpTask> tasks;
+  std::vector<model::MlpTask> tasks;
   for (size_t i = 0; i < mlps.size(); ++i) {
     xs.push_back(random_vector(tokens[i] * D, 100 + i));
     outs.emplace_back(size_t(tokens[i] * D), -1.0f);
   }
-  for (size_t i = 0; i < mlps.size(); ++i) tasks.push_back(MlpTask{&mlps[i].w, xs[i].data(), tokens[i], outs[i].data()});
-  run_mlps(tasks);
+  for (size_t i = 0; i < mlps.size(); ++i) tasks.push_back(model::MlpTask{&mlps[i].w, xs[i].data(), tokens[i], outs[i].data()});
+  model::run_mlps(tasks);
   for (size_t i = 0; i < mlps.size(); ++i) {
     const std::vector<float> want = alone(mlps[i].w, xs[i].data(), tokens[i]);
     ASSERT_EQ(std::memcmp(want.data(), outs[i].data(), want.size() * 4), 0) << "MLP " << i;
@@ -66,14 +66,14 @@ TEST_P(MlpBatchTest, MatchesEachMlpAlone) {
 TEST_P(MlpBatchTest, MismatchedWeightsAreAnError) {
   TestMlp a = make_mlp(GetParam(), 64, 48, 1);
   TestMlp b = make_mlp(GetParam(), 64, 32, 2);
-  const MlpWeights bad{a.gate.w, b.up.w, a.down.w};
+  const model::MlpWeights bad{a.gate.w, b.up.w, a.down.w};
   const std::vector<float> x = random_vector(64, 3);
   std::vector<float> y(64);
-  EXPECT_THROW(run_mlps({MlpTask{&bad, x.data(), 1, y.data()}}), std::exception);
+  EXPECT_THROW(model::run_mlps({model::MlpTask{&bad, x.data(), 1, y.data()}}), std::exception);
 }
 
-INSTANTIATE_TEST_SUITE_P(Dtypes, MlpBatchTest, ::testing::Values(DType::BF16, DType::F8_E4M3, DType::F32),
-                         [](const ::testing::TestParamInfo<DType>& info) { return std::string(dtype_name(info.param)); });
+INSTANTIATE_TEST_SUITE_P(Dtypes, MlpBatchTest, ::testing::Values(io::DType::BF16, io::DType::F8_E4M3, io::DType::F32),
+                         [](const ::testing::TestParamInfo<io::DType>& info) { return std::string(io::dtype_name(info.param)); });
 
 }  // namespace
 }  // namespace dsv3

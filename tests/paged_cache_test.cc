@@ -20,8 +20,8 @@ std::vector<int32_t> iota_tokens(int n, int first = 1) {
 }
 
 TEST(PagedCache, AllocatesUntilFullThenFails) {
-  PagedLatentCache pool(2, 3, 4, 3);
-  PagedSequence a(pool), b(pool);
+  runtime::PagedLatentCache pool(2, 3, 4, 3);
+  runtime::PagedSequence a(pool), b(pool);
   EXPECT_TRUE(a.reserve(5));  // two pages
   EXPECT_EQ(pool.pages_in_use(), 2);
   EXPECT_FALSE(b.reserve(8));  // would need two more
@@ -34,8 +34,8 @@ TEST(PagedCache, AllocatesUntilFullThenFails) {
 }
 
 TEST(PagedCache, RowsOfDifferentPagesAndLayersDoNotOverlap) {
-  PagedLatentCache pool(3, 5, 4, 4);
-  PagedSequence s(pool);
+  runtime::PagedLatentCache pool(3, 5, 4, 4);
+  runtime::PagedSequence s(pool);
   ASSERT_TRUE(s.reserve(16));
   for (int64_t l = 0; l < 3; ++l)
     for (int64_t p = 0; p < 16; ++p)
@@ -46,10 +46,10 @@ TEST(PagedCache, RowsOfDifferentPagesAndLayersDoNotOverlap) {
 }
 
 TEST(PagedCache, FullPagesAreReusedByASharedPrefix) {
-  PagedLatentCache pool(1, 2, 4, 8);
+  runtime::PagedLatentCache pool(1, 2, 4, 8);
   const auto prompt = iota_tokens(10);
   {
-    PagedSequence a(pool);
+    runtime::PagedSequence a(pool);
     ASSERT_TRUE(a.reserve(10));
     for (int64_t p = 0; p < 10; ++p) a.row(0, p)[0] = float(p);
     a.commit(prompt.data(), 10);
@@ -57,7 +57,7 @@ TEST(PagedCache, FullPagesAreReusedByASharedPrefix) {
   EXPECT_EQ(pool.pages_in_use(), 0);
   EXPECT_EQ(pool.pages_cached(), 2);  // the two full pages; the partial third was freed
 
-  PagedSequence b(pool);
+  runtime::PagedSequence b(pool);
   auto longer = prompt;
   longer.push_back(99);
   EXPECT_EQ(b.attach_prefix(longer), 8);
@@ -65,34 +65,34 @@ TEST(PagedCache, FullPagesAreReusedByASharedPrefix) {
   EXPECT_EQ(pool.reuse_hits(), 2u);
 
   // The last prompt token is always recomputed: a prompt of exactly 8 reuses one page.
-  PagedSequence c(pool);
+  runtime::PagedSequence c(pool);
   EXPECT_EQ(c.attach_prefix(iota_tokens(8)), 4);
   // A different first page shares nothing, even if later tokens match.
   auto other = prompt;
   other[0] = 77;
-  PagedSequence d(pool);
+  runtime::PagedSequence d(pool);
   EXPECT_EQ(d.attach_prefix(other), 0);
 }
 
 TEST(PagedCache, EvictsLeastRecentlyUsedTailsFirst) {
-  PagedLatentCache pool(1, 1, 2, 3);
+  runtime::PagedLatentCache pool(1, 1, 2, 3);
   const auto prompt = iota_tokens(6);
   {
-    PagedSequence a(pool);
+    runtime::PagedSequence a(pool);
     ASSERT_TRUE(a.reserve(6));
     a.commit(prompt.data(), 6);
   }
   EXPECT_EQ(pool.pages_cached(), 3);
-  PagedSequence b(pool);
+  runtime::PagedSequence b(pool);
   ASSERT_TRUE(b.reserve(2));  // evicts one cached page: the tail, not the prefix
-  PagedSequence c(pool);
+  runtime::PagedSequence c(pool);
   EXPECT_EQ(c.attach_prefix(iota_tokens(7)), 4);
 }
 
 TEST(PagedCache, DuplicatePagesStayPrivate) {
-  PagedLatentCache pool(1, 1, 2, 8);
+  runtime::PagedLatentCache pool(1, 1, 2, 8);
   const auto t = iota_tokens(4);
-  PagedSequence a(pool), b(pool);
+  runtime::PagedSequence a(pool), b(pool);
   ASSERT_TRUE(a.reserve(4));
   ASSERT_TRUE(b.reserve(4));
   a.commit(t.data(), 4);
@@ -107,18 +107,18 @@ class BatchForwardTest : public ::testing::TestWithParam<const char*> {};
 
 TEST_P(BatchForwardTest, EachSequenceMatchesItsSoloRunBitForBit) {
   testutil::TempDir dir("batch");
-  make_test_model(TestModelOptions{GetParam(), "fp8", 5, 1, dir.str(), false});
-  const Model m = Model::load(dir.str());
+  model::make_test_model(model::TestModelOptions{GetParam(), "fp8", 5, 1, dir.str(), false});
+  const model::Model m = model::Model::load(dir.str());
   const int64_t V = m.config().vocab_size;
   const std::vector<std::vector<int32_t>> prompts = {
       {1, 5, 9, 200, 3, 7, 7, 12, 40}, {2, 8}, {3, 1, 4, 1, 5, 9, 2, 6, 5, 3, 5, 8, 9, 7, 9, 3}, {11}};
-  ForwardOptions fo;
-  fo.attention = AttentionForm::Absorbed;
+  model::ForwardOptions fo;
+  fo.attention = model::AttentionForm::Absorbed;
 
   // Alone: a contiguous cache, prompt then 3 greedy-free fixed decode tokens.
   std::vector<std::vector<float>> solo;
   for (const auto& p : prompts) {
-    KvCache c = m.new_cache(64);
+    model::KvCache c = m.new_cache(64);
     std::vector<float> l(static_cast<size_t>(V));
     m.forward(p.data(), int64_t(p.size()), c, l.data(), nullptr, fo, true);
     solo.push_back(l);
@@ -129,19 +129,19 @@ TEST_P(BatchForwardTest, EachSequenceMatchesItsSoloRunBitForBit) {
   }
   // Together: paged (page 4, so sequences straddle pages), prompts split in uneven chunks
   // and mixed with other sequences' decode steps.
-  PagedLatentCache pool(m.config().num_hidden_layers, m.config().latent_dim(), 4, 64);
-  std::vector<std::unique_ptr<PagedSequence>> seqs;
-  for (size_t i = 0; i < prompts.size(); ++i) seqs.push_back(std::make_unique<PagedSequence>(pool));
+  runtime::PagedLatentCache pool(m.config().num_hidden_layers, m.config().latent_dim(), 4, 64);
+  std::vector<std::unique_ptr<runtime::PagedSequence>> seqs;
+  for (size_t i = 0; i < prompts.size(); ++i) seqs.push_back(std::make_unique<runtime::PagedSequence>(pool));
   std::vector<std::vector<float>> got(prompts.size() * 4);
   std::vector<size_t> fed(prompts.size(), 0), steps(prompts.size(), 0);
   const int32_t dec[3] = {4, 6, 8};
   for (int round = 0; round < 20; ++round) {
-    std::vector<BatchSeq> batch;
+    std::vector<model::BatchSeq> batch;
     std::vector<size_t> who;
     for (size_t i = 0; i < prompts.size(); ++i) {
       if (steps[i] == 4) continue;
-      PagedSequence& s = *seqs[i];
-      BatchSeq b;
+      runtime::PagedSequence& s = *seqs[i];
+      model::BatchSeq b;
       b.start = s.size();
       b.cache = &s;
       if (fed[i] < prompts[i].size()) {

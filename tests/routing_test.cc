@@ -17,10 +17,10 @@ namespace {
 double sigmoid(double x) { return 1.0 / (1.0 + std::exp(-x)); }
 
 // A valid config with only the routing fields mattering.
-ModelConfig routing_config(TopkMethod method, ScoringFunc scoring, int64_t experts, int64_t groups, int64_t topk_group,
+model::ModelConfig routing_config(model::TopkMethod method, model::ScoringFunc scoring, int64_t experts, int64_t groups, int64_t topk_group,
                            int64_t k, bool norm, double scale) {
-  ModelConfig c;
-  c.model_type = scoring == ScoringFunc::Sigmoid ? "deepseek_v3" : "deepseek_v2";
+  model::ModelConfig c;
+  c.model_type = scoring == model::ScoringFunc::Sigmoid ? "deepseek_v3" : "deepseek_v2";
   c.vocab_size = 16;
   c.hidden_size = 8;
   c.intermediate_size = 16;
@@ -43,8 +43,8 @@ ModelConfig routing_config(TopkMethod method, ScoringFunc scoring, int64_t exper
   return c;
 }
 
-ModelConfig v3_config(int64_t experts, int64_t groups, int64_t topk_group, int64_t k, double scale = 2.5) {
-  return routing_config(TopkMethod::NoauxTc, ScoringFunc::Sigmoid, experts, groups, topk_group, k, true, scale);
+model::ModelConfig v3_config(int64_t experts, int64_t groups, int64_t topk_group, int64_t k, double scale = 2.5) {
+  return routing_config(model::TopkMethod::NoauxTc, model::ScoringFunc::Sigmoid, experts, groups, topk_group, k, true, scale);
 }
 
 struct Route {
@@ -52,10 +52,10 @@ struct Route {
   std::vector<float> w;
 };
 
-Route route(const ModelConfig& c, const std::vector<float>& logits, const std::vector<float>* bias = nullptr) {
+Route route(const model::ModelConfig& c, const std::vector<float>& logits, const std::vector<float>* bias = nullptr) {
   EXPECT_EQ(int64_t(logits.size()), c.n_routed_experts);
   Route r{std::vector<int32_t>(size_t(c.num_experts_per_tok), -1), std::vector<float>(size_t(c.num_experts_per_tok))};
-  route_token(c, logits.data(), bias ? bias->data() : nullptr, r.idx.data(), r.w.data());
+  model::route_token(c, logits.data(), bias ? bias->data() : nullptr, r.idx.data(), r.w.data());
   return r;
 }
 
@@ -77,14 +77,14 @@ const std::vector<float> kMaskLogits = {0.3f, -1.2f, 1.1f, -0.4f, 0.8f, 0.05f, -
 const std::vector<float> kMaskTarget = {-0.10f, -0.90f, -0.30f, -0.40f, -0.35f, -0.45f, -0.50f, -0.60f};
 
 TEST(RoutingNoauxTc, MaskedGroupsLoseEvenAgainstNegativeScores) {
-  const ModelConfig c = v3_config(8, 4, 2, 2);
+  const model::ModelConfig c = v3_config(8, 4, 2, 2);
   const std::vector<float> bias = bias_for(kMaskLogits, kMaskTarget);
   const Route r = route(c, kMaskLogits, &bias);
   EXPECT_EQ(r.idx, (std::vector<int32_t>{2, 4}));
 }
 
 TEST(RoutingNoauxTc, WeightsAreUnbiasedRenormalizedScaledScores) {
-  const ModelConfig c = v3_config(8, 4, 2, 2, 2.5);
+  const model::ModelConfig c = v3_config(8, 4, 2, 2, 2.5);
   const std::vector<float> bias = bias_for(kMaskLogits, kMaskTarget);
   const Route r = route(c, kMaskLogits, &bias);
   ASSERT_EQ(r.idx, (std::vector<int32_t>{2, 4}));
@@ -97,7 +97,7 @@ TEST(RoutingNoauxTc, WeightsAreUnbiasedRenormalizedScaledScores) {
 // The bias decides who is chosen, never how much they weigh: the expert with the best raw
 // score (e7) is pushed out by its bias, and the chosen ones keep their raw-score weights.
 TEST(RoutingNoauxTc, BiasSelectsButDoesNotWeigh) {
-  const ModelConfig c = v3_config(8, 1, 1, 3, 1.5);
+  const model::ModelConfig c = v3_config(8, 1, 1, 3, 1.5);
   const std::vector<float> logits = {0.5f, -0.5f, 1.0f, 0.0f, 2.0f, -1.0f, 0.25f, 3.0f};
   const std::vector<float> bias = {0.0f, 0.0f, 0.0f, 1.0f, 0.0f, 0.0f, 0.0f, -1.0f};
   // Biased: e0 .62, e1 .38, e2 .73, e3 1.5, e4 .88, e5 .27, e6 .56, e7 -.05 -> {2, 3, 4}.
@@ -115,7 +115,7 @@ TEST(RoutingNoauxTc, BiasSelectsButDoesNotWeigh) {
 TEST(RoutingNoauxTc, GroupScoreIsSumOfTopTwo) {
   // 3 groups of 3, keep 1, choose 2. Group 0 has the single best expert (0.95) but a sum of
   // its top two of 0.95 + 0.10; group 1's top two sum to 0.60 + 0.58 = 1.18 and wins.
-  const ModelConfig c = v3_config(9, 3, 1, 2);
+  const model::ModelConfig c = v3_config(9, 3, 1, 2);
   std::vector<float> logits(9);
   const float p[9] = {0.95f, 0.10f, 0.05f, 0.60f, 0.58f, 0.20f, 0.50f, 0.40f, 0.30f};
   for (int i = 0; i < 9; ++i) logits[i] = float(std::log(p[i] / (1 - p[i])));  // sigmoid^-1
@@ -125,33 +125,33 @@ TEST(RoutingNoauxTc, GroupScoreIsSumOfTopTwo) {
 TEST(RoutingNoauxTc, TiesGoToLowerIndices) {
   // All equal: groups tie (keep 0 and 1), experts tie (take the lowest).
   {
-    const ModelConfig c = v3_config(8, 4, 2, 3);
+    const model::ModelConfig c = v3_config(8, 4, 2, 3);
     const Route r = route(c, std::vector<float>(8, 0.25f));
     EXPECT_EQ(r.idx, (std::vector<int32_t>{0, 1, 2}));
     for (float w : r.w) EXPECT_NEAR(w, 2.5 / 3, 1e-6);
   }
   // Groups 1 and 3 tie for the last kept slot behind group 2; group 1 (lower) is kept.
   {
-    const ModelConfig c = v3_config(8, 4, 2, 2);
+    const model::ModelConfig c = v3_config(8, 4, 2, 2);
     const std::vector<float> logits = {-3, -3, 0, 0, 2, 2, 0, 0};
     EXPECT_EQ(route(c, logits).idx, (std::vector<int32_t>{4, 5}));
-    const ModelConfig c3 = v3_config(8, 4, 2, 3);
+    const model::ModelConfig c3 = v3_config(8, 4, 2, 3);
     EXPECT_EQ(route(c3, logits).idx, (std::vector<int32_t>{2, 4, 5}));
   }
   // Experts tie across groups: after e4, e3 and e6 (equal) compete for the last slot; e3 wins.
   {
-    const ModelConfig c = v3_config(8, 4, 4, 2);
+    const model::ModelConfig c = v3_config(8, 4, 4, 2);
     const std::vector<float> logits = {-1, -2, -1.5f, 1, 2, -3, 1, -1};
     EXPECT_EQ(route(c, logits).idx, (std::vector<int32_t>{3, 4}));
     // The same inside a single group.
-    const ModelConfig one = v3_config(8, 1, 1, 2);
+    const model::ModelConfig one = v3_config(8, 1, 1, 2);
     EXPECT_EQ(route(one, logits).idx, (std::vector<int32_t>{3, 4}));
   }
 }
 
 TEST(RoutingNoauxTc, IndicesSortedAscendingWithAlignedWeights) {
   // Score order e7 > e2 > e5 > e0; the result lists them by index with weights in step.
-  const ModelConfig c = v3_config(8, 2, 2, 4, 1.0);
+  const model::ModelConfig c = v3_config(8, 2, 2, 4, 1.0);
   const std::vector<float> logits = {0.1f, -1, 2.0f, -1, -1, 0.7f, -1, 3.0f};
   const Route r = route(c, logits);
   ASSERT_EQ(r.idx, (std::vector<int32_t>{0, 2, 5, 7}));
@@ -165,7 +165,7 @@ TEST(RoutingNoauxTc, IndicesSortedAscendingWithAlignedWeights) {
 TEST(RoutingNoauxTc, FullScaleV3Shape) {
   // 256 experts, 8 groups of 32, 4 kept, 8 chosen: every chosen expert lies in a kept group
   // and the chosen set is the top 8 of those groups.
-  const ModelConfig c = v3_config(256, 8, 4, 8);
+  const model::ModelConfig c = v3_config(256, 8, 4, 8);
   std::vector<float> logits(256), bias(256);
   uint64_t state = 12345;
   auto next = [&] {
@@ -218,7 +218,7 @@ std::vector<double> softmax(const std::vector<float>& l) {
 }
 
 TEST(RoutingV2, GreedySoftmaxUnnormalized) {
-  const ModelConfig c = routing_config(TopkMethod::Greedy, ScoringFunc::Softmax, 6, 1, 1, 2, false, 2.0);
+  const model::ModelConfig c = routing_config(model::TopkMethod::Greedy, model::ScoringFunc::Softmax, 6, 1, 1, 2, false, 2.0);
   const std::vector<float> logits = logits_for_probs({0.05, 0.30, 0.10, 0.05, 0.40, 0.10});
   const std::vector<double> p = softmax(logits);
   const Route r = route(c, logits);
@@ -229,7 +229,7 @@ TEST(RoutingV2, GreedySoftmaxUnnormalized) {
 }
 
 TEST(RoutingV2, GreedySoftmaxNormalized) {
-  const ModelConfig c = routing_config(TopkMethod::Greedy, ScoringFunc::Softmax, 6, 1, 1, 2, true, 3.0);
+  const model::ModelConfig c = routing_config(model::TopkMethod::Greedy, model::ScoringFunc::Softmax, 6, 1, 1, 2, true, 3.0);
   const std::vector<float> logits = logits_for_probs({0.05, 0.30, 0.10, 0.05, 0.40, 0.10});
   const Route r = route(c, logits);
   ASSERT_EQ(r.idx, (std::vector<int32_t>{1, 4}));
@@ -239,7 +239,7 @@ TEST(RoutingV2, GreedySoftmaxNormalized) {
 
 TEST(RoutingV2, GreedyIgnoresGroupsAndBreaksTiesLow) {
   // Greedy with n_group set (V2-Lite has n_group 1 anyway) must not restrict groups.
-  const ModelConfig c = routing_config(TopkMethod::Greedy, ScoringFunc::Softmax, 8, 4, 1, 3, false, 1.0);
+  const model::ModelConfig c = routing_config(model::TopkMethod::Greedy, model::ScoringFunc::Softmax, 8, 4, 1, 3, false, 1.0);
   const std::vector<float> logits = logits_for_probs({0.2, 0.01, 0.2, 0.01, 0.2, 0.01, 0.2, 0.16});
   EXPECT_EQ(route(c, logits).idx, (std::vector<int32_t>{0, 2, 4}));
 }
@@ -249,13 +249,13 @@ TEST(RoutingV2, GroupLimitedGreedyScoresGroupsByMax) {
   // sum (0.45) is larger but group_limited_greedy uses the max, so group 0 is kept.
   const std::vector<double> p = {0.30, 0.01, 0.25, 0.20, 0.09, 0.05, 0.06, 0.04};
   const std::vector<float> logits = logits_for_probs(p);
-  const ModelConfig c = routing_config(TopkMethod::GroupLimitedGreedy, ScoringFunc::Softmax, 8, 4, 1, 1, false, 4.0);
+  const model::ModelConfig c = routing_config(model::TopkMethod::GroupLimitedGreedy, model::ScoringFunc::Softmax, 8, 4, 1, 1, false, 4.0);
   Route r = route(c, logits);
   ASSERT_EQ(r.idx, (std::vector<int32_t>{0}));
   EXPECT_NEAR(r.w[0], 0.30 * 4.0, 1e-6);
 
   // Keep 2 groups (0 and 1), choose 3: {0, 2, 3}; expert 4 (group 2) is out.
-  const ModelConfig c2 = routing_config(TopkMethod::GroupLimitedGreedy, ScoringFunc::Softmax, 8, 4, 2, 3, false, 1.0);
+  const model::ModelConfig c2 = routing_config(model::TopkMethod::GroupLimitedGreedy, model::ScoringFunc::Softmax, 8, 4, 2, 3, false, 1.0);
   r = route(c2, logits);
   ASSERT_EQ(r.idx, (std::vector<int32_t>{0, 2, 3}));
   EXPECT_NEAR(r.w[0], 0.30, 1e-6);
@@ -263,7 +263,7 @@ TEST(RoutingV2, GroupLimitedGreedyScoresGroupsByMax) {
   EXPECT_NEAR(r.w[2], 0.20, 1e-6);
 
   // The same with norm_topk_prob: renormalized over the chosen three.
-  const ModelConfig c3 = routing_config(TopkMethod::GroupLimitedGreedy, ScoringFunc::Softmax, 8, 4, 2, 3, true, 2.0);
+  const model::ModelConfig c3 = routing_config(model::TopkMethod::GroupLimitedGreedy, model::ScoringFunc::Softmax, 8, 4, 2, 3, true, 2.0);
   r = route(c3, logits);
   ASSERT_EQ(r.idx, (std::vector<int32_t>{0, 2, 3}));
   EXPECT_NEAR(r.w[0], 0.30 / 0.75 * 2.0, 1e-6);
@@ -276,10 +276,10 @@ TEST(RoutingV2, GroupLimitedGreedyMaskedGroupLoses) {
   // (0.24) is the third best overall, but its group is masked: the third pick is expert 3
   // (0.02) instead. Unmasked top-3 would be {0, 2, 4}.
   const std::vector<double> p = {0.30, 0.01, 0.25, 0.02, 0.24, 0.10, 0.04, 0.04};
-  const ModelConfig c = routing_config(TopkMethod::GroupLimitedGreedy, ScoringFunc::Softmax, 8, 4, 2, 3, false, 1.0);
+  const model::ModelConfig c = routing_config(model::TopkMethod::GroupLimitedGreedy, model::ScoringFunc::Softmax, 8, 4, 2, 3, false, 1.0);
   EXPECT_EQ(route(c, logits_for_probs(p)).idx, (std::vector<int32_t>{0, 2, 3}));
   // Greedy on the same scores ignores groups.
-  const ModelConfig g = routing_config(TopkMethod::Greedy, ScoringFunc::Softmax, 8, 1, 1, 3, false, 1.0);
+  const model::ModelConfig g = routing_config(model::TopkMethod::Greedy, model::ScoringFunc::Softmax, 8, 1, 1, 3, false, 1.0);
   EXPECT_EQ(route(g, logits_for_probs(p)).idx, (std::vector<int32_t>{0, 2, 4}));
 }
 

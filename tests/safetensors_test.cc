@@ -55,10 +55,10 @@ class SafetensorsTest : public ::testing::Test {
 
   // Writes a small shard holding F32 tensors of two elements each, filled with `seed`.
   std::string write_shard(const std::string& name, const std::vector<std::string>& tensors, float seed = 1) {
-    SafetensorsWriter w;
+    io::SafetensorsWriter w;
     for (const std::string& t : tensors) {
       const float v[2] = {seed, seed + 1};
-      w.add_bytes(t, DType::F32, {2}, v, sizeof v);
+      w.add_bytes(t, io::DType::F32, {2}, v, sizeof v);
     }
     w.write(path(name));
     return path(name);
@@ -72,24 +72,24 @@ using testutil::error_of;
 #define EXPECT_MSG_HAS(msg, needle) \
   EXPECT_NE((msg).find(needle), std::string::npos) << "message: " << (msg) << "\nmissing: " << (needle)
 
-constexpr DType kAllDtypes[] = {DType::F64,     DType::F32, DType::F16, DType::BF16, DType::F8_E4M3, DType::F8_E5M2,
-                                DType::F8_E8M0, DType::I64, DType::I32, DType::I16,  DType::I8,      DType::U64,
-                                DType::U32,     DType::U16, DType::U8,  DType::BOOL};
+constexpr io::DType kAllDtypes[] = {io::DType::F64,     io::DType::F32, io::DType::F16, io::DType::BF16, io::DType::F8_E4M3, io::DType::F8_E5M2,
+                                io::DType::F8_E8M0, io::DType::I64, io::DType::I32, io::DType::I16,  io::DType::I8,      io::DType::U64,
+                                io::DType::U32,     io::DType::U16, io::DType::U8,  io::DType::BOOL};
 
 TEST_F(SafetensorsTest, RoundTripAllDtypesScalarsEmptyAndMetadata) {
-  SafetensorsWriter w;
+  io::SafetensorsWriter w;
   std::vector<std::vector<uint8_t>> payloads;
-  for (DType t : kAllDtypes) {
-    std::vector<uint8_t> bytes(2 * 3 * dtype_size(t));
+  for (io::DType t : kAllDtypes) {
+    std::vector<uint8_t> bytes(2 * 3 * io::dtype_size(t));
     for (size_t i = 0; i < bytes.size(); ++i) bytes[i] = uint8_t(i * 7 + uint8_t(t));
-    w.add_bytes(std::string("t.") + dtype_name(t), t, {2, 3}, bytes.data(), bytes.size());
+    w.add_bytes(std::string("t.") + io::dtype_name(t), t, {2, 3}, bytes.data(), bytes.size());
     payloads.push_back(bytes);
   }
   const double scalar = 3.25;
-  w.add_bytes("scalar", DType::F64, {}, &scalar, sizeof scalar);
-  w.add_bytes("empty.a", DType::BF16, {0, 5}, nullptr, 0);
-  w.add("empty.b", DType::F32, {3, 0, 7}, [](uint8_t*, uint64_t n) { EXPECT_EQ(n, 0u); });
-  w.add("odd", DType::U8, {3}, [](uint8_t* dst, uint64_t n) {
+  w.add_bytes("scalar", io::DType::F64, {}, &scalar, sizeof scalar);
+  w.add_bytes("empty.a", io::DType::BF16, {0, 5}, nullptr, 0);
+  w.add("empty.b", io::DType::F32, {3, 0, 7}, [](uint8_t*, uint64_t n) { EXPECT_EQ(n, 0u); });
+  w.add("odd", io::DType::U8, {3}, [](uint8_t* dst, uint64_t n) {
     ASSERT_EQ(n, 3u);
     std::memcpy(dst, "abc", 3);
   });
@@ -100,26 +100,26 @@ TEST_F(SafetensorsTest, RoundTripAllDtypesScalarsEmptyAndMetadata) {
   w.write(p);
   EXPECT_FALSE(fs::exists(p + ".tmp"));
 
-  const SafetensorsFile f = SafetensorsFile::open(p);
+  const io::SafetensorsFile f = io::SafetensorsFile::open(p);
   EXPECT_EQ(f.path(), p);
   ASSERT_EQ(f.tensors().size(), 20u);
   uint64_t total = 0;
-  for (const TensorInfo& t : f.tensors()) total += t.nbytes();
+  for (const io::TensorInfo& t : f.tensors()) total += t.nbytes();
   EXPECT_EQ(total, w.data_bytes());
   // The mapping is page aligned, so this checks the writer's header padding.
   EXPECT_EQ(reinterpret_cast<uintptr_t>(f.data(f.tensors().front())) % 8, 0u);
 
   for (size_t i = 0; i < std::size(kAllDtypes); ++i) {
-    const DType dt = kAllDtypes[i];
-    const TensorInfo* t = f.find(std::string("t.") + dtype_name(dt));
-    ASSERT_NE(t, nullptr) << dtype_name(dt);
+    const io::DType dt = kAllDtypes[i];
+    const io::TensorInfo* t = f.find(std::string("t.") + io::dtype_name(dt));
+    ASSERT_NE(t, nullptr) << io::dtype_name(dt);
     EXPECT_EQ(t->dtype, dt);
     EXPECT_EQ(t->shape, (std::vector<int64_t>{2, 3}));
     EXPECT_EQ(t->numel(), 6u);
     ASSERT_EQ(t->nbytes(), payloads[i].size());
-    EXPECT_EQ(std::memcmp(f.data(*t), payloads[i].data(), t->nbytes()), 0) << dtype_name(dt);
+    EXPECT_EQ(std::memcmp(f.data(*t), payloads[i].data(), t->nbytes()), 0) << io::dtype_name(dt);
   }
-  const TensorInfo* s = f.find("scalar");
+  const io::TensorInfo* s = f.find("scalar");
   ASSERT_NE(s, nullptr);
   EXPECT_TRUE(s->shape.empty());
   EXPECT_EQ(s->numel(), 1u);
@@ -127,7 +127,7 @@ TEST_F(SafetensorsTest, RoundTripAllDtypesScalarsEmptyAndMetadata) {
   std::memcpy(&got, f.data(*s), sizeof got);
   EXPECT_EQ(got, scalar);
   for (const char* name : {"empty.a", "empty.b"}) {
-    const TensorInfo* e = f.find(name);
+    const io::TensorInfo* e = f.find(name);
     ASSERT_NE(e, nullptr) << name;
     EXPECT_EQ(e->numel(), 0u);
     EXPECT_EQ(e->nbytes(), 0u);
@@ -144,30 +144,30 @@ TEST_F(SafetensorsTest, RoundTripAllDtypesScalarsEmptyAndMetadata) {
 }
 
 TEST_F(SafetensorsTest, EmptyWriterMakesAValidFile) {
-  SafetensorsWriter w;
+  io::SafetensorsWriter w;
   w.write(path("none.safetensors"));
-  const SafetensorsFile f = SafetensorsFile::open(path("none.safetensors"));
+  const io::SafetensorsFile f = io::SafetensorsFile::open(path("none.safetensors"));
   EXPECT_TRUE(f.tensors().empty());
   EXPECT_TRUE(f.metadata().empty());
 }
 
 TEST_F(SafetensorsTest, WriterRejectsBadDeclarations) {
-  SafetensorsWriter w;
+  io::SafetensorsWriter w;
   const float v[2] = {1, 2};
-  w.add_bytes("a", DType::F32, {2}, v, sizeof v);
-  EXPECT_MSG_HAS(error_of([&] { w.add_bytes("a", DType::F32, {2}, v, sizeof v); }), "duplicate tensor 'a'");
-  EXPECT_MSG_HAS(error_of([&] { w.add_bytes("b", DType::F32, {3}, v, sizeof v); }), "'b'");
-  EXPECT_MSG_HAS(error_of([&] { w.add_bytes("c", DType::F32, {-1, 2}, v, sizeof v); }), "negative");
-  EXPECT_MSG_HAS(error_of([&] { w.add("d", DType::F32, {int64_t(1) << 62}, [](uint8_t*, uint64_t) {}); }),
+  w.add_bytes("a", io::DType::F32, {2}, v, sizeof v);
+  EXPECT_MSG_HAS(error_of([&] { w.add_bytes("a", io::DType::F32, {2}, v, sizeof v); }), "duplicate tensor 'a'");
+  EXPECT_MSG_HAS(error_of([&] { w.add_bytes("b", io::DType::F32, {3}, v, sizeof v); }), "'b'");
+  EXPECT_MSG_HAS(error_of([&] { w.add_bytes("c", io::DType::F32, {-1, 2}, v, sizeof v); }), "negative");
+  EXPECT_MSG_HAS(error_of([&] { w.add("d", io::DType::F32, {int64_t(1) << 62}, [](uint8_t*, uint64_t) {}); }),
                  "overflow");
-  EXPECT_MSG_HAS(error_of([&] { w.add("__metadata__", DType::U8, {}, [](uint8_t*, uint64_t) {}); }), "reserved");
-  EXPECT_MSG_HAS(error_of([&] { w.add("e", DType::U8, {1}, nullptr); }), "'e'");
+  EXPECT_MSG_HAS(error_of([&] { w.add("__metadata__", io::DType::U8, {}, [](uint8_t*, uint64_t) {}); }), "reserved");
+  EXPECT_MSG_HAS(error_of([&] { w.add("e", io::DType::U8, {1}, nullptr); }), "'e'");
   EXPECT_EQ(w.size(), 1u);
 }
 
 TEST_F(SafetensorsTest, FailingFillerLeavesNoFile) {
-  SafetensorsWriter w;
-  w.add("boom", DType::U8, {4}, [](uint8_t*, uint64_t) { fail("filler failed"); });
+  io::SafetensorsWriter w;
+  w.add("boom", io::DType::U8, {4}, [](uint8_t*, uint64_t) { fail("filler failed"); });
   const std::string p = path("boom.safetensors");
   EXPECT_MSG_HAS(error_of([&] { w.write(p); }), "filler failed");
   EXPECT_FALSE(fs::exists(p));
@@ -176,7 +176,7 @@ TEST_F(SafetensorsTest, FailingFillerLeavesNoFile) {
 
 TEST_F(SafetensorsTest, HeaderMismatchMessageIsExact) {
   const std::string h = R"({"x.weight":{"dtype":"F32","shape":[2,3],"data_offsets":[0,12]}})";
-  EXPECT_EQ(error_of([&] { parse_safetensors_header(h, 12, "model-00001.safetensors"); }),
+  EXPECT_EQ(error_of([&] { io::parse_safetensors_header(h, 12, "model-00001.safetensors"); }),
             "model-00001.safetensors: tensor 'x.weight': data offsets [0, 12) do not match shape [2, 3] "
             "of F32 (24 bytes)");
 }
@@ -187,7 +187,7 @@ TEST_F(SafetensorsTest, HeaderSortsByOffsetAndAllowsStackedEmptyTensors) {
                             "c":{"dtype":"F32","shape":[0],"data_offsets":[4,4]},
                             "d":{"dtype":"F32","shape":[0,9],"data_offsets":[6,6]},
                             "__metadata__":null})";
-  const SafetensorsHeader hdr = parse_safetensors_header(h, 6, "mem");
+  const io::SafetensorsHeader hdr = io::parse_safetensors_header(h, 6, "mem");
   ASSERT_EQ(hdr.tensors.size(), 4u);
   EXPECT_EQ(hdr.tensors[0].name, "b");
   EXPECT_EQ(hdr.tensors[1].name, "c");
@@ -198,7 +198,7 @@ TEST_F(SafetensorsTest, HeaderSortsByOffsetAndAllowsStackedEmptyTensors) {
 
 TEST_F(SafetensorsTest, ZeroDimAvoidsOverflowOfOtherDims) {
   const std::string h = R"({"z":{"dtype":"F64","shape":[4294967296,4294967296,0],"data_offsets":[0,0]}})";
-  EXPECT_EQ(parse_safetensors_header(h, 0, "mem").tensors.at(0).numel(), 0u);
+  EXPECT_EQ(io::parse_safetensors_header(h, 0, "mem").tensors.at(0).numel(), 0u);
 }
 
 struct BadHeader {
@@ -263,48 +263,48 @@ TEST_F(SafetensorsTest, HostileHeadersAreRejectedWithFileAndTensor) {
     SCOPED_TRACE(c.label);
     const std::string name = "bad" + std::to_string(i) + ".safetensors";
     const std::string p = write_header(name, c.header, c.data_size);
-    const std::string msg = error_of([&] { SafetensorsFile::open(p); });
+    const std::string msg = error_of([&] { io::SafetensorsFile::open(p); });
     EXPECT_MSG_HAS(msg, name);
     for (const std::string& n : c.needles) EXPECT_MSG_HAS(msg, n);
     // The in-memory entry point agrees with the file reader.
-    const std::string mem = error_of([&] { parse_safetensors_header(c.header, c.data_size, "hdr.json"); });
+    const std::string mem = error_of([&] { io::parse_safetensors_header(c.header, c.data_size, "hdr.json"); });
     EXPECT_MSG_HAS(mem, "hdr.json");
   }
 }
 
 TEST_F(SafetensorsTest, TruncatedAndLyingLengthFields) {
   const std::string empty = write_bytes("empty.safetensors", "");
-  EXPECT_MSG_HAS(error_of([&] { SafetensorsFile::open(empty); }), "empty.safetensors: file is 0 bytes");
+  EXPECT_MSG_HAS(error_of([&] { io::SafetensorsFile::open(empty); }), "empty.safetensors: file is 0 bytes");
   const std::string five = write_bytes("five.safetensors", std::string("\x02\0\0\0\0", 5));
-  EXPECT_MSG_HAS(error_of([&] { SafetensorsFile::open(five); }), "five.safetensors: file is 5 bytes");
+  EXPECT_MSG_HAS(error_of([&] { io::SafetensorsFile::open(five); }), "five.safetensors: file is 5 bytes");
 
   const std::string longer = write_raw("long.safetensors", 100, "{}", 10);
-  std::string msg = error_of([&] { SafetensorsFile::open(longer); });
+  std::string msg = error_of([&] { io::SafetensorsFile::open(longer); });
   EXPECT_MSG_HAS(msg, "long.safetensors: header length 100 exceeds the 12 bytes");
 
   for (uint64_t n : {uint64_t(1) << 63, ~uint64_t(0), ~uint64_t(0) - 7}) {
     const std::string huge = write_raw("huge.safetensors", n, "{}");
-    msg = error_of([&] { SafetensorsFile::open(huge); });
+    msg = error_of([&] { io::SafetensorsFile::open(huge); });
     EXPECT_MSG_HAS(msg, "huge.safetensors: header length " + std::to_string(n) + " exceeds");
   }
 
   // A length field that stops short leaves the tail of the JSON as data.
   const std::string shortlen = write_raw("short.safetensors", 1, "{}");
-  EXPECT_MSG_HAS(error_of([&] { SafetensorsFile::open(shortlen); }), "short.safetensors: header is not valid JSON");
+  EXPECT_MSG_HAS(error_of([&] { io::SafetensorsFile::open(shortlen); }), "short.safetensors: header is not valid JSON");
 }
 
 TEST_F(SafetensorsTest, MissingAndNonRegularPaths) {
-  EXPECT_MSG_HAS(error_of([&] { SafetensorsFile::open(path("nope.safetensors")); }), "nope.safetensors: cannot open");
-  EXPECT_MSG_HAS(error_of([&] { SafetensorsFile::open(dir_.string()); }), "not a regular file");
-  EXPECT_MSG_HAS(error_of([&] { Checkpoint::open(path("nope")); }), "nope");
+  EXPECT_MSG_HAS(error_of([&] { io::SafetensorsFile::open(path("nope.safetensors")); }), "nope.safetensors: cannot open");
+  EXPECT_MSG_HAS(error_of([&] { io::SafetensorsFile::open(dir_.string()); }), "not a regular file");
+  EXPECT_MSG_HAS(error_of([&] { io::Checkpoint::open(path("nope")); }), "nope");
 }
 
 TEST_F(SafetensorsTest, CheckpointSingleFile) {
   const std::string p = write_shard("one.safetensors", {"b", "a"}, 5);
-  const Checkpoint c = Checkpoint::open(p);
+  const io::Checkpoint c = io::Checkpoint::open(p);
   ASSERT_EQ(c.files().size(), 1u);
   EXPECT_EQ(c.names(), (std::vector<std::string>{"a", "b"}));
-  const TensorRef* a = c.find("a");
+  const io::TensorRef* a = c.find("a");
   ASSERT_NE(a, nullptr);
   EXPECT_EQ(*a->file, p);
   float v[2];
@@ -318,7 +318,7 @@ TEST_F(SafetensorsTest, CheckpointShardedWithIndexSurvivesMove) {
   write_shard("model-00002-of-00002.safetensors", {"layers.1.w", "layers.1.b"}, 20);
   write_shard("model-00001-of-00002.safetensors", {"embed", "layers.0.w"}, 10);
   write_shard("stray.safetensors", {"stray"}, 0);  // not in the index, so never opened
-  write_safetensors_index(path("model.safetensors.index.json"),
+  io::write_safetensors_index(path("model.safetensors.index.json"),
                           {{"embed", "model-00001-of-00002.safetensors"},
                            {"layers.0.w", "model-00001-of-00002.safetensors"},
                            {"layers.1.w", "model-00002-of-00002.safetensors"},
@@ -326,15 +326,15 @@ TEST_F(SafetensorsTest, CheckpointShardedWithIndexSurvivesMove) {
                           32);
   EXPECT_FALSE(fs::exists(path("model.safetensors.index.json.tmp")));
 
-  Checkpoint opened = Checkpoint::open(dir_.string());
-  const Checkpoint c = std::move(opened);
+  io::Checkpoint opened = io::Checkpoint::open(dir_.string());
+  const io::Checkpoint c = std::move(opened);
   ASSERT_EQ(c.files().size(), 2u);
   EXPECT_EQ(c.files()[0].path(), path("model-00001-of-00002.safetensors"));
   EXPECT_EQ(c.files()[1].path(), path("model-00002-of-00002.safetensors"));
   EXPECT_EQ(c.names(), (std::vector<std::string>{"embed", "layers.0.w", "layers.1.b", "layers.1.w"}));
   EXPECT_EQ(c.total_bytes(), 32u);
   EXPECT_EQ(c.find("stray"), nullptr);
-  const TensorRef* r = c.find("layers.1.b");
+  const io::TensorRef* r = c.find("layers.1.b");
   ASSERT_NE(r, nullptr);
   EXPECT_EQ(r->file, &c.files()[1].path());
   EXPECT_EQ(r->info, c.files()[1].find("layers.1.b"));
@@ -348,7 +348,7 @@ TEST_F(SafetensorsTest, CheckpointFolderWithoutIndex) {
   write_shard("a.safetensors", {"x"}, 1);
   write_bytes("notes.txt", "not a shard");
   fs::create_directory(path("sub.safetensors"));  // a folder with the suffix is no shard
-  const Checkpoint c = Checkpoint::open(dir_.string());
+  const io::Checkpoint c = io::Checkpoint::open(dir_.string());
   ASSERT_EQ(c.files().size(), 2u);
   EXPECT_EQ(c.files()[0].path(), path("a.safetensors"));
   EXPECT_EQ(*c.find("y")->file, path("b.safetensors"));
@@ -357,13 +357,13 @@ TEST_F(SafetensorsTest, CheckpointFolderWithoutIndex) {
 
 TEST_F(SafetensorsTest, CheckpointEmptyFolder) {
   write_bytes("readme.md", "hi");
-  EXPECT_MSG_HAS(error_of([&] { Checkpoint::open(dir_.string()); }), "no .safetensors files in " + dir_.string());
+  EXPECT_MSG_HAS(error_of([&] { io::Checkpoint::open(dir_.string()); }), "no .safetensors files in " + dir_.string());
 }
 
 TEST_F(SafetensorsTest, CheckpointDuplicateAcrossShards) {
   write_shard("a.safetensors", {"x", "shared"});
   write_shard("b.safetensors", {"shared"});
-  const std::string msg = error_of([&] { Checkpoint::open(dir_.string()); });
+  const std::string msg = error_of([&] { io::Checkpoint::open(dir_.string()); });
   EXPECT_MSG_HAS(msg, "'shared'");
   EXPECT_MSG_HAS(msg, path("a.safetensors"));
   EXPECT_MSG_HAS(msg, path("b.safetensors"));
@@ -372,7 +372,7 @@ TEST_F(SafetensorsTest, CheckpointDuplicateAcrossShards) {
 TEST_F(SafetensorsTest, CheckpointBadShardInFolderNamesIt) {
   write_shard("a.safetensors", {"x"});
   write_bytes("b.safetensors", "junk");
-  EXPECT_MSG_HAS(error_of([&] { Checkpoint::open(dir_.string()); }), "b.safetensors: file is 4 bytes");
+  EXPECT_MSG_HAS(error_of([&] { io::Checkpoint::open(dir_.string()); }), "b.safetensors: file is 4 bytes");
 }
 
 TEST_F(SafetensorsTest, IndexDisagreements) {
@@ -380,27 +380,27 @@ TEST_F(SafetensorsTest, IndexDisagreements) {
   write_shard("s1.safetensors", {"a", "b"});
   write_shard("s2.safetensors", {"c"});
 
-  write_safetensors_index(index, {{"a", "s1.safetensors"}, {"b", "s1.safetensors"}, {"c", "gone.safetensors"}}, 0);
-  std::string msg = error_of([&] { Checkpoint::open(dir_.string()); });
+  io::write_safetensors_index(index, {{"a", "s1.safetensors"}, {"b", "s1.safetensors"}, {"c", "gone.safetensors"}}, 0);
+  std::string msg = error_of([&] { io::Checkpoint::open(dir_.string()); });
   EXPECT_MSG_HAS(msg, "gone.safetensors");
   EXPECT_MSG_HAS(msg, "cannot open");
 
-  write_safetensors_index(index, {{"a", "s1.safetensors"}, {"b", "s1.safetensors"}, {"c", "s2.safetensors"},
+  io::write_safetensors_index(index, {{"a", "s1.safetensors"}, {"b", "s1.safetensors"}, {"c", "s2.safetensors"},
                                   {"ghost", "s2.safetensors"}}, 0);
-  msg = error_of([&] { Checkpoint::open(dir_.string()); });
+  msg = error_of([&] { io::Checkpoint::open(dir_.string()); });
   EXPECT_MSG_HAS(msg, "model.safetensors.index.json: tensor 'ghost' is not in its shard");
   EXPECT_MSG_HAS(msg, "s2.safetensors");
 
-  write_safetensors_index(index, {{"a", "s1.safetensors"}, {"c", "s2.safetensors"}}, 0);
-  msg = error_of([&] { Checkpoint::open(dir_.string()); });
+  io::write_safetensors_index(index, {{"a", "s1.safetensors"}, {"c", "s2.safetensors"}}, 0);
+  msg = error_of([&] { io::Checkpoint::open(dir_.string()); });
   EXPECT_MSG_HAS(msg, "tensor 'b' of shard " + path("s1.safetensors") + " is not listed in the index");
 
-  write_safetensors_index(index, {{"a", "s1.safetensors"}, {"b", "s2.safetensors"}, {"c", "s2.safetensors"}}, 0);
-  msg = error_of([&] { Checkpoint::open(dir_.string()); });
+  io::write_safetensors_index(index, {{"a", "s1.safetensors"}, {"b", "s2.safetensors"}, {"c", "s2.safetensors"}}, 0);
+  msg = error_of([&] { io::Checkpoint::open(dir_.string()); });
   EXPECT_MSG_HAS(msg, "tensor 'b' is listed in " + path("s2.safetensors") + " but lives in " + path("s1.safetensors"));
 
-  write_safetensors_index(index, {{"a", "../s1.safetensors"}}, 0);
-  EXPECT_MSG_HAS(error_of([&] { Checkpoint::open(dir_.string()); }), "not a file in the folder");
+  io::write_safetensors_index(index, {{"a", "../s1.safetensors"}}, 0);
+  EXPECT_MSG_HAS(error_of([&] { io::Checkpoint::open(dir_.string()); }), "not a file in the folder");
 }
 
 TEST_F(SafetensorsTest, MalformedIndexFiles) {
@@ -416,7 +416,7 @@ TEST_F(SafetensorsTest, MalformedIndexFiles) {
   for (const auto& [text, needle] : cases) {
     SCOPED_TRACE(text);
     write_bytes("model.safetensors.index.json", text);
-    const std::string msg = error_of([&] { Checkpoint::open(dir_.string()); });
+    const std::string msg = error_of([&] { io::Checkpoint::open(dir_.string()); });
     EXPECT_MSG_HAS(msg, "model.safetensors.index.json");
     EXPECT_MSG_HAS(msg, needle);
   }

@@ -33,24 +33,24 @@ class SessionTest : public ::testing::Test {
     fs::remove_all(dir_);
     const fs::path tok = tokenizer_dir();
     tokenizer_ = std::make_unique<Tokenizer>(Tokenizer::load(tok.string()));
-    TestModelOptions o{"tiny-v2-lite", "bf16", 31, 1, dir_.string(), false};
+    model::TestModelOptions o{"tiny-v2-lite", "bf16", 31, 1, dir_.string(), false};
     o.vocab_size = 129280;
     o.bos_token_id = tokenizer_->bos_id();
     o.eos_token_id = tokenizer_->eos_id();
-    make_test_model(o);
+    model::make_test_model(o);
     for (const char* f : {"tokenizer.json", "tokenizer_config.json"}) fs::copy_file(tok / f, dir_ / f);
-    model_ = std::make_unique<Model>(Model::load(dir_.string()));
+    model_ = std::make_unique<model::Model>(model::Model::load(dir_.string()));
   }
   static void TearDownTestSuite() {
     model_.reset();
     fs::remove_all(dir_);
   }
 
-  static GenerateResult gen(Session& s, const std::string& text, GenerateOptions o) {
+  static runtime::GenerateResult gen(runtime::Session& s, const std::string& text, runtime::GenerateOptions o) {
     return s.generate(tokenizer_->encode(text, true), o, nullptr);
   }
-  static GenerateOptions greedy(int64_t n) {
-    GenerateOptions o;
+  static runtime::GenerateOptions greedy(int64_t n) {
+    runtime::GenerateOptions o;
     o.sampling.temperature = 0;
     o.max_tokens = n;
     return o;
@@ -58,17 +58,17 @@ class SessionTest : public ::testing::Test {
 
   static inline fs::path dir_;
   static inline std::unique_ptr<Tokenizer> tokenizer_;
-  static inline std::unique_ptr<Model> model_;
+  static inline std::unique_ptr<model::Model> model_;
 };
 
 TEST_F(SessionTest, GreedyAndSeededRunsRepeat) {
-  Session a(*model_, *tokenizer_, 256), b(*model_, *tokenizer_, 256);
-  const GenerateResult g1 = gen(a, "The quick brown fox", greedy(12));
-  const GenerateResult g2 = gen(b, "The quick brown fox", greedy(12));
+  runtime::Session a(*model_, *tokenizer_, 256), b(*model_, *tokenizer_, 256);
+  const runtime::GenerateResult g1 = gen(a, "The quick brown fox", greedy(12));
+  const runtime::GenerateResult g2 = gen(b, "The quick brown fox", greedy(12));
   EXPECT_EQ(g1.tokens, g2.tokens);
   EXPECT_EQ(g1.finish_reason, "length");
   EXPECT_EQ(g1.tokens.size(), 12u);
-  GenerateOptions s = greedy(12);
+  runtime::GenerateOptions s = greedy(12);
   s.sampling.temperature = 1.0f;
   s.sampling.seed = 5;
   a.reset();
@@ -76,50 +76,50 @@ TEST_F(SessionTest, GreedyAndSeededRunsRepeat) {
   EXPECT_EQ(gen(a, "Hello", s).tokens, gen(b, "Hello", s).tokens);
   s.sampling.seed = 6;
   a.reset();
-  EXPECT_NE(gen(a, "Hello", s).tokens, gen(b, "Hello", GenerateOptions{greedy(12)}).tokens);
+  EXPECT_NE(gen(a, "Hello", s).tokens, gen(b, "Hello", runtime::GenerateOptions{greedy(12)}).tokens);
 }
 
 TEST_F(SessionTest, StreamedTextIsTheDecodedOutput) {
-  Session s(*model_, *tokenizer_, 256);
+  runtime::Session s(*model_, *tokenizer_, 256);
   std::string streamed;
-  const GenerateResult r = s.generate(tokenizer_->encode("abc", true), greedy(16),
+  const runtime::GenerateResult r = s.generate(tokenizer_->encode("abc", true), greedy(16),
                                       [&](const std::string& piece) { streamed += piece; });
   EXPECT_EQ(streamed, r.text);
   EXPECT_EQ(r.text, tokenizer_->decode(r.tokens, /*skip_special=*/true));
 }
 
 TEST_F(SessionTest, PrefixReuseGivesTheSameAnswer) {
-  Session warm(*model_, *tokenizer_, 512), cold(*model_, *tokenizer_, 512);
+  runtime::Session warm(*model_, *tokenizer_, 512), cold(*model_, *tokenizer_, 512);
   const std::vector<int32_t> first = tokenizer_->encode("You are a helpful assistant. Tell me a story.", true);
-  const GenerateResult r1 = warm.generate(first, greedy(8), nullptr);
+  const runtime::GenerateResult r1 = warm.generate(first, greedy(8), nullptr);
   std::vector<int32_t> second = first;
   second.insert(second.end(), r1.tokens.begin(), r1.tokens.end());
   const std::vector<int32_t> more = tokenizer_->encode(" And another one, please.", false);
   second.insert(second.end(), more.begin(), more.end());
-  const GenerateResult reused = warm.generate(second, greedy(8), nullptr);
-  const GenerateResult fresh = cold.generate(second, greedy(8), nullptr);
+  const runtime::GenerateResult reused = warm.generate(second, greedy(8), nullptr);
+  const runtime::GenerateResult fresh = cold.generate(second, greedy(8), nullptr);
   EXPECT_GE(reused.reused_tokens, int64_t(first.size()));
   EXPECT_EQ(fresh.reused_tokens, 0);
   EXPECT_EQ(reused.tokens, fresh.tokens);
 }
 
 TEST_F(SessionTest, StopStringsAndEos) {
-  Session s(*model_, *tokenizer_, 256);
-  const GenerateResult full = gen(s, "Once upon a time", greedy(24));
+  runtime::Session s(*model_, *tokenizer_, 256);
+  const runtime::GenerateResult full = gen(s, "Once upon a time", greedy(24));
   ASSERT_GE(full.text.size(), 6u);
   // Stop on a piece of the greedy output that starts mid-text: the answer ends before it.
   const size_t at = full.text.size() / 2;
-  GenerateOptions o = greedy(24);
+  runtime::GenerateOptions o = greedy(24);
   o.stop = {full.text.substr(at, 3)};
   s.reset();
-  const GenerateResult stopped = gen(s, "Once upon a time", o);
+  const runtime::GenerateResult stopped = gen(s, "Once upon a time", o);
   EXPECT_EQ(stopped.finish_reason, "stop");
   EXPECT_EQ(stopped.text, full.text.substr(0, full.text.find(o.stop[0])));
   // A token forced to EOS ends generation with nothing shown.
   o = greedy(24);
   o.sampling.logit_bias = {{int32_t(tokenizer_->eos_id()), 100.0f}};
   s.reset();
-  const GenerateResult eos = gen(s, "Once upon a time", o);
+  const runtime::GenerateResult eos = gen(s, "Once upon a time", o);
   EXPECT_EQ(eos.finish_reason, "stop");
   EXPECT_EQ(eos.tokens.size(), 1u);
   EXPECT_EQ(eos.text, "");
@@ -130,11 +130,11 @@ TEST_F(SessionTest, StopStringsAndEos) {
 }
 
 TEST_F(SessionTest, ContextLimits) {
-  Session s(*model_, *tokenizer_, 16);
+  runtime::Session s(*model_, *tokenizer_, 16);
   std::string long_text;
   for (int i = 0; i < 40; ++i) long_text += "word ";
   EXPECT_THROW(gen(s, long_text, greedy(4)), Error);
-  const GenerateResult r = gen(s, "short", greedy(100));  // runs until the context is full
+  const runtime::GenerateResult r = gen(s, "short", greedy(100));  // runs until the context is full
   EXPECT_EQ(r.finish_reason, "length");
   EXPECT_LE(r.prompt_tokens + int64_t(r.tokens.size()), 17);
   std::atomic<bool> cancel{true};
@@ -162,7 +162,7 @@ TEST_F(SessionTest, GenerateAndChatCommands) {
   EXPECT_TRUE(std::regex_search(out, std::regex(R"(\(([1-9][0-9]*) cached\))"))) << out;
   // A model without a tokenizer says how to get one.
   const fs::path bare = dir_ / "bare";
-  make_test_model({"tiny", "bf16", 1, 1, bare.string(), false});
+  model::make_test_model({"tiny", "bf16", 1, 1, bare.string(), false});
   std::tie(code, out) = run_cli("generate --model " + bare.string() + " --prompt x");
   EXPECT_NE(code, 0);
   EXPECT_NE(out.find("has no tokenizer.json"), std::string::npos) << out;

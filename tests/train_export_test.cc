@@ -31,19 +31,19 @@ struct Weights {
   std::map<std::string, std::vector<float>> values;
   std::map<std::string, std::vector<int64_t>> shapes;
 
-  explicit Weights(const ModelConfig& c, uint64_t seed) {
-    for (const HfTensorSpec& s : hf_tensor_specs(c)) {
+  explicit Weights(const model::ModelConfig& c, uint64_t seed) {
+    for (const model::HfTensorSpec& s : model::hf_tensor_specs(c)) {
       if (s.tied()) continue;
       Rng rng(seed ^ hash_name(s.name));
       std::vector<float> v(s.numel());
       // Small decoder-layer weights and well-separated gate biases keep the random model
       // close to linear and its expert choices stable, so rounding shows up in the logits
       // in proportion instead of through chaotic amplification or flipped routing.
-      const double std = s.role == TensorRole::Norm ? 0.1
-                         : s.role == TensorRole::Bias ? 1.0
-                         : s.role == TensorRole::Linear ? 0.5 / std::sqrt(double(s.shape.back()))
+      const double std = s.role == model::TensorRole::Norm ? 0.1
+                         : s.role == model::TensorRole::Bias ? 1.0
+                         : s.role == model::TensorRole::Linear ? 0.5 / std::sqrt(double(s.shape.back()))
                                                         : 1.0 / std::sqrt(double(s.shape.back()));
-      for (float& x : v) x = float((s.role == TensorRole::Norm ? 1.0 : 0.0) + rng.normal() * std);
+      for (float& x : v) x = float((s.role == model::TensorRole::Norm ? 1.0 : 0.0) + rng.normal() * std);
       values[s.name] = std::move(v);
       shapes[s.name] = s.shape;
     }
@@ -55,12 +55,12 @@ struct Weights {
   }
 };
 
-std::vector<float> decode(const TensorRef& t) {
+std::vector<float> decode(const io::TensorRef& t) {
   std::vector<float> out(t.info->numel());
   for (size_t i = 0; i < out.size(); ++i) {
-    if (t.info->dtype == DType::F32) {
+    if (t.info->dtype == io::DType::F32) {
       std::memcpy(&out[i], t.data + 4 * i, 4);
-    } else if (t.info->dtype == DType::BF16) {
+    } else if (t.info->dtype == io::DType::BF16) {
       uint16_t h;
       std::memcpy(&h, t.data + 2 * i, 2);
       out[i] = bf16_to_f32(h);
@@ -73,7 +73,7 @@ std::vector<float> decode(const TensorRef& t) {
 
 class TrainExport : public ::testing::Test {
  protected:
-  ModelConfig cfg_ = test_model_config("tiny");  // hidden 200: partial 128x128 blocks
+  model::ModelConfig cfg_ = model::test_model_config("tiny");  // hidden 200: partial 128x128 blocks
   Weights w_{cfg_, 5};
   testutil::TempDir dir_{"trainexport"};
 };
@@ -82,21 +82,21 @@ TEST_F(TrainExport, EveryTensorRoundTripsWithinItsDtype) {
   for (const char* dtype : {"bf16", "fp8"}) {
     const std::string out = dir_ / dtype;
     export_hf_checkpoint(out, cfg_, w_.view(), ExportOptions{dtype, 3, ""});
-    const Checkpoint ck = Checkpoint::open(out);
+    const io::Checkpoint ck = io::Checkpoint::open(out);
     int fp8_tensors = 0;
-    for (const HfTensorSpec& s : hf_tensor_specs(cfg_)) {
-      const TensorRef* t = ck.find(s.name);
+    for (const model::HfTensorSpec& s : model::hf_tensor_specs(cfg_)) {
+      const io::TensorRef* t = ck.find(s.name);
       ASSERT_NE(t, nullptr) << s.name;
       ASSERT_EQ(t->info->shape, s.shape) << s.name;
       const std::vector<float>& want = w_.values.at(s.source);  // MTP copies: the main tensor
       const std::vector<float> got = decode(*t);
-      if (s.role == TensorRole::Bias) {
-        EXPECT_EQ(t->info->dtype, DType::F32) << s.name;
+      if (s.role == model::TensorRole::Bias) {
+        EXPECT_EQ(t->info->dtype, io::DType::F32) << s.name;
         EXPECT_EQ(got, want) << s.name;
       } else if (std::string(dtype) == "fp8" && s.fp8_eligible) {
         ++fp8_tensors;
-        EXPECT_EQ(t->info->dtype, DType::F8_E4M3) << s.name;
-        const TensorRef* sc = ck.find(s.name + "_scale_inv");
+        EXPECT_EQ(t->info->dtype, io::DType::F8_E4M3) << s.name;
+        const io::TensorRef* sc = ck.find(s.name + "_scale_inv");
         ASSERT_NE(sc, nullptr) << s.name;
         const int64_t rows = s.shape[0], cols = s.shape[1], sr = (rows + 127) / 128, scn = (cols + 127) / 128;
         ASSERT_EQ(sc->info->shape, (std::vector<int64_t>{sr, scn})) << s.name;
@@ -117,7 +117,7 @@ TEST_F(TrainExport, EveryTensorRoundTripsWithinItsDtype) {
                 << s.name << "[" << r << "][" << c << "]";
           }
       } else {
-        EXPECT_EQ(t->info->dtype, DType::BF16) << s.name;
+        EXPECT_EQ(t->info->dtype, io::DType::BF16) << s.name;
         for (size_t i = 0; i < want.size(); ++i) {
           ASSERT_EQ(got[i], bf16_to_f32(f32_to_bf16(want[i]))) << s.name << "[" << i << "]";
         }
@@ -126,17 +126,17 @@ TEST_F(TrainExport, EveryTensorRoundTripsWithinItsDtype) {
     if (std::string(dtype) == "fp8") {
       EXPECT_GT(fp8_tensors, 100);
     }
-    EXPECT_EQ(Model::load(out).weights().unused.size(), 0u);
+    EXPECT_EQ(model::Model::load(out).weights().unused.size(), 0u);
   }
 }
 
 // Logits of the main head and the MTP head over a few tokens, [T + T-1, vocab].
-std::vector<float> all_logits(const Model& m, std::vector<RoutingTrace>* routing = nullptr) {
+std::vector<float> all_logits(const model::Model& m, std::vector<model::RoutingTrace>* routing = nullptr) {
   const std::vector<int32_t> toks = {3, 17, 250, 999, 0, 42, 7, 7, 300, 12, 5, 640};
   const int64_t T = int64_t(toks.size()), V = m.config().vocab_size, D = m.config().hidden_size;
   std::vector<float> out(size_t((2 * T - 1) * V)), normed(size_t(T * D));
-  KvCache c = m.new_cache(T), mc = m.new_mtp_cache(T - 1);
-  ForwardOptions fo;
+  model::KvCache c = m.new_cache(T), mc = m.new_mtp_cache(T - 1);
+  model::ForwardOptions fo;
   fo.routing = routing;
   m.forward(toks.data(), T, c, out.data(), normed.data(), fo);
   m.forward_mtp(normed.data(), toks.data() + 1, T - 1, mc, out.data() + T * V);
@@ -157,11 +157,11 @@ TEST_F(TrainExport, LoadedLogitsMatchTheFp32Weights) {
   export_hf_checkpoint(dir_ / "f32", cfg_, w_.view(), ExportOptions{"f32", 1, ""});
   export_hf_checkpoint(dir_ / "bf16", cfg_, w_.view(), ExportOptions{"bf16", 1, ""});
   export_hf_checkpoint(dir_ / "fp8", cfg_, w_.view(), ExportOptions{"fp8", 2, ""});
-  std::vector<RoutingTrace> r_ref, r_bf16, r_fp8;
-  const std::vector<float> ref = all_logits(Model::load(dir_ / "f32"), &r_ref);
-  const double bf16 = relative_rms(ref, all_logits(Model::load(dir_ / "bf16"), &r_bf16));
-  const double fp8 = relative_rms(ref, all_logits(Model::load(dir_ / "fp8"), &r_fp8));
-  auto flips = [&](const std::vector<RoutingTrace>& r) {
+  std::vector<model::RoutingTrace> r_ref, r_bf16, r_fp8;
+  const std::vector<float> ref = all_logits(model::Model::load(dir_ / "f32"), &r_ref);
+  const double bf16 = relative_rms(ref, all_logits(model::Model::load(dir_ / "bf16"), &r_bf16));
+  const double fp8 = relative_rms(ref, all_logits(model::Model::load(dir_ / "fp8"), &r_fp8));
+  auto flips = [&](const std::vector<model::RoutingTrace>& r) {
     int n = 0;
     for (size_t l = 0; l < r.size(); ++l)
       for (size_t i = 0; i < r[l].indices.size(); ++i) n += r[l].indices[i] != r_ref[l].indices[i];
@@ -211,25 +211,25 @@ struct StepStats {
 };
 class TrainModel {
  public:
-  static TrainModel init(const ModelConfig& cfg, uint64_t seed, double init_std) {
+  static TrainModel init(const model::ModelConfig& cfg, uint64_t seed, double init_std) {
     TrainModel m;
     m.cfg_ = cfg;
-    for (const HfTensorSpec& s : hf_tensor_specs(cfg)) {
+    for (const model::HfTensorSpec& s : model::hf_tensor_specs(cfg)) {
       if (s.tied()) continue;
-      if (s.role == TensorRole::Bias) {
+      if (s.role == model::TensorRole::Bias) {
         m.bias_.emplace_back(size_t(s.numel()), 0.0f);
         continue;
       }
       Rng rng(seed ^ hash_name(s.name));
       Param p{s.name, s.shape, std::vector<float>(s.numel()), std::vector<float>(s.numel())};
-      for (float& x : p.value) x = s.role == TensorRole::Norm ? 1.0f : float(rng.normal() * init_std);
+      for (float& x : p.value) x = s.role == model::TensorRole::Norm ? 1.0f : float(rng.normal() * init_std);
       if (s.name == "model.embed_tokens.weight") m.embed_ = m.params_.size();
       if (s.name == "lm_head.weight") m.head_ = m.params_.size();
       m.params_.push_back(std::move(p));
     }
     return m;
   }
-  const ModelConfig& config() const { return cfg_; }
+  const model::ModelConfig& config() const { return cfg_; }
   std::vector<Param>& params() { return params_; }
   std::vector<float>& gate_bias(int64_t i) { return bias_.at(size_t(i)); }
   int64_t num_moe_layers() const { return int64_t(bias_.size()); }
@@ -267,7 +267,7 @@ class TrainModel {
     st.tokens = T - 1;
     return st;
   }
-  ModelConfig cfg_;
+  model::ModelConfig cfg_;
   std::vector<Param> params_;
   std::vector<std::vector<float>> bias_;
   size_t embed_ = 0, head_ = 0;
@@ -319,7 +319,7 @@ TEST_F(TrainExport, TrainerExportsACheckpointGenerateRuns) {
   ASSERT_EQ(res.export_dir, dir_ / "run/hf");
   EXPECT_LT(res.losses.back(), res.losses.front());
   // The exported weights are the trained ones, and the gate biases moved.
-  const Model m = Model::load(res.export_dir);
+  const model::Model m = model::Model::load(res.export_dir);
   const float* emb = nullptr;
   for (auto& p : a.params())
     if (*p.name == "model.embed_tokens.weight") emb = p.value;

@@ -27,8 +27,8 @@ constexpr double kGradTol = 1e-4;  // relative L2 error per tensor (issue 6)
 constexpr double kLossTol = 1e-5;  // relative
 
 template <class T>
-std::vector<T> read(const SafetensorsFile& f, const std::string& name) {
-  const TensorInfo* t = f.find(name);
+std::vector<T> read(const io::SafetensorsFile& f, const std::string& name) {
+  const io::TensorInfo* t = f.find(name);
   if (!t) ADD_FAILURE() << f.path() << " has no tensor " << name;
   if (!t) return {};
   std::vector<T> v(t->numel());
@@ -57,15 +57,15 @@ TEST_P(TrainGolden, LossAndEveryGradientMatchPyTorch) {
     if (j.at("name") == GetParam()) c = j;
   ASSERT_FALSE(c.is_null());
   testutil::TempDir dir("grad_golden");
-  TestModelOptions o;
+  model::TestModelOptions o;
   o.preset = c.at("preset");
   o.dtype = c.at("dtype");
   o.seed = c.at("seed");
   o.out = dir / "model";
-  make_test_model(o);
+  model::make_test_model(o);
 
-  const SafetensorsFile g =
-      SafetensorsFile::open((fs::path(DSV3_SOURCE_DIR) / "tests/golden" / (GetParam() + ".safetensors")).string());
+  const io::SafetensorsFile g =
+      io::SafetensorsFile::open((fs::path(DSV3_SOURCE_DIR) / "tests/golden" / (GetParam() + ".safetensors")).string());
   const std::vector<int32_t> tokens = read<int32_t>(g, "tokens");
   TrainModel m = TrainModel::from_checkpoint(o.out);
   const LossOptions opts{c.at("mtp_weight").get<double>(), c.at("balance_alpha").get<double>()};
@@ -108,21 +108,21 @@ TEST_P(TrainGolden, LossAndEveryGradientMatchPyTorch) {
 // MTP logits) equals the trainer's loss terms on the same FP8 checkpoint.
 TEST(TrainForward, MatchesTheInferenceEngine) {
   testutil::TempDir dir("train_fwd");
-  TestModelOptions o;
+  model::TestModelOptions o;
   o.preset = "tiny";
   o.dtype = "fp8";
   o.seed = 31;
   o.out = dir / "model";
-  make_test_model(o);
+  model::make_test_model(o);
   const std::vector<int32_t> toks = {0, 17, 345, 999, 3, 45, 7, 600, 2};
   const int64_t T = int64_t(toks.size());
   TrainModel m = TrainModel::from_checkpoint(o.out);
   const StepStats s = m.loss_only(toks.data(), T, LossOptions{0.5, 0.0});
 
-  const Model engine = Model::load(o.out);
+  const model::Model engine = model::Model::load(o.out);
   const int64_t V = engine.config().vocab_size, D = engine.config().hidden_size;
   std::vector<float> logits(size_t(T * V)), normed(size_t(T * D)), mtp(size_t((T - 1) * V));
-  KvCache cache = engine.new_cache(T), mcache = engine.new_mtp_cache(T - 1);
+  model::KvCache cache = engine.new_cache(T), mcache = engine.new_mtp_cache(T - 1);
   engine.forward(toks.data(), T, cache, logits.data(), normed.data());
   engine.forward_mtp(normed.data(), toks.data() + 1, T - 1, mcache, mtp.data());
   const double main_ce = cross_entropy<float>(logits.data(), toks.data() + 1, T - 1, V, 1.0, nullptr);

@@ -62,8 +62,8 @@ void check_grad(Vec& x, const Vec& grad, const std::function<double()>& f, const
   EXPECT_GT(nonzero, 1e-6) << what << ": the checked gradient is identically zero (a vacuous check)";
 }
 
-ModelConfig tiny_config(bool q_lora) {
-  ModelConfig c;
+model::ModelConfig tiny_config(bool q_lora) {
+  model::ModelConfig c;
   c.vocab_size = 23;
   c.hidden_size = 16;
   c.intermediate_size = 10;
@@ -83,7 +83,7 @@ ModelConfig tiny_config(bool q_lora) {
   c.qk_nope_head_dim = 4;
   c.qk_rope_head_dim = 4;
   c.v_head_dim = 5;
-  c.rope_scaling = RopeScaling{true, 40.0, 4, 32.0, 1.0, 1.0, 1.0};
+  c.rope_scaling = model::RopeScaling{true, 40.0, 4, 32.0, 1.0, 1.0, 1.0};
   c.max_position_embeddings = 160;
   c.eos_token_ids = {1};
   return c;
@@ -172,7 +172,7 @@ struct BlockData {
   BlockTensors<double> V, G;
   std::vector<float> bias;
 
-  BlockData(const ModelConfig& c, bool moe, uint64_t seed) {
+  BlockData(const model::ModelConfig& c, bool moe, uint64_t seed) {
     const int64_t D = c.hidden_size, H = c.num_attention_heads;
     auto add = [&](const std::string& name, int64_t n, double scale, double*& vp, double*& gp) {
       w.push_back({name, random_vec(size_t(n), seed++, scale)});
@@ -233,7 +233,7 @@ struct BlockData {
   }
 };
 
-void check_block(const ModelConfig& c, bool moe, double balance) {
+void check_block(const model::ModelConfig& c, bool moe, double balance) {
   const int64_t T = 5, D = c.hidden_size;
   const std::vector<double> freqs = c.rope_frequencies();
   BlockData b(c, moe, 11);
@@ -263,7 +263,7 @@ TEST(TrainGrad, DenseBlockWithPlainQProj) { check_block(tiny_config(false), fals
 TEST(TrainGrad, MoeBlockWithBalanceLoss) { check_block(tiny_config(true), true, 0.5); }
 
 TEST(TrainGrad, MoeWithoutNormalisedTopkAndGroupLimits) {
-  ModelConfig c = tiny_config(false);
+  model::ModelConfig c = tiny_config(false);
   c.norm_topk_prob = false;
   c.n_group = 1;
   c.topk_group = 1;
@@ -271,7 +271,7 @@ TEST(TrainGrad, MoeWithoutNormalisedTopkAndGroupLimits) {
 }
 
 TEST(TrainGrad, GateBiasSelectsButDoesNotWeight) {
-  const ModelConfig c = tiny_config(false);
+  const model::ModelConfig c = tiny_config(false);
   const int64_t E = c.n_routed_experts;
   std::vector<double> s(static_cast<size_t>(E));
   for (int64_t e = 0; e < E; ++e) s[size_t(e)] = 0.1 + 0.05 * double(e);  // expert 7 best
@@ -288,7 +288,7 @@ TEST(TrainGrad, GateBiasSelectsButDoesNotWeight) {
 // The fp32 model end to end: central differences in float on the largest-gradient elements
 // of a spread of tensors (tied embedding and head, MTP-only tensors, gate, norms).
 TEST(TrainGrad, WholeModelFloatWithMtpAndBalance) {
-  const ModelConfig c = tiny_config(true);
+  const model::ModelConfig c = tiny_config(true);
   TrainModel m = TrainModel::init(c, 5, 0.3);
   for (int64_t i = 0; i < m.num_moe_layers(); ++i) {
     Rng rng(uint64_t(40 + i));
@@ -335,7 +335,7 @@ TEST(TrainGrad, WholeModelFloatWithMtpAndBalance) {
 }
 
 TEST(TrainModelApi, ExportViewTiesMtpCopiesAndListsBiases) {
-  const ModelConfig c = tiny_config(true);
+  const model::ModelConfig c = tiny_config(true);
   TrainModel m = TrainModel::init(c, 1, 0.02);
   const auto view = m.checkpoint_tensors();
   std::map<std::string, const Param*> by_name(view.begin(), view.end());

@@ -32,7 +32,7 @@ using testutil::TempDir;
 
 struct TensorCopy {
   std::string name;
-  DType dtype;
+  io::DType dtype;
   std::vector<int64_t> shape;
   std::vector<uint8_t> bytes;
 };
@@ -48,13 +48,13 @@ class WeightsTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     model_dir_ = new TempDir("tiny_fp8");
-    TestModelOptions o;
+    model::TestModelOptions o;
     o.preset = "tiny";
     o.dtype = "fp8";
     o.seed = 3;
     o.shards = 2;
     o.out = model_dir_->str();
-    make_test_model(o);
+    model::make_test_model(o);
   }
   static void TearDownTestSuite() {
     delete model_dir_;
@@ -62,11 +62,11 @@ class WeightsTest : public ::testing::Test {
   }
 
   static std::string model() { return model_dir_->str(); }
-  static ModelConfig config() { return ModelConfig::load(model_dir_->operator/("config.json")); }
+  static model::ModelConfig config() { return model::ModelConfig::load(model_dir_->operator/("config.json")); }
 
-  static ModelWeights bind(const std::string& dir, bool load_mtp = true) {
-    const ModelConfig c = ModelConfig::load((fs::path(dir) / "config.json").string());
-    return ModelWeights::bind(c, std::make_shared<const Checkpoint>(Checkpoint::open(dir)), load_mtp);
+  static model::ModelWeights bind(const std::string& dir, bool load_mtp = true) {
+    const model::ModelConfig c = model::ModelConfig::load((fs::path(dir) / "config.json").string());
+    return model::ModelWeights::bind(c, std::make_shared<const io::Checkpoint>(io::Checkpoint::open(dir)), load_mtp);
   }
 
   // Copies the generated model into a fresh folder, rewrites the shard holding `tensor`
@@ -74,20 +74,20 @@ class WeightsTest : public ::testing::Test {
   std::string broken_copy(const std::string& tensor, const ShardEdit& edit) {
     broken_ = std::make_unique<TempDir>("broken");
     fs::copy(model(), broken_->path(), fs::copy_options::recursive | fs::copy_options::overwrite_existing);
-    const Checkpoint original = Checkpoint::open(model());
-    const TensorRef* ref = original.find(tensor);
+    const io::Checkpoint original = io::Checkpoint::open(model());
+    const io::TensorRef* ref = original.find(tensor);
     EXPECT_NE(ref, nullptr) << tensor << " is not in the generated model";
     if (!ref) return "";
     const std::string shard = fs::path(*ref->file).filename().string();
 
-    const SafetensorsFile f = SafetensorsFile::open(*ref->file);
+    const io::SafetensorsFile f = io::SafetensorsFile::open(*ref->file);
     std::vector<TensorCopy> ts;
-    for (const TensorInfo& t : f.tensors()) {
+    for (const io::TensorInfo& t : f.tensors()) {
       const uint8_t* p = f.data(t);
       ts.push_back({t.name, t.dtype, t.shape, std::vector<uint8_t>(p, p + t.nbytes())});
     }
     edit(ts);
-    SafetensorsWriter w;
+    io::SafetensorsWriter w;
     for (const TensorCopy& t : ts) w.add_bytes(t.name, t.dtype, t.shape, t.bytes.data(), t.bytes.size());
     const std::string shard_path = (*broken_) / shard;
     w.write(shard_path);
@@ -96,22 +96,22 @@ class WeightsTest : public ::testing::Test {
     uint64_t total = 0;
     for (const auto& entry : fs::directory_iterator(broken_->path())) {
       if (entry.path().extension() != ".safetensors") continue;
-      const SafetensorsFile s = SafetensorsFile::open(entry.path().string());
-      for (const TensorInfo& t : s.tensors()) {
+      const io::SafetensorsFile s = io::SafetensorsFile::open(entry.path().string());
+      for (const io::TensorInfo& t : s.tensors()) {
         weight_map[t.name] = entry.path().filename().string();
         total += t.nbytes();
       }
     }
-    write_safetensors_index((*broken_) / "model.safetensors.index.json", weight_map, total);
+    io::write_safetensors_index((*broken_) / "model.safetensors.index.json", weight_map, total);
     return shard_path;
   }
 
   // Replaces `name` in its shard with a tensor of another dtype/shape (zero bytes).
-  std::string replace_tensor(const std::string& name, DType dtype, std::vector<int64_t> shape) {
+  std::string replace_tensor(const std::string& name, io::DType dtype, std::vector<int64_t> shape) {
     return broken_copy(name, [&](std::vector<TensorCopy>& ts) {
       TensorCopy* t = find_tensor(ts, name);
       ASSERT_NE(t, nullptr);
-      uint64_t n = dtype_size(dtype);
+      uint64_t n = io::dtype_size(dtype);
       for (int64_t d : shape) n *= uint64_t(d);
       t->dtype = dtype;
       t->shape = shape;
@@ -130,24 +130,24 @@ TempDir* WeightsTest::model_dir_ = nullptr;
 // ---- The generated model binds -------------------------------------------------------------
 
 TEST_F(WeightsTest, GeneratedTinyModelBindsWithNothingUnused) {
-  const ModelConfig c = config();
+  const model::ModelConfig c = config();
   ASSERT_TRUE(c.quantization.has_value());
-  const auto ck = std::make_shared<const Checkpoint>(Checkpoint::open(model()));
+  const auto ck = std::make_shared<const io::Checkpoint>(io::Checkpoint::open(model()));
   EXPECT_EQ(ck->files().size(), 2u);
-  const ModelWeights w = ModelWeights::bind(c, ck);
+  const model::ModelWeights w = model::ModelWeights::bind(c, ck);
   EXPECT_TRUE(w.unused.empty()) << w.unused.size() << " unused, first: " << w.unused.front();
 
   ASSERT_EQ(int64_t(w.layers.size()), c.num_hidden_layers);
   EXPECT_EQ(w.embed.rows, c.vocab_size);
   EXPECT_EQ(w.embed.cols, c.hidden_size);
-  EXPECT_EQ(w.embed.dtype, DType::BF16);  // never quantized
-  EXPECT_EQ(w.lm_head.dtype, DType::BF16);
+  EXPECT_EQ(w.embed.dtype, io::DType::BF16);  // never quantized
+  EXPECT_EQ(w.lm_head.dtype, io::DType::BF16);
   EXPECT_EQ(int64_t(w.final_norm.size()), c.hidden_size);
   for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
     SCOPED_TRACE(i);
-    const LayerWeights& L = w.layers[size_t(i)];
+    const model::LayerWeights& L = w.layers[size_t(i)];
     EXPECT_EQ(L.moe, c.is_moe_layer(i));
-    EXPECT_EQ(L.attn.q_a.dtype, DType::F8_E4M3);
+    EXPECT_EQ(L.attn.q_a.dtype, io::DType::F8_E4M3);
     EXPECT_EQ(L.attn.q_a.rows, c.q_lora_rank);
     EXPECT_TRUE(L.attn.q.empty());
     EXPECT_EQ(int64_t(L.attn.kv_a_norm.size()), c.kv_lora_rank);
@@ -157,7 +157,7 @@ TEST_F(WeightsTest, GeneratedTinyModelBindsWithNothingUnused) {
     if (L.moe) {
       EXPECT_EQ(int64_t(L.experts.experts.size()), c.n_routed_experts);
       EXPECT_EQ(int64_t(L.experts.bias.size()), c.n_routed_experts);
-      EXPECT_EQ(L.experts.gate.dtype, DType::BF16);  // the router stays high precision
+      EXPECT_EQ(L.experts.gate.dtype, io::DType::BF16);  // the router stays high precision
       EXPECT_TRUE(L.experts.shared.has_value());
       EXPECT_EQ(L.experts.experts[0].down.rows, c.hidden_size);
       EXPECT_EQ(L.experts.experts[0].down.cols, c.moe_intermediate_size);
@@ -171,11 +171,11 @@ TEST_F(WeightsTest, GeneratedTinyModelBindsWithNothingUnused) {
 }
 
 TEST_F(WeightsTest, BoundFp8WeightsDecodeToTheStoredValues) {
-  const ModelWeights w = bind(model());
+  const model::ModelWeights w = bind(model());
   const WeightMatrix& m = w.layers[1].attn.kv_a;  // [latent 176, hidden 200]
-  const Checkpoint ck = Checkpoint::open(model());
-  const TensorRef* q = ck.find("model.layers.1.self_attn.kv_a_proj_with_mqa.weight");
-  const TensorRef* s = ck.find("model.layers.1.self_attn.kv_a_proj_with_mqa.weight_scale_inv");
+  const io::Checkpoint ck = io::Checkpoint::open(model());
+  const io::TensorRef* q = ck.find("model.layers.1.self_attn.kv_a_proj_with_mqa.weight");
+  const io::TensorRef* s = ck.find("model.layers.1.self_attn.kv_a_proj_with_mqa.weight_scale_inv");
   ASSERT_TRUE(q && s);
   for (int64_t r : {0, 127, 128, 175})
     for (int64_t col : {0, 127, 128, 199}) {
@@ -186,23 +186,23 @@ TEST_F(WeightsTest, BoundFp8WeightsDecodeToTheStoredValues) {
 }
 
 TEST_F(WeightsTest, BytesByDtypeMatchTheCheckpoint) {
-  const ModelWeights w = bind(model());
-  const Checkpoint ck = Checkpoint::open(model());
+  const model::ModelWeights w = bind(model());
+  const io::Checkpoint ck = io::Checkpoint::open(model());
   uint64_t want[16] = {};
   for (const std::string& name : ck.names()) want[size_t(ck.find(name)->info->dtype)] += ck.find(name)->info->nbytes();
   uint64_t total = 0;
   for (int d = 0; d < 16; ++d) {
-    EXPECT_EQ(w.bytes_by_dtype[d], want[d]) << dtype_name(DType(d));
+    EXPECT_EQ(w.bytes_by_dtype[d], want[d]) << io::dtype_name(io::DType(d));
     total += w.bytes_by_dtype[d];
   }
   EXPECT_EQ(total, ck.total_bytes());  // every tensor bound exactly once
-  EXPECT_GT(w.bytes_by_dtype[size_t(DType::F8_E4M3)], 0u);
-  EXPECT_GT(w.bytes_by_dtype[size_t(DType::BF16)], 0u);
-  EXPECT_GT(w.bytes_by_dtype[size_t(DType::F32)], 0u);  // scales and gate biases
-  EXPECT_EQ(w.bytes_by_dtype[size_t(DType::I32)], 0u);
+  EXPECT_GT(w.bytes_by_dtype[size_t(io::DType::F8_E4M3)], 0u);
+  EXPECT_GT(w.bytes_by_dtype[size_t(io::DType::BF16)], 0u);
+  EXPECT_GT(w.bytes_by_dtype[size_t(io::DType::F32)], 0u);  // scales and gate biases
+  EXPECT_EQ(w.bytes_by_dtype[size_t(io::DType::I32)], 0u);
 
   // Without the MTP layer fewer bytes are bound, and its tensors are not "unused".
-  const ModelWeights no_mtp = bind(model(), /*load_mtp=*/false);
+  const model::ModelWeights no_mtp = bind(model(), /*load_mtp=*/false);
   EXPECT_FALSE(no_mtp.mtp.has_value());
   EXPECT_TRUE(no_mtp.unused.empty());
   uint64_t total_no_mtp = 0;
@@ -211,7 +211,7 @@ TEST_F(WeightsTest, BytesByDtypeMatchTheCheckpoint) {
 }
 
 TEST_F(WeightsTest, ModelLoadWorksOnTheGeneratedFolder) {
-  const Model m = Model::load(model());
+  const model::Model m = model::Model::load(model());
   EXPECT_EQ(m.config().hidden_size, config().hidden_size);
   EXPECT_TRUE(m.weights().mtp.has_value());
 }
@@ -273,7 +273,7 @@ TEST_F(WeightsTest, Fp8WhereNeverQuantizedIsAnError) {
            {"model.layers.1.mlp.gate.weight", {16, 200}},
        }) {
     SCOPED_TRACE(name);
-    replace_tensor(name, DType::F8_E4M3, shape);
+    replace_tensor(name, io::DType::F8_E4M3, shape);
     const std::string msg = error_of([&] { bind(broken()); });
     EXPECT_CONTAINS(msg, "'" + name + "'");
     EXPECT_CONTAINS(msg, "F8_E4M3");
@@ -282,13 +282,13 @@ TEST_F(WeightsTest, Fp8WhereNeverQuantizedIsAnError) {
 
 TEST_F(WeightsTest, IntegerWeightIsAnError) {
   const std::string name = "model.layers.1.mlp.experts.0.gate_proj.weight";
-  replace_tensor(name, DType::I32, {72, 200});
+  replace_tensor(name, io::DType::I32, {72, 200});
   const std::string msg = error_of([&] { bind(broken()); });
   EXPECT_CONTAINS(msg, "'" + name + "'");
   EXPECT_CONTAINS(msg, "I32");
 
   const std::string norm = "model.layers.0.input_layernorm.weight";
-  replace_tensor(norm, DType::I32, {200});
+  replace_tensor(norm, io::DType::I32, {200});
   const std::string msg2 = error_of([&] { bind(broken()); });
   EXPECT_CONTAINS(msg2, "'" + norm + "'");
   EXPECT_CONTAINS(msg2, "I32");
@@ -297,25 +297,25 @@ TEST_F(WeightsTest, IntegerWeightIsAnError) {
 TEST_F(WeightsTest, ExtraTensorIsReportedUnused) {
   const std::string extra = "model.layers.0.self_attn.rotary_emb.inv_freq";
   broken_copy("model.layers.0.self_attn.o_proj.weight", [&](std::vector<TensorCopy>& ts) {
-    ts.push_back({extra, DType::F32, {8}, std::vector<uint8_t>(32, 0)});
+    ts.push_back({extra, io::DType::F32, {8}, std::vector<uint8_t>(32, 0)});
   });
-  const ModelWeights w = bind(broken());
+  const model::ModelWeights w = bind(broken());
   EXPECT_EQ(w.unused, std::vector<std::string>{extra});
 }
 
-// ---- Model::load on folders that are not models --------------------------------------------
+// ---- model::Model::load on folders that are not models --------------------------------------------
 
 TEST(ModelLoadErrors, MissingFolder) {
   TempDir dir("load");
   const std::string path = dir / "no_such_model";
-  const std::string msg = error_of([&] { Model::load(path); });
+  const std::string msg = error_of([&] { model::Model::load(path); });
   EXPECT_CONTAINS(msg, path);
   EXPECT_CONTAINS(msg, "does not exist");
 }
 
 TEST(ModelLoadErrors, FolderWithoutConfig) {
   TempDir dir("load");
-  const std::string msg = error_of([&] { Model::load(dir.str()); });
+  const std::string msg = error_of([&] { model::Model::load(dir.str()); });
   EXPECT_CONTAINS(msg, "config.json");
   EXPECT_CONTAINS(msg, dir.str());
 }
@@ -323,17 +323,17 @@ TEST(ModelLoadErrors, FolderWithoutConfig) {
 TEST(ModelLoadErrors, FileInsteadOfFolder) {
   TempDir dir("load");
   const std::string file = dir / "model.safetensors";
-  SafetensorsWriter().write(file);
-  const std::string msg = error_of([&] { Model::load(file); });
+  io::SafetensorsWriter().write(file);
+  const std::string msg = error_of([&] { model::Model::load(file); });
   EXPECT_CONTAINS(msg, file);
   EXPECT_CONTAINS(msg, "folder");
 }
 
 TEST(ModelLoadErrors, ConfigWithoutWeights) {
   TempDir dir("load");
-  ModelConfig c = test_model_config("tiny");
+  model::ModelConfig c = model::test_model_config("tiny");
   std::ofstream(dir / "config.json") << c.to_json();
-  const std::string msg = error_of([&] { Model::load(dir.str()); });
+  const std::string msg = error_of([&] { model::Model::load(dir.str()); });
   EXPECT_CONTAINS(msg, dir.str());
   EXPECT_CONTAINS(msg, "safetensors");
 }

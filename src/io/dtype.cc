@@ -2,7 +2,7 @@
 
 #include <array>
 
-namespace dsv3 {
+namespace dsv3::io {
 namespace {
 struct Entry {
   DType type;
@@ -27,4 +27,4 @@ std::optional<DType> parse_dtype(std::string_view s) {
   return std::nullopt;
 }
 
-}  // namespace dsv3
+}  // namespace dsv3::io

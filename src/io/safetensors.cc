@@ -20,7 +20,7 @@
 
 #include "base/error.h"
 
-namespace dsv3 {
+namespace dsv3::io {
 namespace {
 
 namespace fs = std::filesystem;
@@ -534,4 +534,4 @@ void write_safetensors_index(const std::string& path, const std::map<std::string
   });
 }
 
-}  // namespace dsv3
+}  // namespace dsv3::io

@@ -17,7 +17,7 @@
 
 #include "io/dtype.h"
 
-namespace dsv3 {
+namespace dsv3::io {
 
 //! Where a checkpoint's bytes live in memory.
 enum class WeightMemory {
@@ -163,4 +163,4 @@ class SafetensorsWriter {
 void write_safetensors_index(const std::string& path, const std::map<std::string, std::string>& weight_map,
                              uint64_t total_size);
 
-}  // namespace dsv3
+}  // namespace dsv3::io

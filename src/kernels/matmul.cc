@@ -14,7 +14,7 @@
 namespace dsv3 {
 
 uint64_t WeightMatrix::bytes() const {
-  uint64_t b = uint64_t(rows) * uint64_t(cols) * dtype_size(dtype);
+  uint64_t b = uint64_t(rows) * uint64_t(cols) * io::dtype_size(dtype);
   if (scale) b += uint64_t((rows + block_rows - 1) / block_rows) * uint64_t(scale_cols) * 4;
   return b;
 }
@@ -22,18 +22,18 @@ uint64_t WeightMatrix::bytes() const {
 float WeightMatrix::at(int64_t r, int64_t c) const {
   const size_t i = size_t(r) * size_t(cols) + size_t(c);
   switch (dtype) {
-    case DType::F32: return static_cast<const float*>(data)[i];
-    case DType::BF16: return bf16_to_f32(static_cast<const uint16_t*>(data)[i]);
-    case DType::F16: return f16_to_f32(static_cast<const uint16_t*>(data)[i]);
-    case DType::F8_E4M3:
+    case io::DType::F32: return static_cast<const float*>(data)[i];
+    case io::DType::BF16: return bf16_to_f32(static_cast<const uint16_t*>(data)[i]);
+    case io::DType::F16: return f16_to_f32(static_cast<const uint16_t*>(data)[i]);
+    case io::DType::F8_E4M3:
       return e4m3_to_f32(static_cast<const uint8_t*>(data)[i]) *
              scale[(r / block_rows) * scale_cols + c / block_cols];
-    default: fail("weight ", name, ": dtype ", dtype_name(dtype), " cannot be used as a matrix");
+    default: fail("weight ", name, ": dtype ", io::dtype_name(dtype), " cannot be used as a matrix");
   }
 }
 
 float WeightMatrix::raw_at(int64_t r, int64_t c) const {
-  if (dtype != DType::F8_E4M3) return at(r, c);
+  if (dtype != io::DType::F8_E4M3) return at(r, c);
   return e4m3_to_f32(static_cast<const uint8_t*>(data)[size_t(r) * size_t(cols) + size_t(c)]);
 }
 
@@ -43,7 +43,7 @@ std::atomic<bool> g_reference{false};
 std::atomic<uint64_t> g_weight_bytes{0};
 
 void count_rows(const WeightMatrix& w, int64_t r0, int64_t r1) {
-  uint64_t b = uint64_t(r1 - r0) * uint64_t(w.cols) * dtype_size(w.dtype);
+  uint64_t b = uint64_t(r1 - r0) * uint64_t(w.cols) * io::dtype_size(w.dtype);
   if (w.scale) b += uint64_t((r1 - r0 + w.block_rows - 1) / w.block_rows) * uint64_t(w.scale_cols) * 4;
   g_weight_bytes.fetch_add(b, std::memory_order_relaxed);
 }
@@ -135,22 +135,22 @@ bool reference_kernels() { return g_reference.load(); }
 void decode_row(const WeightMatrix& w, int64_t r, float* out) {
   const size_t base = size_t(r) * size_t(w.cols);
   switch (w.dtype) {
-    case DType::F32: {
+    case io::DType::F32: {
       const float* p = static_cast<const float*>(w.data) + base;
       for (int64_t c = 0; c < w.cols; ++c) out[c] = p[c];
       return;
     }
-    case DType::BF16: {
+    case io::DType::BF16: {
       const uint16_t* p = static_cast<const uint16_t*>(w.data) + base;
       for (int64_t c = 0; c < w.cols; ++c) out[c] = bf16_to_f32(p[c]);
       return;
     }
-    case DType::F16: {
+    case io::DType::F16: {
       const uint16_t* p = static_cast<const uint16_t*>(w.data) + base;
       for (int64_t c = 0; c < w.cols; ++c) out[c] = f16_to_f32(p[c]);
       return;
     }
-    case DType::F8_E4M3: {
+    case io::DType::F8_E4M3: {
       const uint8_t* p = static_cast<const uint8_t*>(w.data) + base;
       const float* lut = e4m3_table();
       const float* srow = w.scale + (r / w.block_rows) * w.scale_cols;
@@ -161,7 +161,7 @@ void decode_row(const WeightMatrix& w, int64_t r, float* out) {
       }
       return;
     }
-    default: fail("weight ", w.name, ": dtype ", dtype_name(w.dtype), " cannot be used as a matrix");
+    default: fail("weight ", w.name, ": dtype ", io::dtype_name(w.dtype), " cannot be used as a matrix");
   }
 }
 

@@ -16,7 +16,7 @@ namespace dsv3 {
 //! A [rows, cols] row-major weight matrix (Hugging Face [out, in]) viewing mmapped bytes.
 struct WeightMatrix {
   std::string name;
-  DType dtype = DType::F32;
+  io::DType dtype = io::DType::F32;
   const void* data = nullptr;
   int64_t rows = 0, cols = 0;
   // FP8 only: scale_inv as fp32, [ceil(rows/block_rows), ceil(cols/block_cols)] row-major.

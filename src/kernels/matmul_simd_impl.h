@@ -45,22 +45,22 @@ inline void decode_row_simd(const WeightMatrix& w, int64_t r, float* out) {
   const int64_t cols = w.cols;
   const size_t base = size_t(r) * size_t(cols);
   switch (w.dtype) {
-    case DType::F32: std::memcpy(out, static_cast<const float*>(w.data) + base, size_t(cols) * 4); return;
-    case DType::BF16: {
+    case io::DType::F32: std::memcpy(out, static_cast<const float*>(w.data) + base, size_t(cols) * 4); return;
+    case io::DType::BF16: {
       const uint16_t* p = static_cast<const uint16_t*>(w.data) + base;
       int64_t c = 0;
       for (; c + N <= cols; c += N) V::store(out + c, V::load_bf16(p + c));
       for (; c < cols; ++c) out[c] = bf16_bits_to_f32(p[c]);
       return;
     }
-    case DType::F16: {
+    case io::DType::F16: {
       const uint16_t* p = static_cast<const uint16_t*>(w.data) + base;
       int64_t c = 0;
       for (; c + N <= cols; c += N) V::store(out + c, V::load_f16(p + c));
       for (; c < cols; ++c) out[c] = w.at(r, c);
       return;
     }
-    case DType::F8_E4M3: {
+    case io::DType::F8_E4M3: {
       const uint8_t* p = static_cast<const uint8_t*>(w.data) + base;
       const float* srow = w.scale + (r / w.block_rows) * w.scale_cols;
       for (int64_t c0 = 0, b = 0; c0 < cols; c0 += w.block_cols, ++b) {
@@ -295,9 +295,9 @@ inline void rows_direct(const WeightMatrix& w, int64_t r0, int64_t r1, const flo
                         float* y, int64_t y_stride, float* xs) {
   float* y0 = y - r0;
   switch (w.dtype) {
-    case DType::BF16: return row_streams<LoadBf16>(w, r0, r1, x, x_stride, T, y0, y_stride);
-    case DType::F16: return row_streams<LoadF16>(w, r0, r1, x, x_stride, T, y0, y_stride);
-    case DType::F8_E4M3:
+    case io::DType::BF16: return row_streams<LoadBf16>(w, r0, r1, x, x_stride, T, y0, y_stride);
+    case io::DType::F16: return row_streams<LoadF16>(w, r0, r1, x, x_stride, T, y0, y_stride);
+    case io::DType::F8_E4M3:
       // Streams within one row block at a time, which shares its scaled activations.
       for (int64_t a = r0, b; a < r1; a = b) {
         b = row_block_end(w, a, r1);
@@ -331,7 +331,7 @@ inline void rows(const WeightMatrix& w, int64_t r0, int64_t r1, const float* x, 
   const int64_t K = w.cols;
   float* panel = scratch;
   float* xs = scratch + kRows * K;
-  const bool fp8 = w.dtype == DType::F8_E4M3;
+  const bool fp8 = w.dtype == io::DType::F8_E4M3;
   // A batch of decode steps (continuous batching: one token per sequence) is a few tokens:
   // the panel's store and reload would cost more than decoding the weights per tile.
   if (T <= kDirectMaxTokens) return rows_direct(w, r0, r1, x, x_stride, T, y, y_stride, xs);
@@ -406,10 +406,10 @@ inline void t_rows(const WeightMatrix& w, int64_t r0, int64_t r1, const float* x
   const int64_t C = w.cols;
   if (T <= kTransposedFewTokens) {
     switch (w.dtype) {
-      case DType::BF16: return t_rows_few<LoadBf16>(w, r0, r1, x, x_stride, T, y, y_stride);
-      case DType::F16: return t_rows_few<LoadF16>(w, r0, r1, x, x_stride, T, y, y_stride);
-      case DType::F32: return t_rows_few<LoadF32>(w, r0, r1, x, x_stride, T, y, y_stride);
-      case DType::F8_E4M3:  // vectors must not straddle scale blocks
+      case io::DType::BF16: return t_rows_few<LoadBf16>(w, r0, r1, x, x_stride, T, y, y_stride);
+      case io::DType::F16: return t_rows_few<LoadF16>(w, r0, r1, x, x_stride, T, y, y_stride);
+      case io::DType::F32: return t_rows_few<LoadF32>(w, r0, r1, x, x_stride, T, y, y_stride);
+      case io::DType::F8_E4M3:  // vectors must not straddle scale blocks
         if (w.block_cols % N == 0) return t_rows_few<LoadE4m3>(w, r0, r1, x, x_stride, T, y, y_stride);
         break;
       default: break;

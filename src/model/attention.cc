@@ -6,7 +6,7 @@
 #include "model/ops.h"
 #include "threading/pool.h"
 
-namespace dsv3 {
+namespace dsv3::model {
 
 AttentionForm choose_attention_form(const ModelConfig& c, int64_t T, int64_t start) {
   const double L = double(start + T), H = double(c.num_attention_heads), r = double(c.kv_lora_rank);
@@ -97,7 +97,7 @@ void naive_attention(const ModelConfig& c, const AttentionWeights& a, const floa
 
 }  // namespace
 
-void mla_forward(const ModelConfig& c, const AttentionWeights& a, const std::vector<double>& rope_freqs,
+void mla_attention(const ModelConfig& c, const AttentionWeights& a, const std::vector<double>& rope_freqs,
                  const float* x, int64_t rows, const std::vector<AttnSeq>& seqs, int64_t layer, AttentionForm form,
                  float* out) {
   const int64_t H = c.num_attention_heads, nope = c.qk_nope_head_dim, rope = c.qk_rope_head_dim;
@@ -181,4 +181,4 @@ void mla_forward(const ModelConfig& c, const AttentionWeights& a, const std::vec
   kernels::matmul(a.o, attn.data(), rows, out);
 }
 
-}  // namespace dsv3
+}  // namespace dsv3::model

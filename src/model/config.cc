@@ -9,7 +9,7 @@
 
 #include "base/error.h"
 
-namespace dsv3 {
+namespace dsv3::model {
 namespace {
 
 using json = nlohmann::json;
@@ -332,4 +332,4 @@ std::string ModelConfig::to_json() const {
   return j.dump(2) + "\n";
 }
 
-}  // namespace dsv3
+}  // namespace dsv3::model

@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-namespace dsv3 {
+namespace dsv3::model {
 
 enum class ScoringFunc { Sigmoid, Softmax };
 enum class TopkMethod { NoauxTc, Greedy, GroupLimitedGreedy };
@@ -86,4 +86,4 @@ struct ModelConfig {
   std::vector<double> rope_frequencies() const;
 };
 
-}  // namespace dsv3
+}  // namespace dsv3::model

@@ -12,7 +12,7 @@
 #include "base/error.h"
 #include "model/config.h"
 
-namespace dsv3 {
+namespace dsv3::model {
 
 //! Index of the largest value not yet taken; the lowest index wins ties.
 template <class S>
@@ -61,4 +61,4 @@ void select_experts(const ModelConfig& c, const S* s, const float* bias, int32_t
   std::sort(idx, idx + K);
 }
 
-}  // namespace dsv3
+}  // namespace dsv3::model

@@ -1,6 +1,6 @@
 #include "model/hf_layout.h"
 
-namespace dsv3 {
+namespace dsv3::model {
 
 uint64_t HfTensorSpec::numel() const {
   uint64_t n = 1;
@@ -71,4 +71,4 @@ std::vector<std::string> hf_gate_bias_names(const ModelConfig& c) {
   return out;
 }
 
-}  // namespace dsv3
+}  // namespace dsv3::model

@@ -9,7 +9,7 @@
 
 #include "model/config.h"
 
-namespace dsv3 {
+namespace dsv3::model {
 
 //! What a tensor is, which decides its initialization and its stored dtype.
 enum class TensorRole { Embedding, Linear, Head, Norm, Gate, Bias };
@@ -32,4 +32,4 @@ std::vector<HfTensorSpec> hf_tensor_specs(const ModelConfig& config);
 //! (main layers first, then the MTP blocks), in layer order.
 std::vector<std::string> hf_gate_bias_names(const ModelConfig& config);
 
-}  // namespace dsv3
+}  // namespace dsv3::model

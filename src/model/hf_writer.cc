@@ -14,7 +14,7 @@
 #include "base/numeric.h"
 #include "io/safetensors.h"
 
-namespace dsv3 {
+namespace dsv3::model {
 namespace {
 
 class Progress {
@@ -40,10 +40,10 @@ class Progress {
 
 struct Out {
   std::string name;
-  DType dtype;
+  io::DType dtype;
   std::vector<int64_t> shape;
   uint64_t nbytes;
-  SafetensorsWriter::Filler fill;
+  io::SafetensorsWriter::Filler fill;
 };
 
 }  // namespace
@@ -70,7 +70,7 @@ uint64_t write_hf_checkpoint(const std::string& dir, ModelConfig c, const std::v
   c.torch_dtype = o.dtype == "f32" ? "float32" : "bfloat16";
   c.quantization = fp8 ? std::optional<QuantizationConfig>(QuantizationConfig{}) : std::nullopt;
   constexpr int64_t kBlock = 128;
-  const DType plain = o.dtype == "f32" ? DType::F32 : DType::BF16;
+  const io::DType plain = o.dtype == "f32" ? io::DType::F32 : io::DType::BF16;
 
   auto get = [values](const HfTensorSpec& s) {
     std::vector<float> v;
@@ -82,13 +82,13 @@ uint64_t write_hf_checkpoint(const std::string& dir, ModelConfig c, const std::v
   for (const HfTensorSpec& s : specs) {
     const uint64_t n = s.numel();
     if (s.role == TensorRole::Bias) {  // the gate bias is F32 in published checkpoints
-      outs.push_back({s.name, DType::F32, s.shape, n * 4, [s, get](uint8_t* dst, uint64_t) {
+      outs.push_back({s.name, io::DType::F32, s.shape, n * 4, [s, get](uint8_t* dst, uint64_t) {
                         const std::vector<float> v = get(s);
                         std::memcpy(dst, v.data(), v.size() * 4);
                       }});
     } else if (fp8 && s.fp8_eligible) {
       const int64_t rows = s.shape.at(0), cols = s.shape.at(1);
-      outs.push_back({s.name, DType::F8_E4M3, s.shape, n, [s, get, rows, cols](uint8_t* dst, uint64_t) {
+      outs.push_back({s.name, io::DType::F8_E4M3, s.shape, n, [s, get, rows, cols](uint8_t* dst, uint64_t) {
                         const std::vector<float> v = get(s);
                         const std::vector<float> sc = fp8_block_scales(v, rows, cols, kBlock);
                         const int64_t scols = (cols + kBlock - 1) / kBlock;
@@ -98,15 +98,15 @@ uint64_t write_hf_checkpoint(const std::string& dir, ModelConfig c, const std::v
                                 f32_to_e4m3(v[size_t(r * cols + col)] / sc[size_t((r / kBlock) * scols + col / kBlock)]);
                       }});
       const std::vector<int64_t> sshape = {(rows + kBlock - 1) / kBlock, (cols + kBlock - 1) / kBlock};
-      outs.push_back({s.name + "_scale_inv", DType::F32, sshape, uint64_t(sshape[0] * sshape[1]) * 4,
+      outs.push_back({s.name + "_scale_inv", io::DType::F32, sshape, uint64_t(sshape[0] * sshape[1]) * 4,
                       [s, get, rows, cols](uint8_t* dst, uint64_t) {
                         const std::vector<float> sc = fp8_block_scales(get(s), rows, cols, kBlock);
                         std::memcpy(dst, sc.data(), sc.size() * 4);
                       }});
     } else {
-      outs.push_back({s.name, plain, s.shape, n * dtype_size(plain), [s, get, plain](uint8_t* dst, uint64_t) {
+      outs.push_back({s.name, plain, s.shape, n * io::dtype_size(plain), [s, get, plain](uint8_t* dst, uint64_t) {
                         const std::vector<float> v = get(s);
-                        if (plain == DType::F32) {
+                        if (plain == io::DType::F32) {
                           std::memcpy(dst, v.data(), v.size() * 4);
                         } else {
                           for (size_t i = 0; i < v.size(); ++i) {
@@ -135,7 +135,7 @@ uint64_t write_hf_checkpoint(const std::string& dir, ModelConfig c, const std::v
   for (int k = 0; k < shards; ++k) {
     char fname[64];
     std::snprintf(fname, sizeof fname, "model-%05d-of-%05d.safetensors", k + 1, shards);
-    SafetensorsWriter w;
+    io::SafetensorsWriter w;
     const uint64_t target = total * uint64_t(k + 1) / uint64_t(shards);
     while (next < outs.size() && (written < target || w.size() == 0 || k == shards - 1) &&
            outs.size() - next > size_t(shards - k - 1)) {
@@ -151,8 +151,8 @@ uint64_t write_hf_checkpoint(const std::string& dir, ModelConfig c, const std::v
     w.set_metadata("format", "pt");
     w.write((fs::path(dir) / fname).string());
   }
-  write_safetensors_index((fs::path(dir) / "model.safetensors.index.json").string(), weight_map, total);
+  io::write_safetensors_index((fs::path(dir) / "model.safetensors.index.json").string(), weight_map, total);
   return total;
 }
 
-}  // namespace dsv3
+}  // namespace dsv3::model

@@ -14,7 +14,7 @@
 #include "model/config.h"
 #include "model/hf_layout.h"
 
-namespace dsv3 {
+namespace dsv3::model {
 
 struct HfWriteOptions {
   std::string dtype = "bf16";  // "bf16" | "fp8" | "f32"
@@ -36,4 +36,4 @@ uint64_t write_hf_checkpoint(const std::string& dir, ModelConfig config, const s
 //! all-zero block), [ceil(rows/bs), ceil(cols/bs)] row-major.
 std::vector<float> fp8_block_scales(const std::vector<float>& w, int64_t rows, int64_t cols, int64_t bs);
 
-}  // namespace dsv3
+}  // namespace dsv3::model

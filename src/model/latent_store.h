@@ -1,11 +1,11 @@
 // Where a sequence's latent KV cache lives. The model only needs a row per (layer, position):
 // a contiguous buffer (KvCache) and a paged pool shared by many sequences (the server's
-// PagedLatentCache) both provide that, so attention never knows which one it reads.
+// runtime::PagedLatentCache) both provide that, so attention never knows which one it reads.
 #pragma once
 
 #include <cstdint>
 
-namespace dsv3 {
+namespace dsv3::model {
 
 class LatentStore {
  public:
@@ -18,4 +18,4 @@ class LatentStore {
   virtual const float* contiguous(int64_t layer) { return nullptr; }
 };
 
-}  // namespace dsv3
+}  // namespace dsv3::model

@@ -7,7 +7,7 @@
 #include "model/ops.h"
 #include "threading/pool.h"
 
-namespace dsv3 {
+namespace dsv3::model {
 namespace {
 
 // Reading a weight row costs about as much as this many tokens' multiply-adds against it,
@@ -94,4 +94,4 @@ void run_mlps(const std::vector<MlpTask>& tasks) {
   });
 }
 
-}  // namespace dsv3
+}  // namespace dsv3::model

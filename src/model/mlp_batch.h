@@ -14,7 +14,7 @@
 
 #include "model/weights.h"
 
-namespace dsv3 {
+namespace dsv3::model {
 
 struct MlpTask {
   const MlpWeights* w = nullptr;
@@ -26,4 +26,4 @@ struct MlpTask {
 //! Runs every task on the global thread pool (two jobs in all).
 void run_mlps(const std::vector<MlpTask>& tasks);
 
-}  // namespace dsv3
+}  // namespace dsv3::model

@@ -8,7 +8,7 @@
 #include "model/moe.h"
 #include "model/ops.h"
 
-namespace dsv3 {
+namespace dsv3::model {
 
 KvCache::KvCache(int64_t n_layers, int64_t latent_dim, int64_t capacity)
     : n_layers_(n_layers), dim_(latent_dim), capacity_(capacity),
@@ -19,7 +19,7 @@ Model Model::load(const std::string& dir, const LoadOptions& opts) {
   if (!fs::exists(dir)) fail("model folder ", dir, " does not exist");
   if (!fs::is_directory(dir)) fail(dir, " is not a folder (a model folder holds config.json and *.safetensors)");
   ModelConfig config = ModelConfig::load((fs::path(dir) / "config.json").string());
-  auto ck = std::make_shared<const Checkpoint>(Checkpoint::open(dir, opts.memory));
+  auto ck = std::make_shared<const io::Checkpoint>(io::Checkpoint::open(dir, opts.memory));
   ModelWeights w = ModelWeights::bind(config, ck, opts.load_mtp);
   return Model(std::move(config), std::move(w));
 }
@@ -45,7 +45,7 @@ void Model::block(const LayerWeights& L, int64_t layer_index, int64_t cache_laye
   const int64_t D = config_.hidden_size;
   std::vector<float> x(size_t(T * D)), y(size_t(T * D));
   for (int64_t t = 0; t < T; ++t) ops::rms_norm(h + t * D, L.attn_norm.data(), D, config_.rms_norm_eps, &x[t * D]);
-  mla_forward(config_, L.attn, rope_freqs_, x.data(), T, seqs, cache_layer, opts.attention, y.data());
+  mla_attention(config_, L.attn, rope_freqs_, x.data(), T, seqs, cache_layer, opts.attention, y.data());
   for (int64_t i = 0; i < T * D; ++i) h[i] += y[i];
 
   for (int64_t t = 0; t < T; ++t) ops::rms_norm(h + t * D, L.mlp_norm.data(), D, config_.rms_norm_eps, &x[t * D]);
@@ -141,4 +141,4 @@ void Model::forward_mtp(const float* normed, const int32_t* next_tokens, int64_t
   kernels::matmul(m.head, h.data(), T, logits);
 }
 
-}  // namespace dsv3
+}  // namespace dsv3::model

@@ -11,7 +11,7 @@
 #include "model/latent_store.h"
 #include "model/weights.h"
 
-namespace dsv3 {
+namespace dsv3::model {
 
 //! How attention is computed. Both give the same result (tested); they differ in cost.
 enum class AttentionForm {
@@ -68,7 +68,7 @@ struct BatchSeq {
 
 struct LoadOptions {
   bool load_mtp = true;
-  WeightMemory memory = WeightMemory::Map;
+  io::WeightMemory memory = io::WeightMemory::Map;
 };
 
 struct AttnSeq;
@@ -113,4 +113,4 @@ class Model {
   std::vector<double> rope_freqs_;
 };
 
-}  // namespace dsv3
+}  // namespace dsv3::model

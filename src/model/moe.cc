@@ -10,7 +10,7 @@
 #include "model/mlp_batch.h"
 #include "model/ops.h"
 
-namespace dsv3 {
+namespace dsv3::model {
 
 void route_token(const ModelConfig& c, const float* logits, const float* bias, int32_t* idx, float* w) {
   const int64_t E = c.n_routed_experts, K = c.num_experts_per_tok;
@@ -85,4 +85,4 @@ void moe_forward(const ModelConfig& c, const MoeWeights& m, const float* x, int6
     for (int64_t i = 0; i < T * D; ++i) out[i] += sh[size_t(i)];
 }
 
-}  // namespace dsv3
+}  // namespace dsv3::model

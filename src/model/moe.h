@@ -8,7 +8,7 @@
 #include "model/model.h"
 #include "model/weights.h"
 
-namespace dsv3 {
+namespace dsv3::model {
 
 //! Routes one token from its gate logits [n_routed_experts]. Writes the chosen experts
 //! sorted ascending to idx[k] and their mixing weights to w[k] (k = num_experts_per_tok).
@@ -24,4 +24,4 @@ void moe_forward(const ModelConfig& c, const MoeWeights& m, const float* x, int6
 //! SwiGLU MLP: out[T, hidden] = down(silu(gate(x)) * up(x)).
 void mlp_forward(const MlpWeights& m, const float* x, int64_t T, float* out);
 
-}  // namespace dsv3
+}  // namespace dsv3::model

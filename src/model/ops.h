@@ -6,7 +6,7 @@
 #include <cstdint>
 #include <limits>
 
-namespace dsv3::ops {
+namespace dsv3::model::ops {
 
 //! out = w * x / sqrt(mean(x^2) + eps), in fp32 (out may alias x).
 inline void rms_norm(const float* x, const float* w, int64_t n, double eps, float* out) {
@@ -41,4 +41,4 @@ inline void softmax(float* x, int64_t n) {
   for (int64_t i = 0; i < n; ++i) x[i] *= inv;
 }
 
-}  // namespace dsv3::ops
+}  // namespace dsv3::model::ops

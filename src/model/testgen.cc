@@ -7,7 +7,7 @@
 #include "model/hf_layout.h"
 #include "model/hf_writer.h"
 
-namespace dsv3 {
+namespace dsv3::model {
 namespace {
 
 struct Preset {
@@ -186,4 +186,4 @@ uint64_t make_test_model(const TestModelOptions& o) {
                              HfWriteOptions{o.dtype, o.shards, o.progress});
 }
 
-}  // namespace dsv3
+}  // namespace dsv3::model

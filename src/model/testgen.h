@@ -10,7 +10,7 @@
 
 #include "model/config.h"
 
-namespace dsv3 {
+namespace dsv3::model {
 
 struct TestModelOptions {
   std::string preset = "tiny";
@@ -31,4 +31,4 @@ ModelConfig test_model_config(const std::string& preset);
 //! Writes the checkpoint folder. Returns the bytes of tensor data written.
 uint64_t make_test_model(const TestModelOptions& opts);
 
-}  // namespace dsv3
+}  // namespace dsv3::model

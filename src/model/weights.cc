@@ -5,7 +5,7 @@
 #include "base/error.h"
 #include "base/numeric.h"
 
-namespace dsv3 {
+namespace dsv3::model {
 namespace {
 
 std::string shape_str(const std::vector<int64_t>& s) {
@@ -17,12 +17,12 @@ std::string shape_str(const std::vector<int64_t>& s) {
 // Binds names to tensors, checking each declaration, and remembers what was used.
 class Binder {
  public:
-  Binder(const ModelConfig& cfg, const Checkpoint& ck, ModelWeights& out) : cfg_(cfg), ck_(ck), out_(out) {}
+  Binder(const ModelConfig& cfg, const io::Checkpoint& ck, ModelWeights& out) : cfg_(cfg), ck_(ck), out_(out) {}
 
   bool has(const std::string& name) const { return ck_.find(name) != nullptr; }
 
-  const TensorRef& require(const std::string& name, const std::vector<int64_t>& shape) {
-    const TensorRef* t = ck_.find(name);
+  const io::TensorRef& require(const std::string& name, const std::vector<int64_t>& shape) {
+    const io::TensorRef* t = ck_.find(name);
     if (!t) fail("checkpoint is missing tensor '", name, "' (expected shape ", shape_str(shape), ")");
     if (t->info->shape != shape)
       fail(*t->file, ": tensor '", name, "' has shape ", shape_str(t->info->shape), ", expected ", shape_str(shape),
@@ -33,7 +33,7 @@ class Binder {
 
   // A Linear weight: F32 / BF16 / F16, or F8_E4M3 with its `_scale_inv` block scales.
   WeightMatrix matrix(const std::string& name, int64_t rows, int64_t cols, bool allow_fp8 = true) {
-    const TensorRef& t = require(name, {rows, cols});
+    const io::TensorRef& t = require(name, {rows, cols});
     WeightMatrix w;
     w.name = name;
     w.dtype = t.info->dtype;
@@ -41,8 +41,8 @@ class Binder {
     w.cols = cols;
     w.data = aligned(t);
     switch (w.dtype) {
-      case DType::F32: case DType::BF16: case DType::F16: break;
-      case DType::F8_E4M3: {
+      case io::DType::F32: case io::DType::BF16: case io::DType::F16: break;
+      case io::DType::F8_E4M3: {
         if (!allow_fp8)
           fail(*t.file, ": tensor '", name, "' is F8_E4M3, but this tensor is never quantized in DeepSeek checkpoints");
         if (cfg_.quantization) {
@@ -57,7 +57,7 @@ class Binder {
         break;
       }
       default:
-        fail(*t.file, ": tensor '", name, "' has dtype ", dtype_name(w.dtype),
+        fail(*t.file, ": tensor '", name, "' has dtype ", io::dtype_name(w.dtype),
              "; weights must be F32, BF16, F16 or F8_E4M3");
     }
     out_.bytes_by_dtype[size_t(w.dtype)] += t.info->nbytes();
@@ -77,19 +77,19 @@ class Binder {
  private:
   // fp32 view of a F32/BF16/F16/F8_E8M0 tensor; F32 is viewed in place when aligned.
   const float* floats(const std::string& name, const std::vector<int64_t>& shape, bool always_copy) {
-    const TensorRef& t = require(name, shape);
+    const io::TensorRef& t = require(name, shape);
     const uint64_t n = t.info->numel();
     out_.bytes_by_dtype[size_t(t.info->dtype)] += t.info->nbytes();
-    if (t.info->dtype == DType::F32 && !always_copy && reinterpret_cast<uintptr_t>(t.data) % alignof(float) == 0)
+    if (t.info->dtype == io::DType::F32 && !always_copy && reinterpret_cast<uintptr_t>(t.data) % alignof(float) == 0)
       return reinterpret_cast<const float*>(t.data);
     std::vector<float> v(n);
     for (uint64_t i = 0; i < n; ++i) {
       switch (t.info->dtype) {
-        case DType::F32: std::memcpy(&v[i], t.data + 4 * i, 4); break;
-        case DType::BF16: { uint16_t h; std::memcpy(&h, t.data + 2 * i, 2); v[i] = bf16_to_f32(h); break; }
-        case DType::F16: { uint16_t h; std::memcpy(&h, t.data + 2 * i, 2); v[i] = f16_to_f32(h); break; }
-        case DType::F8_E8M0: v[i] = e8m0_to_f32(t.data[i]); break;
-        default: fail(*t.file, ": tensor '", name, "' has dtype ", dtype_name(t.info->dtype), ", expected a float type");
+        case io::DType::F32: std::memcpy(&v[i], t.data + 4 * i, 4); break;
+        case io::DType::BF16: { uint16_t h; std::memcpy(&h, t.data + 2 * i, 2); v[i] = bf16_to_f32(h); break; }
+        case io::DType::F16: { uint16_t h; std::memcpy(&h, t.data + 2 * i, 2); v[i] = f16_to_f32(h); break; }
+        case io::DType::F8_E8M0: v[i] = e8m0_to_f32(t.data[i]); break;
+        default: fail(*t.file, ": tensor '", name, "' has dtype ", io::dtype_name(t.info->dtype), ", expected a float type");
       }
     }
     out_.owned.push_back(std::move(v));
@@ -98,8 +98,8 @@ class Binder {
 
   // mmapped data is used in place unless misaligned for its element type (possible in
   // hand-made files: safetensors does not require alignment), in which case it is copied.
-  const void* aligned(const TensorRef& t) {
-    const size_t a = dtype_size(t.info->dtype);
+  const void* aligned(const io::TensorRef& t) {
+    const size_t a = io::dtype_size(t.info->dtype);
     if (reinterpret_cast<uintptr_t>(t.data) % a == 0) return t.data;
     std::vector<float> v((t.info->nbytes() + 3) / 4);
     std::memcpy(v.data(), t.data, t.info->nbytes());
@@ -108,7 +108,7 @@ class Binder {
   }
 
   const ModelConfig& cfg_;
-  const Checkpoint& ck_;
+  const io::Checkpoint& ck_;
   ModelWeights& out_;
   std::set<std::string> used_;
 };
@@ -160,7 +160,7 @@ LayerWeights bind_layer(Binder& b, const ModelConfig& c, int64_t i) {
 
 }  // namespace
 
-ModelWeights ModelWeights::bind(const ModelConfig& c, std::shared_ptr<const Checkpoint> ck, bool load_mtp) {
+ModelWeights ModelWeights::bind(const ModelConfig& c, std::shared_ptr<const io::Checkpoint> ck, bool load_mtp) {
   ModelWeights w;
   w.checkpoint = ck;
   Binder b(c, *ck, w);
@@ -195,4 +195,4 @@ ModelWeights ModelWeights::bind(const ModelConfig& c, std::shared_ptr<const Chec
   return w;
 }
 
-}  // namespace dsv3
+}  // namespace dsv3::model

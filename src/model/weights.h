@@ -14,7 +14,7 @@
 #include "kernels/matmul.h"
 #include "model/config.h"
 
-namespace dsv3 {
+namespace dsv3::model {
 
 struct MlpWeights {  // SwiGLU: down(silu(gate(x)) * up(x))
   WeightMatrix gate, up, down;
@@ -61,15 +61,15 @@ struct ModelWeights {
   std::optional<MtpWeights> mtp;
 
   // Owns the checkpoint mapping and any small converted buffers (scales, norms).
-  std::shared_ptr<const Checkpoint> checkpoint;
+  std::shared_ptr<const io::Checkpoint> checkpoint;
   std::vector<std::vector<float>> owned;
   std::vector<std::string> unused;    // tensors present but never bound
-  uint64_t bytes_by_dtype[16] = {};   // bound bytes, indexed by DType
+  uint64_t bytes_by_dtype[16] = {};   // bound bytes, indexed by io::DType
 
   //! Binds every tensor of `config` from `checkpoint`. `load_mtp` false skips the MTP layer
   //! (its tensors are then reported neither missing nor unused).
-  static ModelWeights bind(const ModelConfig& config, std::shared_ptr<const Checkpoint> checkpoint,
+  static ModelWeights bind(const ModelConfig& config, std::shared_ptr<const io::Checkpoint> checkpoint,
                            bool load_mtp = true);
 };
 
-}  // namespace dsv3
+}  // namespace dsv3::model

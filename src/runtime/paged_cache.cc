@@ -5,7 +5,7 @@
 
 #include "base/error.h"
 
-namespace dsv3 {
+namespace dsv3::runtime {
 
 PagedLatentCache::PagedLatentCache(int64_t n_layers, int64_t latent_dim, int64_t page_tokens, int64_t n_pages)
     : n_layers_(n_layers), dim_(latent_dim), page_tokens_(page_tokens), n_pages_(n_pages) {
@@ -181,4 +181,4 @@ void PagedSequence::clear() {
   publishing_ = true;
 }
 
-}  // namespace dsv3
+}  // namespace dsv3::runtime

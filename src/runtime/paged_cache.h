@@ -13,7 +13,7 @@
 
 #include "model/latent_store.h"
 
-namespace dsv3 {
+namespace dsv3::runtime {
 
 class PagedLatentCache {
  public:
@@ -74,7 +74,7 @@ class PagedLatentCache {
 };
 
 //! One sequence's view of the pool: its page table and the tokens whose latents it holds.
-class PagedSequence final : public LatentStore {
+class PagedSequence final : public model::LatentStore {
  public:
   explicit PagedSequence(PagedLatentCache& pool) : pool_(&pool) {}
   ~PagedSequence() override { clear(); }
@@ -107,4 +107,4 @@ class PagedSequence final : public LatentStore {
   bool publishing_ = true;  // false once a page turned out to duplicate another's
 };
 
-}  // namespace dsv3
+}  // namespace dsv3::runtime

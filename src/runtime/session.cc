@@ -7,14 +7,14 @@
 #include "base/error.h"
 #include "sampling/stop.h"
 
-namespace dsv3 {
+namespace dsv3::runtime {
 namespace {
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 }  // namespace
 
-Session::Session(const Model& model, const Tokenizer& tokenizer, int64_t ctx_size)
+Session::Session(const model::Model& model, const Tokenizer& tokenizer, int64_t ctx_size)
     : model_(model), tok_(tokenizer), cache_(model.new_cache(ctx_size)) {
   if (tokenizer.vocab_size() > model.config().vocab_size)
     fail("the tokenizer has ", tokenizer.vocab_size(), " tokens but the model only ", model.config().vocab_size,
@@ -100,4 +100,4 @@ GenerateResult Session::generate(const std::vector<int32_t>& prompt, const Gener
   return r;
 }
 
-}  // namespace dsv3
+}  // namespace dsv3::runtime

@@ -1,4 +1,4 @@
-// One conversation's state on top of a Model: the tokens whose latents sit in the cache,
+// One conversation's state on top of a model::Model: the tokens whose latents sit in the cache,
 // and generation from a prompt that may share a prefix with them (earlier chat turns,
 // a system prompt), which is then not recomputed.
 #pragma once
@@ -13,7 +13,7 @@
 #include "sampling/sampler.h"
 #include "tokenizer/tokenizer.h"
 
-namespace dsv3 {
+namespace dsv3::runtime {
 
 struct GenerateOptions {
   SamplingParams sampling;
@@ -34,7 +34,7 @@ struct GenerateResult {
 class Session {
  public:
   //! ctx_size: the most tokens (prompt + output) the session can hold.
-  Session(const Model& model, const Tokenizer& tokenizer, int64_t ctx_size);
+  Session(const model::Model& model, const Tokenizer& tokenizer, int64_t ctx_size);
 
   //! Runs `prompt` (reusing the cached common prefix), then samples until EOS, a stop
   //! string, max_tokens or *cancel. on_text receives visible text as it is produced
@@ -50,11 +50,11 @@ class Session {
  private:
   bool is_eos(int32_t id) const;
 
-  const Model& model_;
+  const model::Model& model_;
   const Tokenizer& tok_;
-  KvCache cache_;
+  model::KvCache cache_;
   std::vector<int32_t> cached_;  // the tokens whose latents are in cache_, in order
   std::vector<int32_t> no_token_;  // embedding rows without a token (vocabulary padding)
 };
 
-}  // namespace dsv3
+}  // namespace dsv3::runtime

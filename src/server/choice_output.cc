@@ -1,5 +1,7 @@
 #include "server/choice_output.h"
 
+#include "server/openai_names.h"
+
 namespace dsv3::server {
 
 using ojson = nlohmann::ordered_json;
@@ -84,8 +86,8 @@ ojson ChoiceOutput::message() const {
   return m;
 }
 
-std::string ChoiceOutput::finish_reason(const std::string& engine_reason) const {
-  const std::string r = engine_reason == "cancelled" ? "stop" : engine_reason;
+std::string ChoiceOutput::finish_reason(runtime::FinishReason engine_reason) const {
+  const std::string r = openai_finish_reason(engine_reason);
   return tools_ ? tools_->finish_reason(r) : r;
 }
 

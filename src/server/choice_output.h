@@ -11,6 +11,7 @@
 #include "api/prompt.h"
 #include "api/reasoning.h"
 #include "api/tool_calls.h"
+#include "runtime/engine.h"
 
 namespace dsv3::server {
 
@@ -27,7 +28,7 @@ class ChoiceOutput {
   //! The whole answer as a chat.completion message.
   nlohmann::ordered_json message() const;
   //! The OpenAI finish_reason for the engine's reason ("tool_calls" after parsed calls).
-  std::string finish_reason(const std::string& engine_reason) const;
+  std::string finish_reason(runtime::FinishReason engine_reason) const;
 
  private:
   nlohmann::ordered_json delta(const api::ReasoningDelta& d);

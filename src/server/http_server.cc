@@ -17,8 +17,9 @@
 #include "base/error.h"
 #include "server/choice_output.h"
 #include "server/metrics.h"
+#include "server/openai_names.h"
 #include "sampling/json_schema.h"
-#include "sampling/token_mask.h"
+#include "sampling/json_token_constraint.h"
 
 namespace dsv3::server {
 namespace {
@@ -68,35 +69,20 @@ api::ApiError status_error(int status) {
   }
 }
 
-// response_format json_object / json_schema: only tokens that keep the answer a valid
-// prefix of an accepted JSON text may be sampled.
-class JsonTokenConstraint final : public TokenConstraint {
- public:
-  JsonTokenConstraint(std::shared_ptr<const JsonConstraint> c, std::shared_ptr<const TokenVocab> v,
-                      std::vector<int32_t> eos, size_t vocab)
-      : state_(std::move(c), std::move(v), std::move(eos)), vocab_(vocab) {}
-  void mask(float* logits) const override { state_.mask(logits, vocab_); }
-  void accept(int32_t token) override { state_.accept(token); }
-
- private:
-  JsonState state_;
-  size_t vocab_;
-};
-
 //! One sequence per choice, and what each has produced so far.
 struct Choice {
-  std::shared_ptr<Stream> stream;
+  std::shared_ptr<runtime::Stream> stream;
   ChoiceOutput out;
-  std::optional<FinishInfo> done;
+  std::optional<runtime::FinishInfo> done;
   ojson logprobs = ojson::array();  // chat: logprobs.content entries
 };
 
 }  // namespace
 
 struct HttpServer::Impl {
-  const Model& model;
+  const model::Model& model;
   const Tokenizer& tok;
-  Engine& engine;
+  runtime::Engine& engine;
   ServerOptions opts;
   httplib::Server svr;
   Metrics metrics;
@@ -106,7 +92,7 @@ struct HttpServer::Impl {
   int64_t created = std::time(nullptr);
   int bound_port = -1;
 
-  Impl(const Model& m, const Tokenizer& t, Engine& e, ServerOptions o) : model(m), tok(t), engine(e), opts(std::move(o)) {
+  Impl(const model::Model& m, const Tokenizer& t, runtime::Engine& e, ServerOptions o) : model(m), tok(t), engine(e), opts(std::move(o)) {
     if (!tok.chat_template().empty())
       chat = std::make_unique<api::ChatPromptBuilder>(tok.chat_template(), tok.bos_token(), tok.eos_token());
     setup_metrics();
@@ -129,7 +115,7 @@ struct HttpServer::Impl {
                   [s] { return double(s().pages_cached); });
     metrics.gauge("dsv3_cache_bytes", "Latent cache budget in bytes.", [s] { return double(s().cache_bytes); });
     metrics.gauge("dsv3_cache_usage_ratio", "Fraction of cache pages held by sequences.", [s] {
-      const EngineStats st = s();
+      const runtime::EngineStats st = s();
       return st.pages_total ? double(st.pages_in_use) / double(st.pages_total) : 0.0;
     });
   }
@@ -176,7 +162,7 @@ struct HttpServer::Impl {
     return ojson{{"token", b}, {"logprob", lp}, {"bytes", bytes}};
   }
 
-  void record(const FinishInfo& f) {
+  void record(const runtime::FinishInfo& f) {
     metrics.add("dsv3_prompt_tokens_total", uint64_t(f.prompt_tokens));
     metrics.add("dsv3_cached_prompt_tokens_total", uint64_t(f.cached_tokens));
     metrics.add("dsv3_generation_tokens_total", uint64_t(f.completion_tokens));
@@ -186,8 +172,8 @@ struct HttpServer::Impl {
     metrics.histogram("dsv3_request_duration_seconds").observe(f.total_seconds);
   }
 
-  std::vector<std::shared_ptr<Stream>> submit_all(std::vector<GenRequest>& reqs) {
-    std::vector<std::shared_ptr<Stream>> out;
+  std::vector<std::shared_ptr<runtime::Stream>> submit_all(std::vector<runtime::GenRequest>& reqs) {
+    std::vector<std::shared_ptr<runtime::Stream>> out;
     try {
       for (auto& r : reqs) out.push_back(engine.submit(std::move(r)));
     } catch (const Error& e) {
@@ -200,7 +186,7 @@ struct HttpServer::Impl {
   // Runs the choices to the end. `on_event(i, event)` sees each token, `on_finish(i)` each
   // end; `write` returns false once the client is gone, which cancels every choice.
   // Between events, `idle()` is called about every 2 s (non-streaming: a keep-alive byte).
-  bool drive(std::vector<Choice>& choices, const std::function<bool(size_t, const TokenEvent&)>& on_event,
+  bool drive(std::vector<Choice>& choices, const std::function<bool(size_t, const runtime::TokenEvent&)>& on_event,
              const std::function<bool(size_t)>& on_finish, const std::function<bool()>& idle) {
     auto cancel_all = [&] {
       for (auto& c : choices) c.stream->cancel();
@@ -213,7 +199,7 @@ struct HttpServer::Impl {
         Choice& c = choices[i];
         if (c.done) continue;
         all_done = false;
-        TokenEvent ev;
+        runtime::TokenEvent ev;
         while (c.stream->next(ev, 0ms)) {
           progressed = true;
           if (!on_event(i, ev)) return cancel_all();
@@ -233,7 +219,7 @@ struct HttpServer::Impl {
       // Nothing new: wait on the first unfinished choice (its event is handled next round).
       for (size_t i = 0; i < choices.size(); ++i) {
         if (choices[i].done) continue;
-        TokenEvent ev;
+        runtime::TokenEvent ev;
         if (choices[i].stream->next(ev, 20ms)) {
           if (!on_event(i, ev)) return cancel_all();
           last_io = Clock::now();
@@ -269,9 +255,9 @@ struct HttpServer::Impl {
     const int64_t max_tokens = std::min(r.max_tokens.value_or(room), room);
     const std::vector<int32_t> forced =
         prompt.forced_prefix.empty() ? std::vector<int32_t>{} : tok.encode(prompt.forced_prefix, false, false);
-    std::vector<GenRequest> gens;
+    std::vector<runtime::GenRequest> gens;
     for (int k = 0; k < r.n; ++k) {
-      GenRequest g;
+      runtime::GenRequest g;
       g.prompt = ids;
       g.sampling = r.sampling;
       if (g.sampling.seed) g.sampling.seed = *g.sampling.seed + uint64_t(k);
@@ -311,7 +297,7 @@ struct HttpServer::Impl {
           }
         const bool ok = drive(
             *choices,
-            [&](size_t i, const TokenEvent& ev) {
+            [&](size_t i, const runtime::TokenEvent& ev) {
               Choice& c = (*choices)[i];
               ojson delta = c.out.push(ev.text);
               ojson lp = nullptr;
@@ -321,12 +307,12 @@ struct HttpServer::Impl {
             },
             [&](size_t i) {
               Choice& c = (*choices)[i];
-              const FinishInfo& f = *c.done;
+              const runtime::FinishInfo& f = *c.done;
               ojson delta = c.out.push(f.tail);
               ojson rest = c.out.finish();
               for (auto& [k, v] : rest.items()) merge_delta(delta, k, v);
               if (!delta.empty() && !chunk(i, std::move(delta), nullptr, nullptr)) return false;
-              if (f.reason == "error") return send(api::ApiError(500, f.error, "server_error").to_json());
+              if (f.reason == runtime::FinishReason::Error) return send(api::ApiError(500, f.error, "server_error").to_json());
               return chunk(i, ojson::object(), nullptr, c.out.finish_reason(f.reason));
             },
             [] { return true; });
@@ -349,7 +335,7 @@ struct HttpServer::Impl {
       int64_t completion = 0, cached = 0;
       for (size_t i = 0; i < cs.size(); ++i) {
         Choice& c = cs[i];
-        if (c.done->reason == "error") throw api::ApiError(500, c.done->error, "server_error");
+        if (c.done->reason == runtime::FinishReason::Error) throw api::ApiError(500, c.done->error, "server_error");
         completion += c.done->completion_tokens;
         cached = c.done->cached_tokens;
         ojson lp = nullptr;
@@ -366,7 +352,7 @@ struct HttpServer::Impl {
                    {"system_fingerprint", "dsv3"},
                    {"choices", arr},
                    {"usage", usage_json(n_prompt, completion, cached)}};
-    }, [=, this](Choice& c, const TokenEvent& ev) {
+    }, [=, this](Choice& c, const runtime::TokenEvent& ev) {
       c.out.push(ev.text);
       if (logprobs) c.logprobs.push_back(logprob_entry(ev, top));
     });
@@ -382,7 +368,7 @@ struct HttpServer::Impl {
     }
   }
 
-  ojson logprob_entry(const TokenEvent& ev, int top) const {
+  ojson logprob_entry(const runtime::TokenEvent& ev, int top) const {
     ojson e = token_logprob(ev.token, ev.logprob);
     ojson alts = ojson::array();
     for (int k = 0; k < top && k < int(ev.top.size()); ++k) alts.push_back(token_logprob(ev.top[size_t(k)].token, ev.top[size_t(k)].logprob));
@@ -397,11 +383,11 @@ struct HttpServer::Impl {
   // 2 s) and its sequences cancelled rather than run to the end.
   void respond_when_done(httplib::Response& res, std::shared_ptr<std::vector<Choice>> choices,
                          std::function<ojson(std::vector<Choice>&)> build,
-                         std::function<void(Choice&, const TokenEvent&)> on_event) {
+                         std::function<void(Choice&, const runtime::TokenEvent&)> on_event) {
     res.set_chunked_content_provider("application/json", [=, this](size_t, httplib::DataSink& sink) {
       const bool ok = drive(
           *choices,
-          [&](size_t i, const TokenEvent& ev) {
+          [&](size_t i, const runtime::TokenEvent& ev) {
             on_event((*choices)[i], ev);
             return true;
           },
@@ -450,12 +436,12 @@ struct HttpServer::Impl {
       prompt_texts.push_back(in.is_tokens ? tok.decode(ids) : in.text);
       prompts.push_back(std::move(ids));
     }
-    std::vector<GenRequest> gens;
+    std::vector<runtime::GenRequest> gens;
     int64_t n_prompt = 0;
     for (size_t p = 0; p < prompts.size(); ++p) {
       n_prompt += int64_t(prompts[p].size());
       for (int k = 0; k < r.n; ++k) {
-        GenRequest g;
+        runtime::GenRequest g;
         g.prompt = prompts[p];
         g.sampling = r.sampling;
         if (g.sampling.seed) g.sampling.seed = *g.sampling.seed + uint64_t(p * size_t(r.n) + size_t(k));
@@ -483,7 +469,7 @@ struct HttpServer::Impl {
     const int n = r.n;
     auto echo_text = [=](size_t i) { return echo ? prompt_texts[i / size_t(n)] : std::string(); };
     for (size_t i = 0; i < tlp->size(); ++i) (*tlp)[i].offset = int64_t(echo_text(i).size());
-    auto add_lp = [=, this](size_t i, const TokenEvent& ev) {
+    auto add_lp = [=, this](size_t i, const runtime::TokenEvent& ev) {
       if (!logprobs) return ojson(nullptr);
       TextLogprobs& t = (*tlp)[i];
       ojson one{{"tokens", ojson::array()}, {"token_logprobs", ojson::array()}, {"top_logprobs", ojson::array()},
@@ -523,15 +509,15 @@ struct HttpServer::Impl {
             }
         const bool ok = drive(
             *choices,
-            [&](size_t i, const TokenEvent& ev) {
+            [&](size_t i, const runtime::TokenEvent& ev) {
               ojson lp = add_lp(i, ev);
               if (ev.text.empty() && lp.is_null()) return true;
               return chunk(i, ev.text, std::move(lp), nullptr);
             },
             [&](size_t i) {
-              const FinishInfo& f = *(*choices)[i].done;
-              if (f.reason == "error") return send(api::ApiError(500, f.error, "server_error").to_json());
-              return chunk(i, f.tail, nullptr, f.reason == "cancelled" ? "stop" : f.reason);
+              const runtime::FinishInfo& f = *(*choices)[i].done;
+              if (f.reason == runtime::FinishReason::Error) return send(api::ApiError(500, f.error, "server_error").to_json());
+              return chunk(i, f.tail, nullptr, openai_finish_reason(f.reason));
             },
             [] { return true; });
         if (!ok) return false;
@@ -554,7 +540,7 @@ struct HttpServer::Impl {
       int64_t completion = 0;
       for (size_t i = 0; i < cs.size(); ++i) {
         Choice& c = cs[i];
-        if (c.done->reason == "error") throw api::ApiError(500, c.done->error, "server_error");
+        if (c.done->reason == runtime::FinishReason::Error) throw api::ApiError(500, c.done->error, "server_error");
         completion += c.done->completion_tokens;
         ojson lp = nullptr;
         if (logprobs) {
@@ -565,12 +551,12 @@ struct HttpServer::Impl {
         arr.push_back(ojson{{"index", i},
                             {"text", echo_text(i) + (*texts)[i] + c.done->tail},
                             {"logprobs", lp},
-                            {"finish_reason", c.done->reason == "cancelled" ? "stop" : c.done->reason}});
+                            {"finish_reason", openai_finish_reason(c.done->reason)}});
       }
       return ojson{{"id", id},       {"object", "text_completion"}, {"created", created_at},
                    {"model", opts.model_name}, {"system_fingerprint", "dsv3"}, {"choices", arr},
                    {"usage", usage_json(n_prompt, completion, cs[0].done->cached_tokens)}};
-    }, [=](Choice& c, const TokenEvent& ev) {
+    }, [=](Choice& c, const runtime::TokenEvent& ev) {
       const size_t i = size_t(&c - choices->data());
       (*texts)[i] += ev.text;
       add_lp(i, ev);
@@ -696,7 +682,7 @@ std::unique_ptr<TokenConstraint> HttpServer::Impl::make_constraint(const api::Re
   return std::make_unique<JsonTokenConstraint>(c, vocab, eos, size_t(model.config().vocab_size));
 }
 
-HttpServer::HttpServer(const Model& model, const Tokenizer& tokenizer, Engine& engine, ServerOptions opts)
+HttpServer::HttpServer(const model::Model& model, const Tokenizer& tokenizer, runtime::Engine& engine, ServerOptions opts)
     : impl_(std::make_unique<Impl>(model, tokenizer, engine, std::move(opts))) {}
 
 HttpServer::~HttpServer() { stop(); }

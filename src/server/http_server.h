@@ -1,5 +1,5 @@
 // `dsv3 serve`: the OpenAI-compatible HTTP API on cpp-httplib. Handlers validate and
-// render requests (src/api), hand one sequence per choice to the Engine, and turn its
+// render requests (src/api), hand one sequence per choice to the runtime::Engine, and turn its
 // token events into OpenAI responses or SSE chunks (tool calls, reasoning_content and
 // logprobs included). Every error is an OpenAI error body; nothing a client sends can stop
 // the server.
@@ -10,7 +10,7 @@
 #include <string>
 
 #include "model/model.h"
-#include "server/engine.h"
+#include "runtime/engine.h"
 #include "tokenizer/tokenizer.h"
 
 namespace dsv3::server {
@@ -27,7 +27,7 @@ struct ServerOptions {
 
 class HttpServer {
  public:
-  HttpServer(const Model& model, const Tokenizer& tokenizer, Engine& engine, ServerOptions opts);
+  HttpServer(const model::Model& model, const Tokenizer& tokenizer, runtime::Engine& engine, ServerOptions opts);
   ~HttpServer();
   //! Binds host:port; throws dsv3::Error when it cannot.
   void bind();

@@ -5,7 +5,7 @@
 namespace dsv3::train {
 
 template <class S>
-void block_forward(const ModelConfig& c, const BlockTensors<S>& w, const float* bias,
+void block_forward(const model::ModelConfig& c, const BlockTensors<S>& w, const float* bias,
                    const std::vector<double>& freqs, S* h, int64_t T, BlockState<S>& st) {
   const int64_t D = c.hidden_size;
   const size_t n = size_t(T * D);
@@ -29,7 +29,7 @@ void block_forward(const ModelConfig& c, const BlockTensors<S>& w, const float* 
 }
 
 template <class S>
-void block_backward(const ModelConfig& c, const BlockTensors<S>& w, const std::vector<double>& freqs, int64_t T,
+void block_backward(const model::ModelConfig& c, const BlockTensors<S>& w, const std::vector<double>& freqs, int64_t T,
                     const BlockState<S>& st, double balance_scale, S* dh, const BlockTensors<S>& g) {
   const int64_t D = c.hidden_size;
   const size_t n = size_t(T * D);
@@ -45,13 +45,13 @@ void block_backward(const ModelConfig& c, const BlockTensors<S>& w, const std::v
   rms_norm_backward(st.h_in.data(), D, w.attn_norm, st.r1.data(), dx.data(), T, D, dh, g.attn_norm);
 }
 
-template void block_forward<float>(const ModelConfig&, const BlockTensors<float>&, const float*,
+template void block_forward<float>(const model::ModelConfig&, const BlockTensors<float>&, const float*,
                                    const std::vector<double>&, float*, int64_t, BlockState<float>&);
-template void block_forward<double>(const ModelConfig&, const BlockTensors<double>&, const float*,
+template void block_forward<double>(const model::ModelConfig&, const BlockTensors<double>&, const float*,
                                     const std::vector<double>&, double*, int64_t, BlockState<double>&);
-template void block_backward<float>(const ModelConfig&, const BlockTensors<float>&, const std::vector<double>&,
+template void block_backward<float>(const model::ModelConfig&, const BlockTensors<float>&, const std::vector<double>&,
                                     int64_t, const BlockState<float>&, double, float*, const BlockTensors<float>&);
-template void block_backward<double>(const ModelConfig&, const BlockTensors<double>&, const std::vector<double>&,
+template void block_backward<double>(const model::ModelConfig&, const BlockTensors<double>&, const std::vector<double>&,
                                      int64_t, const BlockState<double>&, double, double*,
                                      const BlockTensors<double>&);
 

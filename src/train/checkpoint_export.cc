@@ -18,12 +18,12 @@ std::string shape_str(const std::vector<int64_t>& s) {
 
 }  // namespace
 
-uint64_t export_hf_checkpoint(const std::string& dir, const ModelConfig& config,
+uint64_t export_hf_checkpoint(const std::string& dir, const model::ModelConfig& config,
                               const std::map<std::string, ExportTensor>& tensors, const ExportOptions& opts) {
   namespace fs = std::filesystem;
-  const std::vector<HfTensorSpec> specs = hf_tensor_specs(config);
-  std::map<std::string, const HfTensorSpec*> wanted;
-  for (const HfTensorSpec& s : specs) {
+  const std::vector<model::HfTensorSpec> specs = model::hf_tensor_specs(config);
+  std::map<std::string, const model::HfTensorSpec*> wanted;
+  for (const model::HfTensorSpec& s : specs) {
     if (s.tied()) continue;
     wanted[s.name] = &s;
     const auto it = tensors.find(s.name);
@@ -35,11 +35,11 @@ uint64_t export_hf_checkpoint(const std::string& dir, const ModelConfig& config,
   for (const auto& [name, t] : tensors)
     if (!wanted.count(name)) fail("export: tensor '", name, "' has no place in the checkpoint layout of this config");
 
-  auto values = [&tensors](const HfTensorSpec& s, std::vector<float>& out) {
+  auto values = [&tensors](const model::HfTensorSpec& s, std::vector<float>& out) {
     const ExportTensor& t = tensors.at(s.source);  // tied MTP copies read the main tensor
     out.assign(t.data, t.data + s.numel());
   };
-  const uint64_t bytes = write_hf_checkpoint(dir, config, specs, values, HfWriteOptions{opts.dtype, opts.shards, false});
+  const uint64_t bytes = model::write_hf_checkpoint(dir, config, specs, values, model::HfWriteOptions{opts.dtype, opts.shards, false});
   if (!opts.tokenizer.empty()) {
     const fs::path src = fs::is_directory(opts.tokenizer) ? fs::path(opts.tokenizer) : fs::path(opts.tokenizer).parent_path();
     const fs::path tok_json = fs::is_directory(opts.tokenizer) ? src / "tokenizer.json" : fs::path(opts.tokenizer);

@@ -1,6 +1,6 @@
 // Export of a trained model in the published Hugging Face layout, so `dsv3 generate`,
 // `dsv3 chat` and any DeepSeek-V3 loader read it: config.json, safetensors shards + index
-// with every tensor hf_tensor_specs() lists (the MTP layer's embed_tokens and
+// with every tensor model::hf_tensor_specs() lists (the MTP layer's embed_tokens and
 // shared_head.head written from the tied main tensors), gate biases as F32, weights BF16, F32
 // or FP8 e4m3 with 128x128 block scales; tokenizer.json / tokenizer_config.json copied.
 #pragma once
@@ -30,7 +30,7 @@ struct ExportOptions {
 //! Writes `tensors` (main tensors and gate biases, by Hugging Face name) as a checkpoint of
 //! `config` into `dir`. Throws dsv3::Error naming any tensor the config needs that is
 //! missing or has the wrong shape, and any tensor the config has no place for.
-uint64_t export_hf_checkpoint(const std::string& dir, const ModelConfig& config,
+uint64_t export_hf_checkpoint(const std::string& dir, const model::ModelConfig& config,
                               const std::map<std::string, ExportTensor>& tensors, const ExportOptions& opts);
 
 //! The model's parameters and gate biases by name, ready for export_hf_checkpoint.

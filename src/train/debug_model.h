@@ -22,7 +22,7 @@ class DebugMoeBigram final : public Trainable {
 
   std::string kind() const override { return "debug_moe_bigram"; }
   int64_t vocab_size() const override { return V_; }
-  const ModelConfig* hf_config() const override { return nullptr; }
+  const model::ModelConfig* hf_config() const override { return nullptr; }
   std::vector<ParamView> params() override;
   int64_t num_moe_layers() const override { return 1; }
   std::vector<float>& gate_bias(int64_t moe_layer) override;

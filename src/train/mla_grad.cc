@@ -14,7 +14,7 @@ namespace {
 
 // Head h's operands, contiguous: Q [T, nope|rope], K [T, k_nope|shared rotated k_pe], V [T, v].
 template <class S>
-void gather_head(const MlaState<S>& st, const ModelConfig& c, int64_t h, int64_t T, S* q, S* k, S* v) {
+void gather_head(const MlaState<S>& st, const model::ModelConfig& c, int64_t h, int64_t T, S* q, S* k, S* v) {
   const int64_t H = c.num_attention_heads, nope = c.qk_nope_head_dim, rope = c.qk_rope_head_dim;
   const int64_t qk = c.qk_head_dim(), vd = c.v_head_dim, R = c.kv_lora_rank, lat = c.latent_dim(), kvw = nope + vd;
   for (int64_t t = 0; t < T; ++t) {
@@ -29,7 +29,7 @@ void gather_head(const MlaState<S>& st, const ModelConfig& c, int64_t h, int64_t
 }  // namespace
 
 template <class S>
-void mla_forward(const ModelConfig& c, const MlaTensors<S>& w, const std::vector<double>& freqs, const S* x,
+void mla_forward(const model::ModelConfig& c, const MlaTensors<S>& w, const std::vector<double>& freqs, const S* x,
                  int64_t T, MlaState<S>& st, S* out) {
   const int64_t D = c.hidden_size, H = c.num_attention_heads, nope = c.qk_nope_head_dim;
   const int64_t rope = c.qk_rope_head_dim, qk = c.qk_head_dim(), vd = c.v_head_dim, R = c.kv_lora_rank;
@@ -87,7 +87,7 @@ void mla_forward(const ModelConfig& c, const MlaTensors<S>& w, const std::vector
 }
 
 template <class S>
-void mla_backward(const ModelConfig& c, const MlaTensors<S>& w, const std::vector<double>& freqs, const S* x,
+void mla_backward(const model::ModelConfig& c, const MlaTensors<S>& w, const std::vector<double>& freqs, const S* x,
                   int64_t T, const MlaState<S>& st, const S* dout, S* dx, const MlaTensors<S>& g) {
   const int64_t D = c.hidden_size, H = c.num_attention_heads, nope = c.qk_nope_head_dim;
   const int64_t rope = c.qk_rope_head_dim, qk = c.qk_head_dim(), vd = c.v_head_dim, R = c.kv_lora_rank;
@@ -154,14 +154,14 @@ void mla_backward(const ModelConfig& c, const MlaTensors<S>& w, const std::vecto
   }
 }
 
-template void mla_forward<float>(const ModelConfig&, const MlaTensors<float>&, const std::vector<double>&,
+template void mla_forward<float>(const model::ModelConfig&, const MlaTensors<float>&, const std::vector<double>&,
                                  const float*, int64_t, MlaState<float>&, float*);
-template void mla_forward<double>(const ModelConfig&, const MlaTensors<double>&, const std::vector<double>&,
+template void mla_forward<double>(const model::ModelConfig&, const MlaTensors<double>&, const std::vector<double>&,
                                   const double*, int64_t, MlaState<double>&, double*);
-template void mla_backward<float>(const ModelConfig&, const MlaTensors<float>&, const std::vector<double>&,
+template void mla_backward<float>(const model::ModelConfig&, const MlaTensors<float>&, const std::vector<double>&,
                                   const float*, int64_t, const MlaState<float>&, const float*, float*,
                                   const MlaTensors<float>&);
-template void mla_backward<double>(const ModelConfig&, const MlaTensors<double>&, const std::vector<double>&,
+template void mla_backward<double>(const model::ModelConfig&, const MlaTensors<double>&, const std::vector<double>&,
                                    const double*, int64_t, const MlaState<double>&, const double*, double*,
                                    const MlaTensors<double>&);
 

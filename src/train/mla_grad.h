@@ -30,14 +30,14 @@ struct MlaState {
   std::vector<S> attn;               // [T, H, v] before o_proj
 };
 
-//! out[T, hidden] = MLA(x). `freqs` are ModelConfig::rope_frequencies().
+//! out[T, hidden] = MLA(x). `freqs` are model::ModelConfig::rope_frequencies().
 template <class S>
-void mla_forward(const ModelConfig& c, const MlaTensors<S>& w, const std::vector<double>& freqs, const S* x,
+void mla_forward(const model::ModelConfig& c, const MlaTensors<S>& w, const std::vector<double>& freqs, const S* x,
                  int64_t T, MlaState<S>& st, S* out);
 
 //! dx += d/dx and weight gradients += d/dW for upstream dout [T, hidden].
 template <class S>
-void mla_backward(const ModelConfig& c, const MlaTensors<S>& w, const std::vector<double>& freqs, const S* x,
+void mla_backward(const model::ModelConfig& c, const MlaTensors<S>& w, const std::vector<double>& freqs, const S* x,
                   int64_t T, const MlaState<S>& st, const S* dout, S* dx, const MlaTensors<S>& g);
 
 }  // namespace dsv3::train

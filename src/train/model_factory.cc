@@ -8,8 +8,8 @@
 
 namespace dsv3::train {
 
-ModelConfig run_model_config(const RunConfig& run, int64_t tokenizer_vocab) {
-  ModelConfig c = run.model.config.empty() ? test_model_config(run.model.preset) : ModelConfig::load(run.model.config);
+model::ModelConfig run_model_config(const RunConfig& run, int64_t tokenizer_vocab) {
+  model::ModelConfig c = run.model.config.empty() ? model::test_model_config(run.model.preset) : model::ModelConfig::load(run.model.config);
   if (!run.model.preset.empty() && c.vocab_size < tokenizer_vocab) {
     // Presets are sized for no tokenizer in particular: pad to the tokenizer as V3 pads
     // 128815 ids to 129280 rows.
@@ -24,7 +24,7 @@ std::unique_ptr<Trainable> make_trainable(const RunConfig& run, int64_t tokenize
   if (run.model.type == "debug_moe_bigram")
     return std::make_unique<DebugMoeBigram>(tokenizer_vocab, run.model.dim, run.model.experts, run.seed, run.init_std);
   if (run.model.type == "deepseek_v3") {
-    const ModelConfig cfg = run_model_config(run, tokenizer_vocab);
+    const model::ModelConfig cfg = run_model_config(run, tokenizer_vocab);
     return std::make_unique<TrainModelAdapter<TrainModel, LossOptions>>(TrainModel::init(cfg, run.seed, run.init_std));
   }
   fail(run.source, ": unknown model.type '", run.model.type, "'");

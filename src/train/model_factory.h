@@ -17,6 +17,6 @@ std::unique_ptr<Trainable> make_trainable(const RunConfig& run, int64_t tokenize
 
 //! The DeepSeek-V3 config of a deepseek_v3 run (model.config file or model.preset), checked
 //! against the tokenizer's vocabulary.
-ModelConfig run_model_config(const RunConfig& run, int64_t tokenizer_vocab);
+model::ModelConfig run_model_config(const RunConfig& run, int64_t tokenizer_vocab);
 
 }  // namespace dsv3::train

@@ -16,7 +16,7 @@
 namespace dsv3::train {
 
 struct TrainModel::Impl {
-  ModelConfig cfg;
+  model::ModelConfig cfg;
   std::vector<double> freqs;
   std::vector<Param> params, biases;
   std::unordered_map<std::string, size_t> index;
@@ -48,7 +48,7 @@ void TrainModel::Impl::bind_mlp(const std::string& pre, MlpTensors<float>& V, Ml
 }
 
 void TrainModel::Impl::bind() {
-  if (cfg.n_routed_experts > 0 && cfg.scoring_func != ScoringFunc::Sigmoid)
+  if (cfg.n_routed_experts > 0 && cfg.scoring_func != model::ScoringFunc::Sigmoid)
     fail("training supports sigmoid expert scoring (DeepSeek-V3) only; this model uses softmax scoring (V2)");
   index.clear();
   for (size_t i = 0; i < params.size(); ++i) index[params[i].name] = i;
@@ -93,14 +93,14 @@ void TrainModel::Impl::bind() {
                G.experts.experts[size_t(e)]);
     if (cfg.n_shared_experts > 0) bind_mlp(pre + "mlp.shared_experts.", V.experts.shared, G.experts.shared);
     moe_slot[size_t(b)] = slot;
-    if (cfg.topk_method == TopkMethod::NoauxTc) block_bias[size_t(b)] = biases[size_t(slot)].value.data();
+    if (cfg.topk_method == model::TopkMethod::NoauxTc) block_bias[size_t(b)] = biases[size_t(slot)].value.data();
     ++slot;
   }
 }
 
 StepStats TrainModel::Impl::run(const int32_t* tokens, int64_t T, const LossOptions& opts, float grad_scale,
                                 bool backward) {
-  const ModelConfig& c = cfg;
+  const model::ModelConfig& c = cfg;
   const int64_t D = c.hidden_size, V = c.vocab_size, L = c.num_hidden_layers;
   const bool mtp = opts.mtp_weight > 0;
   if (T < 2) fail("a training sequence needs at least 2 tokens (got ", T, ")");
@@ -220,7 +220,7 @@ TrainModel::TrainModel(TrainModel&&) noexcept = default;
 TrainModel& TrainModel::operator=(TrainModel&&) noexcept = default;
 TrainModel::~TrainModel() = default;
 
-TrainModel TrainModel::init(const ModelConfig& cfg, uint64_t seed, double init_std) {
+TrainModel TrainModel::init(const model::ModelConfig& cfg, uint64_t seed, double init_std) {
   auto impl = std::make_unique<Impl>();
   cfg.validate("training config");
   impl->cfg = cfg;
@@ -239,9 +239,9 @@ TrainModel TrainModel::from_checkpoint(const std::string& dir) {
   namespace fs = std::filesystem;
   if (!fs::is_directory(dir)) fail("model folder ", dir, " does not exist or is not a folder");
   auto impl = std::make_unique<Impl>();
-  impl->cfg = ModelConfig::load((fs::path(dir) / "config.json").string());
+  impl->cfg = model::ModelConfig::load((fs::path(dir) / "config.json").string());
   impl->freqs = impl->cfg.rope_frequencies();
-  const Checkpoint ck = Checkpoint::open(dir);
+  const io::Checkpoint ck = io::Checkpoint::open(dir);
   impl->params = list_params(impl->cfg, &impl->biases);
   for (Param& p : impl->params) {
     load_param(ck, impl->cfg, p);
@@ -252,7 +252,7 @@ TrainModel TrainModel::from_checkpoint(const std::string& dir) {
   return TrainModel(std::move(impl));
 }
 
-const ModelConfig& TrainModel::config() const { return impl_->cfg; }
+const model::ModelConfig& TrainModel::config() const { return impl_->cfg; }
 std::vector<Param>& TrainModel::params() { return impl_->params; }
 const std::vector<Param>& TrainModel::params() const { return impl_->params; }
 

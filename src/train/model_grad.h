@@ -31,7 +31,7 @@ struct StepStats {
 class TrainModel {
  public:
   //! A fresh model: norms 1, gate biases 0, every other tensor N(0, init_std^2).
-  static TrainModel init(const ModelConfig& cfg, uint64_t seed, double init_std);
+  static TrainModel init(const model::ModelConfig& cfg, uint64_t seed, double init_std);
   //! Loads config.json and the checkpoint in `dir`; FP8/BF16/F16/F32 become fp32 masters.
   static TrainModel from_checkpoint(const std::string& dir);
 
@@ -39,7 +39,7 @@ class TrainModel {
   TrainModel& operator=(TrainModel&&) noexcept;
   ~TrainModel();
 
-  const ModelConfig& config() const;
+  const model::ModelConfig& config() const;
   //! Every trainable tensor once (the MTP copies of embedding and head are tied, not listed).
   std::vector<Param>& params();
   const std::vector<Param>& params() const;

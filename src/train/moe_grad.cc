@@ -43,9 +43,9 @@ void mlp_backward(const MlpTensors<S>& w, int64_t D, int64_t I, const S* x, int6
 }
 
 template <class S>
-void moe_forward(const ModelConfig& c, const MoeTensors<S>& w, const float* bias, const S* x, int64_t T,
+void moe_forward(const model::ModelConfig& c, const MoeTensors<S>& w, const float* bias, const S* x, int64_t T,
                  MoeState<S>& st, S* out) {
-  if (c.scoring_func != ScoringFunc::Sigmoid)
+  if (c.scoring_func != model::ScoringFunc::Sigmoid)
     fail("training supports sigmoid expert scoring (DeepSeek-V3) only, not softmax scoring (V2)");
   const int64_t D = c.hidden_size, E = c.n_routed_experts, K = c.num_experts_per_tok, I = c.moe_intermediate_size;
   st.s.resize(size_t(T * E));
@@ -97,7 +97,7 @@ void moe_forward(const ModelConfig& c, const MoeTensors<S>& w, const float* bias
 }
 
 template <class S>
-double moe_balance(const ModelConfig& c, const MoeState<S>& st, int64_t T) {
+double moe_balance(const model::ModelConfig& c, const MoeState<S>& st, int64_t T) {
   const int64_t E = c.n_routed_experts, K = c.num_experts_per_tok;
   double total = 0;
   for (int64_t t = 0; t < T; ++t) {
@@ -113,7 +113,7 @@ double moe_balance(const ModelConfig& c, const MoeState<S>& st, int64_t T) {
 }
 
 template <class S>
-void moe_backward(const ModelConfig& c, const MoeTensors<S>& w, const S* x, int64_t T, const MoeState<S>& st,
+void moe_backward(const model::ModelConfig& c, const MoeTensors<S>& w, const S* x, int64_t T, const MoeState<S>& st,
                   const S* dout, double balance_scale, S* dx, const MoeTensors<S>& g) {
   const int64_t D = c.hidden_size, E = c.n_routed_experts, K = c.num_experts_per_tok, I = c.moe_intermediate_size;
   std::vector<S> dw(size_t(T * K), S(0));  // d/d mixing weight
@@ -183,10 +183,10 @@ void moe_backward(const ModelConfig& c, const MoeTensors<S>& w, const S* x, int6
   template void mlp_forward<S>(const MlpTensors<S>&, int64_t, int64_t, const S*, int64_t, MlpState<S>&, S*);     \
   template void mlp_backward<S>(const MlpTensors<S>&, int64_t, int64_t, const S*, int64_t, const MlpState<S>&,   \
                                 const S*, S*, const MlpTensors<S>&);                                             \
-  template void moe_forward<S>(const ModelConfig&, const MoeTensors<S>&, const float*, const S*, int64_t,         \
+  template void moe_forward<S>(const model::ModelConfig&, const MoeTensors<S>&, const float*, const S*, int64_t,         \
                                MoeState<S>&, S*);                                                                \
-  template double moe_balance<S>(const ModelConfig&, const MoeState<S>&, int64_t);                               \
-  template void moe_backward<S>(const ModelConfig&, const MoeTensors<S>&, const S*, int64_t, const MoeState<S>&, \
+  template double moe_balance<S>(const model::ModelConfig&, const MoeState<S>&, int64_t);                               \
+  template void moe_backward<S>(const model::ModelConfig&, const MoeTensors<S>&, const S*, int64_t, const MoeState<S>&, \
                                 const S*, double, S*, const MoeTensors<S>&);
 DSV3_INSTANTIATE(float)
 DSV3_INSTANTIATE(double)

@@ -50,21 +50,21 @@ struct MoeState {
 };
 
 //! Expert choice is the inference engine's own (model/expert_select.h).
-using ::dsv3::select_experts;
+using model::select_experts;
 
 //! out = MoE(x). bias: e_score_correction_bias [E] or null. Only sigmoid scoring.
 template <class S>
-void moe_forward(const ModelConfig& c, const MoeTensors<S>& w, const float* bias, const S* x, int64_t T,
+void moe_forward(const model::ModelConfig& c, const MoeTensors<S>& w, const float* bias, const S* x, int64_t T,
                  MoeState<S>& st, S* out);
 
 //! The sequence-wise balance term sum_i f_i P_i of one layer (no alpha).
 template <class S>
-double moe_balance(const ModelConfig& c, const MoeState<S>& st, int64_t T);
+double moe_balance(const model::ModelConfig& c, const MoeState<S>& st, int64_t T);
 
 //! Backward of out (upstream dout) plus balance_scale * moe_balance(): dx += d/dx,
 //! g.* += d/dW.
 template <class S>
-void moe_backward(const ModelConfig& c, const MoeTensors<S>& w, const S* x, int64_t T, const MoeState<S>& st,
+void moe_backward(const model::ModelConfig& c, const MoeTensors<S>& w, const S* x, int64_t T, const MoeState<S>& st,
                   const S* dout, double balance_scale, S* dx, const MoeTensors<S>& g);
 
 }  // namespace dsv3::train

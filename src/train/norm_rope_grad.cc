@@ -52,7 +52,7 @@ void rope_apply(S* x, int64_t T, int64_t H, int64_t row_stride, int64_t head_str
   for (int64_t t = 0; t < T; ++t)
     for (int64_t i = 0; i < d / 2; ++i) {
       const double a = double(t + pos0) * freqs[size_t(i)];
-      // The same rounding of cos/sin as the inference path (ops::rope_interleaved).
+      // The same rounding of cos/sin as the inference path (model::ops::rope_interleaved).
       const S c = S(float(std::cos(a))), s = inverse ? -S(float(std::sin(a))) : S(float(std::sin(a)));
       for (int64_t h = 0; h < H; ++h) {
         S* p = x + t * row_stride + h * head_stride + 2 * i;

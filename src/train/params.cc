@@ -24,7 +24,7 @@ void add_mlp(std::vector<Param>& out, const std::string& p, int64_t D, int64_t I
   add(out, p + "down_proj.weight", {D, I});
 }
 
-void add_block(std::vector<Param>& out, std::vector<Param>* biases, const ModelConfig& c, int64_t layer,
+void add_block(std::vector<Param>& out, std::vector<Param>* biases, const model::ModelConfig& c, int64_t layer,
                bool moe) {
   const std::string p = "model.layers." + std::to_string(layer) + ".";
   const int64_t D = c.hidden_size, H = c.num_attention_heads;
@@ -46,7 +46,7 @@ void add_block(std::vector<Param>& out, std::vector<Param>* biases, const ModelC
     return;
   }
   add(out, p + "mlp.gate.weight", {c.n_routed_experts, D});
-  if (c.topk_method == TopkMethod::NoauxTc) add(*biases, p + "mlp.gate.e_score_correction_bias", {c.n_routed_experts});
+  if (c.topk_method == model::TopkMethod::NoauxTc) add(*biases, p + "mlp.gate.e_score_correction_bias", {c.n_routed_experts});
   for (int64_t e = 0; e < c.n_routed_experts; ++e)
     add_mlp(out, p + "mlp.experts." + std::to_string(e) + ".", D, c.moe_intermediate_size);
   if (c.n_shared_experts > 0) add_mlp(out, p + "mlp.shared_experts.", D, c.n_shared_experts * c.moe_intermediate_size);
@@ -64,7 +64,7 @@ std::string shape_str(const std::vector<int64_t>& s) {
 
 }  // namespace
 
-std::vector<Param> list_params(const ModelConfig& c, std::vector<Param>* gate_biases) {
+std::vector<Param> list_params(const model::ModelConfig& c, std::vector<Param>* gate_biases) {
   std::vector<Param> out, biases;
   add(out, "model.embed_tokens.weight", {c.vocab_size, c.hidden_size});
   for (int64_t i = 0; i < c.num_hidden_layers; ++i) add_block(out, &biases, c, i, c.is_moe_layer(i));
@@ -100,8 +100,8 @@ void init_param(Param& p, uint64_t seed, double std) {
   }
 }
 
-void load_param(const Checkpoint& ck, const ModelConfig& cfg, Param& p) {
-  const TensorRef* t = ck.find(p.name);
+void load_param(const io::Checkpoint& ck, const model::ModelConfig& cfg, Param& p) {
+  const io::TensorRef* t = ck.find(p.name);
   if (!t) fail("checkpoint is missing tensor '", p.name, "' (expected shape ", shape_str(p.shape), ")");
   if (t->info->shape != p.shape)
     fail(*t->file, ": tensor '", p.name, "' has shape ", shape_str(t->info->shape), ", expected ", shape_str(p.shape),
@@ -113,35 +113,35 @@ void load_param(const Checkpoint& ck, const ModelConfig& cfg, Param& p) {
   w.rows = p.shape.size() == 2 ? p.shape[0] : 1;
   w.cols = p.shape.back();
   std::vector<float> scale;
-  if (w.dtype == DType::F8_E4M3) {
+  if (w.dtype == io::DType::F8_E4M3) {
     if (cfg.quantization) {
       w.block_rows = cfg.quantization->block_rows;
       w.block_cols = cfg.quantization->block_cols;
     }
     const int64_t sr = (w.rows + w.block_rows - 1) / w.block_rows;
     w.scale_cols = (w.cols + w.block_cols - 1) / w.block_cols;
-    const TensorRef* s = ck.find(p.name + "_scale_inv");
+    const io::TensorRef* s = ck.find(p.name + "_scale_inv");
     if (!s) fail(*t->file, ": FP8 tensor '", p.name, "' has no block scales '", p.name, "_scale_inv'");
-    if (s->info->dtype != DType::F32 || s->info->shape != std::vector<int64_t>{sr, w.scale_cols})
+    if (s->info->dtype != io::DType::F32 || s->info->shape != std::vector<int64_t>{sr, w.scale_cols})
       fail(*s->file, ": '", p.name, "_scale_inv' must be F32 ", shape_str({sr, w.scale_cols}));
     scale.resize(size_t(sr * w.scale_cols));
     std::memcpy(scale.data(), s->data, scale.size() * 4);
     w.scale = scale.data();
-  } else if (w.dtype != DType::F32 && w.dtype != DType::BF16 && w.dtype != DType::F16) {
-    fail(*t->file, ": tensor '", p.name, "' has dtype ", dtype_name(w.dtype), "; expected F32, BF16, F16 or F8_E4M3");
+  } else if (w.dtype != io::DType::F32 && w.dtype != io::DType::BF16 && w.dtype != io::DType::F16) {
+    fail(*t->file, ": tensor '", p.name, "' has dtype ", io::dtype_name(w.dtype), "; expected F32, BF16, F16 or F8_E4M3");
   }
   p.value.resize(size_t(p.numel()));
   // Element-wise decoding copes with data at any alignment (hand-made files).
   for (int64_t r = 0; r < w.rows; ++r)
     for (int64_t c = 0; c < w.cols; ++c) {
-      if (w.dtype == DType::F32) {
+      if (w.dtype == io::DType::F32) {
         std::memcpy(&p.value[size_t(r * w.cols + c)], static_cast<const uint8_t*>(w.data) + 4 * (r * w.cols + c), 4);
-      } else if (w.dtype == DType::F8_E4M3) {
+      } else if (w.dtype == io::DType::F8_E4M3) {
         p.value[size_t(r * w.cols + c)] = w.at(r, c);
       } else {
         uint16_t h;
         std::memcpy(&h, static_cast<const uint8_t*>(w.data) + 2 * (r * w.cols + c), 2);
-        p.value[size_t(r * w.cols + c)] = w.dtype == DType::BF16 ? bf16_to_f32(h) : f16_to_f32(h);
+        p.value[size_t(r * w.cols + c)] = w.dtype == io::DType::BF16 ? bf16_to_f32(h) : f16_to_f32(h);
       }
     }
 }

@@ -22,7 +22,7 @@ class TrainModelAdapter final : public Trainable {
   explicit TrainModelAdapter(Core core) : core_(std::move(core)) {
     // MoE layer i's bias is the i-th noaux_tc gate of the checkpoint layout: main layers,
     // then the MTP block, which is what the core's layer order is specified to be.
-    bias_names_ = hf_gate_bias_names(core_.config());
+    bias_names_ = model::hf_gate_bias_names(core_.config());
     if (int64_t(bias_names_.size()) < core_.num_moe_layers())
       fail("the training core reports ", core_.num_moe_layers(), " MoE layers, the config has ", bias_names_.size(),
            " gate biases");
@@ -31,7 +31,7 @@ class TrainModelAdapter final : public Trainable {
 
   std::string kind() const override { return "deepseek_v3"; }
   int64_t vocab_size() const override { return core_.config().vocab_size; }
-  const ModelConfig* hf_config() const override { return &core_.config(); }
+  const model::ModelConfig* hf_config() const override { return &core_.config(); }
   std::vector<ParamView> params() override {
     std::vector<ParamView> out;
     for (auto& p : core_.params()) out.push_back(ParamView{&p.name, &p.shape, p.value.data(), p.grad.data()});

@@ -36,11 +36,11 @@ json read_state_json(const std::string& dir) {
   return j;
 }
 
-void copy_into(const SafetensorsFile& f, const std::string& name, float* dst, uint64_t n) {
-  const TensorInfo* t = f.find(name);
+void copy_into(const io::SafetensorsFile& f, const std::string& name, float* dst, uint64_t n) {
+  const io::TensorInfo* t = f.find(name);
   if (!t) fail(f.path(), ": the training state has no tensor '", name, "'");
-  if (t->dtype != DType::F32 || t->numel() != n)
-    fail(f.path(), ": tensor '", name, "' has ", t->numel(), " ", dtype_name(t->dtype), " values, the model needs ", n, " F32");
+  if (t->dtype != io::DType::F32 || t->numel() != n)
+    fail(f.path(), ": tensor '", name, "' has ", t->numel(), " ", io::dtype_name(t->dtype), " values, the model needs ", n, " F32");
   std::memcpy(dst, f.data(*t), n * 4);
 }
 
@@ -53,7 +53,7 @@ void save_train_state(const std::string& dir, Trainable& model, AdamW& opt, cons
   fs::remove_all(tmp);
   fs::create_directories(tmp);
 
-  SafetensorsWriter w;
+  io::SafetensorsWriter w;
   const std::vector<ParamView> params = model.params();
   if (params.size() != opt.size()) fail("save_train_state: optimizer has ", opt.size(), " moments for ", params.size(), " parameters");
   for (size_t i = 0; i < params.size(); ++i) {
@@ -63,13 +63,13 @@ void save_train_state(const std::string& dir, Trainable& model, AdamW& opt, cons
     auto from = [n](const float* src) {
       return [src, n](uint8_t* dst, uint64_t) { std::memcpy(dst, src, n * 4); };
     };
-    w.add("param/" + *p.name, DType::F32, *p.shape, from(p.value));
-    w.add("adam_m/" + *p.name, DType::F32, *p.shape, from(opt.m(i).data()));
-    w.add("adam_v/" + *p.name, DType::F32, *p.shape, from(opt.v(i).data()));
+    w.add("param/" + *p.name, io::DType::F32, *p.shape, from(p.value));
+    w.add("adam_m/" + *p.name, io::DType::F32, *p.shape, from(opt.m(i).data()));
+    w.add("adam_v/" + *p.name, io::DType::F32, *p.shape, from(opt.v(i).data()));
   }
   for (int64_t i = 0; i < model.num_moe_layers(); ++i) {
     const std::vector<float>& b = model.gate_bias(i);
-    w.add_bytes("gate_bias/" + model.gate_bias_name(i), DType::F32, {int64_t(b.size())}, b.data(), b.size() * 4);
+    w.add_bytes("gate_bias/" + model.gate_bias_name(i), io::DType::F32, {int64_t(b.size())}, b.data(), b.size() * 4);
   }
   w.set_metadata("format", kFormat);
   w.write((tmp / "state.safetensors").string());
@@ -86,7 +86,7 @@ void save_train_state(const std::string& dir, Trainable& model, AdamW& opt, cons
   j["data"] = {{"epoch_rng", std::to_string(pr.data.epoch_rng)}, {"epoch", pr.data.epoch}, {"cursor", pr.data.cursor},
                {"train_tokens", pr.train_tokens}};
   j["run_config"] = json::parse(run.to_json());
-  if (const ModelConfig* c = model.hf_config()) j["model_config"] = json::parse(c->to_json());
+  if (const model::ModelConfig* c = model.hf_config()) j["model_config"] = json::parse(c->to_json());
   {
     std::ofstream out(tmp / "state.json");
     out << j.dump(2) << "\n";
@@ -127,7 +127,7 @@ TrainProgress load_train_state(const std::string& dir, Trainable& model, AdamW& 
   } catch (const std::logic_error& e) {  // stoull
     fail(where, ": malformed data.epoch_rng");
   }
-  const SafetensorsFile f = SafetensorsFile::open((fs::path(dir) / "state.safetensors").string());
+  const io::SafetensorsFile f = io::SafetensorsFile::open((fs::path(dir) / "state.safetensors").string());
   const std::vector<ParamView> params = model.params();
   if (params.size() != opt.size()) fail("load_train_state: optimizer not attached to this model");
   for (size_t i = 0; i < params.size(); ++i) {

@@ -51,7 +51,7 @@ class Trainable {
   virtual std::string kind() const = 0;
   virtual int64_t vocab_size() const = 0;
   //! The Hugging Face config when the model exports to the published layout, else nullptr.
-  virtual const ModelConfig* hf_config() const = 0;
+  virtual const model::ModelConfig* hf_config() const = 0;
 
   //! Every trainable tensor (tied copies excluded), in a fixed order.
   virtual std::vector<ParamView> params() = 0;

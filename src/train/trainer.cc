@@ -135,7 +135,7 @@ TrainResult run_training(const RunConfig& run, Trainable& model, const TokenData
     res.export_dir = run.export_dtype != "none" && model.hf_config() ? (out / "hf").string() : "";
     if (!root) return;
     save_train_state(res.state_dir, model, opt, pr, run);
-    const ModelConfig* cfg = model.hf_config();
+    const model::ModelConfig* cfg = model.hf_config();
     if (cfg && run.export_dtype != "none") {
       res.export_dir = (out / "hf").string();
       export_hf_checkpoint(res.export_dir, *cfg, named_tensors(model),

@@ -21,18 +21,10 @@
 #include "model/model.h"
 #include "runtime/paged_cache.h"
 #include "sampling/sampler.h"
+#include "sampling/token_constraint.h"
 #include "tokenizer/tokenizer.h"
 
-namespace dsv3::server {
-
-//! Restricts which tokens may come next (e.g. JSON output). Used by one sequence only.
-class TokenConstraint {
- public:
-  virtual ~TokenConstraint() = default;
-  //! Sets the logits of disallowed tokens to -inf (logits has the model's vocab size).
-  virtual void mask(float* logits) const = 0;
-  virtual void accept(int32_t token) = 0;
-};
+namespace dsv3::runtime {
 
 //! One sequence to generate (one choice of a request).
 struct GenRequest {
@@ -60,9 +52,21 @@ struct TokenEvent {
   std::vector<TokenLogprob> top;
 };
 
+//! Why a sequence ended. Servers map it to their API's words in one place
+//! (server/openai_names.h for the OpenAI API).
+enum class FinishReason {
+  Stop,       // an end-of-sequence token, a stop string, or a completed constraint
+  Length,     // max_tokens or the context is used up
+  Cancelled,  // the client went away or asked to stop
+  Error,      // the step failed; FinishInfo::error says why
+};
+
+//! "stop", "length", "cancelled" or "error", for logs and tests.
+const char* finish_reason_name(FinishReason r);
+
 struct FinishInfo {
-  std::string reason;  // "stop", "length", "cancelled", or "error"
-  std::string error;   // for "error"
+  FinishReason reason = FinishReason::Stop;
+  std::string error;   // for FinishReason::Error
   std::string tail;    // visible text released at the end (after the last token event)
   int64_t prompt_tokens = 0, completion_tokens = 0, cached_tokens = 0;
   double queue_seconds = 0, first_token_seconds = 0, total_seconds = 0;
@@ -98,7 +102,7 @@ struct EngineOptions {
   int64_t page_tokens = 16;
   uint64_t cache_bytes = 0;      // latent cache budget; 0: enough for max_seqs full contexts
   int64_t step_tokens = 256;     // prompt tokens per step, shared by pending prefills
-  AttentionForm attention = AttentionForm::Absorbed;  // fixed, so batching never changes results
+  model::AttentionForm attention = model::AttentionForm::Absorbed;  // fixed, so batching never changes results
 };
 
 struct EngineStats {
@@ -114,7 +118,7 @@ class Engine {
   //! Observes each step: the number of sequences and of tokens it ran, and its duration.
   using StepObserver = std::function<void(int64_t seqs, int64_t tokens, double seconds)>;
 
-  Engine(const Model& model, const Tokenizer& tokenizer, EngineOptions opts, StepObserver observer = {});
+  Engine(const model::Model& model, const Tokenizer& tokenizer, EngineOptions opts, StepObserver observer = {});
   ~Engine();
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
@@ -134,11 +138,11 @@ class Engine {
   void admit();
   void step();
   void sample(Seq& s, float* logits);
-  void finish(Seq& s, const std::string& reason, const std::string& error = "");
+  void finish(Seq& s, FinishReason reason, const std::string& error = "");
   int64_t pages_needed(const Seq& s) const;
   bool is_eos(int32_t id) const;
 
-  const Model& model_;
+  const model::Model& model_;
   const Tokenizer& tok_;
   EngineOptions opts_;
   StepObserver observer_;
@@ -155,4 +159,4 @@ class Engine {
   std::thread thread_;
 };
 
-}  // namespace dsv3::server
+}  // namespace dsv3::runtime

@@ -1,4 +1,4 @@
-#include "server/engine.h"
+#include "runtime/engine.h"
 
 #include <algorithm>
 #include <cmath>
@@ -7,11 +7,21 @@
 #include "base/error.h"
 #include "sampling/stop.h"
 
-namespace dsv3::server {
+namespace dsv3::runtime {
 namespace {
 using Clock = std::chrono::steady_clock;
 double seconds_between(Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double>(b - a).count(); }
 }  // namespace
+
+const char* finish_reason_name(FinishReason r) {
+  switch (r) {
+    case FinishReason::Stop: return "stop";
+    case FinishReason::Length: return "length";
+    case FinishReason::Cancelled: return "cancelled";
+    case FinishReason::Error: return "error";
+  }
+  return "?";
+}
 
 bool Stream::next(TokenEvent& ev, std::chrono::milliseconds timeout) {
   std::unique_lock lk(mu_);
@@ -60,9 +70,9 @@ struct Engine::Seq {
   Clock::time_point queued = Clock::now(), admitted, first_token;
 };
 
-Engine::Engine(const Model& model, const Tokenizer& tokenizer, EngineOptions opts, StepObserver observer)
+Engine::Engine(const model::Model& model, const Tokenizer& tokenizer, EngineOptions opts, StepObserver observer)
     : model_(model), tok_(tokenizer), opts_(opts), observer_(std::move(observer)) {
-  const ModelConfig& c = model.config();
+  const model::ModelConfig& c = model.config();
   if (opts_.max_seqs < 1) fail("--max-seqs must be at least 1");
   if (opts_.ctx_size < 2) fail("--ctx-size must be at least 2");
   if (opts_.page_tokens < 1) fail("the page size must be at least 1 token");
@@ -97,10 +107,10 @@ Engine::~Engine() {
   }
   cv_.notify_all();
   thread_.join();
-  for (auto& s : active_) finish(*s, "cancelled");
+  for (auto& s : active_) finish(*s, FinishReason::Cancelled);
   for (auto& s : queue_) {
     FinishInfo f;
-    f.reason = "cancelled";
+    f.reason = FinishReason::Cancelled;
     s->stream->finish(f);
   }
 }
@@ -172,7 +182,7 @@ void Engine::admit() {
     Seq& s = *queue_.front();
     if (s.stream->cancelled()) {
       FinishInfo f;
-      f.reason = "cancelled";
+      f.reason = FinishReason::Cancelled;
       f.prompt_tokens = int64_t(s.req.prompt.size());
       f.queue_seconds = seconds_between(s.queued, Clock::now());
       s.stream->finish(f);
@@ -201,11 +211,11 @@ void Engine::admit() {
   stats_.active = int64_t(active_.size());
 }
 
-void Engine::finish(Seq& s, const std::string& reason, const std::string& error) {
+void Engine::finish(Seq& s, FinishReason reason, const std::string& error) {
   FinishInfo f;
   f.reason = reason;
   f.error = error;
-  if (reason != "error" && !s.stops->stopped()) {
+  if (reason != FinishReason::Error && !s.stops->stopped()) {
     try {
       f.tail = s.stops->push(s.detok->flush()) + s.stops->flush();
     } catch (const std::exception&) {
@@ -231,7 +241,7 @@ void Engine::sample(Seq& s, float* logits) {
   if (s.req.constraint) s.req.constraint->mask(logits);
   const int64_t V = model_.config().vocab_size;
   if (s.req.constraint && std::all_of(logits, logits + V, [&](float v) { return v == kNegInf; })) {
-    finish(s, "stop");  // nothing may follow (a constraint is complete)
+    finish(s, FinishReason::Stop);  // nothing may follow (a constraint is complete)
     return;
   }
   int32_t token = s.sampler->sample(logits);
@@ -244,7 +254,7 @@ void Engine::sample(Seq& s, float* logits) {
     ++stats_.generated_tokens;
   }
   if (!s.req.ignore_eos && is_eos(token) && s.forced_next >= s.req.forced.size()) {
-    finish(s, "stop");
+    finish(s, FinishReason::Stop);
     return;
   }
   TokenEvent ev;
@@ -264,9 +274,9 @@ void Engine::sample(Seq& s, float* logits) {
   const bool stopped = s.stops->stopped();
   s.stream->push(std::move(ev));
   if (stopped) {
-    finish(s, "stop");
+    finish(s, FinishReason::Stop);
   } else if (s.generated >= s.req.max_tokens || s.cache.size() + 1 > s.limit) {
-    finish(s, "length");
+    finish(s, FinishReason::Length);
   } else {
     s.tokens.push_back(token);
   }
@@ -276,9 +286,9 @@ void Engine::step() {
   // Leave at once: cancelled sequences and ones that were asked for no tokens at all.
   for (auto& s : active_) {
     if (s->stream->cancelled()) {
-      finish(*s, "cancelled");
+      finish(*s, FinishReason::Cancelled);
     } else if (s->req.max_tokens == 0) {
-      finish(*s, "length");
+      finish(*s, FinishReason::Length);
     }
   }
   std::erase_if(active_, [](const std::unique_ptr<Seq>& s) { return s->done; });
@@ -291,7 +301,7 @@ void Engine::step() {
   }
 
   // Decoding sequences first (one token each), then prompt chunks under the budget.
-  std::vector<BatchSeq> batch;
+  std::vector<model::BatchSeq> batch;
   std::vector<Seq*> who;
   int64_t budget = opts_.step_tokens;
   auto add = [&](Seq& s, int64_t n) {
@@ -301,7 +311,7 @@ void Engine::step() {
     const int64_t allocated = s.cache.pages() - before;
     s.claim -= allocated;
     reserved_pages_ -= allocated;
-    BatchSeq b;
+    model::BatchSeq b;
     b.tokens = s.tokens.data() + start;
     b.T = n;
     b.start = start;
@@ -332,12 +342,12 @@ void Engine::step() {
   const int64_t V = model_.config().vocab_size;
   std::vector<float> logits(static_cast<size_t>(with_logits * V));
   const auto t0 = Clock::now();
-  ForwardOptions fo;
+  model::ForwardOptions fo;
   fo.attention = opts_.attention;
   try {
     model_.forward_batch(batch, logits.data(), fo);
   } catch (const std::exception& e) {
-    for (Seq* s : who) finish(*s, "error", e.what());
+    for (Seq* s : who) finish(*s, FinishReason::Error, e.what());
     std::erase_if(active_, [](const std::unique_ptr<Seq>& s) { return s->done; });
     return;
   }
@@ -350,7 +360,7 @@ void Engine::step() {
     try {
       sample(s, &logits[size_t(k * V)]);
     } catch (const std::exception& e) {
-      finish(s, "error", e.what());
+      finish(s, FinishReason::Error, e.what());
     }
     ++k;
   }
@@ -369,4 +379,4 @@ void Engine::step() {
   stats_.reuse_hits = pool_->reuse_hits();
 }
 
-}  // namespace dsv3::server
+}  // namespace dsv3::runtime
