@@ -16,6 +16,7 @@
 #include "base/rng.h"
 #include "kernels/isa.h"
 #include "kernels/matmul.h"
+#include "kernels/probes.h"
 #include "model/model.h"
 #include "threading/pool.h"
 
@@ -55,46 +56,6 @@ double macs_per_token(const model::ModelConfig& c, double ctx) {
   return total + double(c.vocab_size) * D;
 }
 
-// Sums `streams` equal parts of [p, p + n) in lockstep, optionally prefetching 4 KB ahead
-// in each: a few concurrent streams per core is what it takes to reach the memory's read
-// limit (one stream per core falls 10-25% short on these machines).
-uint64_t read_streams(const uint64_t* p, int64_t n, int streams, bool prefetch) {
-  const int64_t per = n / streams;
-  uint64_t acc[8] = {};
-  for (int64_t k = 0; k < per; k += 8)
-    for (int s = 0; s < streams; ++s) {
-      const uint64_t* q = p + s * per + k;
-      if (prefetch) __builtin_prefetch(q + 512);
-      for (int j = 0; j < 8; ++j) acc[j] += q[j];
-    }
-  uint64_t r = 0;
-  for (uint64_t a : acc) r ^= a;
-  return r;
-}
-
-// The machine's read bandwidth over a 1 GiB buffer, all threads: the best of several
-// access patterns (1, 2, 4 and 8 streams per thread, with and without software prefetch),
-// each the best of 3 runs, so the roofline decode is measured against is the highest rate
-// this machine shows.
-double probe_read_gb_per_s() {
-  const int64_t n = int64_t(1) << 27;  // 8-byte words
-  std::vector<uint64_t> buf(size_t(n), 1);
-  ThreadPool& pool = ThreadPool::global();
-  std::vector<uint64_t> sink(size_t(pool.size()) * 8, 0);  // a cache line per thread
-  double best = 0;
-  for (int streams : {1, 2, 4, 8})
-    for (bool prefetch : {false, true})
-      for (int rep = 0; rep < 3; ++rep) {
-        const auto t0 = Clock::now();
-        pool.parallel_for(pool.size(), [&](int th, int64_t, int64_t) {
-          const int64_t part = n / pool.size();
-          sink[size_t(th) * 8] += read_streams(buf.data() + th * part, part, streams, prefetch);
-        });
-        best = std::max(best, double(n / pool.size() * pool.size()) * 8 / since(t0) / 1e9);
-      }
-  return best;
-}
-
 // Linux: writing 5 to clear_refs resets the process's peak RSS (VmHWM) to its current RSS.
 void reset_peak_rss() {
   if (std::FILE* f = std::fopen("/proc/self/clear_refs", "w")) {
@@ -118,16 +79,7 @@ int64_t peak_rss_bytes() {
   return int64_t(ru.ru_maxrss) * 1024;
 }
 
-double probe_peak_gflops_all() {
-  ThreadPool& pool = ThreadPool::global();
-  std::vector<double> g(size_t(pool.size()), 0.0);
-  pool.parallel_for(pool.size(), [&](int th, int64_t, int64_t) { g[size_t(th)] = kernels::probe_peak_gflops(0.3); });
-  double s = 0;
-  for (double v : g) s += v;
-  return s;
-}
-
-void run(const BenchFlags& f) {
+void run(const BenchFlags& f, ThreadPool& pool) {
   const auto t_load = Clock::now();
   model::Model model = model::Model::load(f.model, model::LoadOptions{false, weight_memory(f.hugepages)});
   model.weights().checkpoint->prefault();  // page faults are not timed as compute
@@ -135,8 +87,8 @@ void run(const BenchFlags& f) {
   const model::ModelConfig& c = model.config();
   const int64_t V = c.vocab_size;
 
-  double read_gbs = probe_read_gb_per_s();  // probed again after the runs; the best counts
-  double peak_gflops = probe_peak_gflops_all();
+  double read_gbs = kernels::probe_read_gb_per_s(pool);  // probed again after the runs; the best counts
+  double peak_gflops = kernels::probe_fma_gflops_all(pool, 0.3);
   reset_peak_rss();  // the probe's 1 GiB buffer is gone and must not count
 
   Rng rng(1234);
@@ -148,6 +100,7 @@ void run(const BenchFlags& f) {
   const int64_t cap = f.context + f.prompt_tokens + f.gen_tokens + 1;
   std::vector<double> prefill_tps, decode_tps, decode_bytes;
   std::vector<float> logits(size_t(std::max<int64_t>(f.prompt_tokens, 1) * V));
+  model::Workspace ws(pool);
   for (int rep = 0; rep < f.reps; ++rep) {
     model::KvCache cache = model.new_cache(cap);
     if (f.context > 0) {  // a long context of synthetic latents: only attention cost matters
@@ -159,14 +112,16 @@ void run(const BenchFlags& f) {
     const std::vector<int32_t> prompt = random_tokens(f.prompt_tokens);
     if (f.prompt_tokens > 0) {
       const auto t0 = Clock::now();
-      model.forward(prompt.data(), f.prompt_tokens, cache, logits.data(), nullptr, {}, /*last_only=*/true);
+      model::ForwardOptions fo;
+      fo.last_only = true;
+      model.forward(ws, prompt.data(), f.prompt_tokens, cache, logits.data(), fo);
       prefill_tps.push_back(double(f.prompt_tokens) / since(t0));
     }
     int32_t next = prompt.empty() ? 0 : prompt.back();
     const uint64_t b0 = kernels::weight_bytes_read();
     const auto t0 = Clock::now();
     for (int64_t i = 0; i < f.gen_tokens; ++i) {
-      model.forward(&next, 1, cache, logits.data());
+      model.forward(ws, &next, 1, cache, logits.data());
       next = int32_t(std::max_element(logits.begin(), logits.begin() + V) - logits.begin());
     }
     if (f.gen_tokens > 0) {
@@ -176,15 +131,15 @@ void run(const BenchFlags& f) {
   }
   const int64_t peak_rss = peak_rss_bytes();
   // Shared machines drift: each limit is the best rate seen before or after the runs.
-  read_gbs = std::max(read_gbs, probe_read_gb_per_s());
-  peak_gflops = std::max(peak_gflops, probe_peak_gflops_all());
+  read_gbs = std::max(read_gbs, kernels::probe_read_gb_per_s(pool));
+  peak_gflops = std::max(peak_gflops, kernels::probe_fma_gflops_all(pool, 0.3));
   const double ptps = median(prefill_tps), dtps = median(decode_tps), dbytes = median(decode_bytes);
   const double prefill_gflops = ptps * 2 * macs_per_token(c, double(f.context) + double(f.prompt_tokens) / 2) / 1e9;
   const double decode_gbs = dtps * dbytes / 1e9;
   nlohmann::json j = {
       {"model", f.model},
       {"isa", kernels::isa_name(kernels::active_isa())},
-      {"threads", ThreadPool::global().size()},
+      {"threads", pool.size()},
       {"prompt_tokens", f.prompt_tokens},
       {"gen_tokens", f.gen_tokens},
       {"context", f.context},
@@ -207,7 +162,7 @@ void run(const BenchFlags& f) {
     return;
   }
   std::printf("model      %s (%s kernels, %d threads, weights %s)\n", f.model.c_str(),
-              kernels::isa_name(kernels::active_isa()), ThreadPool::global().size(),
+              kernels::isa_name(kernels::active_isa()), pool.size(),
               f.hugepages ? "in huge pages" : "mapped");
   std::printf("machine    read %.1f GB/s, fp32 FMA peak %.1f GFLOP/s\n", read_gbs, peak_gflops);
   std::printf("load       %.2f s, peak RSS %.2f GB\n", load_s, double(peak_rss) / 1e9);
@@ -223,7 +178,7 @@ void run(const BenchFlags& f) {
 
 }  // namespace
 
-void add_bench(CLI::App& app) {
+void add_bench(CLI::App& app, AppContext& ctx) {
   auto f = std::make_shared<BenchFlags>();
   CLI::App* cmd = app.add_subcommand("bench", "measure prefill and decode speed against this machine's limits");
   cmd->add_option("--model", f->model, "model folder")->required();
@@ -237,7 +192,7 @@ void add_bench(CLI::App& app) {
       ->capture_default_str();
   cmd->add_flag("--json", f->json, "print one JSON object");
   add_hugepages_flag(cmd, f->hugepages);
-  cmd->callback([f] { run(*f); });
+  cmd->callback([f, &ctx] { run(*f, ctx.pool()); });
 }
 
 }  // namespace dsv3::app

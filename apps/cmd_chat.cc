@@ -78,10 +78,12 @@ void show(const ChatFlags& f) {
               f.system.empty() ? "(none)" : f.system.c_str());
 }
 
-void run(ChatFlags f) {
+void run(ChatFlags f, ThreadPool& pool) {
   const std::string dir = resolve_model_dir(f.model);
   TextModel tm = load_text_model(dir, /*need_template=*/true, weight_memory(f.hugepages));
-  runtime::Session session(*tm.model, *tm.tokenizer, f.ctx_size);
+  // One engine for the whole conversation: each turn's prompt (the history through the chat
+  // template) finds the earlier turns' latents in its cache and computes only what is new.
+  runtime::Engine engine(*tm.model, *tm.tokenizer, pool, runtime::single_sequence_options(f.ctx_size));
   struct sigaction sa {};
   sa.sa_handler = on_sigint;
   sigaction(SIGINT, &sa, nullptr);
@@ -102,12 +104,11 @@ void run(ChatFlags f) {
       try {
         if (cmd == "/quit" || cmd == "/exit") break;
         if (cmd == "/help") std::printf("%s", kHelp);
-        else if (cmd == "/reset") history = nlohmann::json::array(), session.reset(), std::printf("(conversation reset)\n");
+        else if (cmd == "/reset") history = nlohmann::json::array(), std::printf("(conversation reset)\n");
         else if (cmd == "/show") show(f);
         else if (cmd == "/system") {
           std::getline(in >> std::ws, f.system);
           history = nlohmann::json::array();
-          session.reset();
           std::printf("(system prompt set; conversation reset)\n");
         } else if (cmd == "/set") {
           in >> name >> value;
@@ -129,7 +130,7 @@ void run(ChatFlags f) {
       const std::vector<int32_t> prompt = chat_prompt(tm, messages);
       g_cancel.store(false);
       g_generating.store(true);
-      const runtime::GenerateResult r = session.generate(prompt, f.gen, [](const std::string& s) {
+      const runtime::GenerateResult r = runtime::generate(engine, prompt, f.gen, [](const std::string& s) {
         std::fwrite(s.data(), 1, s.size(), stdout);
         std::fflush(stdout);
       }, &g_cancel);
@@ -148,7 +149,7 @@ void run(ChatFlags f) {
 
 }  // namespace
 
-void add_chat(CLI::App& app) {
+void add_chat(CLI::App& app, AppContext& ctx) {
   auto f = std::make_shared<ChatFlags>();
   CLI::App* cmd = app.add_subcommand("chat", "interactive chat with history, a system prompt and live settings");
   add_model_option(cmd, "--model", f->model, "model folder (weights, config.json, tokenizer files)");
@@ -157,7 +158,7 @@ void add_chat(CLI::App& app) {
   add_hugepages_flag(cmd, f->hugepages);
   add_generation_flags(cmd, f->gen);
   f->gen.max_tokens = 512;
-  cmd->callback([f] { run(*f); });
+  cmd->callback([f, &ctx] { run(*f, ctx.pool()); });
 }
 
 }  // namespace dsv3::app

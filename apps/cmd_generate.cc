@@ -16,7 +16,7 @@ struct GenerateFlags {
   runtime::GenerateOptions gen;
 };
 
-void run(const GenerateFlags& f) {
+void run(const GenerateFlags& f, ThreadPool& pool) {
   TextModel tm = load_text_model(resolve_model_dir(f.model), f.chat, weight_memory(f.hugepages));
   std::vector<int32_t> prompt;
   if (f.chat) {
@@ -28,8 +28,9 @@ void run(const GenerateFlags& f) {
     if (!f.system.empty()) fail("--system needs --chat (a system prompt belongs to a conversation)");
     prompt = tm.tokenizer->encode(f.prompt, tm.tokenizer->add_bos_by_default());
   }
-  runtime::Session session(*tm.model, *tm.tokenizer, std::max<int64_t>(f.ctx_size, int64_t(prompt.size()) + 1));
-  const runtime::GenerateResult r = session.generate(prompt, f.gen, [](const std::string& s) {
+  runtime::Engine engine(*tm.model, *tm.tokenizer, pool,
+                         runtime::single_sequence_options(std::max<int64_t>(f.ctx_size, int64_t(prompt.size()) + 1)));
+  const runtime::GenerateResult r = runtime::generate(engine, prompt, f.gen, [](const std::string& s) {
     std::fwrite(s.data(), 1, s.size(), stdout);
     std::fflush(stdout);
   });
@@ -40,7 +41,7 @@ void run(const GenerateFlags& f) {
 
 }  // namespace
 
-void add_generate(CLI::App& app) {
+void add_generate(CLI::App& app, AppContext& ctx) {
   auto f = std::make_shared<GenerateFlags>();
   CLI::App* cmd = app.add_subcommand("generate", "generate text from a prompt, streaming it as it is produced");
   add_model_option(cmd, "--model", f->model, "model folder (weights, config.json, tokenizer.json)");
@@ -50,7 +51,7 @@ void add_generate(CLI::App& app) {
   cmd->add_option("--ctx-size", f->ctx_size, "context size in tokens")->capture_default_str();
   add_hugepages_flag(cmd, f->hugepages);
   add_generation_flags(cmd, f->gen);
-  cmd->callback([f] { run(*f); });
+  cmd->callback([f, &ctx] { run(*f, ctx.pool()); });
 }
 
 }  // namespace dsv3::app

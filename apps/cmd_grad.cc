@@ -20,10 +20,10 @@ struct GradOptions {
   int repeat = 1;
 };
 
-void run(const GradOptions& o) {
+void run(const GradOptions& o, ThreadPool& pool) {
   const std::vector<int32_t> tokens = parse_token_list(o.tokens);
   if (o.mtp_weight < 0 || o.balance_alpha < 0) fail("--mtp-weight and --balance-alpha must be >= 0");
-  train::TrainModel model = train::TrainModel::from_checkpoint(o.model);
+  train::TrainModel model = train::TrainModel::from_checkpoint(o.model, pool);
   if (o.repeat < 1) fail("--repeat must be >= 1");
   train::StepStats s;
   double secs = 0;
@@ -48,7 +48,7 @@ void run(const GradOptions& o) {
 
 }  // namespace
 
-void add_grad(CLI::App& app) {
+void add_grad(CLI::App& app, AppContext& ctx) {
   auto o = std::make_shared<GradOptions>();
   CLI::App* cmd = app.add_subcommand("grad", "write the training loss and every parameter gradient (F32) of a sequence");
   cmd->add_option("--model", o->model, "model folder (config.json + safetensors)")->required();
@@ -57,7 +57,7 @@ void add_grad(CLI::App& app) {
   cmd->add_option("--mtp-weight", o->mtp_weight, "lambda of the MTP loss (needs an MTP layer and 3 tokens)");
   cmd->add_option("--balance-alpha", o->balance_alpha, "alpha of the sequence-wise balance loss");
   cmd->add_option("--repeat", o->repeat, "run the step N times and report the fastest (timing)");
-  cmd->callback([o] { run(*o); });
+  cmd->callback([o, &ctx] { run(*o, ctx.pool()); });
 }
 
 }  // namespace dsv3::app

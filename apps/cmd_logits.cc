@@ -8,7 +8,7 @@
 #include "apps/commands.h"
 #include "base/error.h"
 #include "io/safetensors.h"
-#include "kernels/matmul.h"
+#include "kernels/isa.h"
 #include "model/model.h"
 
 namespace dsv3::app {
@@ -37,7 +37,7 @@ struct LogitsOptions {
   bool decode = false, mtp = false, reference = false, routing = false;
 };
 
-void run(const LogitsOptions& o) {
+void run(const LogitsOptions& o, ThreadPool& pool) {
   kernels::set_reference_kernels(o.reference);
   const std::vector<int32_t> tokens = parse_token_list(o.tokens);
   model::Model model = model::Model::load(o.model, model::LoadOptions{o.mtp});
@@ -52,13 +52,19 @@ void run(const LogitsOptions& o) {
   if (o.routing) fo.routing = &routing;
 
   std::vector<float> logits(size_t(T * V)), normed(size_t(T * D));
+  model::Workspace ws(pool);
   model::KvCache cache = model.new_cache(T);
   const auto t0 = std::chrono::steady_clock::now();
   if (o.decode) {
-    for (int64_t t = 0; t < T; ++t) model.forward(&tokens[t], 1, cache, &logits[t * V], &normed[t * D], fo);
+    for (int64_t t = 0; t < T; ++t) {
+      fo.normed = &normed[t * D];
+      model.forward(ws, &tokens[t], 1, cache, &logits[t * V], fo);
+    }
   } else {
-    model.forward(tokens.data(), T, cache, logits.data(), normed.data(), fo);
+    fo.normed = normed.data();
+    model.forward(ws, tokens.data(), T, cache, logits.data(), fo);
   }
+  fo.normed = nullptr;
 
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
@@ -70,9 +76,9 @@ void run(const LogitsOptions& o) {
     model::KvCache mcache = model.new_mtp_cache(T - 1);
     if (o.decode) {
       for (int64_t t = 0; t + 1 < T; ++t)
-        model.forward_mtp(&normed[t * D], &tokens[t + 1], 1, mcache, &mtp_logits[t * V], fo);
+        model.forward_mtp(ws, &normed[t * D], &tokens[t + 1], 1, mcache, &mtp_logits[t * V], fo);
     } else {
-      model.forward_mtp(normed.data(), tokens.data() + 1, T - 1, mcache, mtp_logits.data(), fo);
+      model.forward_mtp(ws, normed.data(), tokens.data() + 1, T - 1, mcache, mtp_logits.data(), fo);
     }
     w.add_bytes("mtp_logits", io::DType::F32, {T - 1, V}, mtp_logits.data(), mtp_logits.size() * 4);
   }
@@ -101,7 +107,7 @@ void run(const LogitsOptions& o) {
 
 }  // namespace
 
-void add_logits(CLI::App& app) {
+void add_logits(CLI::App& app, AppContext& ctx) {
   auto o = std::make_shared<LogitsOptions>();
   CLI::App* cmd = app.add_subcommand("logits", "write F32 logits for every position of a token sequence");
   cmd->add_option("--model", o->model, "model folder (config.json + safetensors)")->required();
@@ -114,7 +120,7 @@ void add_logits(CLI::App& app) {
       ->check(CLI::IsMember({"auto", "naive", "absorbed"}))
       ->capture_default_str();
   cmd->add_flag("--routing", o->routing, "also write routing.L.indices / routing.L.weights per MoE layer");
-  cmd->callback([o] { run(*o); });
+  cmd->callback([o, &ctx] { run(*o, ctx.pool()); });
 }
 
 }  // namespace dsv3::app

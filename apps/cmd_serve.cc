@@ -40,7 +40,7 @@ uint64_t parse_bytes(const std::string& s) {
 
 }  // namespace
 
-void add_serve(CLI::App& app) {
+void add_serve(CLI::App& app, AppContext& ctx) {
   auto* cmd = app.add_subcommand("serve", "OpenAI-compatible HTTP server with continuous batching");
   struct Opts {
     std::string model, host = "127.0.0.1", api_key, name, cache_mem;
@@ -69,7 +69,7 @@ void add_serve(CLI::App& app) {
                   "absorbed (default: results independent of batching) or auto (naive for long prompts)")
       ->check(CLI::IsMember({"absorbed", "auto"}));
   add_hugepages_flag(cmd, o->hugepages);
-  cmd->callback([o] {
+  cmd->callback([o, &ctx] {
     o->model = resolve_model_dir(o->model);
     TextModel lt = load_text_model(o->model, false, weight_memory(o->hugepages));
     if (lt.tokenizer->chat_template().empty())
@@ -81,7 +81,7 @@ void add_serve(CLI::App& app) {
     eo.page_tokens = o->page_tokens;
     eo.attention = o->attention == "auto" ? model::AttentionForm::Auto : model::AttentionForm::Absorbed;
     if (!o->cache_mem.empty()) eo.cache_bytes = parse_bytes(o->cache_mem);
-    runtime::Engine engine(*lt.model, *lt.tokenizer, eo);
+    runtime::Engine engine(*lt.model, *lt.tokenizer, ctx.pool(), eo);
     server::ServerOptions so;
     so.host = o->host;
     so.port = o->port;

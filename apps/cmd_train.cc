@@ -21,7 +21,7 @@ struct TrainArgs {
   bool quiet = false;
 };
 
-void run_train(const TrainArgs& args) {
+void run_train(const TrainArgs& args, AppContext& ctx) {
   namespace fs = std::filesystem;
   const TrainArgs* a = &args;
   std::string resume = a->resume;
@@ -40,14 +40,15 @@ void run_train(const TrainArgs& args) {
     run.tokens = 0;
   }
   run.validate();
-  if (run.threads > 0) ThreadPool::set_default_threads(int(run.threads));
-  const train::TrainResult r = train::train(run, train::TrainerOptions{resume, a->stop_after, !a->quiet});
+  // The run config's thread count, when it has one, wins over --threads.
+  ThreadPool& pool = ctx.pool(int(run.threads));
+  const train::TrainResult r = train::train(run, train::TrainerOptions{resume, a->stop_after, !a->quiet}, pool);
   if (train::DataParallel::is_root()) std::printf("%s\n", train::summary_line(r).c_str());
 }
 
 }  // namespace
 
-void add_train(CLI::App& app) {
+void add_train(CLI::App& app, AppContext& ctx) {
   auto a = std::make_shared<TrainArgs>();
   CLI::App* cmd = app.add_subcommand("train", "train a model from a run config (see docs/training.md)");
   cmd->add_option("--config", a->config, "run config JSON");
@@ -58,11 +59,11 @@ void add_train(CLI::App& app) {
   cmd->add_option("--stop-after", a->stop_after, "stop after this step, saving the state, without changing the schedule")
       ->check(CLI::PositiveNumber);
   cmd->add_flag("--quiet,-q", a->quiet, "no progress output on stderr");
-  cmd->callback([a] {
+  cmd->callback([a, &ctx] {
     // Under mpirun every rank runs this; gradients are summed across ranks each step.
     train::DataParallel::init();
     try {
-      run_train(*a);
+      run_train(*a, ctx);
     } catch (const std::exception& e) {
       if (train::DataParallel::size() > 1) {
         std::fprintf(stderr, "dsv3: error (rank %d): %s\n", train::DataParallel::rank(), e.what());

@@ -74,7 +74,7 @@ uint64_t count_file(const std::string& path, ThreadPool& pool, std::vector<std::
   return total;
 }
 
-void run_train_tokenizer(const TrainOptions& o) {
+void run_train_tokenizer(const TrainOptions& o, ThreadPool& pool) {
   const auto t0 = std::chrono::steady_clock::now();
   if (o.vocab < tok::kTrainedMinVocab)
     fail("train-tokenizer: --vocab ", o.vocab, " is too small: the 256 byte tokens and ", tok::kTrainedAddedTokens,
@@ -92,7 +92,6 @@ void run_train_tokenizer(const TrainOptions& o) {
   for (const tok::TokenSpec& t : tok::kTrailingTokens) added.push_back(tok::to_added_token(t, int32_t(added.size())));
   const tok::AddedTokenSplitter splitter(added);
 
-  ThreadPool& pool = ThreadPool::global();
   std::vector<std::unique_ptr<tok::WordCounter>> counters;
   for (int i = 0; i < pool.size(); ++i) counters.push_back(std::make_unique<tok::WordCounter>(pretok, &splitter));
   uint64_t bytes = 0;
@@ -139,7 +138,7 @@ void run_train_tokenizer(const TrainOptions& o) {
 
 }  // namespace
 
-void add_train_tokenizer(CLI::App& app) {
+void add_train_tokenizer(CLI::App& app, AppContext& ctx) {
   auto o = std::make_shared<TrainOptions>();
   CLI::App* cmd = app.add_subcommand(
       "train-tokenizer", "learn a byte-level BPE with DeepSeek-V3's pre-tokenizer and special tokens from text files");
@@ -150,7 +149,7 @@ void add_train_tokenizer(CLI::App& app) {
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
   cmd->add_option("files", o->files, "UTF-8 text files, each one document")->required();
-  cmd->callback([o] { run_train_tokenizer(*o); });
+  cmd->callback([o, &ctx] { run_train_tokenizer(*o, ctx.pool()); });
 }
 
 }  // namespace dsv3::app

@@ -3,29 +3,27 @@
 
 #include "apps/commands.h"
 #include "base/error.h"
-#include "threading/pool.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"dsv3: DeepSeek-V3 inference on CPU, exactly as the reference computes"};
   app.require_subcommand(1);
-  int threads = 0;
-  app.add_option("--threads,-t", threads, "worker threads (default: all hardware threads)")
+  dsv3::app::AppContext ctx;
+  app.add_option("--threads,-t", ctx.threads, "worker threads (default: all hardware threads)")
       ->check(CLI::NonNegativeNumber);
   app.fallthrough();
   dsv3::app::add_make_test_model(app);
-  dsv3::app::add_logits(app);
+  dsv3::app::add_logits(app, ctx);
   dsv3::app::add_inspect(app);
-  dsv3::app::add_bench(app);
-  dsv3::app::add_generate(app);
-  dsv3::app::add_chat(app);
+  dsv3::app::add_bench(app, ctx);
+  dsv3::app::add_generate(app, ctx);
+  dsv3::app::add_chat(app, ctx);
   dsv3::app::add_tokenize(app);
   dsv3::app::add_detokenize(app);
   dsv3::app::add_render_chat(app);
-  dsv3::app::add_serve(app);
-  dsv3::app::add_train_tokenizer(app);
-  dsv3::app::add_grad(app);
-  dsv3::app::add_train(app);
-  app.parse_complete_callback([&] { dsv3::ThreadPool::set_default_threads(threads); });
+  dsv3::app::add_serve(app, ctx);
+  dsv3::app::add_train_tokenizer(app, ctx);
+  dsv3::app::add_grad(app, ctx);
+  dsv3::app::add_train(app, ctx);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

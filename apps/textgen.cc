@@ -73,12 +73,14 @@ std::vector<int32_t> chat_prompt(const TextModel& tm, const nlohmann::json& mess
 
 std::string stats_line(const runtime::GenerateResult& r) {
   const int64_t computed = r.prompt_tokens - r.reused_tokens;
-  const int64_t out = int64_t(r.tokens.size());
+  const int64_t out = r.completion_tokens;
   char buf[256];
+  // The first output token comes with the prefill; the decode rate counts the ones after it.
   std::snprintf(buf, sizeof buf, "prompt %lld tok (%lld cached) %.1f tok/s | output %lld tok %.1f tok/s | %s",
                 (long long)r.prompt_tokens, (long long)r.reused_tokens,
                 r.prefill_seconds > 0 ? double(computed) / r.prefill_seconds : 0.0, (long long)out,
-                r.decode_seconds > 0 ? double(out) / r.decode_seconds : 0.0, r.finish_reason.c_str());
+                r.decode_seconds > 0 && out > 1 ? double(out - 1) / r.decode_seconds : 0.0,
+                runtime::finish_reason_name(r.finish_reason));
   return buf;
 }
 

@@ -11,7 +11,7 @@
 
 #include "chat/chat_template.h"
 #include "model/model.h"
-#include "runtime/session.h"
+#include "runtime/generate.h"
 #include "tokenizer/tokenizer.h"
 
 namespace dsv3::app {

@@ -15,10 +15,16 @@
 namespace dsv3 {
 namespace {
 
+// The pool every benchmark runs on (all hardware threads).
+ThreadPool& pool() {
+  static ThreadPool p(0);
+  return p;
+}
+
 struct Weights {
   std::vector<uint8_t> bytes;
   std::vector<float> scales;
-  WeightMatrix w;
+  kernels::WeightMatrix w;
 };
 
 Weights make(io::DType dt, int64_t rows, int64_t cols) {
@@ -26,7 +32,7 @@ Weights make(io::DType dt, int64_t rows, int64_t cols) {
   Rng rng(1);
   m.bytes.resize(size_t(rows * cols) * io::dtype_size(dt));
   for (size_t i = 0; i < m.bytes.size(); ++i) m.bytes[i] = uint8_t(rng.next() & 0x77);  // finite e4m3 / bf16 bytes
-  m.w = WeightMatrix{"w", dt, m.bytes.data(), rows, cols};
+  m.w = kernels::WeightMatrix{"w", dt, m.bytes.data(), rows, cols};
   if (dt == io::DType::F8_E4M3) {
     m.w.scale_cols = (cols + 127) / 128;
     m.scales.assign(size_t(((rows + 127) / 128) * m.w.scale_cols), 0.01f);
@@ -43,8 +49,9 @@ void BM_Matmul(benchmark::State& state, io::DType dt, kernels::Isa isa) {
   const int64_t rows = state.range(0), cols = state.range(1), T = state.range(2);
   const Weights m = make(dt, rows, cols);
   std::vector<float> x(size_t(T * cols), 0.5f), y(size_t(T * rows));
+  kernels::Context ctx(pool());
   for (auto _ : state) {
-    kernels::matmul(m.w, x.data(), T, y.data());
+    kernels::matmul(ctx, m.w, x.data(), T, y.data());
     benchmark::DoNotOptimize(y.data());
   }
   state.counters["weight_GB/s"] =
@@ -67,10 +74,11 @@ void BM_MatvecCold(benchmark::State& state, io::DType dt, kernels::Isa isa) {
   std::vector<float> x(size_t(cols), 0.5f), y(static_cast<size_t>(rows));
   size_t next = 0;
   uint64_t bytes = 0;
+  kernels::Context ctx(pool());
   for (auto _ : state) {
-    const WeightMatrix& w = ms[next].w;
+    const kernels::WeightMatrix& w = ms[next].w;
     next = (next + 1) % ms.size();
-    kernels::matmul(w, x.data(), 1, y.data());
+    kernels::matmul(ctx, w, x.data(), 1, y.data());
     bytes += w.bytes();
     benchmark::DoNotOptimize(y.data());
   }
@@ -91,6 +99,7 @@ void BM_MoeDecodeCold(benchmark::State& state) {
   std::vector<float> x(size_t(D), 0.5f), y(size_t((K + 2) * D));
   int64_t next = 0;
   uint64_t bytes = 0;
+  model::Workspace work(pool());
   for (auto _ : state) {
     std::vector<model::MlpTask> tasks;
     for (int64_t k = 0; k < K + 2; ++k) {
@@ -99,7 +108,7 @@ void BM_MoeDecodeCold(benchmark::State& state) {
       bytes += m.gate.bytes() + m.up.bytes() + m.down.bytes();
     }
     next = (next + 1) % E;
-    model::run_mlps(tasks);
+    model::run_mlps(work, tasks);
     benchmark::DoNotOptimize(y.data());
   }
   state.counters["weight_GB/s"] = benchmark::Counter(double(bytes) / 1e9, benchmark::Counter::kIsRate);

@@ -1,8 +1,8 @@
 #!/usr/bin/python3
 """Float64 PyTorch autograd reference of the training loss and every parameter gradient.
 
-Runs the forward pass of scripts/reference.py (our own float64 reference, written from
-ARCHITECTURE.md) with every trainable checkpoint tensor as a leaf that requires grad, and
+Runs the forward pass of scripts/reference.py (our own float64 reference, written from the
+model's definition) with every trainable checkpoint tensor as a leaf that requires grad, and
 differentiates
 
     loss = mean CE(next token) + mtp_weight * mean CE(MTP, positions 0..T-3)

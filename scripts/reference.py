@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """Independent float64 PyTorch reference of the DeepSeek-V3 / V2 forward pass.
 
-It freezes the golden outputs the C++ engine is tested against, so it is written from
-/work/shared/ARCHITECTURE.md alone and computes everything in float64 (weights dequantized
+It freezes the golden outputs the C++ engine is tested against, so it is written from the
+model's definition alone (the DeepSeek-V3 technical report, arXiv 2412.19437, and the
+published config and checkpoint layout), shares no code with the engine, and computes
+everything in float64 (weights dequantized
 to float64): any disagreement with the fp32 engine is then the engine's rounding or a bug,
 never this script's rounding.
 

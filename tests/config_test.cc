@@ -260,7 +260,7 @@ TEST(ConfigParse, DeepSeekV3SoftmaxScale) {
   const double mscale = 0.1 * 1.0 * std::log(40.0) + 1.0;  // yarn_get_mscale(40, mscale_all_dim=1)
   EXPECT_NEAR(mscale, 1.368888, 1e-6);
   EXPECT_NEAR(c.softmax_scale(), std::pow(192.0, -0.5) * mscale * mscale, 1e-12);
-  // ARCHITECTURE.md's "0.135234 for V3" is this final scale (192^-0.5 * mscale^2).
+  // V3's softmax scale, 0.135234, is this final scale (192^-0.5 * mscale^2).
   EXPECT_NEAR(c.softmax_scale(), 0.135234, 1e-6);
 }
 
@@ -268,7 +268,7 @@ TEST(ConfigParse, DeepSeekV3RopeFrequencies) {
   const model::ModelConfig c = parse_v3();
   const int d = 64;
   const double theta = 10000, factor = 40, orig = 4096;
-  // The YaRN correction range from its definition (ARCHITECTURE.md).
+  // The YaRN correction range from its definition (low/high dimensions of the ramp).
   auto dim = [&](double rot) { return d * std::log(orig / (rot * 2 * std::numbers::pi)) / (2 * std::log(theta)); };
   const double low = std::max(std::floor(dim(32)), 0.0), high = std::min(std::ceil(dim(1)), double(d - 1));
   ASSERT_EQ(low, 10.0);

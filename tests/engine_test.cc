@@ -76,12 +76,12 @@ const std::vector<std::string> kPrompts = {
 TEST_F(EngineTest, EightConcurrentSequencesEachEqualTheirSoloRun) {
   std::vector<Outcome> solo;
   {
-    Engine e(*model_, *tokenizer_, EngineOptions{});
+    Engine e(*model_, *tokenizer_, testutil::pool(), EngineOptions{});
     for (const auto& p : kPrompts) solo.push_back(drain(*e.submit(greedy(p, 12))));
   }
   EngineOptions o;
   o.step_tokens = 7;  // prompts are split into chunks and mixed with decode steps
-  Engine e(*model_, *tokenizer_, o);
+  Engine e(*model_, *tokenizer_, testutil::pool(), o);
   std::vector<std::shared_ptr<Stream>> streams;
   for (const auto& p : kPrompts) streams.push_back(e.submit(greedy(p, 12)));
   for (size_t i = 0; i < kPrompts.size(); ++i) {
@@ -98,7 +98,7 @@ TEST_F(EngineTest, EightConcurrentSequencesEachEqualTheirSoloRun) {
 TEST_F(EngineTest, SharedPrefixIsReusedAndGivesTheSameAnswer) {
   EngineOptions o;
   o.page_tokens = 4;
-  Engine e(*model_, *tokenizer_, o);
+  Engine e(*model_, *tokenizer_, testutil::pool(), o);
   std::string system = "You are a careful assistant. ";
   for (int i = 0; i < 8; ++i) system += "Answer briefly and precisely, citing sources. ";
   const Outcome a = drain(*e.submit(greedy(system + "Question one?", 8)));
@@ -116,12 +116,12 @@ TEST_F(EngineTest, TinyCacheBudgetQueuesRequestsButResultsAreUnchanged) {
   const uint64_t page = PagedLatentCache::page_bytes(model_->config().num_hidden_layers, model_->config().latent_dim(), 16);
   std::vector<Outcome> solo;
   {
-    Engine e(*model_, *tokenizer_, EngineOptions{});
+    Engine e(*model_, *tokenizer_, testutil::pool(), EngineOptions{});
     for (int i = 0; i < 4; ++i) solo.push_back(drain(*e.submit(greedy(kPrompts[size_t(i)], 10))));
   }
   EngineOptions o;
   o.cache_bytes = page * 3;  // room for about one sequence at a time
-  Engine e(*model_, *tokenizer_, o);
+  Engine e(*model_, *tokenizer_, testutil::pool(), o);
   std::vector<std::shared_ptr<Stream>> s;
   for (int i = 0; i < 4; ++i) s.push_back(e.submit(greedy(kPrompts[size_t(i)], 10)));
   for (int i = 0; i < 4; ++i) EXPECT_EQ(drain(*s[size_t(i)]).tokens, solo[size_t(i)].tokens);
@@ -131,7 +131,7 @@ TEST_F(EngineTest, TinyCacheBudgetQueuesRequestsButResultsAreUnchanged) {
 }
 
 TEST_F(EngineTest, CancelledSequenceLeavesAndFreesItsPages) {
-  Engine e(*model_, *tokenizer_, EngineOptions{});
+  Engine e(*model_, *tokenizer_, testutil::pool(), EngineOptions{});
   GenRequest r = greedy("Count forever:", 100000);
   r.ignore_eos = true;
   auto s = e.submit(std::move(r));
@@ -145,7 +145,7 @@ TEST_F(EngineTest, CancelledSequenceLeavesAndFreesItsPages) {
 }
 
 TEST_F(EngineTest, LimitsStopsLogprobsAndForcedTokens) {
-  Engine e(*model_, *tokenizer_, EngineOptions{});
+  Engine e(*model_, *tokenizer_, testutil::pool(), EngineOptions{});
   GenRequest r = greedy("Hello", 5);
   r.ignore_eos = true;
   r.top_logprobs = 3;

@@ -4,7 +4,7 @@
 //
 // Tolerances come from the standard bound for a float dot product of n terms evaluated in
 // any order: |computed - exact| <= gamma(n) * sum |w_i x_i|, gamma(n) = n u / (1 - n u),
-// u = 2^-24. Weight decoding itself must be exact (decode_row == WeightMatrix::at bit for bit).
+// u = 2^-24. Weight decoding itself must be exact (decode_row == kernels::WeightMatrix::at bit for bit).
 #include "kernels/matmul.h"
 
 #include <algorithm>
@@ -13,10 +13,12 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <mutex>
 #include <ostream>
 #include <stdexcept>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -28,6 +30,12 @@
 #include "matrix_util.h"
 #include "test_util.h"
 #include "threading/pool.h"
+#include "isa_util.h"
+#include "kernels/context.h"
+#include "kernels/gemm.h"
+#include "kernels/attention.h"
+#include "kernels/isa.h"
+#include "kernels/vector_ops.h"
 
 namespace dsv3 {
 namespace {
@@ -52,10 +60,20 @@ struct ReferenceKernels {
 
 
 
-class KernelsTest : public ::testing::TestWithParam<MatrixCase> {
+// The kernel case table, under every ISA: each stored format and shape against the scalar
+// twins, exact products, and the fast path's own guarantees (batch and thread independence).
+class KernelsTest : public ::testing::TestWithParam<std::tuple<MatrixCase, kernels::Isa>> {
  protected:
-  void SetUp() override { m_ = make_matrix(GetParam(), 1000 + uint64_t(GetParam().dtype)); }
-  const WeightMatrix& w() const { return m_.w; }
+  void SetUp() override {
+    isa_ = std::make_unique<testutil::IsaScope>(std::get<1>(GetParam()));
+    ASSERT_TRUE(isa_->ok());
+    m_ = make_matrix(mc(), 1000 + uint64_t(mc().dtype));
+  }
+  void TearDown() override { isa_.reset(); }
+  const MatrixCase& mc() const { return std::get<0>(GetParam()); }
+  const kernels::WeightMatrix& w() const { return m_.w; }
+  kernels::Context& ctx() { return ctx_; }
+  float* scratch() { return ctx_.scratch(0, kernels::matmul_scratch(w())); }
 
   // Exact y[t][r - r0] for matmul_rows and the sum of |terms|.
   std::pair<double, double> exact_row(int64_t r, const float* x) const {
@@ -70,10 +88,12 @@ class KernelsTest : public ::testing::TestWithParam<MatrixCase> {
   void batch_matches_single_tokens(int64_t T);
 
   TestMatrix m_;
+  std::unique_ptr<testutil::IsaScope> isa_;
+  kernels::Context ctx_{testutil::pool()};
 };
 
 TEST_P(KernelsTest, StoredBytes) {
-  const MatrixCase& mc = GetParam();
+  const MatrixCase& mc = this->mc();
   uint64_t want = uint64_t(mc.rows * mc.cols) * io::dtype_size(mc.dtype);
   if (mc.dtype == io::DType::F8_E4M3) want += m_.scale.size() * 4;
   EXPECT_EQ(w().bytes(), want);
@@ -81,7 +101,7 @@ TEST_P(KernelsTest, StoredBytes) {
 
 TEST_P(KernelsTest, AtDecodesTheStoredFormat) {
   // Spot-check at() against the scalar codecs plus the block scale it should pick.
-  const MatrixCase& mc = GetParam();
+  const MatrixCase& mc = this->mc();
   for (int64_t r : {int64_t(0), mc.rows / 2, mc.rows - 1})
     for (int64_t c : {int64_t(0), mc.cols / 3, mc.cols - 1}) {
       const size_t i = size_t(r * mc.cols + c);
@@ -116,7 +136,7 @@ TEST_P(KernelsTest, MatmulRowsMatchesReference) {
       const int64_t xs = C + 3, ys = (r1 - r0) + 5;  // strides with padding
       const std::vector<float> x = random_vector(T * xs, 7 + T);
       std::vector<float> fast(static_cast<size_t>(T * ys), -9.0f), ref(static_cast<size_t>(T * ys), -9.0f);
-      kernels::matmul_rows(w(), r0, r1, x.data(), xs, T, fast.data(), ys);
+      kernels::matmul_rows(w(), r0, r1, x.data(), xs, T, fast.data(), ys, scratch());
       kernels::matmul_rows_ref(w(), r0, r1, x.data(), xs, T, ref.data(), ys);
       for (int64_t t = 0; t < T; ++t) {
         for (int64_t r = r0; r < r1; ++r) {
@@ -143,7 +163,7 @@ TEST_P(KernelsTest, MatmulTRowsMatchesReference) {
       const int64_t n = r1 - r0, xs = n + 2, ys = C + 4;
       const std::vector<float> x = random_vector(T * xs, 17 + T);
       std::vector<float> fast(static_cast<size_t>(T * ys), -9.0f), ref(static_cast<size_t>(T * ys), -9.0f);
-      kernels::matmul_t_rows(w(), r0, r1, x.data(), xs, T, fast.data(), ys);
+      kernels::matmul_t_rows(w(), r0, r1, x.data(), xs, T, fast.data(), ys, scratch());
       kernels::matmul_t_rows_ref(w(), r0, r1, x.data(), xs, T, ref.data(), ys);
       for (int64_t t = 0; t < T; ++t) {
         for (int64_t c = 0; c < C; ++c) {
@@ -172,8 +192,8 @@ TEST_P(KernelsTest, MatmulIsMatmulRowsOverAllRows) {
   for (int64_t T : {1, 7}) {
     const std::vector<float> x = random_vector(T * C, 27 + T);
     std::vector<float> y(static_cast<size_t>(T * R)), rows(static_cast<size_t>(T * R));
-    kernels::matmul(w(), x.data(), T, y.data());
-    kernels::matmul_rows(w(), 0, R, x.data(), C, T, rows.data(), R);
+    kernels::matmul(ctx(), w(), x.data(), T, y.data());
+    kernels::matmul_rows(w(), 0, R, x.data(), C, T, rows.data(), R, scratch());
     for (size_t i = 0; i < y.size(); ++i) ASSERT_EQ(bits(y[i]), bits(rows[i])) << "T=" << T << " i=" << i;
   }
 }
@@ -193,14 +213,14 @@ void KernelsTest::batch_matches_single_tokens(int64_t T) {
   const std::vector<float> x = random_vector(T * C, 37);
   const std::vector<float> xt = random_vector(T * R, 38);
   std::vector<float> y7(static_cast<size_t>(T * R)), m7(static_cast<size_t>(T * R)), t7(static_cast<size_t>(T * C));
-  kernels::matmul_rows(w(), 0, R, x.data(), C, T, y7.data(), R);
-  kernels::matmul(w(), x.data(), T, m7.data());
-  kernels::matmul_t_rows(w(), 0, R, xt.data(), R, T, t7.data(), C);
+  kernels::matmul_rows(w(), 0, R, x.data(), C, T, y7.data(), R, scratch());
+  kernels::matmul(ctx(), w(), x.data(), T, m7.data());
+  kernels::matmul_t_rows(w(), 0, R, xt.data(), R, T, t7.data(), C, scratch());
   for (int64_t t = 0; t < T; ++t) {
     std::vector<float> y1(static_cast<size_t>(R)), m1(static_cast<size_t>(R)), t1(static_cast<size_t>(C));
-    kernels::matmul_rows(w(), 0, R, &x[size_t(t * C)], C, 1, y1.data(), R);
-    kernels::matmul(w(), &x[size_t(t * C)], 1, m1.data());
-    kernels::matmul_t_rows(w(), 0, R, &xt[size_t(t * R)], R, 1, t1.data(), C);
+    kernels::matmul_rows(w(), 0, R, &x[size_t(t * C)], C, 1, y1.data(), R, scratch());
+    kernels::matmul(ctx(), w(), &x[size_t(t * C)], 1, m1.data());
+    kernels::matmul_t_rows(w(), 0, R, &xt[size_t(t * R)], R, 1, t1.data(), C, scratch());
     for (int64_t r = 0; r < R; ++r) {
       ASSERT_EQ(bits(y1[size_t(r)]), bits(y7[size_t(t * R + r)])) << "matmul_rows t=" << t << " r=" << r;
       ASSERT_EQ(bits(m1[size_t(r)]), bits(m7[size_t(t * R + r)])) << "matmul t=" << t << " r=" << r;
@@ -215,13 +235,16 @@ TEST_P(KernelsTest, ResultsDoNotDependOnThreadCount) {
   const int64_t R = w().rows, C = w().cols, T = 3;
   const std::vector<float> x = random_vector(T * C, 47);
   std::vector<float> whole(static_cast<size_t>(T * R));
-  kernels::matmul_rows(w(), 0, R, x.data(), C, T, whole.data(), R);
+  kernels::matmul_rows(w(), 0, R, x.data(), C, T, whole.data(), R, scratch());
   for (int threads : {1, 2, 3, 5, 8}) {
     ThreadPool pool(threads);
-    std::vector<float> y(static_cast<size_t>(T * R), NAN);
-    pool.parallel_for(R, [&](int, int64_t r0, int64_t r1) {
-      kernels::matmul_rows(w(), r0, r1, x.data(), C, T, y.data() + r0, R);
+    kernels::Context c(pool);
+    std::vector<float> y(static_cast<size_t>(T * R), NAN), z(static_cast<size_t>(T * R), NAN);
+    pool.parallel_for(R, [&](int th, int64_t r0, int64_t r1) {
+      kernels::matmul_rows(w(), r0, r1, x.data(), C, T, y.data() + r0, R, c.scratch(th, kernels::matmul_scratch(w())));
     });
+    kernels::matmul(c, w(), x.data(), T, z.data());
+    for (size_t i = 0; i < z.size(); ++i) ASSERT_EQ(bits(z[i]), bits(whole[i])) << "matmul, " << threads << " threads";
     for (size_t i = 0; i < y.size(); ++i) ASSERT_EQ(bits(y[i]), bits(whole[i])) << threads << " threads, i=" << i;
   }
 }
@@ -239,7 +262,7 @@ TEST_P(KernelsTest, ReferenceSwitchRoutesToScalarTwins) {
   std::vector<float> fast(static_cast<size_t>(T * R));
   {
     ReferenceKernels mode(false);
-    kernels::matmul(w(), x.data(), T, fast.data());
+    kernels::matmul(ctx(), w(), x.data(), T, fast.data());
   }
   bool differs = false;
   for (size_t i = 0; i < fast.size(); ++i) differs |= bits(fast[i]) != bits(ref[i]);
@@ -250,9 +273,9 @@ TEST_P(KernelsTest, ReferenceSwitchRoutesToScalarTwins) {
   ReferenceKernels mode(true);
   ASSERT_TRUE(kernels::reference_kernels());
   std::vector<float> y(static_cast<size_t>(T * R)), yr(static_cast<size_t>(T * R)), yt(static_cast<size_t>(T * C));
-  kernels::matmul(w(), x.data(), T, y.data());
-  kernels::matmul_rows(w(), 0, R, x.data(), C, T, yr.data(), R);
-  kernels::matmul_t_rows(w(), 0, R, xt.data(), R, T, yt.data(), C);
+  kernels::matmul(ctx(), w(), x.data(), T, y.data());
+  kernels::matmul_rows(w(), 0, R, x.data(), C, T, yr.data(), R, scratch());
+  kernels::matmul_t_rows(w(), 0, R, xt.data(), R, T, yt.data(), C, scratch());
   for (size_t i = 0; i < y.size(); ++i) {
     ASSERT_EQ(bits(y[i]), bits(ref[i])) << "matmul i=" << i;
     ASSERT_EQ(bits(yr[i]), bits(ref[i])) << "matmul_rows i=" << i;
@@ -262,18 +285,22 @@ TEST_P(KernelsTest, ReferenceSwitchRoutesToScalarTwins) {
 
 INSTANTIATE_TEST_SUITE_P(
     Dtypes, KernelsTest,
-    ::testing::Values(MatrixCase{"f32", io::DType::F32, 200, 300}, MatrixCase{"bf16", io::DType::BF16, 200, 300},
-                      MatrixCase{"f16", io::DType::F16, 200, 300},
-                      MatrixCase{"fp8_block128", io::DType::F8_E4M3, 200, 300, 128, 128},
-                      MatrixCase{"fp8_block16x32", io::DType::F8_E4M3, 200, 300, 16, 32},
-                      MatrixCase{"fp8_exact_blocks", io::DType::F8_E4M3, 256, 128, 128, 128},
-                      MatrixCase{"fp8_small_odd", io::DType::F8_E4M3, 37, 45, 16, 32},
-                      MatrixCase{"f32_one_by_one", io::DType::F32, 1, 1}),
-    [](const ::testing::TestParamInfo<MatrixCase>& info) { return std::string(info.param.label); });
+    ::testing::Combine(
+        ::testing::Values(MatrixCase{"f32", io::DType::F32, 200, 300}, MatrixCase{"bf16", io::DType::BF16, 200, 300},
+                          MatrixCase{"f16", io::DType::F16, 200, 300},
+                          MatrixCase{"fp8_block128", io::DType::F8_E4M3, 200, 300, 128, 128},
+                          MatrixCase{"fp8_block16x32", io::DType::F8_E4M3, 200, 300, 16, 32},
+                          MatrixCase{"fp8_exact_blocks", io::DType::F8_E4M3, 256, 128, 128, 128},
+                          MatrixCase{"fp8_small_odd", io::DType::F8_E4M3, 37, 45, 16, 32},
+                          MatrixCase{"f32_one_by_one", io::DType::F32, 1, 1}),
+        ::testing::ValuesIn(testutil::supported_isas())),
+    [](const ::testing::TestParamInfo<std::tuple<MatrixCase, kernels::Isa>>& info) {
+      return std::string(std::get<0>(info.param).label) + "_" + testutil::isa_label(std::get<1>(info.param));
+    });
 
 TEST(KernelsErrors, NonFloatDtypeIsRejectedWithItsName) {
   const std::vector<int32_t> data(12, 1);
-  WeightMatrix w;
+  kernels::WeightMatrix w;
   w.name = "model.bad.weight";
   w.dtype = io::DType::I32;
   w.data = data.data();
@@ -286,9 +313,24 @@ TEST(KernelsErrors, NonFloatDtypeIsRejectedWithItsName) {
   EXPECT_CONTAINS(testutil::error_of([&] { (void)w.at(0, 0); }), "model.bad.weight");
 }
 
+// Kernels outside the matrix case table, under every ISA.
+class IsaParamTest : public ::testing::TestWithParam<kernels::Isa> {
+ protected:
+  void SetUp() override {
+    isa_ = std::make_unique<testutil::IsaScope>(GetParam());
+    ASSERT_TRUE(isa_->ok());
+  }
+  void TearDown() override { isa_.reset(); }
+  std::unique_ptr<testutil::IsaScope> isa_;
+};
+class KernelsDot : public IsaParamTest {};
+class KernelsWeightedRows : public IsaParamTest {};
+class KernelsLatentScores : public IsaParamTest {};
+class KernelsGemm : public IsaParamTest {};
+
 // ---- dot -----------------------------------------------------------------------------------
 
-TEST(KernelsDot, MatchesReferenceWithinBound) {
+TEST_P(KernelsDot, MatchesReferenceWithinBound) {
   for (int64_t n : {0, 1, 3, 7, 8, 9, 15, 16, 17, 63, 64, 65, 1000, 7168}) {
     // +1: also an unaligned start.
     const std::vector<float> a = random_vector(n + 1, 100 + n), b = random_vector(n + 1, 200 + n);
@@ -311,7 +353,7 @@ TEST(KernelsDot, MatchesReferenceWithinBound) {
   EXPECT_EQ(kernels::dot_ref(nullptr, nullptr, 0), 0.0f);
 }
 
-TEST(KernelsDot, ExactOnRepresentableSums) {
+TEST_P(KernelsDot, ExactOnRepresentableSums) {
   std::vector<float> a(37), b(37);
   double want = 0;
   for (int i = 0; i < 37; ++i) {
@@ -323,7 +365,7 @@ TEST(KernelsDot, ExactOnRepresentableSums) {
   EXPECT_EQ(double(kernels::dot_ref(a.data(), b.data(), 37)), want);
 }
 
-TEST(KernelsDot, ReferenceSwitchRoutesDot) {
+TEST_P(KernelsDot, ReferenceSwitchRoutesDot) {
   const std::vector<float> a = random_vector(1001, 5), b = random_vector(1001, 6);
   ReferenceKernels mode(true);
   EXPECT_EQ(bits(kernels::dot(a.data(), b.data(), 1001)), bits(kernels::dot_ref(a.data(), b.data(), 1001)));
@@ -400,16 +442,11 @@ TEST(ThreadPoolTest, ManySmallJobs) {
   }
 }
 
-}  // namespace
-}  // namespace dsv3
-
-namespace dsv3 {
-namespace {
 
 // weighted_rows (attention's value sum) is, bit for bit, the axpy loop it replaces, and
 // within the dot-product bound of its scalar twin; odd head counts and column ranges
 // exercise every remainder path, and all-zero weight rows are skipped without effect.
-TEST(KernelsWeightedRows, MatchesAxpyLoopAndScalarTwin) {
+TEST_P(KernelsWeightedRows, MatchesAxpyLoopAndScalarTwin) {
   const int64_t H = 7, n = 301, C = 150, c0 = 3, c1 = 141;
   std::vector<float> p = random_vector(H * n, 71);
   for (float& v : p) v = std::fabs(v);
@@ -438,15 +475,10 @@ TEST(KernelsWeightedRows, MatchesAxpyLoopAndScalarTwin) {
     }
 }
 
-}  // namespace
-}  // namespace dsv3
-
-namespace dsv3 {
-namespace {
 
 // latent_scores (attention scores over one cached latent row) against exact products, with
 // head counts and widths that leave every remainder path some work.
-TEST(KernelsLatentScores, MatchExactScoresWithinBound) {
+TEST_P(KernelsLatentScores, MatchExactScoresWithinBound) {
   for (const auto& [H, R, rope] : {std::array<int64_t, 3>{16, 512, 64}, std::array<int64_t, 3>{11, 37, 13}}) {
     const std::vector<float> qa = random_vector(H * R, 81), qr = random_vector(H * rope, 82);
     const std::vector<float> row = random_vector(R + rope, 83);
@@ -470,6 +502,52 @@ TEST(KernelsLatentScores, MatchExactScoresWithinBound) {
     }
   }
 }
+
+
+// The training GEMM against its plain-loop twin and exact (double) products, in every layout
+// (A and B each stored plain or transposed) and on shapes with partial register tiles.
+TEST_P(KernelsGemm, MatchesTwinAndExactProductsInEveryLayout) {
+  kernels::Context ctx(testutil::pool());
+  for (auto [M, N, K] : {std::tuple{1, 1, 1}, std::tuple{7, 37, 300}, std::tuple{50, 3, 17}, std::tuple{13, 70, 5},
+                         std::tuple{64, 130, 600}})
+    for (bool ta : {false, true})
+      for (bool tb : {false, true}) {
+        SCOPED_TRACE(testing::Message() << M << "x" << N << "x" << K << " ta " << ta << " tb " << tb);
+        Rng rng(uint64_t(M * 1000 + N * 10 + K));
+        std::vector<float> A(size_t(M * K)), B(size_t(K * N)), C(size_t(M * N), 1.0f), Cr(C);
+        for (float& v : A) v = rng.symmetric(1);
+        for (float& v : B) v = rng.symmetric(1);
+        kernels::gemm<float>(ctx, ta, tb, M, N, K, A.data(), B.data(), C.data(), true);
+        kernels::gemm_ref<float>(ta, tb, M, N, K, A.data(), B.data(), Cr.data(), true);
+        for (int i = 0; i < M; ++i)
+          for (int j = 0; j < N; ++j) {
+            double want = 1.0, mag = 1.0;
+            for (int k = 0; k < K; ++k) {
+              const double term = double(ta ? A[size_t(k * M + i)] : A[size_t(i * K + k)]) *
+                                  double(tb ? B[size_t(j * K + k)] : B[size_t(k * N + j)]);
+              want += term;
+              mag += std::fabs(term);
+            }
+            const double tol = gamma_bound(K + 1) * mag;
+            ASSERT_LE(std::fabs(C[size_t(i * N + j)] - want), tol) << "fast i=" << i << " j=" << j;
+            ASSERT_LE(std::fabs(Cr[size_t(i * N + j)] - want), tol) << "twin i=" << i << " j=" << j;
+          }
+        // Overwriting (accumulate false) equals accumulating onto zeros.
+        std::vector<float> Z(size_t(M * N), 0.0f), O(size_t(M * N), 7.0f);
+        kernels::gemm<float>(ctx, ta, tb, M, N, K, A.data(), B.data(), Z.data(), true);
+        kernels::gemm<float>(ctx, ta, tb, M, N, K, A.data(), B.data(), O.data(), false);
+        for (size_t i = 0; i < Z.size(); ++i) ASSERT_EQ(bits(Z[i]), bits(O[i])) << i;
+      }
+}
+
+INSTANTIATE_TEST_SUITE_P(Isas, KernelsDot, ::testing::ValuesIn(testutil::supported_isas()),
+                         [](const auto& info) { return testutil::isa_label(info.param); });
+INSTANTIATE_TEST_SUITE_P(Isas, KernelsWeightedRows, ::testing::ValuesIn(testutil::supported_isas()),
+                         [](const auto& info) { return testutil::isa_label(info.param); });
+INSTANTIATE_TEST_SUITE_P(Isas, KernelsLatentScores, ::testing::ValuesIn(testutil::supported_isas()),
+                         [](const auto& info) { return testutil::isa_label(info.param); });
+INSTANTIATE_TEST_SUITE_P(Isas, KernelsGemm, ::testing::ValuesIn(testutil::supported_isas()),
+                         [](const auto& info) { return testutil::isa_label(info.param); });
 
 }  // namespace
 }  // namespace dsv3

@@ -20,7 +20,7 @@ namespace dsv3 {
 struct TestMatrix {
   std::vector<uint8_t> bytes;
   std::vector<float> scale;
-  WeightMatrix w;
+  kernels::WeightMatrix w;
 };
 
 struct MatrixCase {
@@ -69,7 +69,7 @@ inline TestMatrix make_matrix(const MatrixCase& mc, uint64_t seed) {
       default: ADD_FAILURE() << "unsupported test dtype";
     }
   }
-  WeightMatrix& w = m.w;
+  kernels::WeightMatrix& w = m.w;
   w.name = std::string("test.") + mc.label;
   w.dtype = mc.dtype;
   w.rows = mc.rows;

@@ -10,6 +10,7 @@
 #include "kernels/matmul.h"
 #include "matrix_util.h"
 #include "model/ops.h"
+#include "test_util.h"
 
 namespace dsv3 {
 namespace {
@@ -32,10 +33,11 @@ TestMlp make_mlp(io::DType dt, int64_t hidden, int64_t inter, uint64_t seed) {
 std::vector<float> alone(const model::MlpWeights& w, const float* x, int64_t n) {
   const int64_t I = w.gate.rows, D = w.down.rows;
   std::vector<float> g(size_t(n * I)), u(size_t(n * I)), y(size_t(n * D));
-  kernels::matmul(w.gate, x, n, g.data());
-  kernels::matmul(w.up, x, n, u.data());
+  kernels::Context ctx(testutil::pool());
+  kernels::matmul(ctx, w.gate, x, n, g.data());
+  kernels::matmul(ctx, w.up, x, n, u.data());
   for (size_t i = 0; i < g.size(); ++i) g[i] = model::ops::silu(g[i]) * u[i];
-  kernels::matmul(w.down, g.data(), n, y.data());
+  kernels::matmul(ctx, w.down, g.data(), n, y.data());
   return y;
 }
 
@@ -56,7 +58,8 @@ TEST_P(MlpBatchTest, MatchesEachMlpAlone) {
     outs.emplace_back(size_t(tokens[i] * D), -1.0f);
   }
   for (size_t i = 0; i < mlps.size(); ++i) tasks.push_back(model::MlpTask{&mlps[i].w, xs[i].data(), tokens[i], outs[i].data()});
-  model::run_mlps(tasks);
+  model::Workspace ws(testutil::pool());
+  model::run_mlps(ws, tasks);
   for (size_t i = 0; i < mlps.size(); ++i) {
     const std::vector<float> want = alone(mlps[i].w, xs[i].data(), tokens[i]);
     ASSERT_EQ(std::memcmp(want.data(), outs[i].data(), want.size() * 4), 0) << "MLP " << i;
@@ -69,7 +72,8 @@ TEST_P(MlpBatchTest, MismatchedWeightsAreAnError) {
   const model::MlpWeights bad{a.gate.w, b.up.w, a.down.w};
   const std::vector<float> x = random_vector(64, 3);
   std::vector<float> y(64);
-  EXPECT_THROW(model::run_mlps({model::MlpTask{&bad, x.data(), 1, y.data()}}), std::exception);
+  model::Workspace ws(testutil::pool());
+  EXPECT_THROW(model::run_mlps(ws, {model::MlpTask{&bad, x.data(), 1, y.data()}}), std::exception);
 }
 
 INSTANTIATE_TEST_SUITE_P(Dtypes, MlpBatchTest, ::testing::Values(io::DType::BF16, io::DType::F8_E4M3, io::DType::F32),

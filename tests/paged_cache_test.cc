@@ -114,16 +114,19 @@ TEST_P(BatchForwardTest, EachSequenceMatchesItsSoloRunBitForBit) {
       {1, 5, 9, 200, 3, 7, 7, 12, 40}, {2, 8}, {3, 1, 4, 1, 5, 9, 2, 6, 5, 3, 5, 8, 9, 7, 9, 3}, {11}};
   model::ForwardOptions fo;
   fo.attention = model::AttentionForm::Absorbed;
+  model::Workspace ws(testutil::pool());
 
   // Alone: a contiguous cache, prompt then 3 greedy-free fixed decode tokens.
   std::vector<std::vector<float>> solo;
   for (const auto& p : prompts) {
     model::KvCache c = m.new_cache(64);
     std::vector<float> l(static_cast<size_t>(V));
-    m.forward(p.data(), int64_t(p.size()), c, l.data(), nullptr, fo, true);
+    model::ForwardOptions last = fo;
+    last.last_only = true;
+    m.forward(ws, p.data(), int64_t(p.size()), c, l.data(), last);
     solo.push_back(l);
     for (int32_t tok : {4, 6, 8}) {
-      m.forward(&tok, 1, c, l.data(), nullptr, fo);
+      m.forward(ws, &tok, 1, c, l.data(), fo);
       solo.push_back(l);
     }
   }
@@ -160,7 +163,7 @@ TEST_P(BatchForwardTest, EachSequenceMatchesItsSoloRunBitForBit) {
     }
     if (batch.empty()) break;
     std::vector<float> logits(static_cast<size_t>(V) * batch.size());
-    m.forward_batch(batch, logits.data(), fo);
+    m.forward_batch(ws, batch, logits.data(), fo);
     size_t k = 0;
     for (size_t j = 0; j < batch.size(); ++j) {
       const size_t i = who[j];

@@ -1,5 +1,5 @@
-// Small helpers shared by the unit tests: a unique temporary folder per test and a way to
-// capture the message of an expected dsv3::Error.
+// Small helpers shared by the unit tests: a unique temporary folder per test, a way to
+// capture the message of an expected dsv3::Error, and the thread pool the tests run models on.
 #pragma once
 
 #include <sys/wait.h>
@@ -17,8 +17,16 @@
 #include <gtest/gtest.h>
 
 #include "base/error.h"
+#include "threading/pool.h"
 
 namespace dsv3::testutil {
+
+//! The tests' thread pool (every hardware thread). Tests run one at a time in a process, so
+//! they take turns owning it; an engine a test creates owns it until the engine is gone.
+inline ThreadPool& pool() {
+  static ThreadPool p(0);
+  return p;
+}
 
 //! A fresh folder under testing::TempDir(), unique per process and instance, removed (with
 //! everything in it) on destruction.

@@ -138,8 +138,10 @@ std::vector<float> all_logits(const model::Model& m, std::vector<model::RoutingT
   model::KvCache c = m.new_cache(T), mc = m.new_mtp_cache(T - 1);
   model::ForwardOptions fo;
   fo.routing = routing;
-  m.forward(toks.data(), T, c, out.data(), normed.data(), fo);
-  m.forward_mtp(normed.data(), toks.data() + 1, T - 1, mc, out.data() + T * V);
+  fo.normed = normed.data();
+  model::Workspace ws(testutil::pool());
+  m.forward(ws, toks.data(), T, c, out.data(), fo);
+  m.forward_mtp(ws, normed.data(), toks.data() + 1, T - 1, mc, out.data() + T * V);
   return out;
 }
 

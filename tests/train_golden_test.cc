@@ -67,7 +67,7 @@ TEST_P(TrainGolden, LossAndEveryGradientMatchPyTorch) {
   const io::SafetensorsFile g =
       io::SafetensorsFile::open((fs::path(DSV3_SOURCE_DIR) / "tests/golden" / (GetParam() + ".safetensors")).string());
   const std::vector<int32_t> tokens = read<int32_t>(g, "tokens");
-  TrainModel m = TrainModel::from_checkpoint(o.out);
+  TrainModel m = TrainModel::from_checkpoint(o.out, testutil::pool());
   const LossOptions opts{c.at("mtp_weight").get<double>(), c.at("balance_alpha").get<double>()};
   const StepStats s = m.loss_and_grad(tokens.data(), int64_t(tokens.size()), opts);
   for (auto [name, got] : {std::pair{"loss", s.loss}, std::pair{"main_ce", s.main_ce},
@@ -116,17 +116,20 @@ TEST(TrainForward, MatchesTheInferenceEngine) {
   model::make_test_model(o);
   const std::vector<int32_t> toks = {0, 17, 345, 999, 3, 45, 7, 600, 2};
   const int64_t T = int64_t(toks.size());
-  TrainModel m = TrainModel::from_checkpoint(o.out);
+  TrainModel m = TrainModel::from_checkpoint(o.out, testutil::pool());
   const StepStats s = m.loss_only(toks.data(), T, LossOptions{0.5, 0.0});
 
   const model::Model engine = model::Model::load(o.out);
   const int64_t V = engine.config().vocab_size, D = engine.config().hidden_size;
   std::vector<float> logits(size_t(T * V)), normed(size_t(T * D)), mtp(size_t((T - 1) * V));
   model::KvCache cache = engine.new_cache(T), mcache = engine.new_mtp_cache(T - 1);
-  engine.forward(toks.data(), T, cache, logits.data(), normed.data());
-  engine.forward_mtp(normed.data(), toks.data() + 1, T - 1, mcache, mtp.data());
-  const double main_ce = cross_entropy<float>(logits.data(), toks.data() + 1, T - 1, V, 1.0, nullptr);
-  const double mtp_ce = cross_entropy<float>(mtp.data(), toks.data() + 2, T - 2, V, 1.0, nullptr);
+  model::Workspace ws(testutil::pool());
+  model::ForwardOptions fo;
+  fo.normed = normed.data();
+  engine.forward(ws, toks.data(), T, cache, logits.data(), fo);
+  engine.forward_mtp(ws, normed.data(), toks.data() + 1, T - 1, mcache, mtp.data());
+  const double main_ce = cross_entropy<float>(ws.kernels, logits.data(), toks.data() + 1, T - 1, V, 1.0, nullptr);
+  const double mtp_ce = cross_entropy<float>(ws.kernels, mtp.data(), toks.data() + 2, T - 2, V, 1.0, nullptr);
   EXPECT_NEAR(s.main_ce, main_ce, 1e-5 * main_ce);
   EXPECT_NEAR(s.mtp_ce, mtp_ce, 1e-5 * mtp_ce);
   EXPECT_NEAR(s.loss, main_ce + 0.5 * mtp_ce, 1e-5 * s.loss);

@@ -13,14 +13,20 @@
 #include "base/rng.h"
 #include "kernels/isa.h"
 #include "train/block_grad.h"
-#include "train/gemm.h"
 #include "train/linear_grad.h"
 #include "train/loss.h"
 #include "train/model_grad.h"
+#include "test_util.h"
 #include "train/norm_rope_grad.h"
 
 namespace dsv3::train {
 namespace {
+
+// The thread pool and GEMM buffers the training code runs on.
+kernels::Context& ctx() {
+  static kernels::Context c(testutil::pool());
+  return c;
+}
 
 using Vec = std::vector<double>;
 
@@ -89,45 +95,16 @@ model::ModelConfig tiny_config(bool q_lora) {
   return c;
 }
 
-TEST(TrainGemm, MatchesPlainProductsInEveryLayoutAndIsa) {
-  const kernels::Isa saved = kernels::active_isa();
-  for (kernels::Isa isa : {kernels::Isa::Scalar, kernels::Isa::Avx2, kernels::Isa::Avx512}) {
-    if (!kernels::set_isa(isa)) continue;  // this CPU or build lacks it
-    for (auto [M, N, K] : {std::tuple{1, 1, 1}, std::tuple{7, 37, 300}, std::tuple{50, 3, 17}, std::tuple{13, 70, 5},
-                           std::tuple{64, 130, 600}})
-      for (bool ta : {false, true})
-        for (bool tb : {false, true}) {
-          Rng rng(uint64_t(M * 1000 + N * 10 + K));
-          std::vector<float> A(size_t(M * K)), B(size_t(K * N)), C(size_t(M * N), 1.0f);
-          for (float& v : A) v = rng.symmetric(1);
-          for (float& v : B) v = rng.symmetric(1);
-          gemm<float>(ta, tb, M, N, K, A.data(), B.data(), C.data(), true);
-          double worst = 0;
-          for (int i = 0; i < M; ++i)
-            for (int j = 0; j < N; ++j) {
-              double want = 1.0;
-              for (int k = 0; k < K; ++k)
-                want += double(ta ? A[size_t(k * M + i)] : A[size_t(i * K + k)]) *
-                        double(tb ? B[size_t(j * K + k)] : B[size_t(k * N + j)]);
-              worst = std::max(worst, std::fabs(want - C[size_t(i * N + j)]));
-            }
-          EXPECT_LE(worst, 1e-4) << kernels::isa_name(isa) << " " << M << "x" << N << "x" << K << " ta " << ta
-                                 << " tb " << tb;
-        }
-  }
-  kernels::set_isa(saved);
-}
-
 TEST(TrainGrad, Linear) {
   const int64_t T = 3, in = 5, out = 4;
   Vec x = random_vec(T * in, 1), W = random_vec(out * in, 2), R = random_vec(T * out, 3);
   auto f = [&] {
     Vec y(size_t(T * out));
-    linear_forward(x.data(), T, W.data(), out, in, y.data());
+    linear_forward(ctx(), x.data(), T, W.data(), out, in, y.data());
     return dot(y, R);
   };
   Vec dx(x.size()), dW(W.size());
-  linear_backward(x.data(), R.data(), T, W.data(), out, in, dx.data(), dW.data());
+  linear_backward(ctx(), x.data(), R.data(), T, W.data(), out, in, dx.data(), dW.data());
   check_grad(x, dx, f, "linear dx");
   check_grad(W, dW, f, "linear dW");
 }
@@ -159,11 +136,11 @@ TEST(TrainGrad, CrossEntropy) {
   const int64_t N = 4, V = 7;
   const int32_t targets[N] = {0, 6, 3, 3};
   Vec z = random_vec(N * V, 7, 3.0), dz(z.size());
-  cross_entropy(z.data(), targets, N, V, 0.7, dz.data());
-  check_grad(z, dz, [&] { return 0.7 * cross_entropy<double>(z.data(), targets, N, V, 1.0, nullptr); }, "CE");
+  cross_entropy(ctx(), z.data(), targets, N, V, 0.7, dz.data());
+  check_grad(z, dz, [&] { return 0.7 * cross_entropy<double>(ctx(), z.data(), targets, N, V, 1.0, nullptr); }, "CE");
   // Uniform logits: the loss is log V exactly.
   Vec u(size_t(V), 0.25);
-  EXPECT_NEAR(cross_entropy<double>(u.data(), targets, 1, V, 1.0, nullptr), std::log(double(V)), 1e-12);
+  EXPECT_NEAR(cross_entropy<double>(ctx(), u.data(), targets, 1, V, 1.0, nullptr), std::log(double(V)), 1e-12);
 }
 
 // Weights of one block (MLA + dense MLP or MoE) in double, with matching gradient buffers.
@@ -241,13 +218,13 @@ void check_block(const model::ModelConfig& c, bool moe, double balance) {
   auto f = [&] {
     Vec h = h0;
     BlockState<double> st;
-    block_forward(c, b.V, moe ? b.bias.data() : nullptr, freqs, h.data(), T, st);
+    block_forward(ctx(), c, b.V, moe ? b.bias.data() : nullptr, freqs, h.data(), T, st);
     return dot(h, R) + (moe ? balance * moe_balance(c, st.moe, T) : 0.0);
   };
   Vec h = h0, dh = R;
   BlockState<double> st;
-  block_forward(c, b.V, moe ? b.bias.data() : nullptr, freqs, h.data(), T, st);
-  block_backward(c, b.V, freqs, T, st, balance, dh.data(), b.G);
+  block_forward(ctx(), c, b.V, moe ? b.bias.data() : nullptr, freqs, h.data(), T, st);
+  block_backward(ctx(), c, b.V, freqs, T, st, balance, dh.data(), b.G);
   check_grad(h0, dh, f, "block input", 40);
   for (size_t i = 0; i < b.w.size(); ++i) {
     // Unchosen experts get no gradient, and no finite difference either: skip them quickly.
@@ -289,7 +266,7 @@ TEST(TrainGrad, GateBiasSelectsButDoesNotWeight) {
 // of a spread of tensors (tied embedding and head, MTP-only tensors, gate, norms).
 TEST(TrainGrad, WholeModelFloatWithMtpAndBalance) {
   const model::ModelConfig c = tiny_config(true);
-  TrainModel m = TrainModel::init(c, 5, 0.3);
+  TrainModel m = TrainModel::init(c, 5, 0.3, testutil::pool());
   for (int64_t i = 0; i < m.num_moe_layers(); ++i) {
     Rng rng(uint64_t(40 + i));
     for (float& b : m.gate_bias(i)) b = rng.symmetric(0.2f);
@@ -336,7 +313,7 @@ TEST(TrainGrad, WholeModelFloatWithMtpAndBalance) {
 
 TEST(TrainModelApi, ExportViewTiesMtpCopiesAndListsBiases) {
   const model::ModelConfig c = tiny_config(true);
-  TrainModel m = TrainModel::init(c, 1, 0.02);
+  TrainModel m = TrainModel::init(c, 1, 0.02, testutil::pool());
   const auto view = m.checkpoint_tensors();
   std::map<std::string, const Param*> by_name(view.begin(), view.end());
   EXPECT_EQ(by_name.size(), view.size());

@@ -43,7 +43,9 @@ class TrainRun : public ::testing::Test {
     r.validate();
     return r;
   }
-  std::unique_ptr<DebugMoeBigram> make() const { return std::make_unique<DebugMoeBigram>(258, 12, 4, 1, 0.1); }
+  std::unique_ptr<DebugMoeBigram> make() const {
+    return std::make_unique<DebugMoeBigram>(258, 12, 4, 1, 0.1, testutil::pool());
+  }
   const TokenData& data() {
     if (data_.train.empty()) data_ = load_token_data(config("x", 1).data, "");
     return data_;
@@ -53,7 +55,7 @@ class TrainRun : public ::testing::Test {
 };
 
 TEST_F(TrainRun, DebugModelGradientsMatchFiniteDifferences) {
-  DebugMoeBigram m(20, 6, 3, 11, 0.3);
+  DebugMoeBigram m(20, 6, 3, 11, 0.3, testutil::pool());
   const std::vector<int32_t> toks = {1, 5, 7, 5, 19, 0, 3, 5, 8, 7, 1};
   const LossWeights w{0.0, 0.5};  // a large balance weight so its gradient counts
   m.zero_grad();
@@ -110,7 +112,7 @@ TEST_F(TrainRun, ResumedRunEqualsUninterruptedRunBitForBit) {
 TEST_F(TrainRun, ResumingIntoAnotherModelKindIsAnError) {
   const RunConfig r = config("kind", 2);
   const TrainResult res = run_training(r, *make(), data(), TrainerOptions{"", 0, false});
-  DebugMoeBigram wider(258, 16, 4, 1, 0.1);  // another shape: the tensor sizes disagree
+  DebugMoeBigram wider(258, 16, 4, 1, 0.1, testutil::pool());  // another shape: the tensor sizes disagree
   EXPECT_CONTAINS(testutil::error_of([&] { run_training(r, wider, data(), TrainerOptions{res.state_dir, 0, false}); }),
                   "param/embed");
   EXPECT_CONTAINS(testutil::error_of([&] { run_training(r, *make(), data(), TrainerOptions{dir_ / "nowhere", 0, false}); }),

@@ -172,7 +172,7 @@ TEST_F(WeightsTest, GeneratedTinyModelBindsWithNothingUnused) {
 
 TEST_F(WeightsTest, BoundFp8WeightsDecodeToTheStoredValues) {
   const model::ModelWeights w = bind(model());
-  const WeightMatrix& m = w.layers[1].attn.kv_a;  // [latent 176, hidden 200]
+  const kernels::WeightMatrix& m = w.layers[1].attn.kv_a;  // [latent 176, hidden 200]
   const io::Checkpoint ck = io::Checkpoint::open(model());
   const io::TensorRef* q = ck.find("model.layers.1.self_attn.kv_a_proj_with_mqa.weight");
   const io::TensorRef* s = ck.find("model.layers.1.self_attn.kv_a_proj_with_mqa.weight_scale_inv");

@@ -1,5 +1,7 @@
 #include "kernels/isa.h"
 
+#include "kernels/simd/table.h"
+
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
@@ -44,6 +46,8 @@ Isa initial() {
   return best_isa();
 }
 
+std::atomic<bool> g_reference{false};
+
 std::atomic<Isa>& current() {
   static std::atomic<Isa> isa{initial()};
   return isa;
@@ -72,6 +76,20 @@ const char* isa_name(Isa isa) {
     case Isa::Avx512: return "avx512";
   }
   return "?";
+}
+
+void set_reference_kernels(bool on) { g_reference.store(on); }
+bool reference_kernels() { return g_reference.load(); }
+
+const SimdKernels* active_simd() {
+#if defined(DSV3_X86_KERNELS)
+  switch (active_isa()) {
+    case Isa::Avx512: return &kAvx512Kernels;
+    case Isa::Avx2: return &kAvx2Kernels;
+    case Isa::Scalar: return nullptr;
+  }
+#endif
+  return nullptr;
 }
 
 }  // namespace dsv3::kernels

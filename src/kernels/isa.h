@@ -1,6 +1,7 @@
-// Which instruction set the fast kernels use, chosen once at run time so one binary runs on
-// any x86-64 (and builds elsewhere, where only the portable path exists). DSV3_ISA=scalar|
-// avx2|avx512 in the environment, or set_isa(), forces a choice (tests run every one).
+// Which implementation the kernels run: the instruction set of the fast kernels, chosen once at
+// run time so one binary runs on any x86-64 (and builds elsewhere, where only the portable path
+// exists), or the scalar reference twins of every kernel. DSV3_ISA=scalar|avx2|avx512 in the
+// environment, or set_isa(), forces an ISA (the tests run every one).
 #pragma once
 
 namespace dsv3::kernels {
@@ -14,5 +15,10 @@ Isa active_isa();
 //! Forces an ISA; returns false (and changes nothing) if the CPU or build lacks it.
 bool set_isa(Isa isa);
 const char* isa_name(Isa isa);
+
+//! Routes every kernel to its scalar twin (`--reference-kernels`: the whole model on the
+//! twins, to bisect a numerical difference). Process-wide, like the ISA.
+void set_reference_kernels(bool on);
+bool reference_kernels();
 
 }  // namespace dsv3::kernels

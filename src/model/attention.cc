@@ -2,9 +2,10 @@
 
 #include <algorithm>
 
+#include "kernels/attention.h"
 #include "kernels/matmul.h"
+#include "kernels/vector_ops.h"
 #include "model/ops.h"
-#include "threading/pool.h"
 
 namespace dsv3::model {
 
@@ -25,22 +26,19 @@ namespace {
 // per call, not once per head: scores are split across threads by key position, outputs by
 // latent column, and each value is summed in a fixed order, so the result depends neither
 // on the thread count nor on the rest of the batch.
-void absorbed_latent_attention(const ModelConfig& c, const float* q, const float* qabs, int64_t T, int64_t start,
-                               const std::vector<const float*>& lat, float scale, float* olat) {
+void absorbed_latent_attention(Workspace& ws, const ModelConfig& c, const float* q, const float* qabs, int64_t T,
+                               int64_t start, const std::vector<const float*>& lat, float scale, float* olat) {
   const int64_t H = c.num_attention_heads, nope = c.qk_nope_head_dim, rope = c.qk_rope_head_dim;
   const int64_t qk = c.qk_head_dim(), R = c.kv_lora_rank;
   const int64_t L = start + T;
-  ThreadPool& pool = ThreadPool::global();
+  ThreadPool& pool = ws.kernels.pool();
 
   // Queries in chunks so the score matrix stays small at long contexts.
   const int64_t tq = std::max<int64_t>(1, std::min<int64_t>(T, (int64_t(1) << 22) / std::max<int64_t>(1, H * L)));
-  // Reused: a fresh megabyte per call costs page faults. (A reference, so the pool's
-  // workers use this thread's buffer, not thread_locals of their own.)
-  thread_local std::vector<float> scores;
-  std::vector<float>& p = scores;
+  // Kept in the workspace: a fresh megabyte per call costs page faults.
+  float* const p = ws.scores.get(size_t(std::min(tq, T) * H * L));  // read only where written below
   for (int64_t t0 = 0; t0 < T; t0 += tq) {
     const int64_t nt = std::min(tq, T - t0), NQ = nt * H;
-    if (p.size() < size_t(NQ * L)) p.resize(size_t(NQ * L));  // read only where written below
     pool.parallel_for(L, [&](int, int64_t j0, int64_t j1) {
       for (int64_t j = j0; j < j1; ++j)
         for (int64_t t = 0; t < nt; ++t) {
@@ -63,20 +61,21 @@ void absorbed_latent_attention(const ModelConfig& c, const float* q, const float
 
 // Naive MLA for one sequence: expands its cached latents to per-head K/V through kv_b.
 // lat0: contiguous latents [L, dim]. Writes attn [T, H, v].
-void naive_attention(const ModelConfig& c, const AttentionWeights& a, const float* q, int64_t T, int64_t start,
-                     const float* lat0, float scale, float* attn) {
+void naive_attention(Workspace& ws, const ModelConfig& c, const AttentionWeights& a, const float* q, int64_t T,
+                     int64_t start, const float* lat0, float scale, float* attn) {
   const int64_t H = c.num_attention_heads, nope = c.qk_nope_head_dim, rope = c.qk_rope_head_dim;
   const int64_t qk = c.qk_head_dim(), vd = c.v_head_dim, R = c.kv_lora_rank, dim = c.latent_dim();
   const int64_t L = start + T;
-  ThreadPool& pool = ThreadPool::global();
+  kernels::Context& kc = ws.kernels;
   // K_nope and V for every cached position: [L, H, nope | v].
   const int64_t kvw = H * (nope + vd);
-  std::vector<float> kvfull(size_t(L * kvw));
-  pool.parallel_for(kvw, [&](int, int64_t r0, int64_t r1) {
-    kernels::matmul_rows(a.kv_b, r0, r1, lat0, dim, L, kvfull.data() + r0, kvw);
+  float* const kvfull = ws.kv_full.get(size_t(L * kvw));
+  const size_t need = kernels::matmul_scratch(a.kv_b);
+  kc.pool().parallel_for(kvw, [&](int th, int64_t r0, int64_t r1) {
+    kernels::matmul_rows(a.kv_b, r0, r1, lat0, dim, L, kvfull + r0, kvw, kc.scratch(th, need));
   });
-  pool.parallel_for(H, [&](int, int64_t h0, int64_t h1) {
-    std::vector<float> p(static_cast<size_t>(L));
+  kc.pool().parallel_for(H, [&](int th, int64_t h0, int64_t h1) {
+    float* const p = kc.scratch(th, size_t(L));
     for (int64_t h = h0; h < h1; ++h)
       for (int64_t t = 0; t < T; ++t) {
         const float* qt = &q[(t * H + h) * qk];
@@ -84,7 +83,7 @@ void naive_attention(const ModelConfig& c, const AttentionWeights& a, const floa
         for (int64_t j = 0; j < n; ++j)
           p[j] = (kernels::dot(qt, &kvfull[j * kvw + h * (nope + vd)], nope) +
                   kernels::dot(qt + nope, lat0 + j * dim + R, rope)) * scale;
-        ops::softmax(p.data(), n);
+        ops::softmax(p, n);
         float* o = &attn[(t * H + h) * vd];
         std::fill(o, o + vd, 0.0f);
         for (int64_t j = 0; j < n; ++j) {
@@ -97,27 +96,28 @@ void naive_attention(const ModelConfig& c, const AttentionWeights& a, const floa
 
 }  // namespace
 
-void mla_attention(const ModelConfig& c, const AttentionWeights& a, const std::vector<double>& rope_freqs,
-                 const float* x, int64_t rows, const std::vector<AttnSeq>& seqs, int64_t layer, AttentionForm form,
-                 float* out) {
+void mla_attention(Workspace& ws, const ModelConfig& c, const AttentionWeights& a,
+                   const std::vector<double>& rope_freqs, const float* x, int64_t rows,
+                   const std::vector<AttnSeq>& seqs, int64_t layer, AttentionForm form, float* out) {
   const int64_t H = c.num_attention_heads, nope = c.qk_nope_head_dim, rope = c.qk_rope_head_dim;
   const int64_t qk = c.qk_head_dim(), vd = c.v_head_dim, R = c.kv_lora_rank, dim = c.latent_dim();
   const float scale = float(c.softmax_scale());
-  ThreadPool& pool = ThreadPool::global();
+  kernels::Context& kc = ws.kernels;
+  ThreadPool& pool = kc.pool();
 
   // Queries: [rows, H, nope | rope].
-  std::vector<float> q(size_t(rows * H * qk));
+  float* const q = ws.q.get(size_t(rows * H * qk));
   if (!a.q_a.empty()) {
-    std::vector<float> qa(size_t(rows * c.q_lora_rank));
-    kernels::matmul(a.q_a, x, rows, qa.data());
+    float* const qa = ws.q_lora.get(size_t(rows * c.q_lora_rank));
+    kernels::matmul(kc, a.q_a, x, rows, qa);
     for (int64_t t = 0; t < rows; ++t)
       ops::rms_norm(&qa[t * c.q_lora_rank], a.q_a_norm.data(), c.q_lora_rank, c.rms_norm_eps, &qa[t * c.q_lora_rank]);
-    kernels::matmul(a.q_b, qa.data(), rows, q.data());
+    kernels::matmul(kc, a.q_b, qa, rows, q);
   } else {
-    kernels::matmul(a.q, x, rows, q.data());
+    kernels::matmul(kc, a.q, x, rows, q);
   }
-  std::vector<float> kv(size_t(rows * dim));
-  kernels::matmul(a.kv_a, x, rows, kv.data());
+  float* const kv = ws.kv_a.get(size_t(rows * dim));
+  kernels::matmul(kc, a.kv_a, x, rows, kv);
 
   std::vector<AttentionForm> forms(seqs.size());
   bool any_absorbed = false;
@@ -136,49 +136,52 @@ void mla_attention(const ModelConfig& c, const AttentionWeights& a, const std::v
     any_absorbed |= forms[s] == AttentionForm::Absorbed;
   }
 
-  std::vector<float> attn(size_t(rows * H * vd));
+  float* const attn = ws.attn.get(size_t(rows * H * vd));
   if (any_absorbed) {
     // q_nope . (W_kb c) == (W_kb^T q_nope) . c: queries move into latent space, for every
     // row at once so kv_b is read once per step. [rows, H, R]
-    std::vector<float> qabs(static_cast<size_t>(rows * H * R)), olat(static_cast<size_t>(rows * H * R), 0.0f);
-    pool.parallel_for(H, [&](int, int64_t h0, int64_t h1) {
+    float* const qabs = ws.q_abs.get(size_t(rows * H * R));
+    float* const olat = ws.o_lat.zeroed(size_t(rows * H * R));
+    const size_t need = kernels::matmul_scratch(a.kv_b);
+    pool.parallel_for(H, [&](int th, int64_t h0, int64_t h1) {
       for (int64_t h = h0; h < h1; ++h) {
         const int64_t row_k = h * (nope + vd);
-        kernels::matmul_t_rows(a.kv_b, row_k, row_k + nope, q.data() + h * qk, H * qk, rows, &qabs[h * R], H * R);
+        kernels::matmul_t_rows(a.kv_b, row_k, row_k + nope, q + h * qk, H * qk, rows, &qabs[h * R], H * R,
+                               kc.scratch(th, need));
       }
     });
-    std::vector<const float*> lat;
+    std::vector<const float*>& lat = ws.latent_rows;
     for (size_t s = 0; s < seqs.size(); ++s) {
       if (forms[s] != AttentionForm::Absorbed) continue;
       const AttnSeq& sq = seqs[s];
       lat.resize(size_t(sq.start + sq.T));
-      for (int64_t j = 0; j < sq.start + sq.T; ++j) lat[size_t(j)] = sq.cache->row(layer, j);
-      absorbed_latent_attention(c, &q[sq.row0 * H * qk], &qabs[sq.row0 * H * R], sq.T, sq.start, lat, scale,
+      sq.cache->rows(layer, sq.start + sq.T, lat.data());
+      absorbed_latent_attention(ws, c, &q[sq.row0 * H * qk], &qabs[sq.row0 * H * R], sq.T, sq.start, lat, scale,
                                 &olat[sq.row0 * H * R]);
     }
     // Values come out of latent space through kv_b's v rows (rows of naive sequences are
     // overwritten below).
-    pool.parallel_for(H, [&](int, int64_t h0, int64_t h1) {
+    pool.parallel_for(H, [&](int th, int64_t h0, int64_t h1) {
       for (int64_t h = h0; h < h1; ++h) {
         const int64_t row_v = h * (nope + vd) + nope;
-        kernels::matmul_rows(a.kv_b, row_v, row_v + vd, &olat[size_t(h * R)], H * R, rows, &attn[h * vd], H * vd);
+        kernels::matmul_rows(a.kv_b, row_v, row_v + vd, &olat[size_t(h * R)], H * R, rows, &attn[h * vd], H * vd,
+                             kc.scratch(th, need));
       }
     });
   }
-  std::vector<float> gathered;
   for (size_t s = 0; s < seqs.size(); ++s) {
     if (forms[s] != AttentionForm::Naive) continue;
     const AttnSeq& sq = seqs[s];
     const int64_t L = sq.start + sq.T;
     const float* lat0 = sq.cache->contiguous(layer);
     if (!lat0) {  // scattered pages: the kv_b expansion wants one strided block
-      gathered.resize(size_t(L * dim));
-      for (int64_t j = 0; j < L; ++j) std::copy_n(sq.cache->row(layer, j), dim, &gathered[size_t(j * dim)]);
-      lat0 = gathered.data();
+      float* const g = ws.gathered.get(size_t(L * dim));
+      for (int64_t j = 0; j < L; ++j) std::copy_n(sq.cache->row(layer, j), dim, &g[size_t(j * dim)]);
+      lat0 = g;
     }
-    naive_attention(c, a, &q[sq.row0 * H * qk], sq.T, sq.start, lat0, scale, &attn[sq.row0 * H * vd]);
+    naive_attention(ws, c, a, &q[sq.row0 * H * qk], sq.T, sq.start, lat0, scale, &attn[sq.row0 * H * vd]);
   }
-  kernels::matmul(a.o, attn.data(), rows, out);
+  kernels::matmul(kc, a.o, attn, rows, out);
 }
 
 }  // namespace dsv3::model

@@ -16,6 +16,11 @@ class LatentStore {
   //! Row 0 of `layer` when every position of the layer is latent_dim floats further on (lets
   //! the naive form read latents in place); nullptr when rows are scattered.
   virtual const float* contiguous(int64_t layer) { return nullptr; }
+  //! out[j] = row(layer, j) for j < n, for attention to walk (stores override it with a
+  //! loop that needs no call or division per position).
+  virtual void rows(int64_t layer, int64_t n, const float** out) {
+    for (int64_t j = 0; j < n; ++j) out[j] = row(layer, j);
+  }
 };
 
 }  // namespace dsv3::model

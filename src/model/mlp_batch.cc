@@ -5,7 +5,6 @@
 #include "base/error.h"
 #include "kernels/matmul.h"
 #include "model/ops.h"
-#include "threading/pool.h"
 
 namespace dsv3::model {
 namespace {
@@ -53,7 +52,7 @@ std::vector<Span> share(const std::vector<MlpTask>& tasks, Rows rows, int parts,
 
 }  // namespace
 
-void run_mlps(const std::vector<MlpTask>& tasks) {
+void run_mlps(Workspace& ws, const std::vector<MlpTask>& tasks) {
   std::vector<size_t> h_at(tasks.size() + 1, 0);  // offsets of each task's [n, I] block
   for (size_t i = 0; i < tasks.size(); ++i) {
     const MlpWeights& w = *tasks[i].w;
@@ -61,35 +60,32 @@ void run_mlps(const std::vector<MlpTask>& tasks) {
       fail("MLP weights ", w.gate.name, " / ", w.up.name, " / ", w.down.name, " do not fit together");
     h_at[i + 1] = h_at[i] + size_t(tasks[i].n * w.gate.rows);
   }
-  thread_local std::vector<float> gate_buf, up_buf;  // reused across calls: no allocation per token
-  if (gate_buf.size() < h_at.back()) {
-    gate_buf.resize(h_at.back());
-    up_buf.resize(h_at.back());
-  }
-  float* g = gate_buf.data();
-  float* u = up_buf.data();
-
-  ThreadPool& pool = ThreadPool::global();
+  float* const g = ws.mlp_gate.get(h_at.back());
+  float* const u = ws.mlp_up.get(h_at.back());
+  kernels::Context& kc = ws.kernels;
+  ThreadPool& pool = kc.pool();
   const int P = pool.size();
   auto inter = [&](size_t i) { return tasks[i].w->gate.rows; };
-  pool.parallel_for(P, [&](int, int64_t part, int64_t) {
+  pool.parallel_for(P, [&](int th, int64_t part, int64_t) {
     for (const Span& s : share(tasks, inter, P, int(part))) {
       const MlpTask& t = tasks[s.task];
       const int64_t I = t.w->gate.rows, D = t.w->gate.cols;
       float* gt = g + h_at[s.task];
       float* ut = u + h_at[s.task];
-      kernels::matmul_rows(t.w->gate, s.r0, s.r1, t.x, D, t.n, gt + s.r0, I);
-      kernels::matmul_rows(t.w->up, s.r0, s.r1, t.x, D, t.n, ut + s.r0, I);
+      float* scratch = kc.scratch(th, kernels::matmul_scratch(t.w->gate));
+      kernels::matmul_rows(t.w->gate, s.r0, s.r1, t.x, D, t.n, gt + s.r0, I, scratch);
+      kernels::matmul_rows(t.w->up, s.r0, s.r1, t.x, D, t.n, ut + s.r0, I, scratch);
       for (int64_t k = 0; k < t.n; ++k)
         for (int64_t r = s.r0; r < s.r1; ++r) gt[k * I + r] = ops::silu(gt[k * I + r]) * ut[k * I + r];
     }
   });
   auto hidden = [&](size_t i) { return tasks[i].w->down.rows; };
-  pool.parallel_for(P, [&](int, int64_t part, int64_t) {
+  pool.parallel_for(P, [&](int th, int64_t part, int64_t) {
     for (const Span& s : share(tasks, hidden, P, int(part))) {
       const MlpTask& t = tasks[s.task];
       const int64_t I = t.w->gate.rows, D = t.w->down.rows;
-      kernels::matmul_rows(t.w->down, s.r0, s.r1, g + h_at[s.task], I, t.n, t.out + s.r0, D);
+      kernels::matmul_rows(t.w->down, s.r0, s.r1, g + h_at[s.task], I, t.n, t.out + s.r0, D,
+                           kc.scratch(th, kernels::matmul_scratch(t.w->down)));
     }
   });
 }

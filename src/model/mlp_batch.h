@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "model/weights.h"
+#include "model/workspace.h"
 
 namespace dsv3::model {
 
@@ -23,7 +24,7 @@ struct MlpTask {
   float* out = nullptr;      // [n, hidden], overwritten
 };
 
-//! Runs every task on the global thread pool (two jobs in all).
-void run_mlps(const std::vector<MlpTask>& tasks);
+//! Runs every task on the workspace's pool (two jobs in all).
+void run_mlps(Workspace& ws, const std::vector<MlpTask>& tasks);
 
 }  // namespace dsv3::model

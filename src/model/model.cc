@@ -4,8 +4,6 @@
 
 #include "base/error.h"
 #include "kernels/matmul.h"
-#include "model/attention.h"
-#include "model/moe.h"
 #include "model/ops.h"
 
 namespace dsv3::model {
@@ -40,12 +38,13 @@ void Model::check_tokens(const int32_t* tokens, int64_t T) const {
       fail("token id ", tokens[t], " at position ", t, " is outside the vocabulary [0, ", config_.vocab_size, ")");
 }
 
-void Model::block(const LayerWeights& L, int64_t layer_index, int64_t cache_layer, float* h, int64_t T,
+void Model::block(Workspace& ws, const LayerWeights& L, int64_t layer_index, int64_t cache_layer, float* h, int64_t T,
                   const std::vector<AttnSeq>& seqs, const ForwardOptions& opts) const {
   const int64_t D = config_.hidden_size;
-  std::vector<float> x(size_t(T * D)), y(size_t(T * D));
+  float* const x = ws.block_in.get(size_t(T * D));
+  float* const y = ws.block_out.get(size_t(T * D));
   for (int64_t t = 0; t < T; ++t) ops::rms_norm(h + t * D, L.attn_norm.data(), D, config_.rms_norm_eps, &x[t * D]);
-  mla_attention(config_, L.attn, rope_freqs_, x.data(), T, seqs, cache_layer, opts.attention, y.data());
+  mla_attention(ws, config_, L.attn, rope_freqs_, x, T, seqs, cache_layer, opts.attention, y);
   for (int64_t i = 0; i < T * D; ++i) h[i] += y[i];
 
   for (int64_t t = 0; t < T; ++t) ops::rms_norm(h + t * D, L.mlp_norm.data(), D, config_.rms_norm_eps, &x[t * D]);
@@ -60,36 +59,36 @@ void Model::block(const LayerWeights& L, int64_t layer_index, int64_t cache_laye
       }
       trace = &*it;
     }
-    moe_forward(config_, L.experts, x.data(), T, y.data(), trace);
+    moe_forward(ws, config_, L.experts, x, T, y, trace);
   } else {
-    mlp_forward(L.dense, x.data(), T, y.data());
+    mlp_forward(ws, L.dense, x, T, y);
   }
   for (int64_t i = 0; i < T * D; ++i) h[i] += y[i];
 }
 
-void Model::forward(const int32_t* tokens, int64_t T, KvCache& cache, float* logits, float* normed,
-                    const ForwardOptions& opts, bool last_only) const {
+void Model::forward(Workspace& ws, const int32_t* tokens, int64_t T, KvCache& cache, float* logits,
+                    const ForwardOptions& opts) const {
   if (T <= 0) return;
   check_tokens(tokens, T);
   const int64_t D = config_.hidden_size, start = cache.size();
   if (start + T > cache.capacity())
     fail("sequence of ", start + T, " tokens does not fit the cache (capacity ", cache.capacity(), ")");
-  std::vector<float> h(size_t(T * D));
+  float* const h = ws.hidden.get(size_t(T * D));
   for (int64_t t = 0; t < T; ++t) kernels::decode_row(weights_.embed, tokens[t], &h[t * D]);
   const std::vector<AttnSeq> seqs{AttnSeq{0, T, start, &cache}};
-  for (int64_t i = 0; i < config_.num_hidden_layers; ++i)
-    block(weights_.layers[size_t(i)], i, i, h.data(), T, seqs, opts);
+  for (int64_t i = 0; i < config_.num_hidden_layers; ++i) block(ws, weights_.layers[size_t(i)], i, i, h, T, seqs, opts);
   cache.set_size(start + T);
 
-  const int64_t first = last_only ? T - 1 : 0, rows = T - first;
-  std::vector<float> n(size_t(rows * D));
+  const int64_t first = opts.last_only ? T - 1 : 0, rows = T - first;
+  float* const n = ws.normed.get(size_t(rows * D));
   for (int64_t t = first; t < T; ++t)
     ops::rms_norm(&h[t * D], weights_.final_norm.data(), D, config_.rms_norm_eps, &n[(t - first) * D]);
-  if (normed) std::copy(n.begin(), n.end(), normed + first * D);
-  if (logits) kernels::matmul(weights_.lm_head, n.data(), rows, logits);
+  if (opts.normed) std::copy(n, n + rows * D, opts.normed + first * D);
+  if (logits) kernels::matmul(ws.kernels, weights_.lm_head, n, rows, logits);
 }
 
-void Model::forward_batch(const std::vector<BatchSeq>& seqs, float* logits, const ForwardOptions& opts) const {
+void Model::forward_batch(Workspace& ws, const std::vector<BatchSeq>& seqs, float* logits,
+                          const ForwardOptions& opts) const {
   const int64_t D = config_.hidden_size;
   std::vector<AttnSeq> aseqs;
   std::vector<int64_t> last_rows;
@@ -103,22 +102,22 @@ void Model::forward_batch(const std::vector<BatchSeq>& seqs, float* logits, cons
     if (s.want_logits) last_rows.push_back(rows - 1);
   }
   if (rows == 0) return;
-  std::vector<float> h(size_t(rows * D));
+  float* const h = ws.hidden.get(size_t(rows * D));
   for (size_t k = 0; k < seqs.size(); ++k)
     for (int64_t t = 0; t < seqs[k].T; ++t)
       kernels::decode_row(weights_.embed, seqs[k].tokens[t], &h[(aseqs[k].row0 + t) * D]);
   for (int64_t i = 0; i < config_.num_hidden_layers; ++i)
-    block(weights_.layers[size_t(i)], i, i, h.data(), rows, aseqs, opts);
+    block(ws, weights_.layers[size_t(i)], i, i, h, rows, aseqs, opts);
   if (last_rows.empty() || !logits) return;
   const int64_t n = int64_t(last_rows.size());
-  std::vector<float> normed(size_t(n * D));
+  float* const normed = ws.normed.get(size_t(n * D));
   for (int64_t k = 0; k < n; ++k)
     ops::rms_norm(&h[last_rows[size_t(k)] * D], weights_.final_norm.data(), D, config_.rms_norm_eps, &normed[k * D]);
-  kernels::matmul(weights_.lm_head, normed.data(), n, logits);
+  kernels::matmul(ws.kernels, weights_.lm_head, normed, n, logits);
 }
 
-void Model::forward_mtp(const float* normed, const int32_t* next_tokens, int64_t T, KvCache& mtp_cache, float* logits,
-                        const ForwardOptions& opts) const {
+void Model::forward_mtp(Workspace& ws, const float* normed, const int32_t* next_tokens, int64_t T,
+                        KvCache& mtp_cache, float* logits, const ForwardOptions& opts) const {
   if (!weights_.mtp) fail("this model has no MTP module (num_nextn_predict_layers is 0 or it was not loaded)");
   if (T <= 0) return;
   check_tokens(next_tokens, T);
@@ -127,18 +126,19 @@ void Model::forward_mtp(const float* normed, const int32_t* next_tokens, int64_t
   if (mtp_cache.size() + T > mtp_cache.capacity())
     fail("MTP sequence of ", mtp_cache.size() + T, " tokens does not fit its cache (capacity ", mtp_cache.capacity(), ")");
   // [enorm(Emb(t_{i+1})) ; hnorm(h_i)]: the embedding comes first.
-  std::vector<float> cat(size_t(T * 2 * D)), h(size_t(T * D));
+  float* const cat = ws.mtp_in.get(size_t(T * 2 * D));
+  float* const h = ws.hidden.get(size_t(T * D));
   for (int64_t t = 0; t < T; ++t) {
     float* e = &cat[t * 2 * D];
     kernels::decode_row(m.embed, next_tokens[t], e);
     ops::rms_norm(e, m.enorm.data(), D, config_.rms_norm_eps, e);
     ops::rms_norm(normed + t * D, m.hnorm.data(), D, config_.rms_norm_eps, e + D);
   }
-  kernels::matmul(m.eh_proj, cat.data(), T, h.data());
-  block(m.block, config_.num_hidden_layers, 0, h.data(), T, {AttnSeq{0, T, mtp_cache.size(), &mtp_cache}}, opts);
+  kernels::matmul(ws.kernels, m.eh_proj, cat, T, h);
+  block(ws, m.block, config_.num_hidden_layers, 0, h, T, {AttnSeq{0, T, mtp_cache.size(), &mtp_cache}}, opts);
   mtp_cache.set_size(mtp_cache.size() + T);
   for (int64_t t = 0; t < T; ++t) ops::rms_norm(&h[t * D], m.head_norm.data(), D, config_.rms_norm_eps, &h[t * D]);
-  kernels::matmul(m.head, h.data(), T, logits);
+  kernels::matmul(ws.kernels, m.head, h, T, logits);
 }
 
 }  // namespace dsv3::model

@@ -7,18 +7,14 @@
 #include <string>
 #include <vector>
 
+#include "model/attention.h"
 #include "model/config.h"
 #include "model/latent_store.h"
+#include "model/moe.h"
 #include "model/weights.h"
+#include "model/workspace.h"
 
 namespace dsv3::model {
-
-//! How attention is computed. Both give the same result (tested); they differ in cost.
-enum class AttentionForm {
-  Auto,      // choose per call by a cost rule (naive for long prefills, absorbed for decode)
-  Naive,     // expand the latent cache to per-head K/V through kv_b, then attend
-  Absorbed,  // fold kv_b into the query and the output; attend over the 576-value latents
-};
 
 //! The latent KV cache of one sequence: per layer and token, the normalized compressed KV
 //! (kv_lora_rank values) followed by the rotated shared rope key (qk_rope_head_dim values).
@@ -37,23 +33,23 @@ class KvCache final : public LatentStore {
   uint64_t bytes() const { return data_.size() * sizeof(float); }
   float* row(int64_t layer, int64_t pos) override { return at(layer, pos); }
   const float* contiguous(int64_t layer) override { return at(layer, 0); }
+  void rows(int64_t layer, int64_t n, const float** out) override {
+    for (int64_t j = 0; j < n; ++j) out[j] = at(layer, j);
+  }
 
  private:
   int64_t n_layers_, dim_, capacity_, len_ = 0;
   std::vector<float> data_;
 };
 
-//! Per-token routing decisions of one MoE layer: chosen experts sorted ascending, weights
-//! aligned with them (the final mixing weights, routed_scaling_factor included).
-struct RoutingTrace {
-  int64_t layer = 0;
-  std::vector<int32_t> indices;  // [T, k]
-  std::vector<float> weights;    // [T, k]
-};
-
 struct ForwardOptions {
   AttentionForm attention = AttentionForm::Auto;
   std::vector<RoutingTrace>* routing = nullptr;  // if set, MoE layers append their decisions
+  //! forward: logits (and normed rows) of the last token only (a prefill that samples).
+  bool last_only = false;
+  //! forward: if set, receives the final-normed hidden states [T, hidden] (only the last
+  //! row with last_only), which the MTP module takes.
+  float* normed = nullptr;
 };
 
 //! One sequence's share of a batched step (Model::forward_batch): T tokens at positions
@@ -71,8 +67,6 @@ struct LoadOptions {
   io::WeightMemory memory = io::WeightMemory::Map;
 };
 
-struct AttnSeq;
-
 class Model {
  public:
   //! Loads config.json and the safetensors checkpoint in `dir` (zero-copy, mmapped).
@@ -86,25 +80,26 @@ class Model {
   KvCache new_mtp_cache(int64_t capacity) const;
 
   //! Runs T tokens at positions cache.size() .. cache.size()+T-1, appending them to the
-  //! cache. Writes logits [T, vocab] when `logits` is non-null (or only the last row when
-  //! `last_only`), and the final-normed hidden states [T, hidden] when `normed` is non-null.
-  void forward(const int32_t* tokens, int64_t T, KvCache& cache, float* logits, float* normed = nullptr,
-               const ForwardOptions& opts = {}, bool last_only = false) const;
+  //! cache. Writes logits [T, vocab] when `logits` is non-null (only the last row with
+  //! opts.last_only) and the final-normed hidden states to opts.normed when set.
+  void forward(Workspace& ws, const int32_t* tokens, int64_t T, KvCache& cache, float* logits,
+               const ForwardOptions& opts = {}) const;
 
   //! Runs several sequences in one pass: every weight matrix is read once for all their
   //! rows, attention stays within each sequence. Writes one logits row [vocab] per sequence
   //! with want_logits, in order. With a fixed attention form each sequence's results are
   //! bit-identical to running it alone (what continuous batching needs).
-  void forward_batch(const std::vector<BatchSeq>& seqs, float* logits, const ForwardOptions& opts = {}) const;
+  void forward_batch(Workspace& ws, const std::vector<BatchSeq>& seqs, float* logits,
+                     const ForwardOptions& opts = {}) const;
 
   //! The MTP module: for i < T, combines the main model's normed hidden state normed[i]
   //! with the embedding of next_tokens[i] (the token at position i+1), runs the MTP block at
   //! positions mtp_cache.size()+i and writes logits [T, vocab] predicting token i+2.
-  void forward_mtp(const float* normed, const int32_t* next_tokens, int64_t T, KvCache& mtp_cache, float* logits,
-                   const ForwardOptions& opts = {}) const;
+  void forward_mtp(Workspace& ws, const float* normed, const int32_t* next_tokens, int64_t T, KvCache& mtp_cache,
+                   float* logits, const ForwardOptions& opts = {}) const;
 
  private:
-  void block(const LayerWeights& L, int64_t layer_index, int64_t cache_layer, float* h, int64_t rows,
+  void block(Workspace& ws, const LayerWeights& L, int64_t layer_index, int64_t cache_layer, float* h, int64_t rows,
              const std::vector<AttnSeq>& seqs, const ForwardOptions& opts) const;
   void check_tokens(const int32_t* tokens, int64_t T) const;
 

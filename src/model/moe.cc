@@ -30,35 +30,37 @@ void route_token(const ModelConfig& c, const float* logits, const float* bias, i
   }
 }
 
-void mlp_forward(const MlpWeights& m, const float* x, int64_t T, float* out) {
-  run_mlps({MlpTask{&m, x, T, out}});
+void mlp_forward(Workspace& ws, const MlpWeights& m, const float* x, int64_t T, float* out) {
+  run_mlps(ws, {MlpTask{&m, x, T, out}});
 }
 
-void moe_forward(const ModelConfig& c, const MoeWeights& m, const float* x, int64_t T, float* out,
+void moe_forward(Workspace& ws, const ModelConfig& c, const MoeWeights& m, const float* x, int64_t T, float* out,
                  RoutingTrace* trace) {
   const int64_t D = c.hidden_size, E = c.n_routed_experts, K = c.num_experts_per_tok;
-  std::vector<float> logits(size_t(T * E));
-  kernels::matmul(m.gate, x, T, logits.data());
-  std::vector<int32_t> idx(size_t(T * K));
-  std::vector<float> w(size_t(T * K));
+  float* const logits = ws.router.get(size_t(T * E));
+  kernels::matmul(ws.kernels, m.gate, x, T, logits);
+  std::vector<int32_t>& idx = ws.route_idx;
+  idx.resize(size_t(T * K));
+  float* const w = ws.route_weights.get(size_t(T * K));
   for (int64_t t = 0; t < T; ++t)
     route_token(c, &logits[t * E], m.bias.empty() ? nullptr : m.bias.data(), &idx[t * K], &w[t * K]);
   if (trace) {
     trace->indices.insert(trace->indices.end(), idx.begin(), idx.end());
-    trace->weights.insert(trace->weights.end(), w.begin(), w.end());
+    trace->weights.insert(trace->weights.end(), w, w + T * K);
   }
 
   // Group token slots by expert; experts are summed in ascending order, so every token
   // adds its experts in the same order whatever the batch (prefill == decode).
-  std::vector<std::vector<std::pair<int64_t, float>>> users(static_cast<size_t>(E));
+  auto& users = ws.expert_users;
+  users.resize(size_t(E));
+  for (auto& u : users) u.clear();
   for (int64_t t = 0; t < T; ++t)
     for (int64_t k = 0; k < K; ++k) users[idx[t * K + k]].push_back({t, w[t * K + k]});
 
   // Each chosen expert's tokens, gathered in expert order: the s-th (expert, token) pair is
   // row s of xe and ye.
-  thread_local std::vector<float> xe, ye, sh;  // reused: no allocation per token
-  xe.resize(size_t(T * K * D));
-  ye.resize(size_t(T * K * D));
+  float* const xe = ws.expert_in.get(size_t(T * K * D));
+  float* const ye = ws.expert_out.get(size_t(T * K * D));
   std::vector<MlpTask> tasks;
   size_t slot = 0;
   for (int64_t e = 0; e < E; ++e) {
@@ -67,11 +69,9 @@ void moe_forward(const ModelConfig& c, const MoeWeights& m, const float* x, int6
     tasks.push_back(MlpTask{&m.experts[size_t(e)], &xe[slot * size_t(D)], int64_t(u.size()), &ye[slot * size_t(D)]});
     for (const auto& [t, wt] : u) std::copy(x + t * D, x + (t + 1) * D, &xe[slot++ * size_t(D)]);
   }
-  if (m.shared) {
-    sh.resize(size_t(T * D));
-    tasks.push_back(MlpTask{&*m.shared, x, T, sh.data()});
-  }
-  run_mlps(tasks);
+  float* const sh = m.shared ? ws.shared_out.get(size_t(T * D)) : nullptr;
+  if (m.shared) tasks.push_back(MlpTask{&*m.shared, x, T, sh});
+  run_mlps(ws, tasks);
 
   std::fill(out, out + T * D, 0.0f);
   slot = 0;
@@ -82,7 +82,7 @@ void moe_forward(const ModelConfig& c, const MoeWeights& m, const float* x, int6
       for (int64_t d = 0; d < D; ++d) o[d] += wt * y[d];
     }
   if (m.shared)
-    for (int64_t i = 0; i < T * D; ++i) out[i] += sh[size_t(i)];
+    for (int64_t i = 0; i < T * D; ++i) out[i] += sh[i];
 }
 
 }  // namespace dsv3::model

@@ -3,12 +3,21 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 #include "model/config.h"
-#include "model/model.h"
 #include "model/weights.h"
+#include "model/workspace.h"
 
 namespace dsv3::model {
+
+//! Per-token routing decisions of one MoE layer: chosen experts sorted ascending, weights
+//! aligned with them (the final mixing weights, routed_scaling_factor included).
+struct RoutingTrace {
+  int64_t layer = 0;
+  std::vector<int32_t> indices;  // [T, k]
+  std::vector<float> weights;    // [T, k]
+};
 
 //! Routes one token from its gate logits [n_routed_experts]. Writes the chosen experts
 //! sorted ascending to idx[k] and their mixing weights to w[k] (k = num_experts_per_tok).
@@ -18,10 +27,11 @@ void route_token(const ModelConfig& c, const float* logits, const float* bias, i
 
 //! x: [T, hidden] (post-attention-normed); out: [T, hidden]. Tokens are grouped by expert
 //! so each chosen expert runs once over all of its tokens; unchosen experts are skipped.
-void moe_forward(const ModelConfig& c, const MoeWeights& m, const float* x, int64_t T, float* out,
+//! When `trace` is set, the layer's decisions are appended to it.
+void moe_forward(Workspace& ws, const ModelConfig& c, const MoeWeights& m, const float* x, int64_t T, float* out,
                  RoutingTrace* trace);
 
 //! SwiGLU MLP: out[T, hidden] = down(silu(gate(x)) * up(x)).
-void mlp_forward(const MlpWeights& m, const float* x, int64_t T, float* out);
+void mlp_forward(Workspace& ws, const MlpWeights& m, const float* x, int64_t T, float* out);
 
 }  // namespace dsv3::model

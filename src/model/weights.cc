@@ -32,9 +32,9 @@ class Binder {
   }
 
   // A Linear weight: F32 / BF16 / F16, or F8_E4M3 with its `_scale_inv` block scales.
-  WeightMatrix matrix(const std::string& name, int64_t rows, int64_t cols, bool allow_fp8 = true) {
+  kernels::WeightMatrix matrix(const std::string& name, int64_t rows, int64_t cols, bool allow_fp8 = true) {
     const io::TensorRef& t = require(name, {rows, cols});
-    WeightMatrix w;
+    kernels::WeightMatrix w;
     w.name = name;
     w.dtype = t.info->dtype;
     w.rows = rows;

@@ -11,27 +11,27 @@
 #include <vector>
 
 #include "io/safetensors.h"
-#include "kernels/matmul.h"
+#include "kernels/weight_matrix.h"
 #include "model/config.h"
 
 namespace dsv3::model {
 
 struct MlpWeights {  // SwiGLU: down(silu(gate(x)) * up(x))
-  WeightMatrix gate, up, down;
+  kernels::WeightMatrix gate, up, down;
 };
 
 struct AttentionWeights {
-  WeightMatrix q_a, q_b;        // q-LoRA (q_lora_rank > 0)
+  kernels::WeightMatrix q_a, q_b;        // q-LoRA (q_lora_rank > 0)
   std::vector<float> q_a_norm;
-  WeightMatrix q;               // plain q_proj (q_lora_rank null)
-  WeightMatrix kv_a;            // [kv_lora + rope, hidden]
+  kernels::WeightMatrix q;               // plain q_proj (q_lora_rank null)
+  kernels::WeightMatrix kv_a;            // [kv_lora + rope, hidden]
   std::vector<float> kv_a_norm; // [kv_lora]
-  WeightMatrix kv_b;            // [H * (nope + v), kv_lora], head-major
-  WeightMatrix o;               // [hidden, H * v]
+  kernels::WeightMatrix kv_b;            // [H * (nope + v), kv_lora], head-major
+  kernels::WeightMatrix o;               // [hidden, H * v]
 };
 
 struct MoeWeights {
-  WeightMatrix gate;                  // [n_routed, hidden], kept in its stored (high) precision
+  kernels::WeightMatrix gate;                  // [n_routed, hidden], kept in its stored (high) precision
   std::vector<float> bias;            // e_score_correction_bias (noaux_tc), selection only
   std::vector<MlpWeights> experts;
   std::optional<MlpWeights> shared;   // n_shared_experts * moe_intermediate wide
@@ -47,17 +47,17 @@ struct LayerWeights {
 
 struct MtpWeights {
   std::vector<float> enorm, hnorm;
-  WeightMatrix eh_proj;               // [hidden, 2*hidden]: [emb ; hidden] order
-  WeightMatrix embed, head;           // copies of the main ones in published checkpoints
+  kernels::WeightMatrix eh_proj;               // [hidden, 2*hidden]: [emb ; hidden] order
+  kernels::WeightMatrix embed, head;           // copies of the main ones in published checkpoints
   std::vector<float> head_norm;       // shared_head.norm
   LayerWeights block;
 };
 
 struct ModelWeights {
-  WeightMatrix embed;                 // [vocab, hidden]
+  kernels::WeightMatrix embed;                 // [vocab, hidden]
   std::vector<LayerWeights> layers;
   std::vector<float> final_norm;
-  WeightMatrix lm_head;               // [vocab, hidden]
+  kernels::WeightMatrix lm_head;               // [vocab, hidden]
   std::optional<MtpWeights> mtp;
 
   // Owns the checkpoint mapping and any small converted buffers (scales, norms).

@@ -70,8 +70,9 @@ struct Engine::Seq {
   Clock::time_point queued = Clock::now(), admitted, first_token;
 };
 
-Engine::Engine(const model::Model& model, const Tokenizer& tokenizer, EngineOptions opts, StepObserver observer)
-    : model_(model), tok_(tokenizer), opts_(opts), observer_(std::move(observer)) {
+Engine::Engine(const model::Model& model, const Tokenizer& tokenizer, ThreadPool& pool, EngineOptions opts,
+               StepObserver observer)
+    : model_(model), tok_(tokenizer), ws_(pool), opts_(opts), observer_(std::move(observer)) {
   const model::ModelConfig& c = model.config();
   if (opts_.max_seqs < 1) fail("--max-seqs must be at least 1");
   if (opts_.ctx_size < 2) fail("--ctx-size must be at least 2");
@@ -97,7 +98,7 @@ Engine::Engine(const model::Model& model, const Tokenizer& tokenizer, EngineOpti
   stats_.pages_total = pages;
   stats_.page_bytes = page_bytes;
   stats_.cache_bytes = pool_->bytes();
-  thread_ = std::thread([this] { loop(); });
+  if (opts_.own_thread) thread_ = std::thread([this] { loop(); });
 }
 
 Engine::~Engine() {
@@ -106,7 +107,7 @@ Engine::~Engine() {
     stop_ = true;
   }
   cv_.notify_all();
-  thread_.join();
+  if (thread_.joinable()) thread_.join();
   for (auto& s : active_) finish(*s, FinishReason::Cancelled);
   for (auto& s : queue_) {
     FinishInfo f;
@@ -162,6 +163,17 @@ bool Engine::is_eos(int32_t id) const {
   if (id == tok_.eos_id()) return true;
   const auto& e = model_.config().eos_token_ids;
   return std::find(e.begin(), e.end(), int64_t(id)) != e.end();
+}
+
+bool Engine::run_step() {
+  DSV3_CHECK(!opts_.own_thread, "run_step() on an engine that runs its own thread");
+  {
+    std::lock_guard lk(mu_);
+    if (queue_.empty() && active_.empty()) return false;
+  }
+  admit();
+  step();
+  return true;
 }
 
 void Engine::loop() {
@@ -340,12 +352,13 @@ void Engine::step() {
   }
 
   const int64_t V = model_.config().vocab_size;
-  std::vector<float> logits(static_cast<size_t>(with_logits * V));
+  std::vector<float>& logits = logits_;  // kept: half a megabyte per row at V3's vocabulary
+  logits.resize(static_cast<size_t>(with_logits * V));
   const auto t0 = Clock::now();
   model::ForwardOptions fo;
   fo.attention = opts_.attention;
   try {
-    model_.forward_batch(batch, logits.data(), fo);
+    model_.forward_batch(ws_, batch, logits.data(), fo);
   } catch (const std::exception& e) {
     for (Seq* s : who) finish(*s, FinishReason::Error, e.what());
     std::erase_if(active_, [](const std::unique_ptr<Seq>& s) { return s->done; });

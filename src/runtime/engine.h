@@ -1,8 +1,10 @@
-// The serving engine: one thread owns the model and runs continuous batching. Every step
-// runs the next token of each decoding sequence together with chunks of pending prompts
-// (under a token budget), so weights are read once per step for all of them; requests join
-// between steps and finished or cancelled ones leave at once. Latents live in a paged cache
-// under a memory budget; prompts that share a prefix with cached pages skip recomputing it.
+// The generation engine: one thread owns the model (and the thread pool it runs on) and runs
+// continuous batching. Every step runs the next token of each decoding sequence together
+// with chunks of pending prompts (under a token budget), so weights are read once per step
+// for all of them; requests join between steps and finished or cancelled ones leave at once.
+// Latents live in a paged cache under a memory budget; prompts that share a prefix with
+// cached pages skip recomputing it. It is the one generation loop: `dsv3 serve` runs many
+// sequences on it, `dsv3 generate` and `dsv3 chat` one (runtime/generate.h).
 #pragma once
 
 #include <atomic>
@@ -103,6 +105,10 @@ struct EngineOptions {
   uint64_t cache_bytes = 0;      // latent cache budget; 0: enough for max_seqs full contexts
   int64_t step_tokens = 256;     // prompt tokens per step, shared by pending prefills
   model::AttentionForm attention = model::AttentionForm::Absorbed;  // fixed, so batching never changes results
+  //! true: the engine runs its steps on a thread of its own (serving: requests arrive from
+  //! other threads at any time). false: the caller runs them with run_step() (generate and
+  //! chat: one sequence, and no thread hand-off per token).
+  bool own_thread = true;
 };
 
 struct EngineStats {
@@ -118,7 +124,9 @@ class Engine {
   //! Observes each step: the number of sequences and of tokens it ran, and its duration.
   using StepObserver = std::function<void(int64_t seqs, int64_t tokens, double seconds)>;
 
-  Engine(const model::Model& model, const Tokenizer& tokenizer, EngineOptions opts, StepObserver observer = {});
+  //! The engine's thread is the only user of `pool` until the engine is destroyed.
+  Engine(const model::Model& model, const Tokenizer& tokenizer, ThreadPool& pool, EngineOptions opts,
+         StepObserver observer = {});
   ~Engine();
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
@@ -131,6 +139,9 @@ class Engine {
   const EngineOptions& options() const { return opts_; }
   //! Tokens the prompt may have so that at least one token can be generated.
   int64_t max_prompt_tokens() const { return opts_.ctx_size - 1; }
+  //! Without own_thread: admits what is queued and runs one step on the calling thread (which
+  //! then owns the pool); returns false when nothing was left to do.
+  bool run_step();
 
  private:
   struct Seq;
@@ -144,6 +155,8 @@ class Engine {
 
   const model::Model& model_;
   const Tokenizer& tok_;
+  model::Workspace ws_;        // engine thread only
+  std::vector<float> logits_;  // engine thread only
   EngineOptions opts_;
   StepObserver observer_;
   std::unique_ptr<PagedLatentCache> pool_;

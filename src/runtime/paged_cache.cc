@@ -172,6 +172,15 @@ void PagedSequence::commit(const int32_t* tokens, int64_t n) {
   }
 }
 
+void PagedSequence::rows(int64_t layer, int64_t n, const float** out) {
+  const int64_t P = pool_->page_tokens();
+  for (int64_t j = 0, k = 0; j < n; ++k) {
+    const float* r = pool_->row(pages_[size_t(k)], layer, 0);
+    const int64_t stride = pool_->latent_dim();
+    for (int64_t i = 0; i < P && j < n; ++i, ++j) out[j] = r + i * stride;
+  }
+}
+
 void PagedSequence::clear() {
   // Last pages first: they become the least recently used, so a prefix outlives its tails.
   for (auto it = pages_.rbegin(); it != pages_.rend(); ++it) pool_->release(*it);

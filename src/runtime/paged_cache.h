@@ -24,6 +24,7 @@ class PagedLatentCache {
   static uint64_t page_bytes(int64_t n_layers, int64_t latent_dim, int64_t page_tokens);
 
   int64_t page_tokens() const { return page_tokens_; }
+  int64_t latent_dim() const { return dim_; }
   int64_t total_pages() const { return n_pages_; }
   int64_t pages_in_use() const { return in_use_; }        // held by at least one sequence
   int64_t pages_cached() const { return int64_t(lru_.size()); }  // unused but kept for reuse
@@ -31,8 +32,10 @@ class PagedLatentCache {
   uint64_t bytes() const { return uint64_t(n_pages_) * page_bytes(n_layers_, dim_, page_tokens_); }
   uint64_t reuse_hits() const { return hits_; }
 
+  //! Layer-major: each layer's rows of all pages form one block, so the rows attention walks
+  //! (one layer, consecutive pages, as a sequence's pages mostly are) lie close together.
   float* row(int32_t page, int64_t layer, int64_t offset) {
-    return data_.get() + ((size_t(page) * size_t(n_layers_) + size_t(layer)) * size_t(page_tokens_) + size_t(offset)) *
+    return data_.get() + ((size_t(layer) * size_t(n_pages_) + size_t(page)) * size_t(page_tokens_) + size_t(offset)) *
                              size_t(dim_);
   }
 
@@ -98,6 +101,7 @@ class PagedSequence final : public model::LatentStore {
     const int64_t P = pool_->page_tokens();
     return pool_->row(pages_[size_t(pos / P)], layer, pos % P);
   }
+  void rows(int64_t layer, int64_t n, const float** out) override;
 
  private:
   PagedLatentCache* pool_;

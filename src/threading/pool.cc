@@ -12,7 +12,6 @@
 
 namespace dsv3 {
 namespace {
-std::atomic<int> g_default_threads{0};
 // About 100-300 microseconds of pause instructions before blocking.
 constexpr int kSpinIterations = 2000;
 }
@@ -86,12 +85,5 @@ void ThreadPool::parallel_for(int64_t n, const std::function<void(int, int64_t, 
   fn_ = nullptr;
   if (error_) std::rethrow_exception(std::exchange(error_, nullptr));
 }
-
-ThreadPool& ThreadPool::global() {
-  static ThreadPool pool(g_default_threads.load());
-  return pool;
-}
-
-void ThreadPool::set_default_threads(int n) { g_default_threads.store(n); }
 
 }  // namespace dsv3

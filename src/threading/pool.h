@@ -1,7 +1,14 @@
-// One persistent pool of worker threads. Work is handed out as index ranges. Between jobs a
+// A persistent pool of worker threads. Work is handed out as index ranges. Between jobs a
 // worker spins briefly (a decode step issues hundreds of small jobs back to back, and a
 // futex wake-up costs tens of microseconds in a VM), then sleeps on a condition variable, so
 // an idle or shared machine is not kept busy.
+//
+// Who may call it: there is no process-wide pool. A program creates its pools (the dsv3
+// command creates one, sized by --threads, in apps/main.cc) and hands one down to whatever
+// runs the model: a kernels::Context, the serving engine, the trainer. parallel_for is
+// called by ONE thread at a time, the pool's current owner: the serving engine's thread
+// while it runs (HTTP threads never touch the pool), the main thread for generate, chat,
+// bench and train. It is not reentrant: a job must not call parallel_for on its own pool.
 #pragma once
 
 #include <atomic>
@@ -28,11 +35,6 @@ class ThreadPool {
   //! returns when all are done. Not reentrant: fn must not call parallel_for. Exceptions
   //! thrown by fn are rethrown here (the first one).
   void parallel_for(int64_t n, const std::function<void(int, int64_t, int64_t)>& fn);
-
-  //! The process-wide pool (created on first use with set_default_threads' count).
-  static ThreadPool& global();
-  //! Sets the thread count of the global pool; takes effect if called before first use.
-  static void set_default_threads(int n);
 
  private:
   void worker_loop(int index);

@@ -31,13 +31,14 @@ struct BlockState {
 //! h += MLA(norm(h)); h += MLP/MoE(norm(h)), saving what the backward needs in st.
 //! bias: the MoE layer's e_score_correction_bias or null.
 template <class S>
-void block_forward(const model::ModelConfig& c, const BlockTensors<S>& w, const float* bias,
+void block_forward(kernels::Context& ctx, const model::ModelConfig& c, const BlockTensors<S>& w, const float* bias,
                    const std::vector<double>& freqs, S* h, int64_t T, BlockState<S>& st);
 
 //! dh: upstream gradient of the block output in, gradient of its input out. balance_scale
 //! weights the MoE balance term (0 for none).
 template <class S>
-void block_backward(const model::ModelConfig& c, const BlockTensors<S>& w, const std::vector<double>& freqs, int64_t T,
-                    const BlockState<S>& st, double balance_scale, S* dh, const BlockTensors<S>& g);
+void block_backward(kernels::Context& ctx, const model::ModelConfig& c, const BlockTensors<S>& w,
+                    const std::vector<double>& freqs, int64_t T, const BlockState<S>& st, double balance_scale, S* dh,
+                    const BlockTensors<S>& g);
 
 }  // namespace dsv3::train

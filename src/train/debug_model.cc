@@ -15,8 +15,9 @@ enum : size_t { kEmbed = 0, kGate = 1, kExperts = 2 };
 
 }  // namespace
 
-DebugMoeBigram::DebugMoeBigram(int64_t vocab, int64_t dim, int64_t experts, uint64_t seed, double init_std)
-    : V_(vocab), D_(dim), E_(experts), bias_(size_t(experts), 0.0f) {
+DebugMoeBigram::DebugMoeBigram(int64_t vocab, int64_t dim, int64_t experts, uint64_t seed, double init_std,
+                               ThreadPool& pool)
+    : pool_(&pool), V_(vocab), D_(dim), E_(experts), bias_(size_t(experts), 0.0f) {
   if (vocab < 2 || dim < 1 || experts < 1) fail("debug_moe_bigram needs vocab >= 2, dim >= 1, experts >= 1");
   auto add = [&](std::string name, std::vector<int64_t> shape) {
     int64_t n = 1;
@@ -89,7 +90,7 @@ LossTerms DebugMoeBigram::run(const int32_t* tokens, int64_t T, const LossWeight
       for (int64_t c = c0; c < c1; ++c) fn(c, c * kChunk, std::min(V, (c + 1) * kChunk));
     };
     if (n_chunks == 1) run_range(0, 1);
-    else ThreadPool::global().parallel_for(n_chunks, [&](int, int64_t c0, int64_t c1) { run_range(c0, c1); });
+    else pool_->parallel_for(n_chunks, [&](int, int64_t c0, int64_t c1) { run_range(c0, c1); });
   };
   LossTerms out;
   out.tokens = N;

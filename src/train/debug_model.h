@@ -12,13 +12,15 @@
 #include <string>
 #include <vector>
 
+#include "threading/pool.h"
 #include "train/trainable.h"
 
 namespace dsv3::train {
 
 class DebugMoeBigram final : public Trainable {
  public:
-  DebugMoeBigram(int64_t vocab, int64_t dim, int64_t experts, uint64_t seed, double init_std);
+  //! Its loss runs on `pool` (the caller keeps it alive as long as the model).
+  DebugMoeBigram(int64_t vocab, int64_t dim, int64_t experts, uint64_t seed, double init_std, ThreadPool& pool);
 
   std::string kind() const override { return "debug_moe_bigram"; }
   int64_t vocab_size() const override { return V_; }
@@ -39,6 +41,7 @@ class DebugMoeBigram final : public Trainable {
   };
   LossTerms run(const int32_t* tokens, int64_t T, const LossWeights& w, float grad_scale, bool backward);
 
+  ThreadPool* pool_;
   int64_t V_, D_, E_;
   std::vector<Tensor> t_;  // embed, gate, experts.0.., head, out_scale
   std::vector<float> bias_;

@@ -4,21 +4,22 @@
 
 #include <cstdint>
 
-#include "train/gemm.h"
+#include "kernels/gemm.h"
 
 namespace dsv3::train {
 
 //! y[T, out] = x[T, in] W^T (overwrites y).
 template <class S>
-void linear_forward(const S* x, int64_t T, const S* W, int64_t out, int64_t in, S* y) {
-  gemm<S>(false, true, T, out, in, x, W, y, false);
+void linear_forward(kernels::Context& ctx, const S* x, int64_t T, const S* W, int64_t out, int64_t in, S* y) {
+  kernels::gemm<S>(ctx, false, true, T, out, in, x, W, y, false);
 }
 
 //! dx[T, in] += dy W; dW[out, in] += dy^T x. Either output may be null (not needed).
 template <class S>
-void linear_backward(const S* x, const S* dy, int64_t T, const S* W, int64_t out, int64_t in, S* dx, S* dW) {
-  if (dx) gemm<S>(false, false, T, in, out, dy, W, dx, true);
-  if (dW) gemm<S>(true, false, out, in, T, dy, x, dW, true);
+void linear_backward(kernels::Context& ctx, const S* x, const S* dy, int64_t T, const S* W, int64_t out, int64_t in,
+                     S* dx, S* dW) {
+  if (dx) kernels::gemm<S>(ctx, false, false, T, in, out, dy, W, dx, true);
+  if (dW) kernels::gemm<S>(ctx, true, false, out, in, T, dy, x, dW, true);
 }
 
 }  // namespace dsv3::train

@@ -4,15 +4,14 @@
 #include <cmath>
 #include <vector>
 
-#include "threading/pool.h"
-
 namespace dsv3::train {
 
 template <class S>
-double cross_entropy(const S* logits, const int32_t* targets, int64_t N, int64_t V, double scale, S* dlogits) {
+double cross_entropy(kernels::Context& ctx, const S* logits, const int32_t* targets, int64_t N, int64_t V, double scale,
+                     S* dlogits) {
   if (N <= 0) return 0.0;
   std::vector<double> row_loss(static_cast<size_t>(N));
-  ThreadPool::global().parallel_for(N, [&](int, int64_t r0, int64_t r1) {
+  ctx.pool().parallel_for(N, [&](int, int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r) {
       const S* z = logits + r * V;
       const S m = *std::max_element(z, z + V);
@@ -32,7 +31,8 @@ double cross_entropy(const S* logits, const int32_t* targets, int64_t N, int64_t
   return total / double(N);
 }
 
-template double cross_entropy<float>(const float*, const int32_t*, int64_t, int64_t, double, float*);
-template double cross_entropy<double>(const double*, const int32_t*, int64_t, int64_t, double, double*);
+template double cross_entropy<float>(kernels::Context&, const float*, const int32_t*, int64_t, int64_t, double, float*);
+template double cross_entropy<double>(kernels::Context&, const double*, const int32_t*, int64_t, int64_t, double,
+                                      double*);
 
 }  // namespace dsv3::train

@@ -3,12 +3,15 @@
 
 #include <cstdint>
 
+#include "kernels/context.h"
+
 namespace dsv3::train {
 
 //! Returns mean_r -log softmax(logits[r])[targets[r]] over N rows of V logits. When dlogits
 //! is non-null it receives (overwritten) scale * d(mean CE)/d(logits), [N, V]. Row softmax
-//! uses max subtraction and a double sum. Runs over the global thread pool.
+//! uses max subtraction and a double sum. Runs over ctx's thread pool.
 template <class S>
-double cross_entropy(const S* logits, const int32_t* targets, int64_t N, int64_t V, double scale, S* dlogits);
+double cross_entropy(kernels::Context& ctx, const S* logits, const int32_t* targets, int64_t N, int64_t V, double scale,
+                     S* dlogits);
 
 }  // namespace dsv3::train

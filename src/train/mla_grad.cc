@@ -5,7 +5,7 @@
 #include <limits>
 
 #include "threading/pool.h"
-#include "train/gemm.h"
+#include "kernels/gemm.h"
 #include "train/linear_grad.h"
 #include "train/norm_rope_grad.h"
 
@@ -29,8 +29,8 @@ void gather_head(const MlaState<S>& st, const model::ModelConfig& c, int64_t h, 
 }  // namespace
 
 template <class S>
-void mla_forward(const model::ModelConfig& c, const MlaTensors<S>& w, const std::vector<double>& freqs, const S* x,
-                 int64_t T, MlaState<S>& st, S* out) {
+void mla_forward(kernels::Context& ctx, const model::ModelConfig& c, const MlaTensors<S>& w,
+                 const std::vector<double>& freqs, const S* x, int64_t T, MlaState<S>& st, S* out) {
   const int64_t D = c.hidden_size, H = c.num_attention_heads, nope = c.qk_nope_head_dim;
   const int64_t rope = c.qk_rope_head_dim, qk = c.qk_head_dim(), vd = c.v_head_dim, R = c.kv_lora_rank;
   const int64_t lat = c.latent_dim(), kvw = nope + vd;
@@ -42,23 +42,23 @@ void mla_forward(const model::ModelConfig& c, const MlaTensors<S>& w, const std:
     st.qa.resize(size_t(T * Q));
     st.qa_rstd.resize(size_t(T));
     st.qa_n.resize(size_t(T * Q));
-    linear_forward(x, T, w.q_a, Q, D, st.qa.data());
+    linear_forward(ctx, x, T, w.q_a, Q, D, st.qa.data());
     rms_norm_forward(st.qa.data(), Q, w.q_a_norm, T, Q, c.rms_norm_eps, st.qa_n.data(), st.qa_rstd.data());
-    linear_forward(st.qa_n.data(), T, w.q_b, H * qk, Q, st.q.data());
+    linear_forward(ctx, st.qa_n.data(), T, w.q_b, H * qk, Q, st.q.data());
   } else {
-    linear_forward(x, T, w.q, H * qk, D, st.q.data());
+    linear_forward(ctx, x, T, w.q, H * qk, D, st.q.data());
   }
   rope_apply(st.q.data() + nope, T, H, H * qk, qk, rope, freqs, 0, false);
 
   st.kva.resize(size_t(T * lat));
-  linear_forward(x, T, w.kv_a, lat, D, st.kva.data());
+  linear_forward(ctx, x, T, w.kv_a, lat, D, st.kva.data());
   st.c_rstd.resize(size_t(T));
   st.c.resize(size_t(T * R));
   rms_norm_forward(st.kva.data(), lat, w.kv_a_norm, T, R, c.rms_norm_eps, st.c.data(), st.c_rstd.data());
   rope_apply(st.kva.data() + R, T, 1, lat, 0, rope, freqs, 0, false);  // one shared rope key
 
   st.kv.resize(size_t(T * H * kvw));
-  linear_forward(st.c.data(), T, w.kv_b, H * kvw, R, st.kv.data());
+  linear_forward(ctx, st.c.data(), T, w.kv_b, H * kvw, R, st.kv.data());
 
   // Per head: scores = Q_h K_h^T and out = P V_h as GEMMs over the whole sequence (the
   // masked upper triangle is computed and discarded: cheaper than scalar dot products).
@@ -68,8 +68,8 @@ void mla_forward(const model::ModelConfig& c, const MlaTensors<S>& w, const std:
   for (int64_t h = 0; h < H; ++h) {
     gather_head(st, c, h, T, qh.data(), kh.data(), vh.data());
     S* p = &st.p[size_t(h * T * T)];
-    gemm<S>(false, true, T, T, qk, qh.data(), kh.data(), p, false);
-    ThreadPool::global().parallel_for(T, [&](int, int64_t t0, int64_t t1) {
+    kernels::gemm<S>(ctx, false, true, T, T, qk, qh.data(), kh.data(), p, false);
+    ctx.pool().parallel_for(T, [&](int, int64_t t0, int64_t t1) {
       for (int64_t t = t0; t < t1; ++t) {
         S* r = p + t * T;
         S m = -std::numeric_limits<S>::infinity();
@@ -80,22 +80,24 @@ void mla_forward(const model::ModelConfig& c, const MlaTensors<S>& w, const std:
         std::fill(r + t + 1, r + T, S(0));  // causal
       }
     });
-    gemm<S>(false, false, T, vd, T, p, vh.data(), oh.data(), false);
-    for (int64_t t = 0; t < T; ++t) std::copy(&oh[size_t(t * vd)], &oh[size_t((t + 1) * vd)], &st.attn[size_t((t * H + h) * vd)]);
+    kernels::gemm<S>(ctx, false, false, T, vd, T, p, vh.data(), oh.data(), false);
+    for (int64_t t = 0; t < T; ++t)
+      std::copy(&oh[size_t(t * vd)], &oh[size_t((t + 1) * vd)], &st.attn[size_t((t * H + h) * vd)]);
   }
-  linear_forward(st.attn.data(), T, w.o, D, H * vd, out);
+  linear_forward(ctx, st.attn.data(), T, w.o, D, H * vd, out);
 }
 
 template <class S>
-void mla_backward(const model::ModelConfig& c, const MlaTensors<S>& w, const std::vector<double>& freqs, const S* x,
-                  int64_t T, const MlaState<S>& st, const S* dout, S* dx, const MlaTensors<S>& g) {
+void mla_backward(kernels::Context& ctx, const model::ModelConfig& c, const MlaTensors<S>& w,
+                  const std::vector<double>& freqs, const S* x, int64_t T, const MlaState<S>& st, const S* dout, S* dx,
+                  const MlaTensors<S>& g) {
   const int64_t D = c.hidden_size, H = c.num_attention_heads, nope = c.qk_nope_head_dim;
   const int64_t rope = c.qk_rope_head_dim, qk = c.qk_head_dim(), vd = c.v_head_dim, R = c.kv_lora_rank;
   const int64_t lat = c.latent_dim(), kvw = nope + vd;
   const S scale = S(c.softmax_scale());
 
   std::vector<S> dattn(size_t(T * H * vd), S(0));
-  linear_backward(st.attn.data(), dout, T, w.o, D, H * vd, dattn.data(), g.o);
+  linear_backward(ctx, st.attn.data(), dout, T, w.o, D, H * vd, dattn.data(), g.o);
 
   // Attention core per head, as GEMMs: dV = P^T dO, dP = dO V^T, dS = softmax'(dP) * scale,
   // dQ = dS K, dK = dS^T Q. Heads run in order, so the shared rope key's gradient is summed
@@ -109,9 +111,9 @@ void mla_backward(const model::ModelConfig& c, const MlaTensors<S>& w, const std
     for (int64_t t = 0; t < T; ++t)
       std::copy(&dattn[size_t((t * H + h) * vd)], &dattn[size_t((t * H + h + 1) * vd)], &doh[size_t(t * vd)]);
     const S* p = &st.p[size_t(h * T * T)];
-    gemm<S>(true, false, T, vd, T, p, doh.data(), dvh.data(), false);
-    gemm<S>(false, true, T, T, vd, doh.data(), vh.data(), ds.data(), false);
-    ThreadPool::global().parallel_for(T, [&](int, int64_t t0, int64_t t1) {
+    kernels::gemm<S>(ctx, true, false, T, vd, T, p, doh.data(), dvh.data(), false);
+    kernels::gemm<S>(ctx, false, true, T, T, vd, doh.data(), vh.data(), ds.data(), false);
+    ctx.pool().parallel_for(T, [&](int, int64_t t0, int64_t t1) {
       for (int64_t t = t0; t < t1; ++t) {
         S* r = &ds[size_t(t * T)];
         const S* pr = p + t * T;
@@ -121,8 +123,8 @@ void mla_backward(const model::ModelConfig& c, const MlaTensors<S>& w, const std
         std::fill(r + t + 1, r + T, S(0));
       }
     });
-    gemm<S>(false, false, T, qk, T, ds.data(), kh.data(), dqh.data(), false);
-    gemm<S>(true, false, T, qk, T, ds.data(), qh.data(), dkh.data(), false);
+    kernels::gemm<S>(ctx, false, false, T, qk, T, ds.data(), kh.data(), dqh.data(), false);
+    kernels::gemm<S>(ctx, true, false, T, qk, T, ds.data(), qh.data(), dkh.data(), false);
     for (int64_t t = 0; t < T; ++t) {
       for (int64_t i = 0; i < qk; ++i) dq[size_t((t * H + h) * qk + i)] += dqh[size_t(t * qk + i)];
       S* dk = &dkv[size_t((t * H + h) * kvw)];
@@ -134,35 +136,35 @@ void mla_backward(const model::ModelConfig& c, const MlaTensors<S>& w, const std
 
   // Latent path: dkva = [d c_raw | d k_pe_raw].
   std::vector<S> dkva(size_t(T * lat), S(0)), dc(size_t(T * R), S(0));
-  linear_backward(st.c.data(), dkv.data(), T, w.kv_b, H * kvw, R, dc.data(), g.kv_b);
+  linear_backward(ctx, st.c.data(), dkv.data(), T, w.kv_b, H * kvw, R, dc.data(), g.kv_b);
   for (int64_t t = 0; t < T; ++t)
     for (int64_t i = 0; i < rope; ++i) dkva[size_t(t * lat + R + i)] += dpe[size_t(t * rope + i)];
   rope_apply(dkva.data() + R, T, 1, lat, 0, rope, freqs, 0, true);
   // rms_norm_backward needs the raw c: kva still holds it (only the rope part was rotated).
   rms_norm_backward(st.kva.data(), lat, w.kv_a_norm, st.c_rstd.data(), dc.data(), T, R, dkva.data(), g.kv_a_norm);
-  linear_backward(x, dkva.data(), T, w.kv_a, lat, D, dx, g.kv_a);
+  linear_backward(ctx, x, dkva.data(), T, w.kv_a, lat, D, dx, g.kv_a);
 
   rope_apply(dq.data() + nope, T, H, H * qk, qk, rope, freqs, 0, true);
   if (c.q_lora_rank > 0) {
     const int64_t Q = c.q_lora_rank;
     std::vector<S> dqn(size_t(T * Q), S(0)), dqa(size_t(T * Q), S(0));
-    linear_backward(st.qa_n.data(), dq.data(), T, w.q_b, H * qk, Q, dqn.data(), g.q_b);
+    linear_backward(ctx, st.qa_n.data(), dq.data(), T, w.q_b, H * qk, Q, dqn.data(), g.q_b);
     rms_norm_backward(st.qa.data(), Q, w.q_a_norm, st.qa_rstd.data(), dqn.data(), T, Q, dqa.data(), g.q_a_norm);
-    linear_backward(x, dqa.data(), T, w.q_a, Q, D, dx, g.q_a);
+    linear_backward(ctx, x, dqa.data(), T, w.q_a, Q, D, dx, g.q_a);
   } else {
-    linear_backward(x, dq.data(), T, w.q, H * qk, D, dx, g.q);
+    linear_backward(ctx, x, dq.data(), T, w.q, H * qk, D, dx, g.q);
   }
 }
 
-template void mla_forward<float>(const model::ModelConfig&, const MlaTensors<float>&, const std::vector<double>&,
-                                 const float*, int64_t, MlaState<float>&, float*);
-template void mla_forward<double>(const model::ModelConfig&, const MlaTensors<double>&, const std::vector<double>&,
-                                  const double*, int64_t, MlaState<double>&, double*);
-template void mla_backward<float>(const model::ModelConfig&, const MlaTensors<float>&, const std::vector<double>&,
-                                  const float*, int64_t, const MlaState<float>&, const float*, float*,
-                                  const MlaTensors<float>&);
-template void mla_backward<double>(const model::ModelConfig&, const MlaTensors<double>&, const std::vector<double>&,
-                                   const double*, int64_t, const MlaState<double>&, const double*, double*,
-                                   const MlaTensors<double>&);
+template void mla_forward<float>(kernels::Context&, const model::ModelConfig&, const MlaTensors<float>&,
+                                 const std::vector<double>&, const float*, int64_t, MlaState<float>&, float*);
+template void mla_forward<double>(kernels::Context&, const model::ModelConfig&, const MlaTensors<double>&,
+                                  const std::vector<double>&, const double*, int64_t, MlaState<double>&, double*);
+template void mla_backward<float>(kernels::Context&, const model::ModelConfig&, const MlaTensors<float>&,
+                                  const std::vector<double>&, const float*, int64_t, const MlaState<float>&,
+                                  const float*, float*, const MlaTensors<float>&);
+template void mla_backward<double>(kernels::Context&, const model::ModelConfig&, const MlaTensors<double>&,
+                                   const std::vector<double>&, const double*, int64_t, const MlaState<double>&,
+                                   const double*, double*, const MlaTensors<double>&);
 
 }  // namespace dsv3::train

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "kernels/context.h"
 #include "model/config.h"
 
 namespace dsv3::train {
@@ -32,12 +33,13 @@ struct MlaState {
 
 //! out[T, hidden] = MLA(x). `freqs` are model::ModelConfig::rope_frequencies().
 template <class S>
-void mla_forward(const model::ModelConfig& c, const MlaTensors<S>& w, const std::vector<double>& freqs, const S* x,
-                 int64_t T, MlaState<S>& st, S* out);
+void mla_forward(kernels::Context& ctx, const model::ModelConfig& c, const MlaTensors<S>& w,
+                 const std::vector<double>& freqs, const S* x, int64_t T, MlaState<S>& st, S* out);
 
 //! dx += d/dx and weight gradients += d/dW for upstream dout [T, hidden].
 template <class S>
-void mla_backward(const model::ModelConfig& c, const MlaTensors<S>& w, const std::vector<double>& freqs, const S* x,
-                  int64_t T, const MlaState<S>& st, const S* dout, S* dx, const MlaTensors<S>& g);
+void mla_backward(kernels::Context& ctx, const model::ModelConfig& c, const MlaTensors<S>& w,
+                  const std::vector<double>& freqs, const S* x, int64_t T, const MlaState<S>& st, const S* dout, S* dx,
+                  const MlaTensors<S>& g);
 
 }  // namespace dsv3::train

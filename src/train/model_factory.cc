@@ -9,7 +9,8 @@
 namespace dsv3::train {
 
 model::ModelConfig run_model_config(const RunConfig& run, int64_t tokenizer_vocab) {
-  model::ModelConfig c = run.model.config.empty() ? model::test_model_config(run.model.preset) : model::ModelConfig::load(run.model.config);
+  model::ModelConfig c = run.model.config.empty() ? model::test_model_config(run.model.preset)
+                                                  : model::ModelConfig::load(run.model.config);
   if (!run.model.preset.empty() && c.vocab_size < tokenizer_vocab) {
     // Presets are sized for no tokenizer in particular: pad to the tokenizer as V3 pads
     // 128815 ids to 129280 rows.
@@ -20,12 +21,14 @@ model::ModelConfig run_model_config(const RunConfig& run, int64_t tokenizer_voca
   return c;
 }
 
-std::unique_ptr<Trainable> make_trainable(const RunConfig& run, int64_t tokenizer_vocab) {
+std::unique_ptr<Trainable> make_trainable(const RunConfig& run, int64_t tokenizer_vocab, ThreadPool& pool) {
   if (run.model.type == "debug_moe_bigram")
-    return std::make_unique<DebugMoeBigram>(tokenizer_vocab, run.model.dim, run.model.experts, run.seed, run.init_std);
+    return std::make_unique<DebugMoeBigram>(tokenizer_vocab, run.model.dim, run.model.experts, run.seed, run.init_std,
+                                            pool);
   if (run.model.type == "deepseek_v3") {
     const model::ModelConfig cfg = run_model_config(run, tokenizer_vocab);
-    return std::make_unique<TrainModelAdapter<TrainModel, LossOptions>>(TrainModel::init(cfg, run.seed, run.init_std));
+    return std::make_unique<TrainModelAdapter<TrainModel, LossOptions>>(
+        TrainModel::init(cfg, run.seed, run.init_std, pool));
   }
   fail(run.source, ": unknown model.type '", run.model.type, "'");
 }

@@ -6,14 +6,15 @@
 #include <memory>
 
 #include "model/config.h"
+#include "threading/pool.h"
 #include "train/run_config.h"
 #include "train/trainable.h"
 
 namespace dsv3::train {
 
 //! The model `run.model` asks for, freshly initialized from run.seed / run.init_std, for a
-//! tokenizer with ids below tokenizer_vocab.
-std::unique_ptr<Trainable> make_trainable(const RunConfig& run, int64_t tokenizer_vocab);
+//! tokenizer with ids below tokenizer_vocab, computing on `pool` (which must outlive it).
+std::unique_ptr<Trainable> make_trainable(const RunConfig& run, int64_t tokenizer_vocab, ThreadPool& pool);
 
 //! The DeepSeek-V3 config of a deepseek_v3 run (model.config file or model.preset), checked
 //! against the tokenizer's vocabulary.

@@ -16,6 +16,8 @@
 namespace dsv3::train {
 
 struct TrainModel::Impl {
+  explicit Impl(ThreadPool& pool) : ctx(pool) {}
+  kernels::Context ctx;  // the pool and the GEMM's packing buffers
   model::ModelConfig cfg;
   std::vector<double> freqs;
   std::vector<Param> params, biases;
@@ -121,14 +123,15 @@ StepStats TrainModel::Impl::run(const int32_t* tokens, int64_t T, const LossOpti
   std::vector<float> h(size_t(T * D));
   embedding_forward(tokens, T, embed, D, h.data());
   std::vector<BlockState<float>> st(static_cast<size_t>(L));
-  for (int64_t l = 0; l < L; ++l) block_forward(c, wv[size_t(l)], block_bias[size_t(l)], freqs, h.data(), T, st[size_t(l)]);
+  for (int64_t l = 0; l < L; ++l)
+    block_forward(ctx, c, wv[size_t(l)], block_bias[size_t(l)], freqs, h.data(), T, st[size_t(l)]);
   std::vector<float> hf(size_t(T * D)), rf(static_cast<size_t>(T));
   rms_norm_forward(h.data(), D, v("model.norm.weight"), T, D, c.rms_norm_eps, hf.data(), rf.data());
   const int64_t N = T - 1;  // rows with a next token
   std::vector<float> logits(size_t(N * V));
-  linear_forward(hf.data(), N, head, V, D, logits.data());
+  linear_forward(ctx, hf.data(), N, head, V, D, logits.data());
   const double main_scale = double(grad_scale);
-  stats.main_ce = cross_entropy(logits.data(), tokens + 1, N, V, main_scale, backward ? logits.data() : nullptr);
+  stats.main_ce = cross_entropy(ctx, logits.data(), tokens + 1, N, V, main_scale, backward ? logits.data() : nullptr);
   for (int64_t l = 0; l < L; ++l) {
     const int64_t s = moe_slot[size_t(l)];
     if (s < 0) continue;
@@ -156,14 +159,14 @@ StepStats TrainModel::Impl::run(const int32_t* tokens, int64_t T, const LossOpti
       std::copy(&hn[size_t(t * D)], &hn[size_t((t + 1) * D)], &cat[size_t(t * 2 * D + D)]);
     }
     m.resize(size_t(M * D));
-    linear_forward(cat.data(), M, v(mp + "eh_proj.weight"), D, 2 * D, m.data());
-    block_forward(c, wv[size_t(L)], block_bias[size_t(L)], freqs, m.data(), M, mst);
+    linear_forward(ctx, cat.data(), M, v(mp + "eh_proj.weight"), D, 2 * D, m.data());
+    block_forward(ctx, c, wv[size_t(L)], block_bias[size_t(L)], freqs, m.data(), M, mst);
     mf.resize(size_t(M * D));
     mr.resize(size_t(M));
     rms_norm_forward(m.data(), D, v(mp + "shared_head.norm.weight"), M, D, c.rms_norm_eps, mf.data(), mr.data());
     mlogits.resize(size_t(M * V));
-    linear_forward(mf.data(), M, head, V, D, mlogits.data());
-    stats.mtp_ce = cross_entropy(mlogits.data(), tokens + 2, M, V, opts.mtp_weight * grad_scale,
+    linear_forward(ctx, mf.data(), M, head, V, D, mlogits.data());
+    stats.mtp_ce = cross_entropy(ctx, mlogits.data(), tokens + 2, M, V, opts.mtp_weight * grad_scale,
                                  backward ? mlogits.data() : nullptr);
     if (moe_slot[size_t(L)] >= 0) stats.expert_load[size_t(moe_slot[size_t(L)])] = mst.moe.load;
   }
@@ -174,15 +177,15 @@ StepStats TrainModel::Impl::run(const int32_t* tokens, int64_t T, const LossOpti
   float* g_embed = g("model.embed_tokens.weight");
   float* g_head = g("lm_head.weight");
   std::vector<float> dhf(size_t(T * D), 0.0f);
-  linear_backward(hf.data(), logits.data(), N, head, V, D, dhf.data(), g_head);
+  linear_backward(ctx, hf.data(), logits.data(), N, head, V, D, dhf.data(), g_head);
   if (mtp) {
     std::vector<float> dmf(size_t(M * D), 0.0f), dm(size_t(M * D), 0.0f);
-    linear_backward(mf.data(), mlogits.data(), M, head, V, D, dmf.data(), g_head);
+    linear_backward(ctx, mf.data(), mlogits.data(), M, head, V, D, dmf.data(), g_head);
     rms_norm_backward(m.data(), D, v(mp + "shared_head.norm.weight"), mr.data(), dmf.data(), M, D, dm.data(),
                       g(mp + "shared_head.norm.weight"));
-    block_backward(c, wv[size_t(L)], freqs, M, mst, 0.0, dm.data(), wg[size_t(L)]);
+    block_backward(ctx, c, wv[size_t(L)], freqs, M, mst, 0.0, dm.data(), wg[size_t(L)]);
     std::vector<float> dcat(size_t(M * 2 * D), 0.0f);
-    linear_backward(cat.data(), dm.data(), M, v(mp + "eh_proj.weight"), D, 2 * D, dcat.data(),
+    linear_backward(ctx, cat.data(), dm.data(), M, v(mp + "eh_proj.weight"), D, 2 * D, dcat.data(),
                     g(mp + "eh_proj.weight"));
     // rms_norm_backward reads dy packed: split dcat into its embedding and hidden halves.
     std::vector<float> den(size_t(M * D)), dhn(size_t(M * D)), demb(size_t(M * D), 0.0f);
@@ -200,7 +203,8 @@ StepStats TrainModel::Impl::run(const int32_t* tokens, int64_t T, const LossOpti
   rms_norm_backward(h.data(), D, v("model.norm.weight"), rf.data(), dhf.data(), T, D, dh.data(),
                     g("model.norm.weight"));
   const double bal = opts.balance_alpha * double(grad_scale);
-  for (int64_t l = L - 1; l >= 0; --l) block_backward(c, wv[size_t(l)], freqs, T, st[size_t(l)], bal, dh.data(), wg[size_t(l)]);
+  for (int64_t l = L - 1; l >= 0; --l)
+    block_backward(ctx, c, wv[size_t(l)], freqs, T, st[size_t(l)], bal, dh.data(), wg[size_t(l)]);
   embedding_backward(tokens, T, dh.data(), D, g_embed);
   return stats;
 }
@@ -220,8 +224,8 @@ TrainModel::TrainModel(TrainModel&&) noexcept = default;
 TrainModel& TrainModel::operator=(TrainModel&&) noexcept = default;
 TrainModel::~TrainModel() = default;
 
-TrainModel TrainModel::init(const model::ModelConfig& cfg, uint64_t seed, double init_std) {
-  auto impl = std::make_unique<Impl>();
+TrainModel TrainModel::init(const model::ModelConfig& cfg, uint64_t seed, double init_std, ThreadPool& pool) {
+  auto impl = std::make_unique<Impl>(pool);
   cfg.validate("training config");
   impl->cfg = cfg;
   impl->freqs = cfg.rope_frequencies();
@@ -235,10 +239,10 @@ TrainModel TrainModel::init(const model::ModelConfig& cfg, uint64_t seed, double
   return TrainModel(std::move(impl));
 }
 
-TrainModel TrainModel::from_checkpoint(const std::string& dir) {
+TrainModel TrainModel::from_checkpoint(const std::string& dir, ThreadPool& pool) {
   namespace fs = std::filesystem;
   if (!fs::is_directory(dir)) fail("model folder ", dir, " does not exist or is not a folder");
-  auto impl = std::make_unique<Impl>();
+  auto impl = std::make_unique<Impl>(pool);
   impl->cfg = model::ModelConfig::load((fs::path(dir) / "config.json").string());
   impl->freqs = impl->cfg.rope_frequencies();
   const io::Checkpoint ck = io::Checkpoint::open(dir);

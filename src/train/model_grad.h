@@ -1,7 +1,7 @@
 // The trainable DeepSeek-V3 model: fp32 master weights, hand-written backward through the
 // whole network (embedding, MLA + dense/MoE blocks, final norm, lm_head, MTP depth 1), the
-// next-token, MTP and sequence-wise balance losses. Multi-threaded over the global
-// ThreadPool; one sequence per call, not thread-safe (one caller at a time).
+// next-token, MTP and sequence-wise balance losses. Multi-threaded over the pool it is given;
+// one sequence per call, not thread-safe (one caller at a time).
 #pragma once
 
 #include <cstdint>
@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "model/config.h"
+#include "threading/pool.h"
 #include "train/params.h"
 
 namespace dsv3::train {
@@ -31,9 +32,10 @@ struct StepStats {
 class TrainModel {
  public:
   //! A fresh model: norms 1, gate biases 0, every other tensor N(0, init_std^2).
-  static TrainModel init(const model::ModelConfig& cfg, uint64_t seed, double init_std);
+  //! It computes on `pool`, which must outlive it.
+  static TrainModel init(const model::ModelConfig& cfg, uint64_t seed, double init_std, ThreadPool& pool);
   //! Loads config.json and the checkpoint in `dir`; FP8/BF16/F16/F32 become fp32 masters.
-  static TrainModel from_checkpoint(const std::string& dir);
+  static TrainModel from_checkpoint(const std::string& dir, ThreadPool& pool);
 
   TrainModel(TrainModel&&) noexcept;
   TrainModel& operator=(TrainModel&&) noexcept;

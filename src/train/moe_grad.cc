@@ -17,39 +17,40 @@ S sigmoid(S v) {
 }  // namespace
 
 template <class S>
-void mlp_forward(const MlpTensors<S>& w, int64_t D, int64_t I, const S* x, int64_t T, MlpState<S>& st, S* out) {
+void mlp_forward(kernels::Context& ctx, const MlpTensors<S>& w, int64_t D, int64_t I, const S* x, int64_t T,
+                 MlpState<S>& st, S* out) {
   st.g.resize(size_t(T * I));
   st.u.resize(size_t(T * I));
   st.a.resize(size_t(T * I));
-  linear_forward(x, T, w.gate, I, D, st.g.data());
-  linear_forward(x, T, w.up, I, D, st.u.data());
+  linear_forward(ctx, x, T, w.gate, I, D, st.g.data());
+  linear_forward(ctx, x, T, w.up, I, D, st.u.data());
   for (size_t i = 0; i < st.a.size(); ++i) st.a[i] = st.g[i] * sigmoid(st.g[i]) * st.u[i];
-  linear_forward(st.a.data(), T, w.down, D, I, out);
+  linear_forward(ctx, st.a.data(), T, w.down, D, I, out);
 }
 
 template <class S>
-void mlp_backward(const MlpTensors<S>& w, int64_t D, int64_t I, const S* x, int64_t T, const MlpState<S>& st,
-                  const S* dout, S* dx, const MlpTensors<S>& g) {
+void mlp_backward(kernels::Context& ctx, const MlpTensors<S>& w, int64_t D, int64_t I, const S* x, int64_t T,
+                  const MlpState<S>& st, const S* dout, S* dx, const MlpTensors<S>& g) {
   std::vector<S> da(size_t(T * I), S(0));
-  linear_backward(st.a.data(), dout, T, w.down, D, I, da.data(), g.down);
+  linear_backward(ctx, st.a.data(), dout, T, w.down, D, I, da.data(), g.down);
   std::vector<S> dg(size_t(T * I)), du(size_t(T * I));
   for (size_t i = 0; i < da.size(); ++i) {
     const S sg = sigmoid(st.g[i]);
     du[i] = da[i] * st.g[i] * sg;
     dg[i] = da[i] * st.u[i] * sg * (S(1) + st.g[i] * (S(1) - sg));  // silu'(g)
   }
-  linear_backward(x, dg.data(), T, w.gate, I, D, dx, g.gate);
-  linear_backward(x, du.data(), T, w.up, I, D, dx, g.up);
+  linear_backward(ctx, x, dg.data(), T, w.gate, I, D, dx, g.gate);
+  linear_backward(ctx, x, du.data(), T, w.up, I, D, dx, g.up);
 }
 
 template <class S>
-void moe_forward(const model::ModelConfig& c, const MoeTensors<S>& w, const float* bias, const S* x, int64_t T,
-                 MoeState<S>& st, S* out) {
+void moe_forward(kernels::Context& ctx, const model::ModelConfig& c, const MoeTensors<S>& w, const float* bias,
+                 const S* x, int64_t T, MoeState<S>& st, S* out) {
   if (c.scoring_func != model::ScoringFunc::Sigmoid)
     fail("training supports sigmoid expert scoring (DeepSeek-V3) only, not softmax scoring (V2)");
   const int64_t D = c.hidden_size, E = c.n_routed_experts, K = c.num_experts_per_tok, I = c.moe_intermediate_size;
   st.s.resize(size_t(T * E));
-  linear_forward(x, T, w.gate, E, D, st.s.data());
+  linear_forward(ctx, x, T, w.gate, E, D, st.s.data());
   for (S& v : st.s) v = sigmoid(v);
   st.idx.resize(size_t(T * K));
   st.w.resize(size_t(T * K));
@@ -82,7 +83,7 @@ void moe_forward(const model::ModelConfig& c, const MoeTensors<S>& w, const floa
     xe.resize(size_t(n * D));
     ye.resize(size_t(n * D));
     for (int64_t i = 0; i < n; ++i) std::copy(x + rows[i] / K * D, x + (rows[i] / K + 1) * D, &xe[size_t(i * D)]);
-    mlp_forward(w.experts[size_t(e)], D, I, xe.data(), n, st.est[size_t(e)], ye.data());
+    mlp_forward(ctx, w.experts[size_t(e)], D, I, xe.data(), n, st.est[size_t(e)], ye.data());
     for (int64_t i = 0; i < n; ++i) {
       S* o = out + rows[i] / K * D;
       const S wk = st.w[size_t(rows[i])];
@@ -91,7 +92,7 @@ void moe_forward(const model::ModelConfig& c, const MoeTensors<S>& w, const floa
   }
   if (w.shared.gate) {
     std::vector<S> sh(size_t(T * D));
-    mlp_forward(w.shared, D, c.n_shared_experts * I, x, T, st.shared, sh.data());
+    mlp_forward(ctx, w.shared, D, c.n_shared_experts * I, x, T, st.shared, sh.data());
     for (int64_t i = 0; i < T * D; ++i) out[i] += sh[size_t(i)];
   }
 }
@@ -113,8 +114,8 @@ double moe_balance(const model::ModelConfig& c, const MoeState<S>& st, int64_t T
 }
 
 template <class S>
-void moe_backward(const model::ModelConfig& c, const MoeTensors<S>& w, const S* x, int64_t T, const MoeState<S>& st,
-                  const S* dout, double balance_scale, S* dx, const MoeTensors<S>& g) {
+void moe_backward(kernels::Context& ctx, const model::ModelConfig& c, const MoeTensors<S>& w, const S* x, int64_t T,
+                  const MoeState<S>& st, const S* dout, double balance_scale, S* dx, const MoeTensors<S>& g) {
   const int64_t D = c.hidden_size, E = c.n_routed_experts, K = c.num_experts_per_tok, I = c.moe_intermediate_size;
   std::vector<S> dw(size_t(T * K), S(0));  // d/d mixing weight
   std::vector<S> dxe, dye;
@@ -135,15 +136,14 @@ void moe_backward(const model::ModelConfig& c, const MoeTensors<S>& w, const S* 
       dw[size_t(rows[i])] = a;
     }
     dxe.assign(size_t(n * D), S(0));
-    mlp_backward(w.experts[size_t(e)], D, I, st.xe[size_t(e)].data(), n, st.est[size_t(e)], dye.data(), dxe.data(),
+    mlp_backward(ctx, w.experts[size_t(e)], D, I, st.xe[size_t(e)].data(), n, st.est[size_t(e)], dye.data(), dxe.data(),
                  g.experts[size_t(e)]);
     for (int64_t i = 0; i < n; ++i) {
       S* d = dx + rows[i] / K * D;
       for (int64_t j = 0; j < D; ++j) d[j] += dxe[size_t(i * D + j)];
     }
   }
-  if (w.shared.gate)
-    mlp_backward(w.shared, D, c.n_shared_experts * I, x, T, st.shared, dout, dx, g.shared);
+  if (w.shared.gate) mlp_backward(ctx, w.shared, D, c.n_shared_experts * I, x, T, st.shared, dout, dx, g.shared);
 
   // Scores: through the mixing weights (chosen experts only) and the balance term (all).
   std::vector<S> dlogit(size_t(T * E), S(0));
@@ -176,18 +176,19 @@ void moe_backward(const model::ModelConfig& c, const MoeTensors<S>& w, const S* 
     }
     for (int64_t e = 0; e < E; ++e) ds[e] *= s[e] * (S(1) - s[e]);  // sigmoid'
   }
-  linear_backward(x, dlogit.data(), T, w.gate, E, D, dx, g.gate);
+  linear_backward(ctx, x, dlogit.data(), T, w.gate, E, D, dx, g.gate);
 }
 
-#define DSV3_INSTANTIATE(S)                                                                                      \
-  template void mlp_forward<S>(const MlpTensors<S>&, int64_t, int64_t, const S*, int64_t, MlpState<S>&, S*);     \
-  template void mlp_backward<S>(const MlpTensors<S>&, int64_t, int64_t, const S*, int64_t, const MlpState<S>&,   \
-                                const S*, S*, const MlpTensors<S>&);                                             \
-  template void moe_forward<S>(const model::ModelConfig&, const MoeTensors<S>&, const float*, const S*, int64_t,         \
-                               MoeState<S>&, S*);                                                                \
-  template double moe_balance<S>(const model::ModelConfig&, const MoeState<S>&, int64_t);                               \
-  template void moe_backward<S>(const model::ModelConfig&, const MoeTensors<S>&, const S*, int64_t, const MoeState<S>&, \
-                                const S*, double, S*, const MoeTensors<S>&);
+#define DSV3_INSTANTIATE(S)                                                                                            \
+  template void mlp_forward<S>(kernels::Context&, const MlpTensors<S>&, int64_t, int64_t, const S*, int64_t,           \
+                               MlpState<S>&, S*);                                                                      \
+  template void mlp_backward<S>(kernels::Context&, const MlpTensors<S>&, int64_t, int64_t, const S*, int64_t,          \
+                                const MlpState<S>&, const S*, S*, const MlpTensors<S>&);                               \
+  template void moe_forward<S>(kernels::Context&, const model::ModelConfig&, const MoeTensors<S>&, const float*,       \
+                               const S*, int64_t, MoeState<S>&, S*);                                                   \
+  template double moe_balance<S>(const model::ModelConfig&, const MoeState<S>&, int64_t);                              \
+  template void moe_backward<S>(kernels::Context&, const model::ModelConfig&, const MoeTensors<S>&, const S*, int64_t, \
+                                const MoeState<S>&, const S*, double, S*, const MoeTensors<S>&);
 DSV3_INSTANTIATE(float)
 DSV3_INSTANTIATE(double)
 #undef DSV3_INSTANTIATE

@@ -106,7 +106,7 @@ void load_param(const io::Checkpoint& ck, const model::ModelConfig& cfg, Param& 
   if (t->info->shape != p.shape)
     fail(*t->file, ": tensor '", p.name, "' has shape ", shape_str(t->info->shape), ", expected ", shape_str(p.shape),
          " from config.json");
-  WeightMatrix w;
+  kernels::WeightMatrix w;
   w.name = p.name;
   w.dtype = t->info->dtype;
   w.data = t->data;

@@ -243,7 +243,7 @@ TrainResult run_training(const RunConfig& run, Trainable& model, const TokenData
   return res;
 }
 
-TrainResult train(const RunConfig& run, const TrainerOptions& opts) {
+TrainResult train(const RunConfig& run, const TrainerOptions& opts, ThreadPool& pool) {
   // Rank 0 tokenizes and fills the cache first; the others then read it.
   const std::string cache = (fs::path(run.out_dir) / "cache").string();
   TokenData data;
@@ -251,7 +251,7 @@ TrainResult train(const RunConfig& run, const TrainerOptions& opts) {
   DataParallel::barrier();
   if (!DataParallel::is_root()) data = load_token_data(run.data, cache);
   const Tokenizer tok = Tokenizer::load(run.data.tokenizer);
-  std::unique_ptr<Trainable> model = make_trainable(run, tok.vocab_size());
+  std::unique_ptr<Trainable> model = make_trainable(run, tok.vocab_size(), pool);
   return run_training(run, *model, data, opts);
 }
 

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "threading/pool.h"
 #include "train/data.h"
 #include "train/run_config.h"
 #include "train/trainable.h"
@@ -40,9 +41,9 @@ struct TrainResult {
 //! or gradient norm) and on any I/O problem.
 TrainResult run_training(const RunConfig& run, Trainable& model, const TokenData& data, const TrainerOptions& opts);
 
-//! The whole command: tokenizes (or reads the cache), builds the model with make_trainable,
-//! and runs run_training.
-TrainResult train(const RunConfig& run, const TrainerOptions& opts);
+//! The whole command: tokenizes (or reads the cache), builds the model with make_trainable
+//! on `pool`, and runs run_training.
+TrainResult train(const RunConfig& run, const TrainerOptions& opts, ThreadPool& pool);
 
 //! One line summing up a result, for the end of a run.
 std::string summary_line(const TrainResult& r);

@@ -1,18 +1,19 @@
-// The fp32 GEMM micro-kernel, instantiated once per ISA (gemm_avx2.cc, gemm_avx512.cc) from a
-// vector-type policy V. C tile of kMr rows x 2 vectors stays in registers over the whole K
-// loop; B arrives packed as [K][2*V::N] panels, A as [K][kMr] slivers, so both stream.
+// The training GEMM's register tile, written once over the vector traits V of the including
+// translation unit (simd/avx2.cc, simd/avx512.cc). Include only from those. The packing and
+// the split over threads are gemm.cc's; this is only the inner loop.
 #pragma once
 
 #include <cstdint>
 
-namespace dsv3::train::gemm_detail {
+#include "kernels/simd/table.h"
 
-constexpr int kMr = 6;  // 12 accumulators + 2 B vectors + 1 broadcast fit 16 registers
+namespace dsv3::kernels::DSV3_SIMD_NS {
 
-//! C[kMr, 2*V::N] (+)= Apack[K][kMr] * Bpack[K][2*V::N]; rows >= m and cols >= n are not
-//! stored (the packs are zero padded).
-template <class V>
-void micro_kernel(int64_t K, const float* ap, const float* bp, float* c, int64_t ldc, int m, int n) {
+// C[kGemmMr, 2*V::N] (+)= Apack[K][kGemmMr] * Bpack[K][2*V::N]: the C tile stays in
+// registers over the whole K loop (12 accumulators + 2 B vectors + 1 broadcast fit 16
+// registers); rows >= m and cols >= n are not stored (the packs are zero padded).
+inline void gemm_tile(int64_t K, const float* ap, const float* bp, float* c, int64_t ldc, int m, int n) {
+  constexpr int kMr = kGemmMr;
   typename V::F acc[kMr][2];
   for (int r = 0; r < kMr; ++r) acc[r][0] = acc[r][1] = V::zero();
   for (int64_t k = 0; k < K; ++k) {
@@ -39,6 +40,4 @@ void micro_kernel(int64_t K, const float* ap, const float* bp, float* c, int64_t
   }
 }
 
-using MicroKernel = void (*)(int64_t K, const float* ap, const float* bp, float* c, int64_t ldc, int m, int n);
-
-}  // namespace dsv3::train::gemm_detail
+}  // namespace dsv3::kernels::DSV3_SIMD_NS

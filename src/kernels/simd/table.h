@@ -1,35 +1,45 @@
-// Entry points of the per-ISA matrix kernels (matmul_avx2.cc, matmul_avx512.cc, compiled
-// with their own target flags from one template, matmul_simd_impl.h).
+// The per-ISA kernel tables: simd/avx2.cc and simd/avx512.cc each compile the templates in
+// simd/*-inl.h with their own target flags (one set per ISA, CMakeLists.txt) and export one
+// table of entry points. The generic code (matmul.cc, attention.cc, gemm.cc, probes.cc)
+// calls through the table of the active ISA, after the CPUID check in isa.cc.
 #pragma once
 
 #include <cstdint>
 
-#include "kernels/matmul.h"
+#include "kernels/weight_matrix.h"
 
 namespace dsv3::kernels {
 
-// Scratch sizes the caller provides: rows needs kSimdRowsScratch * w.cols floats (a panel
-// of kSimdPanelRows decoded rows plus up to kSimdTokChunk tokens of block-scaled
-// activations), t_rows w.cols floats.
+// Scratch the caller provides to rows(): kSimdRowsScratch * w.cols floats (a panel of
+// kSimdPanelRows decoded rows plus up to kSimdTokChunk tokens of block-scaled activations);
+// t_rows needs w.cols floats.
 constexpr int kSimdPanelRows = 4;
 constexpr int kSimdTokChunk = 64;
 constexpr int kSimdRowsScratch = kSimdPanelRows + kSimdTokChunk;
+// Rows of the training GEMM's register tile (its columns: two vectors).
+constexpr int kGemmMr = 6;
 
 struct SimdKernels {
   void (*rows)(const WeightMatrix& w, int64_t r0, int64_t r1, const float* x, int64_t x_stride, int64_t T, float* y,
                int64_t y_stride, float* scratch);
   void (*t_rows)(const WeightMatrix& w, int64_t r0, int64_t r1, const float* x, int64_t x_stride, int64_t T,
                  float* y, int64_t y_stride, float* scratch);
-  void (*decode_row)(const WeightMatrix& w, int64_t r, float* out);
   float (*dot)(const float* a, const float* b, int64_t n);
   void (*axpy)(float a, const float* x, float* y, int64_t n);
   void (*latent_scores)(const float* qa, int64_t qa_stride, const float* qr, int64_t qr_stride, int64_t H, int64_t R,
                         int64_t rope, const float* row, float scale, float* out, int64_t out_stride);
   void (*weighted_rows)(const float* p, int64_t p_stride, int64_t H, const float* const* rows, int64_t n, int64_t c0,
                         int64_t c1, float* out, int64_t out_stride);
+  //! C[kGemmMr, gemm_nr] (+)= packed A [K][kGemmMr] * packed B [K][gemm_nr].
+  void (*gemm_tile)(int64_t K, const float* ap, const float* bp, float* c, int64_t ldc, int m, int n);
   float (*fma_probe)(int64_t iters);  // 12 chains of N-wide FMAs per iteration
   int lanes;                          // N
+  int gemm_nr;                        // 2 * N
 };
+
+//! The table of the active ISA (isa.h), or nullptr when the portable code runs (scalar ISA,
+//! or a build without x86 kernels).
+const SimdKernels* active_simd();
 
 #if defined(DSV3_X86_KERNELS)
 extern const SimdKernels kAvx2Kernels;

@@ -1,6 +1,8 @@
-// AVX-512 (F, BW, VL) + F16C instantiation of the fast kernels. Built with its own target
-// flags; only called after a CPUID check (kernels/isa.cc).
-#if defined(__x86_64__) || defined(_M_X64)
+// The vector traits every fast kernel is written over, for AVX-512 (F, BW, VL, DQ) + F16C: load, store,
+// FMA, horizontal sum, and the widening of stored weights (BF16, F16, FP8 e4m3) to fp32.
+// Included only by simd/avx512.cc, which is compiled with this ISA's flags.
+#pragma once
+
 #include <immintrin.h>
 
 #include <cstdint>
@@ -41,12 +43,3 @@ struct V {
   }
 };
 }  // namespace dsv3::kernels::avx512
-
-#define DSV3_SIMD_NS avx512
-#include "kernels/matmul_simd.h"
-#include "kernels/matmul_simd_impl.h"
-
-namespace dsv3::kernels {
-const SimdKernels kAvx512Kernels = {avx512::rows, avx512::t_rows, avx512::decode_row_simd, avx512::dot, avx512::axpy, avx512::latent_scores, avx512::weighted_rows, avx512::fma_probe, avx512::V::N};
-}
-#endif

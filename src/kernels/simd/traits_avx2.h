@@ -1,6 +1,8 @@
-// AVX2 + FMA + F16C instantiation of the fast kernels. Built with its own target flags;
-// only called after a CPUID check (kernels/isa.cc).
-#if defined(__x86_64__) || defined(_M_X64)
+// The vector traits every fast kernel is written over, for AVX2 + FMA + F16C: load, store,
+// FMA, horizontal sum, and the widening of stored weights (BF16, F16, FP8 e4m3) to fp32.
+// Included only by simd/avx2.cc, which is compiled with this ISA's flags.
+#pragma once
+
 #include <immintrin.h>
 
 #include <cstdint>
@@ -40,12 +42,3 @@ struct V {
   }
 };
 }  // namespace dsv3::kernels::avx2
-
-#define DSV3_SIMD_NS avx2
-#include "kernels/matmul_simd.h"
-#include "kernels/matmul_simd_impl.h"
-
-namespace dsv3::kernels {
-const SimdKernels kAvx2Kernels = {avx2::rows, avx2::t_rows, avx2::decode_row_simd, avx2::dot, avx2::axpy, avx2::latent_scores, avx2::weighted_rows, avx2::fma_probe, avx2::V::N};
-}
-#endif

@@ -1,0 +1,47 @@
+// What a kernel call may use besides its operands: the thread pool that splits its work and
+// scratch memory, owned by whoever runs the model (a generation session, the serving engine,
+// the trainer, a benchmark, a test) and handed down, so no kernel keeps hidden state.
+#pragma once
+
+#include <cstddef>
+#include <vector>
+
+#include "threading/pool.h"
+
+namespace dsv3::kernels {
+
+//! Not thread-safe: one caller thread uses a Context (and its pool) at a time. Inside one of
+//! its pool's jobs, thread i may use scratch(i, ...) and nothing else of the Context.
+class Context {
+ public:
+  explicit Context(ThreadPool& pool) : pool_(&pool), scratch_(size_t(pool.size())) {}
+  Context(const Context&) = delete;
+  Context& operator=(const Context&) = delete;
+
+  ThreadPool& pool() const { return *pool_; }
+  int threads() const { return pool_->size(); }
+
+  //! At least n floats for pool thread `thread` (0 is the calling thread), kept and reused
+  //! by later calls; contents are unspecified.
+  float* scratch(int thread, size_t n) {
+    std::vector<float>& b = scratch_[size_t(thread)];
+    if (b.size() < n) b.resize(n);
+    return b.data();
+  }
+
+  //! Buffers the GEMM packs its operands into (call from the calling thread only, before
+  //! the pool job that fills them).
+  float* pack_a(size_t n) { return grow(pack_a_, n); }
+  float* pack_b(size_t n) { return grow(pack_b_, n); }
+
+ private:
+  static float* grow(std::vector<float>& b, size_t n) {
+    if (b.size() < n) b.resize(n);
+    return b.data();
+  }
+  ThreadPool* pool_;
+  std::vector<std::vector<float>> scratch_;  // one per pool thread
+  std::vector<float> pack_a_, pack_b_;
+};
+
+}  // namespace dsv3::kernels

@@ -1,0 +1,15 @@
+// fp32 vector primitives with a fixed summation order, so a result never depends on how many
+// tokens or threads a call had.
+#pragma once
+
+#include <cstdint>
+
+namespace dsv3::kernels {
+
+//! Dot product of two fp32 vectors.
+float dot(const float* a, const float* b, int64_t n);
+float dot_ref(const float* a, const float* b, int64_t n);
+//! y += a * x over n floats.
+void axpy(float a, const float* x, float* y, int64_t n);
+
+}  // namespace dsv3::kernels
