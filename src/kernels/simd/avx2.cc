@@ -5,15 +5,7 @@
 #include "kernels/simd/traits_avx2.h"
 
 #define DSV3_SIMD_NS avx2
-#include "kernels/simd/attention-inl.h"
-#include "kernels/simd/gemm-inl.h"
-#include "kernels/simd/matmul-inl.h"
-#include "kernels/simd/probe-inl.h"
+#include "kernels/simd/kernels-inl.h"
 
-namespace dsv3::kernels {
-const SimdKernels kAvx2Kernels = {
-    avx2::rows,          avx2::t_rows,    avx2::dot,       avx2::axpy, avx2::latent_scores,
-    avx2::weighted_rows, avx2::gemm_tile, avx2::fma_probe, avx2::V::N, 2 * avx2::V::N,
-};
-}  // namespace dsv3::kernels
+const dsv3::kernels::SimdKernels dsv3::kernels::kAvx2Kernels = DSV3_SIMD_KERNEL_TABLE(avx2);
 #endif

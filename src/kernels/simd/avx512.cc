@@ -5,15 +5,7 @@
 #include "kernels/simd/traits_avx512.h"
 
 #define DSV3_SIMD_NS avx512
-#include "kernels/simd/attention-inl.h"
-#include "kernels/simd/gemm-inl.h"
-#include "kernels/simd/matmul-inl.h"
-#include "kernels/simd/probe-inl.h"
+#include "kernels/simd/kernels-inl.h"
 
-namespace dsv3::kernels {
-const SimdKernels kAvx512Kernels = {
-    avx512::rows,          avx512::t_rows,    avx512::dot,       avx512::axpy, avx512::latent_scores,
-    avx512::weighted_rows, avx512::gemm_tile, avx512::fma_probe, avx512::V::N, 2 * avx512::V::N,
-};
-}  // namespace dsv3::kernels
+const dsv3::kernels::SimdKernels dsv3::kernels::kAvx512Kernels = DSV3_SIMD_KERNEL_TABLE(avx512);
 #endif
