@@ -5,6 +5,7 @@
 
 #include "api/errors.h"
 #include "api/prompt.h"
+#include "api/tool_constraint.h"
 #include "base/error.h"
 #include "sampling/json_schema.h"
 #include "sampling/json_token_constraint.h"
@@ -128,13 +129,21 @@ Plan plan_chat_completion(ServeContext& ctx, std::string_view body) {
   const int64_t max_tokens = ctx.answer_tokens(ids.size(), r.max_tokens);
   const std::vector<int32_t> forced =
       prompt.forced_prefix.empty() ? std::vector<int32_t>{} : ctx.tok.encode(prompt.forced_prefix, false, false);
+  // A forced tool call is constrained from its markers to its end; it takes precedence over
+  // response_format (the answer is the call, not content).
+  const std::vector<SegmentPath> call = api::forced_call_paths(prompt, r, forced, ctx.tok);
+  auto constraint = [&]() -> std::unique_ptr<TokenConstraint> {
+    if (call.empty()) return response_format_constraint(ctx, r.response_format);
+    return std::make_unique<SegmentConstraint>(call, ctx.vocab(), ctx.eos_ids(), size_t(ctx.model.config().vocab_size),
+                                               max_tokens, forced.size());
+  };
   Plan plan;
   for (int k = 0; k < r.n; ++k) {
     runtime::GenRequest g = ctx.sequence(r, ids, max_tokens, size_t(k));
     g.skip_special = !prompt.tools_offered;  // the tool-call parser reads the markers
     g.top_logprobs = r.logprobs ? r.top_logprobs : -1;
     g.forced = forced;
-    g.constraint = response_format_constraint(ctx, r.response_format);
+    g.constraint = constraint();
     plan.gens.push_back(std::move(g));
     plan.prompt_of.push_back(0);
   }
