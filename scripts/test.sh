@@ -2,8 +2,8 @@
 # The test suite: the optimized build and an ASan+UBSan build run every GoogleTest test
 # under CTest; the PyTorch reference checks itself and is cross-checked live against the
 # engine, and its autograd twin against `dsv3 grad`, on freshly generated checkpoints; the
-# official `openai` npm client drives `dsv3 serve` on loopback; the safetensors header fuzzer
-# gets a short run.
+# official `openai` npm client drives `dsv3 serve` on loopback, then a one-minute soak
+# (bench/soak.mjs) abuses it; the safetensors header fuzzer gets a short run.
 # Usage: scripts/test.sh [--quick]   (--quick: optimized build only)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,6 +21,9 @@ echo "== PyTorch reference self-check and live cross-check"
 
 echo "== OpenAI client against dsv3 serve (the test starts the server on a free loopback port)"
 DSV3_BINARY="$PWD/build/dsv3" node --test tests/server/
+
+echo "== soak: 1 minute of mixed, aborted and malformed requests against dsv3 serve (its own server on a free loopback port)"
+DSV3_BINARY="$PWD/build/dsv3" node bench/soak.mjs --minutes 1
 
 if [ "${1:-}" = "--quick" ]; then exit 0; fi
 

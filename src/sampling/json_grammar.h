@@ -24,6 +24,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -50,6 +51,15 @@ struct Frame {
 };
 static_assert(sizeof(Frame) == 32, "frames are compared with memcmp");
 
+//! The string lexer's phase (Frame::phase of kString and kKey frames).
+enum StringPhase : uint8_t {
+  kNormal, kEscape,
+  kU1, kU2AfterD, kU2, kU3, kU4,  // \uXXXX; after a first 'd' the second digit decides surrogacy
+  kH3, kH4,                       // rest of a high surrogate
+  kLowBackslash, kLowU, kL1, kL2, kL3, kL4,  // the low surrogate that must follow
+  kUtf8,                          // u0 continuation bytes left after the next, [u1, u2] its range
+};
+
 class GrammarState {
  public:
   GrammarState() = default;
@@ -73,6 +83,17 @@ class GrammarState {
   uint32_t plain_string_budget() const;
 
   size_t configs() const { return cfgs_.size(); }
+  //! Every configuration is inside a string value (not a key), between characters: more plain
+  //! characters there never make the value longer to finish.
+  bool in_string_value() const;
+
+  //! A short text that completes the value from here (empty when it may end already): closes
+  //! open strings, numbers and literals, writes the required keys and minimum items that are
+  //! missing with the shortest values of their schemas, and closes the containers. Greedy, so
+  //! not always the shortest possible, but every byte is one the recogniser accepts. False
+  //! when none is found within max_bytes (only for schemas forcing deep or huge values).
+  //! Cost: a few step()s per byte (json_completion.cc).
+  bool completion(std::string& out, size_t max_bytes) const;
 
  private:
   struct Config {

@@ -72,9 +72,11 @@ void TokenVocab::build() {
     return n;
   };
   chars_.resize(order_.size());
+  plain_.assign(bytes_.size(), 0);
   for (size_t i = 0; i < order_.size(); ++i) {
     const std::string& s = bytes_[order_[i]];
     plain[i] = plain_suffixes(s);
+    plain_[size_t(order_[i])] = plain[i][0];
     max_len_ = std::max(max_len_, s.size());
     chars_[i] = static_cast<uint16_t>(std::min<uint32_t>(char_starts(s), 0xFFFF));
   }

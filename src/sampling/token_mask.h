@@ -52,6 +52,9 @@ class TokenVocab {
   //! Per token in order(): how many of its bytes start a UTF-8 character (non-continuation bytes).
   const std::vector<uint16_t>& char_starts() const { return chars_; }
   size_t max_token_bytes() const { return max_len_; }
+  //! The token is plain string content throughout: complete UTF-8 characters other than
+  //! controls, '"' and '\\' (inside a JSON string it can only add characters).
+  bool plain(int32_t id) const { return plain_[size_t(id)] != 0; }
 
  private:
   void build();
@@ -59,6 +62,7 @@ class TokenVocab {
   std::vector<TrieNode> trie_;
   std::vector<int32_t> order_;
   std::vector<uint16_t> chars_;
+  std::vector<uint8_t> plain_;  // per id
   size_t max_len_ = 0;
 };
 

@@ -1,8 +1,8 @@
-// `dsv3 serve`: the OpenAI-compatible HTTP API on cpp-httplib. Handlers validate and
-// render requests (src/api), hand one sequence per choice to the runtime::Engine, and turn its
-// token events into OpenAI responses or SSE chunks (tool calls, reasoning_content and
-// logprobs included). Every error is an OpenAI error body; nothing a client sends can stop
-// the server.
+// `dsv3 serve`: the OpenAI-compatible HTTP API on cpp-httplib: routes, authentication,
+// metrics and error bodies here; both completion routes take one path (request_path.h) that
+// hands one sequence per choice to the runtime::Engine and turns its token events into OpenAI
+// responses or SSE chunks, with chat_route.cc and text_route.cc rendering the choices. Every
+// error is an OpenAI error body; nothing a client sends can stop the server.
 #pragma once
 
 #include <cstdint>

@@ -294,3 +294,37 @@ test('response_format json_object and json_schema give parseable, valid JSON', a
   assert.equal(bad.status, 400);
   assert.match(bad.json.error.message, /pattern/);
 });
+
+test('tool_choice required / named: one complete call, arguments valid JSON for the schema, streamed the same way', async () => {
+  const weather = { type: 'object', properties: { city: { type: 'string', maxLength: 10 }, unit: { enum: ['celsius', 'fahrenheit'] } },
+    required: ['city', 'unit'], additionalProperties: false };
+  const tools = [
+    { type: 'function', function: { name: 'get_weather', parameters: weather } },
+    { type: 'function', function: { name: 'get_time', parameters: { type: 'object', properties: { zone: { type: 'string', maxLength: 8 } }, required: ['zone'] } } },
+  ];
+  const check = (call, want) => {
+    if (want) assert.equal(call.function.name, want);
+    assert.ok(['get_weather', 'get_time'].includes(call.function.name), call.function.name);
+    const args = JSON.parse(call.function.arguments);
+    if (call.function.name === 'get_weather') {
+      assert.deepEqual(Object.keys(args).sort(), ['city', 'unit']);
+      assert.equal(typeof args.city, 'string');
+      assert.ok(['celsius', 'fahrenheit'].includes(args.unit));
+    } else {
+      assert.equal(typeof args.zone, 'string');
+    }
+  };
+  for (const [seed, tool_choice] of [[1, 'required'], [2, 'required'], [3, { type: 'function', function: { name: 'get_time' } }]]) {
+    const req = chat({ tools, tool_choice, temperature: 1, seed, max_tokens: 80 });
+    const r = await client.chat.completions.create(req);
+    const m = r.choices[0].message;
+    assert.equal(r.choices[0].finish_reason, 'tool_calls', JSON.stringify(m));
+    assert.equal(m.tool_calls.length, 1);
+    check(m.tool_calls[0], typeof tool_choice === 'string' ? null : 'get_time');
+    const s = await collect(await client.chat.completions.create({ ...req, stream: true }));
+    const deltas = s.flatMap((c) => c.choices.flatMap((x) => x.delta.tool_calls ?? []));
+    assert.equal(deltas[0].function.name, m.tool_calls[0].function.name);
+    assert.equal(deltas.map((d) => d.function.arguments ?? '').join(''), m.tool_calls[0].function.arguments);
+    assert.deepEqual(s.flatMap((c) => c.choices.map((x) => x.finish_reason)).filter(Boolean), ['tool_calls']);
+  }
+});

@@ -1,0 +1,121 @@
+// POST /v1/completions: raw prompts (text or token ids, several per request) and text-shaped
+// choices (text, echo, the parallel-array logprobs of the legacy API).
+#include "api/errors.h"
+#include "server/openai_names.h"
+#include "server/request_path.h"
+
+namespace dsv3::server {
+namespace {
+
+class TextRenderer final : public ChoiceRenderer {
+ public:
+  //! echo[i]: the prompt choice i starts with when echoing ("" otherwise).
+  TextRenderer(const Tokenizer& tok, bool echoing, std::vector<std::string> echo, std::optional<int> logprobs)
+      : tok_(tok), echoing_(echoing), echo_(std::move(echo)), logprobs_(logprobs), lp_(echo_.size()), text_(echo_.size()) {
+    for (size_t i = 0; i < echo_.size(); ++i) lp_[i].offset = int64_t(echo_[i].size());
+  }
+
+  const char* id_prefix() const override { return "cmpl-"; }
+  const char* chunk_object() const override { return "text_completion"; }
+  const char* body_object() const override { return "text_completion"; }
+
+  ojson opening(size_t i) override { return echoing_ ? choice(i, echo_[i], nullptr, nullptr) : ojson(nullptr); }
+
+  ojson token(size_t i, const runtime::TokenEvent& ev) override {
+    text_[i] += ev.text;
+    ojson lp = add_logprobs(i, ev);
+    if (ev.text.empty() && lp.is_null()) return nullptr;
+    return choice(i, ev.text, std::move(lp), nullptr);
+  }
+
+  std::vector<ojson> finish(size_t i, const runtime::FinishInfo& f) override {
+    if (f.reason == runtime::FinishReason::Error) return {};
+    return {choice(i, f.tail, nullptr, openai_finish_reason(f.reason))};
+  }
+
+  ojson final_choice(size_t i, const runtime::FinishInfo& f) override {
+    ojson lp = nullptr;
+    if (logprobs_) {
+      const Logprobs& t = lp_[i];
+      lp = ojson{{"tokens", t.tokens}, {"token_logprobs", t.token_logprobs}, {"top_logprobs", t.top},
+                 {"text_offset", t.offsets}};
+    }
+    return ojson{{"index", i},
+                 {"text", echo_[i] + text_[i] + f.tail},
+                 {"logprobs", lp},
+                 {"finish_reason", openai_finish_reason(f.reason)}};
+  }
+
+ private:
+  // The legacy logprobs: parallel arrays per choice.
+  struct Logprobs {
+    ojson tokens = ojson::array(), token_logprobs = ojson::array(), top = ojson::array(), offsets = ojson::array();
+    int64_t offset = 0;
+  };
+
+  static ojson choice(size_t i, const std::string& text, ojson lp, ojson finish) {
+    return ojson{{"index", i}, {"text", text}, {"logprobs", std::move(lp)}, {"finish_reason", finish}};
+  }
+
+  // Records the token's logprobs for the body and returns this token's part for a chunk.
+  ojson add_logprobs(size_t i, const runtime::TokenEvent& ev) {
+    if (!logprobs_) return nullptr;
+    Logprobs& t = lp_[i];
+    const std::string& piece = tok_.token_bytes(ev.token);
+    ojson alts = ojson::object();
+    for (int k = 0; k < *logprobs_ && k < int(ev.top.size()); ++k)
+      alts[tok_.token_bytes(ev.top[size_t(k)].token)] = ev.top[size_t(k)].logprob;
+    ojson one{{"tokens", ojson::array({piece})},
+              {"token_logprobs", ojson::array({ev.logprob})},
+              {"top_logprobs", ojson::array({alts})},
+              {"text_offset", ojson::array({t.offset})}};
+    t.tokens.push_back(piece);
+    t.token_logprobs.push_back(ev.logprob);
+    t.top.push_back(alts);
+    t.offsets.push_back(t.offset);
+    t.offset += int64_t(ev.text.size());
+    return one;
+  }
+
+  const Tokenizer& tok_;
+  const bool echoing_;
+  const std::vector<std::string> echo_;
+  const std::optional<int> logprobs_;
+  std::vector<Logprobs> lp_;
+  std::vector<std::string> text_;  // per choice: generated text so far (without the tail)
+};
+
+}  // namespace
+
+Plan plan_text_completion(ServeContext& ctx, std::string_view body) {
+  const api::CompletionRequest r = api::parse_completion_request(body, ctx.limits());
+  ctx.check_model(r.model);
+  Plan plan;
+  std::vector<std::string> echo;
+  size_t choice = 0;
+  for (size_t p = 0; p < r.prompts.size(); ++p) {
+    const api::PromptInput& in = r.prompts[p];
+    std::vector<int32_t> ids = in.is_tokens ? in.tokens : ctx.tok.encode(in.text, ctx.tok.add_bos_by_default(), false);
+    if (ids.empty()) throw api::ApiError::invalid("prompt", "the prompt is empty");
+    ctx.check_fits(ids.size(), "prompt", "the prompt is");
+    for (int32_t t : ids)
+      if (!ctx.tok.is_valid_id(t))
+        throw api::ApiError::invalid("prompt", "token id " + std::to_string(t) + " is not a token of this tokenizer");
+    const std::string text = !r.echo ? std::string() : in.is_tokens ? ctx.tok.decode(ids) : in.text;
+    const int64_t max_tokens = ctx.answer_tokens(ids.size(), r.max_tokens);
+    plan.prompt_tokens += int64_t(ids.size());
+    for (int k = 0; k < r.n; ++k, ++choice) {
+      runtime::GenRequest g = ctx.sequence(r, ids, max_tokens, choice);
+      g.top_logprobs = r.logprobs ? *r.logprobs : -1;
+      plan.gens.push_back(std::move(g));
+      plan.prompt_of.push_back(p);
+      echo.push_back(text);
+    }
+  }
+  plan.stream = r.stream;
+  plan.include_usage = r.include_usage;
+  plan.renderer = std::make_unique<TextRenderer>(ctx.tok, r.echo, std::move(echo), r.logprobs);
+  return plan;
+}
+
+}  // namespace dsv3::server
