@@ -12,8 +12,8 @@
 #include "base/numeric.h"
 #include "base/rng.h"
 #include "io/safetensors.h"
-#include "model/hf_layout.h"
 #include "model/model.h"
+#include "model/tensor_table.h"
 #include "model/testgen.h"
 #include "test_util.h"
 #include "train/checkpoint_export.h"
@@ -32,7 +32,7 @@ struct Weights {
   std::map<std::string, std::vector<int64_t>> shapes;
 
   explicit Weights(const model::ModelConfig& c, uint64_t seed) {
-    for (const model::HfTensorSpec& s : model::hf_tensor_specs(c)) {
+    for (const model::TensorSpec& s : model::tensor_table(c)) {
       if (s.tied()) continue;
       Rng rng(seed ^ hash_name(s.name));
       std::vector<float> v(s.numel());
@@ -84,7 +84,7 @@ TEST_F(TrainExport, EveryTensorRoundTripsWithinItsDtype) {
     export_hf_checkpoint(out, cfg_, w_.view(), ExportOptions{dtype, 3, ""});
     const io::Checkpoint ck = io::Checkpoint::open(out);
     int fp8_tensors = 0;
-    for (const model::HfTensorSpec& s : model::hf_tensor_specs(cfg_)) {
+    for (const model::TensorSpec& s : model::tensor_table(cfg_)) {
       const io::TensorRef* t = ck.find(s.name);
       ASSERT_NE(t, nullptr) << s.name;
       ASSERT_EQ(t->info->shape, s.shape) << s.name;
@@ -214,7 +214,7 @@ class TrainModel {
   static TrainModel init(const model::ModelConfig& cfg, uint64_t seed, double init_std) {
     TrainModel m;
     m.cfg_ = cfg;
-    for (const model::HfTensorSpec& s : model::hf_tensor_specs(cfg)) {
+    for (const model::TensorSpec& s : model::tensor_table(cfg)) {
       if (s.tied()) continue;
       if (s.role == model::TensorRole::Bias) {
         m.bias_.emplace_back(size_t(s.numel()), 0.0f);

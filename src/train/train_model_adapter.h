@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "base/error.h"
-#include "model/hf_layout.h"
+#include "model/tensor_table.h"
 #include "train/trainable.h"
 
 namespace dsv3::train {
@@ -22,7 +22,8 @@ class TrainModelAdapter final : public Trainable {
   explicit TrainModelAdapter(Core core) : core_(std::move(core)) {
     // MoE layer i's bias is the i-th noaux_tc gate of the checkpoint layout: main layers,
     // then the MTP block, which is what the core's layer order is specified to be.
-    bias_names_ = model::hf_gate_bias_names(core_.config());
+    for (const model::TensorSpec& s : model::tensor_table(core_.config()))
+      if (s.role == model::TensorRole::Bias) bias_names_.push_back(s.name);
     if (int64_t(bias_names_.size()) < core_.num_moe_layers())
       fail("the training core reports ", core_.num_moe_layers(), " MoE layers, the config has ", bias_names_.size(),
            " gate biases");
