@@ -1,9 +1,10 @@
 // The one tensor table (src/model/tensor_table.h): the published names, shapes and order,
-// one struct member per entry, and the loader's fallbacks for tensors checkpoints may leave
-// out.
+// one struct member per entry on both the inference and the training side, the loader's
+// fallbacks for tensors checkpoints may leave out, and the trainer's parameter order.
 #include "model/tensor_table.h"
 
 #include <algorithm>
+#include <map>
 #include <set>
 #include <string>
 #include <type_traits>
@@ -16,6 +17,8 @@
 #include "model/testgen.h"
 #include "model/weights.h"
 #include "test_util.h"
+#include "train/model_tensors.h"
+#include "train/params.h"
 
 namespace dsv3 {
 namespace {
@@ -76,16 +79,23 @@ TEST(TensorTable, PublishedNamesShapesAndOrder) {
   EXPECT_TRUE(std::none_of(v2.begin(), v2.end(), [](const TensorSpec& s) { return s.role == TensorRole::Bias || s.mtp; }));
 }
 
-// Every entry binds to its own member of the inference structs.
+// Every entry binds to its own member of the inference structs; on the training side to its
+// own member too, except the tied MTP copies and the gate biases, which training keeps apart.
 TEST(TensorTable, EveryEntryHasItsOwnMember) {
   const model::ModelConfig c = model::test_model_config("tiny");
   const std::vector<TensorSpec> t = model::tensor_table(c);
   model::ModelWeights w;
-  for (const TensorSpec& s : t) EXPECT_TRUE(model::bind_member(s, w, [](auto&) {})) << s.name;
+  train::ModelTensors<float> tr;
+  for (const TensorSpec& s : t) {
+    EXPECT_TRUE(model::bind_member(s, w, [](auto&) {})) << s.name;
+    EXPECT_EQ(model::bind_member(s, tr, [](float*&) {}), !s.tied() && s.role != TensorRole::Bias) << s.name;
+  }
   // Slots exist now, so addresses are stable: no two entries share a member.
-  std::set<const void*> seen_w;
-  for (const TensorSpec& s : t)
+  std::set<const void*> seen_w, seen_t;
+  for (const TensorSpec& s : t) {
     model::bind_member(s, w, [&](auto& m) { EXPECT_TRUE(seen_w.insert(&m).second) << s.name; });
+    model::bind_member(s, tr, [&](float*& m) { EXPECT_TRUE(seen_t.insert(&m).second) << s.name; });
+  }
   ASSERT_EQ(w.layers.size(), 3u);
   EXPECT_FALSE(w.layers[0].moe);
   EXPECT_TRUE(w.layers[1].moe);
@@ -93,6 +103,7 @@ TEST(TensorTable, EveryEntryHasItsOwnMember) {
   EXPECT_TRUE(w.mtp->block.moe);
   EXPECT_EQ(w.layers[2].experts.experts.size(), 16u);
   EXPECT_TRUE(w.layers[2].experts.shared.has_value());
+  EXPECT_TRUE(tr.mtp.block.moe);
 }
 
 // Checkpoints that leave out a tensor the table gives a fallback still load, from the
@@ -124,6 +135,25 @@ TEST(TensorTable, LoaderFallsBackForOmittedTensors) {
   });
   EXPECT_CONTAINS(msg, "'lm_head.weight'");
   EXPECT_CONTAINS(msg, "missing");
+}
+
+// Training's parameters come in the order the forward pass reads them.
+TEST(TensorTable, TrainableSpecsInForwardOrder) {
+  const model::ModelConfig c = model::test_model_config("tiny");
+  const std::vector<TensorSpec> t = train::trainable_specs(c);
+  std::map<std::string, size_t> at;
+  for (size_t i = 0; i < t.size(); ++i) at[t[i].name] = i;
+  EXPECT_EQ(at.size(), t.size());
+  EXPECT_EQ(at.count("model.layers.3.embed_tokens.weight"), 0u);  // tied copies are not kept
+  EXPECT_EQ(at["model.embed_tokens.weight"], 0u);
+  const std::string l1 = "model.layers.1.";
+  EXPECT_LT(at[l1 + "input_layernorm.weight"], at[l1 + "self_attn.q_a_proj.weight"]);
+  EXPECT_LT(at[l1 + "self_attn.o_proj.weight"], at[l1 + "post_attention_layernorm.weight"]);
+  EXPECT_LT(at[l1 + "post_attention_layernorm.weight"], at[l1 + "mlp.gate.weight"]);
+  EXPECT_LT(at["model.layers.2.mlp.shared_experts.down_proj.weight"], at["model.norm.weight"]);
+  EXPECT_LT(at["lm_head.weight"], at["model.layers.3.enorm.weight"]);
+  EXPECT_LT(at["model.layers.3.eh_proj.weight"], at["model.layers.3.input_layernorm.weight"]);
+  EXPECT_EQ(t.back().name, "model.layers.3.shared_head.norm.weight");
 }
 
 }  // namespace

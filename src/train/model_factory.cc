@@ -4,7 +4,6 @@
 #include "model/testgen.h"
 #include "train/debug_model.h"
 #include "train/model_grad.h"
-#include "train/train_model_adapter.h"
 
 namespace dsv3::train {
 
@@ -25,7 +24,7 @@ std::unique_ptr<Trainable> make_trainable(const RunConfig& run, int64_t tokenize
     return std::make_unique<DebugMoeBigram>(tokenizer_vocab, run.model.dim, run.model.experts, run.seed, run.init_std);
   if (run.model.type == "deepseek_v3") {
     const model::ModelConfig cfg = run_model_config(run, tokenizer_vocab);
-    return std::make_unique<TrainModelAdapter<TrainModel, LossOptions>>(TrainModel::init(cfg, run.seed, run.init_std));
+    return std::make_unique<TrainModel>(TrainModel::init(cfg, run.seed, run.init_std));
   }
   fail(run.source, ": unknown model.type '", run.model.type, "'");
 }
