@@ -1,7 +1,5 @@
 #include "train/model_grad.h"
 
-#include <malloc.h>
-
 #include <algorithm>
 #include <filesystem>
 #include <functional>
@@ -18,6 +16,32 @@
 #include "train/params.h"
 
 namespace dsv3::train {
+namespace {
+
+// A call's activations and gradient buffers, kept for the next call: allocating them per
+// call would free and fetch the same multi-MB buffers every sequence (from the kernel, as
+// fresh zeroed pages).
+struct Activations {
+  std::vector<BlockState<float>> blocks;  // main layers
+  std::vector<float> h, hf, rf, logits, dhf, dh;
+  BlockState<float> mtp_block;
+  std::vector<float> emb, en, er, hn, hr, cat, m, mf, mr, mlogits;
+  std::vector<float> dmf, dm, dcat, den, dhn, demb;
+};
+
+// n values the caller overwrites before reading any.
+float* sized(std::vector<float>& v, int64_t n) {
+  v.resize(size_t(n));
+  return v.data();
+}
+
+// n zeros, as a fresh buffer that gradients accumulate into.
+float* zeroed(std::vector<float>& v, int64_t n) {
+  v.assign(size_t(n), 0.0f);
+  return v.data();
+}
+
+}  // namespace
 
 struct TrainModel::Impl {
   model::ModelConfig cfg;
@@ -27,6 +51,7 @@ struct TrainModel::Impl {
   ModelTensors<float> wv, wg;               // views of params' values and gradients
   std::vector<const float*> block_bias;     // per block (main layers, then MTP): its gate bias or null
   std::vector<int64_t> moe_slot;            // per block: index into biases / expert_load, or -1
+  Activations act;
 
   Impl(const model::ModelConfig& c, const std::function<void(const model::TensorSpec&, std::vector<float>&)>& fill);
   bool has_mtp() const { return cfg.num_nextn_predict_layers > 0; }
@@ -60,17 +85,18 @@ TrainModel::Impl::Impl(const model::ModelConfig& c,
     if ((b < cfg.num_hidden_layers ? wv.layers.at(size_t(b)) : wv.mtp.block).moe) moe_slot[size_t(b)] = slot++;
 }
 
-LossTerms TrainModel::Impl::run(const int32_t* tokens, int64_t T, const LossWeights& opts, float grad_scale,
+LossTerms TrainModel::Impl::run(const int32_t* tokens, int64_t T, const LossWeights& lw, float grad_scale,
                                 bool backward) {
   const model::ModelConfig& c = cfg;
   const int64_t D = c.hidden_size, V = c.vocab_size, L = c.num_hidden_layers;
-  const bool mtp = opts.mtp_weight > 0;
+  const bool mtp = lw.mtp_weight > 0;
   if (T < 2) fail("a training sequence needs at least 2 tokens (got ", T, ")");
   if (mtp && !has_mtp()) fail("an MTP loss weight > 0 needs a model with an MTP layer (num_nextn_predict_layers is 0)");
   if (mtp && T < 3) fail("the MTP loss needs at least 3 tokens (got ", T, ")");
   for (int64_t t = 0; t < T; ++t)
     if (tokens[t] < 0 || tokens[t] >= V)
       fail("token id ", tokens[t], " at position ", t, " is outside the vocabulary [0, ", V, ")");
+  Activations& a = act;
   const float* embed = wv.embed;
   const float* head = wv.lm_head;
 
@@ -80,101 +106,90 @@ LossTerms TrainModel::Impl::run(const int32_t* tokens, int64_t T, const LossWeig
                            std::vector<int64_t>(size_t(c.n_routed_experts), 0));
 
   // Main model.
-  std::vector<float> h(size_t(T * D));
-  embedding_forward(tokens, T, embed, D, h.data());
-  std::vector<BlockState<float>> st(static_cast<size_t>(L));
-  for (int64_t l = 0; l < L; ++l)
-    block_forward(c, wv.layers[size_t(l)], block_bias[size_t(l)], freqs, h.data(), T, st[size_t(l)]);
-  std::vector<float> hf(size_t(T * D)), rf(static_cast<size_t>(T));
-  rms_norm_forward(h.data(), D, wv.final_norm, T, D, c.rms_norm_eps, hf.data(), rf.data());
+  float* h = sized(a.h, T * D);
+  embedding_forward(tokens, T, embed, D, h);
+  a.blocks.resize(size_t(L));
+  for (int64_t l = 0; l < L; ++l) block_forward(c, wv.layers[size_t(l)], block_bias[size_t(l)], freqs, h, T, a.blocks[size_t(l)]);
+  float* hf = sized(a.hf, T * D);
+  float* rf = sized(a.rf, T);
+  rms_norm_forward(h, D, wv.final_norm, T, D, c.rms_norm_eps, hf, rf);
   const int64_t N = T - 1;  // rows with a next token
-  std::vector<float> logits(size_t(N * V));
-  linear_forward(hf.data(), N, head, V, D, logits.data());
+  float* logits = sized(a.logits, N * V);
+  linear_forward(hf, N, head, V, D, logits);
   const double main_scale = double(grad_scale);
-  stats.main_ce = cross_entropy(logits.data(), tokens + 1, N, V, main_scale, backward ? logits.data() : nullptr);
+  stats.main_ce = cross_entropy(logits, tokens + 1, N, V, main_scale, backward ? logits : nullptr);
   for (int64_t l = 0; l < L; ++l) {
     const int64_t s = moe_slot[size_t(l)];
     if (s < 0) continue;
-    stats.expert_load[size_t(s)] = st[size_t(l)].moe.load;
-    stats.balance += moe_balance(c, st[size_t(l)].moe, T);
+    stats.expert_load[size_t(s)] = a.blocks[size_t(l)].moe.load;
+    stats.balance += moe_balance(c, a.blocks[size_t(l)].moe, T);
   }
 
   // MTP, depth 1: row i (i < T-2) sees h_i after model.norm and token i+1, predicts i+2.
   const int64_t M = T - 2;
-  BlockState<float> mst;
-  std::vector<float> emb, en, er, hn, hr, cat, m, mf, mr, mlogits;
   const MtpTensors<float>& mv = wv.mtp;
   if (mtp) {
-    emb.resize(size_t(M * D));
-    en.resize(size_t(M * D));
-    er.resize(size_t(M));
-    hn.resize(size_t(M * D));
-    hr.resize(size_t(M));
-    embedding_forward(tokens + 1, M, embed, D, emb.data());
-    rms_norm_forward(emb.data(), D, mv.enorm, M, D, c.rms_norm_eps, en.data(), er.data());
-    rms_norm_forward(hf.data(), D, mv.hnorm, M, D, c.rms_norm_eps, hn.data(), hr.data());
-    cat.resize(size_t(M * 2 * D));
+    float* emb = sized(a.emb, M * D);
+    float* en = sized(a.en, M * D);
+    float* er = sized(a.er, M);
+    float* hn = sized(a.hn, M * D);
+    float* hr = sized(a.hr, M);
+    embedding_forward(tokens + 1, M, embed, D, emb);
+    rms_norm_forward(emb, D, mv.enorm, M, D, c.rms_norm_eps, en, er);
+    rms_norm_forward(hf, D, mv.hnorm, M, D, c.rms_norm_eps, hn, hr);
+    float* cat = sized(a.cat, M * 2 * D);
     for (int64_t t = 0; t < M; ++t) {
-      std::copy(&en[size_t(t * D)], &en[size_t((t + 1) * D)], &cat[size_t(t * 2 * D)]);
-      std::copy(&hn[size_t(t * D)], &hn[size_t((t + 1) * D)], &cat[size_t(t * 2 * D + D)]);
+      std::copy(en + t * D, en + (t + 1) * D, cat + t * 2 * D);
+      std::copy(hn + t * D, hn + (t + 1) * D, cat + t * 2 * D + D);
     }
-    m.resize(size_t(M * D));
-    linear_forward(cat.data(), M, mv.eh_proj, D, 2 * D, m.data());
-    block_forward(c, mv.block, block_bias[size_t(L)], freqs, m.data(), M, mst);
-    mf.resize(size_t(M * D));
-    mr.resize(size_t(M));
-    rms_norm_forward(m.data(), D, mv.head_norm, M, D, c.rms_norm_eps, mf.data(), mr.data());
-    mlogits.resize(size_t(M * V));
-    linear_forward(mf.data(), M, head, V, D, mlogits.data());
-    stats.mtp_ce = cross_entropy(mlogits.data(), tokens + 2, M, V, opts.mtp_weight * grad_scale,
-                                 backward ? mlogits.data() : nullptr);
-    if (moe_slot[size_t(L)] >= 0) stats.expert_load[size_t(moe_slot[size_t(L)])] = mst.moe.load;
+    float* m = sized(a.m, M * D);
+    linear_forward(cat, M, mv.eh_proj, D, 2 * D, m);
+    block_forward(c, mv.block, block_bias[size_t(L)], freqs, m, M, a.mtp_block);
+    float* mf = sized(a.mf, M * D);
+    float* mr = sized(a.mr, M);
+    rms_norm_forward(m, D, mv.head_norm, M, D, c.rms_norm_eps, mf, mr);
+    float* mlogits = sized(a.mlogits, M * V);
+    linear_forward(mf, M, head, V, D, mlogits);
+    stats.mtp_ce = cross_entropy(mlogits, tokens + 2, M, V, lw.mtp_weight * grad_scale, backward ? mlogits : nullptr);
+    if (moe_slot[size_t(L)] >= 0) stats.expert_load[size_t(moe_slot[size_t(L)])] = a.mtp_block.moe.load;
   }
-  stats.loss = stats.main_ce + opts.mtp_weight * stats.mtp_ce + opts.balance_alpha * stats.balance;
+  stats.loss = stats.main_ce + lw.mtp_weight * stats.mtp_ce + lw.balance_alpha * stats.balance;
   if (!backward) return stats;
 
   // Backward. logits / mlogits now hold the scaled d(loss)/d(logits).
-  float* g_embed = wg.embed;
-  float* g_head = wg.lm_head;
-  std::vector<float> dhf(size_t(T * D), 0.0f);
-  linear_backward(hf.data(), logits.data(), N, head, V, D, dhf.data(), g_head);
+  float* dhf = zeroed(a.dhf, T * D);
+  linear_backward(hf, logits, N, head, V, D, dhf, wg.lm_head);
   if (mtp) {
-    std::vector<float> dmf(size_t(M * D), 0.0f), dm(size_t(M * D), 0.0f);
-    linear_backward(mf.data(), mlogits.data(), M, head, V, D, dmf.data(), g_head);
-    rms_norm_backward(m.data(), D, mv.head_norm, mr.data(), dmf.data(), M, D, dm.data(), wg.mtp.head_norm);
-    block_backward(c, mv.block, freqs, M, mst, 0.0, dm.data(), wg.mtp.block);
-    std::vector<float> dcat(size_t(M * 2 * D), 0.0f);
-    linear_backward(cat.data(), dm.data(), M, mv.eh_proj, D, 2 * D, dcat.data(), wg.mtp.eh_proj);
+    const MtpTensors<float>& mg = wg.mtp;
+    float* dmf = zeroed(a.dmf, M * D);
+    float* dm = zeroed(a.dm, M * D);
+    linear_backward(a.mf.data(), a.mlogits.data(), M, head, V, D, dmf, wg.lm_head);
+    rms_norm_backward(a.m.data(), D, mv.head_norm, a.mr.data(), dmf, M, D, dm, mg.head_norm);
+    block_backward(c, mv.block, freqs, M, a.mtp_block, 0.0, dm, mg.block);
+    float* dcat = zeroed(a.dcat, M * 2 * D);
+    linear_backward(a.cat.data(), dm, M, mv.eh_proj, D, 2 * D, dcat, mg.eh_proj);
     // rms_norm_backward reads dy packed: split dcat into its embedding and hidden halves.
-    std::vector<float> den(size_t(M * D)), dhn(size_t(M * D)), demb(size_t(M * D), 0.0f);
+    float* den = sized(a.den, M * D);
+    float* dhn = sized(a.dhn, M * D);
+    float* demb = zeroed(a.demb, M * D);
     for (int64_t t = 0; t < M; ++t) {
-      std::copy(&dcat[size_t(t * 2 * D)], &dcat[size_t(t * 2 * D + D)], &den[size_t(t * D)]);
-      std::copy(&dcat[size_t(t * 2 * D + D)], &dcat[size_t((t + 1) * 2 * D)], &dhn[size_t(t * D)]);
+      std::copy(dcat + t * 2 * D, dcat + t * 2 * D + D, den + t * D);
+      std::copy(dcat + t * 2 * D + D, dcat + (t + 1) * 2 * D, dhn + t * D);
     }
-    rms_norm_backward(emb.data(), D, mv.enorm, er.data(), den.data(), M, D, demb.data(), wg.mtp.enorm);
-    rms_norm_backward(hf.data(), D, mv.hnorm, hr.data(), dhn.data(), M, D, dhf.data(), wg.mtp.hnorm);
-    embedding_backward(tokens + 1, M, demb.data(), D, g_embed);
+    rms_norm_backward(a.emb.data(), D, mv.enorm, a.er.data(), den, M, D, demb, mg.enorm);
+    rms_norm_backward(hf, D, mv.hnorm, a.hr.data(), dhn, M, D, dhf, mg.hnorm);
+    embedding_backward(tokens + 1, M, demb, D, wg.embed);
   }
-  std::vector<float> dh(size_t(T * D), 0.0f);
-  rms_norm_backward(h.data(), D, wv.final_norm, rf.data(), dhf.data(), T, D, dh.data(), wg.final_norm);
-  const double bal = opts.balance_alpha * double(grad_scale);
+  float* dh = zeroed(a.dh, T * D);
+  rms_norm_backward(h, D, wv.final_norm, rf, dhf, T, D, dh, wg.final_norm);
+  const double bal = lw.balance_alpha * double(grad_scale);
   for (int64_t l = L - 1; l >= 0; --l)
-    block_backward(c, wv.layers[size_t(l)], freqs, T, st[size_t(l)], bal, dh.data(), wg.layers[size_t(l)]);
-  embedding_backward(tokens, T, dh.data(), D, g_embed);
+    block_backward(c, wv.layers[size_t(l)], freqs, T, a.blocks[size_t(l)], bal, dh, wg.layers[size_t(l)]);
+  embedding_backward(tokens, T, dh, D, wg.embed);
   return stats;
 }
 
-TrainModel::TrainModel(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {
-  // A step allocates and frees the same multi-MB activation buffers every time. glibc would
-  // serve each from a fresh mmap (page faults and zeroing on every step, ~40% of the time
-  // at T=256); keeping freed memory in the heap lets the next step reuse it.
-  static const bool once = [] {
-    mallopt(M_MMAP_THRESHOLD, 1 << 30);
-    mallopt(M_TRIM_THRESHOLD, 1 << 30);
-    return true;
-  }();
-  (void)once;
-}
+TrainModel::TrainModel(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 TrainModel::TrainModel(TrainModel&&) noexcept = default;
 TrainModel& TrainModel::operator=(TrainModel&&) noexcept = default;
 TrainModel::~TrainModel() = default;

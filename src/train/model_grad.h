@@ -2,7 +2,9 @@
 // whole network (embedding, MLA + dense/MoE blocks, final norm, lm_head, MTP depth 1), the
 // next-token, MTP and sequence-wise balance losses, behind the training loop's Trainable
 // interface. Multi-threaded over the global ThreadPool; one sequence per call, not
-// thread-safe (one caller at a time).
+// thread-safe (one caller at a time). The activations a call keeps for its backward pass
+// live in the model and are reused by the next call (the per-layer functions still make
+// their own short-lived temporaries).
 #pragma once
 
 #include <cstdint>
