@@ -25,12 +25,12 @@ void run(const GradOptions& o, ThreadPool& pool) {
   if (o.mtp_weight < 0 || o.balance_alpha < 0) fail("--mtp-weight and --balance-alpha must be >= 0");
   train::TrainModel model = train::TrainModel::from_checkpoint(o.model, pool);
   if (o.repeat < 1) fail("--repeat must be >= 1");
-  train::StepStats s;
+  train::LossTerms s;
   double secs = 0;
   for (int r = 0; r < o.repeat; ++r) {  // timing runs: the fastest counts, the gradient is one run's
     model.zero_grad();
     const auto t0 = std::chrono::steady_clock::now();
-    s = model.loss_and_grad(tokens.data(), int64_t(tokens.size()), train::LossOptions{o.mtp_weight, o.balance_alpha});
+    s = model.loss_and_grad(tokens.data(), int64_t(tokens.size()), train::LossWeights{o.mtp_weight, o.balance_alpha}, 1.0f);
     const double t = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     secs = r == 0 ? t : std::min(secs, t);
   }
@@ -38,12 +38,12 @@ void run(const GradOptions& o, ThreadPool& pool) {
   io::SafetensorsWriter w;
   const float loss = float(s.loss);
   w.add_bytes("loss", io::DType::F32, {1}, &loss, 4);
-  for (const train::Param& p : model.params())
-    w.add_bytes(p.name, io::DType::F32, p.shape, p.grad.data(), p.grad.size() * 4);
+  const std::vector<train::ParamView> params = model.params();
+  for (const train::ParamView& p : params) w.add_bytes(*p.name, io::DType::F32, *p.shape, p.grad, p.numel() * 4);
   w.write(o.out);
   std::printf("loss %.6f (main CE %.6f, MTP CE %.6f, balance %.6f) over %lld tokens in %.3f s (%.1f tokens/s)\n",
               s.loss, s.main_ce, s.mtp_ce, s.balance, (long long)tokens.size(), secs, double(tokens.size()) / secs);
-  std::printf("wrote %s (%zu gradients)\n", o.out.c_str(), model.params().size());
+  std::printf("wrote %s (%zu gradients)\n", o.out.c_str(), params.size());
 }
 
 }  // namespace

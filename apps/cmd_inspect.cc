@@ -1,9 +1,12 @@
 #include <cstdio>
+#include <map>
 #include <string>
+#include <vector>
 
 #include "apps/commands.h"
 #include "io/safetensors.h"
 #include "model/model.h"
+#include "model/tensor_table.h"
 
 namespace dsv3::app {
 namespace {
@@ -51,16 +54,21 @@ void run(const std::string& dir) {
                 (long long)c.quantization->block_rows, (long long)c.quantization->block_cols,
                 c.quantization->scale_fmt.empty() ? "" : (", scales " + c.quantization->scale_fmt).c_str());
 
-  // Parameters by role, from the checkpoint's own shapes (scales are not parameters).
-  const std::string mtp_prefix = "model.layers." + std::to_string(c.num_hidden_layers) + ".";
+  // Parameters by role, from the checkpoint's own shapes (scales are not parameters); what
+  // each tensor is comes from the tensor table, so unknown extras count as plain parameters.
+  std::map<std::string, const model::TensorSpec*> specs;
+  const std::vector<model::TensorSpec> table = model::tensor_table(c);
+  for (const model::TensorSpec& s : table) specs[s.name] = &s;
   double total = 0, mtp = 0, routed = 0, embed = 0;
   for (const std::string& name : w.checkpoint->names()) {
     if (name.ends_with("_scale_inv")) continue;
     const double n = double(w.checkpoint->find(name)->info->numel());
-    if (name.rfind(mtp_prefix, 0) == 0 && c.num_nextn_predict_layers > 0) { mtp += n; continue; }
+    const auto it = specs.find(name);
+    const model::TensorSpec* s = it == specs.end() ? nullptr : it->second;
+    if (s && s->mtp) { mtp += n; continue; }
     total += n;
-    if (name.find(".mlp.experts.") != std::string::npos) routed += n;
-    if (name == "model.embed_tokens.weight") embed += n;
+    if (s && s->owner == model::MlpOwner::Expert) routed += n;
+    if (s && s->kind == model::TensorKind::Embed) embed += n;
   }
   const double frac = c.n_routed_experts ? double(c.num_experts_per_tok) / double(c.n_routed_experts) : 0;
   const double active = total - routed + routed * frac - embed + double(c.hidden_size);

@@ -1,23 +1,26 @@
 // Export in the published layout: every tensor round-trips within its dtype's rounding (FP8
 // checked block by block, partial edge blocks included), the loaded model's logits match the
-// fp32 weights', tied MTP copies come from the main tensors, and a trainer run through the
-// TrainModel adapter exports a checkpoint `dsv3 generate` runs.
+// fp32 weights', tied MTP copies come from the main tensors; the DeepSeek-V3 training model
+// shows its tensors under checkpoint names, reads its own export back, and a trainer run on
+// it exports a checkpoint `dsv3 generate` runs.
 #include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <map>
+#include <set>
 
 #include <gtest/gtest.h>
 
+#include "base/error.h"
 #include "base/numeric.h"
 #include "base/rng.h"
 #include "io/safetensors.h"
-#include "model/hf_layout.h"
 #include "model/model.h"
+#include "model/tensor_table.h"
 #include "model/testgen.h"
 #include "test_util.h"
 #include "train/checkpoint_export.h"
-#include "train/train_model_adapter.h"
+#include "train/model_grad.h"
 #include "train/trainer.h"
 #include "train_test_util.h"
 
@@ -32,7 +35,7 @@ struct Weights {
   std::map<std::string, std::vector<int64_t>> shapes;
 
   explicit Weights(const model::ModelConfig& c, uint64_t seed) {
-    for (const model::HfTensorSpec& s : model::hf_tensor_specs(c)) {
+    for (const model::TensorSpec& s : model::tensor_table(c)) {
       if (s.tied()) continue;
       Rng rng(seed ^ hash_name(s.name));
       std::vector<float> v(s.numel());
@@ -84,7 +87,7 @@ TEST_F(TrainExport, EveryTensorRoundTripsWithinItsDtype) {
     export_hf_checkpoint(out, cfg_, w_.view(), ExportOptions{dtype, 3, ""});
     const io::Checkpoint ck = io::Checkpoint::open(out);
     int fp8_tensors = 0;
-    for (const model::HfTensorSpec& s : model::hf_tensor_specs(cfg_)) {
+    for (const model::TensorSpec& s : model::tensor_table(cfg_)) {
       const io::TensorRef* t = ck.find(s.name);
       ASSERT_NE(t, nullptr) << s.name;
       ASSERT_EQ(t->info->shape, s.shape) << s.name;
@@ -193,110 +196,71 @@ TEST_F(TrainExport, MissingWrongOrExtraTensorsAreNamed) {
   EXPECT_CONTAINS(error_of([&] { export_hf_checkpoint(dir_ / "x", cfg_, view, {}); }), "'model.extra.weight' has no place");
 }
 
-// A stand-in with the training core's announced API (train::TrainModel), to test the adapter
-// and the export path of the loop before the core lands. Its loss is a toy: it pulls
-// embed[t] towards lm_head[t+1]; the expert load is the token id modulo the experts.
-namespace standin {
-struct Param {
-  std::string name;
-  std::vector<int64_t> shape;
-  std::vector<float> value, grad;
-};
-struct LossOptions {
-  double mtp_weight = 0.0;
-  double balance_alpha = 0.0;
-};
-struct StepStats {
-  double loss = 0, main_ce = 0, mtp_ce = 0, balance = 0;
-  int64_t tokens = 0;
-  std::vector<std::vector<int64_t>> expert_load;
-};
-class TrainModel {
- public:
-  static TrainModel init(const model::ModelConfig& cfg, uint64_t seed, double init_std) {
-    TrainModel m;
-    m.cfg_ = cfg;
-    for (const model::HfTensorSpec& s : model::hf_tensor_specs(cfg)) {
-      if (s.tied()) continue;
-      if (s.role == model::TensorRole::Bias) {
-        m.bias_.emplace_back(size_t(s.numel()), 0.0f);
-        continue;
-      }
-      Rng rng(seed ^ hash_name(s.name));
-      Param p{s.name, s.shape, std::vector<float>(s.numel()), std::vector<float>(s.numel())};
-      for (float& x : p.value) x = s.role == model::TensorRole::Norm ? 1.0f : float(rng.normal() * init_std);
-      if (s.name == "model.embed_tokens.weight") m.embed_ = m.params_.size();
-      if (s.name == "lm_head.weight") m.head_ = m.params_.size();
-      m.params_.push_back(std::move(p));
-    }
-    return m;
-  }
-  const model::ModelConfig& config() const { return cfg_; }
-  std::vector<Param>& params() { return params_; }
-  std::vector<float>& gate_bias(int64_t i) { return bias_.at(size_t(i)); }
-  int64_t num_moe_layers() const { return int64_t(bias_.size()); }
-  StepStats loss_and_grad(const int32_t* tok, int64_t T, const LossOptions& o, float grad_scale) {
-    last_options_ = o;
-    return run(tok, T, grad_scale, true);
-  }
-  StepStats loss_only(const int32_t* tok, int64_t T, const LossOptions& o) { return run(tok, T, 0, false); }
-  void zero_grad() {
-    for (Param& p : params_) std::fill(p.grad.begin(), p.grad.end(), 0.0f);
-  }
-  LossOptions last_options_;
+TEST_F(TrainExport, TrainModelExposesItsTensorsUnderCheckpointNames) {
+  TrainModel m = TrainModel::init(cfg_, 1, 0.02, testutil::pool());
+  EXPECT_EQ(m.kind(), "deepseek_v3");
+  EXPECT_EQ(m.vocab_size(), 1000);
+  ASSERT_NE(m.hf_config(), nullptr);
+  // Every table tensor but the tied MTP copies and the gate biases is a parameter, once.
+  std::set<std::string> want;
+  for (const model::TensorSpec& s : model::tensor_table(cfg_))
+    if (!s.tied() && s.role != model::TensorRole::Bias) want.insert(s.name);
+  std::set<std::string> got;
+  for (const ParamView& p : m.params()) EXPECT_TRUE(got.insert(*p.name).second) << *p.name;
+  EXPECT_EQ(got, want);
+  EXPECT_EQ(m.num_moe_layers(), 3);  // layers 1, 2 and the MTP block 3
+  EXPECT_EQ(m.gate_bias_name(0), "model.layers.1.mlp.gate.e_score_correction_bias");
+  EXPECT_EQ(m.gate_bias_name(2), "model.layers.3.mlp.gate.e_score_correction_bias");
+  EXPECT_THROW(m.gate_bias(3), Error);
 
- private:
-  StepStats run(const int32_t* tok, int64_t T, float scale, bool grad) {
-    StepStats st;
-    const int64_t D = cfg_.hidden_size, E = cfg_.n_routed_experts;
-    Param& emb = params_[embed_];
-    Param& head = params_[head_];
-    st.expert_load.assign(bias_.size(), std::vector<int64_t>(size_t(E), 0));
-    for (int64_t t = 0; t + 1 < T; ++t) {
-      for (size_t l = 0; l < bias_.size(); ++l) ++st.expert_load[l][size_t((tok[t] + int64_t(l)) % E)];
-      float* e = &emb.value[size_t(tok[t] * D)];
-      float* h = &head.value[size_t(tok[t + 1] * D)];
-      for (int64_t d = 0; d < D; ++d) {
-        const double diff = double(e[d]) - h[d];
-        st.main_ce += 0.5 * diff * diff / double(D) / double(T - 1);
-        if (grad) {
-          emb.grad[size_t(tok[t] * D + d)] += float(scale * diff / double(D) / double(T - 1));
-          head.grad[size_t(tok[t + 1] * D + d)] -= float(scale * diff / double(D) / double(T - 1));
-        }
-      }
-    }
-    st.loss = st.main_ce;
-    st.tokens = T - 1;
-    return st;
-  }
-  model::ModelConfig cfg_;
-  std::vector<Param> params_;
-  std::vector<std::vector<float>> bias_;
-  size_t embed_ = 0, head_ = 0;
-};
-}  // namespace standin
-
-using Adapter = TrainModelAdapter<standin::TrainModel, standin::LossOptions>;
-
-TEST_F(TrainExport, AdapterExposesTheCoreUnderCheckpointNames) {
-  Adapter a(standin::TrainModel::init(cfg_, 1, 0.02));
-  EXPECT_EQ(a.kind(), "deepseek_v3");
-  EXPECT_EQ(a.vocab_size(), 1000);
-  ASSERT_NE(a.hf_config(), nullptr);
-  EXPECT_EQ(a.num_moe_layers(), 3);  // layers 1, 2 and the MTP block 3
-  EXPECT_EQ(a.gate_bias_name(0), "model.layers.1.mlp.gate.e_score_correction_bias");
-  EXPECT_EQ(a.gate_bias_name(2), "model.layers.3.mlp.gate.e_score_correction_bias");
   const std::vector<int32_t> toks = {1, 2, 3, 4};
-  const LossTerms t = a.loss_and_grad(toks.data(), 4, LossWeights{0.3, 1e-4}, 0.5f);
-  EXPECT_DOUBLE_EQ(a.core().last_options_.mtp_weight, 0.3);
-  EXPECT_DOUBLE_EQ(a.core().last_options_.balance_alpha, 1e-4);
+  const LossTerms t = m.loss_and_grad(toks.data(), 4, LossWeights{0.3, 1e-4}, 0.5f);
   EXPECT_EQ(t.tokens, 3);
-  EXPECT_EQ(t.expert_load[1][3], 1);  // token 2 + layer 1
-  a.gate_bias(1)[0] = 0.25f;
-  EXPECT_EQ(a.core().gate_bias(1)[0], 0.25f);
-  const std::map<std::string, ExportTensor> named = named_tensors(a);
-  EXPECT_EQ(named.size(), a.params().size() + 3);
-  EXPECT_TRUE(named.count("model.layers.3.mlp.gate.e_score_correction_bias"));
+  EXPECT_GT(t.mtp_ce, 0.0);
+  EXPECT_DOUBLE_EQ(t.loss, t.main_ce + 0.3 * t.mtp_ce + 1e-4 * t.balance);
+  ASSERT_EQ(t.expert_load.size(), 3u);
+  for (size_t l = 0; l < 3; ++l) {  // 4 experts per token over 4 tokens, or 2 in the MTP block
+    int64_t routed = 0;
+    for (int64_t n : t.expert_load[l]) routed += n;
+    EXPECT_EQ(routed, l < 2 ? 16 : 8) << "MoE layer " << l;
+  }
+
+  // The export view holds the live tensors: a bias moved by the loop is what gets written.
+  m.gate_bias(1)[0] = 0.25f;
+  const std::map<std::string, ExportTensor> named = named_tensors(m);
+  EXPECT_EQ(named.size(), m.params().size() + 3);
+  EXPECT_EQ(named.at("model.layers.2.mlp.gate.e_score_correction_bias").data[0], 0.25f);
+  EXPECT_EQ(named.at("model.layers.3.mlp.gate.e_score_correction_bias").shape, (std::vector<int64_t>{16}));
+}
+
+TEST_F(TrainExport, TrainModelRoundTripsThroughItsExport) {
+  TrainModel m = TrainModel::init(cfg_, 7, 0.05, testutil::pool());
+  for (int64_t i = 0; i < m.num_moe_layers(); ++i) {
+    Rng rng(uint64_t(90 + i));
+    for (float& b : m.gate_bias(i)) b = rng.symmetric(0.5f);
+  }
+  for (const char* dtype : {"f32", "bf16"}) {
+    SCOPED_TRACE(dtype);
+    const std::string out = dir_ / dtype;
+    export_hf_checkpoint(out, cfg_, named_tensors(m), ExportOptions{dtype, 2, ""});
+    const io::Checkpoint ck = io::Checkpoint::open(out);
+    // The MTP layer's copies are written from the tied main tensors.
+    EXPECT_EQ(decode(*ck.find("model.layers.3.embed_tokens.weight")), decode(*ck.find("model.embed_tokens.weight")));
+    EXPECT_EQ(decode(*ck.find("model.layers.3.shared_head.head.weight")), decode(*ck.find("lm_head.weight")));
+
+    TrainModel back = TrainModel::from_checkpoint(out, testutil::pool());
+    const std::vector<ParamView> a = m.params(), b = back.params();
+    ASSERT_EQ(a.size(), b.size());
+    const bool exact = std::string(dtype) == "f32";
+    for (size_t k = 0; k < a.size(); ++k) {
+      ASSERT_EQ(*a[k].name, *b[k].name);  // the same order, too
+      ASSERT_EQ(*a[k].shape, *b[k].shape);
+      for (uint64_t i = 0; i < a[k].numel(); ++i)
+        ASSERT_EQ(b[k].value[i], exact ? a[k].value[i] : bf16_to_f32(f32_to_bf16(a[k].value[i])))
+            << *a[k].name << "[" << i << "]";
+    }
+    for (int64_t i = 0; i < m.num_moe_layers(); ++i) EXPECT_EQ(back.gate_bias(i), m.gate_bias(i));  // always F32
+  }
 }
 
 TEST_F(TrainExport, TrainerExportsACheckpointGenerateRuns) {
@@ -315,15 +279,15 @@ TEST_F(TrainExport, TrainerExportsACheckpointGenerateRuns) {
   r.export_dtype = "fp8";
   r.out_dir = dir_ / "run";
   r.validate();
-  Adapter a(standin::TrainModel::init(cfg_, 1, 0.02));
+  TrainModel trained = TrainModel::init(cfg_, 1, 0.02, testutil::pool());
   const TokenData data = load_token_data(r.data, "");
-  const TrainResult res = run_training(r, a, data, TrainerOptions{"", 0, false});
+  const TrainResult res = run_training(r, trained, data, TrainerOptions{"", 0, false});
   ASSERT_EQ(res.export_dir, dir_ / "run/hf");
   EXPECT_LT(res.losses.back(), res.losses.front());
   // The exported weights are the trained ones, and the gate biases moved.
   const model::Model m = model::Model::load(res.export_dir);
   const float* emb = nullptr;
-  for (auto& p : a.params())
+  for (const ParamView& p : trained.params())
     if (*p.name == "model.embed_tokens.weight") emb = p.value;
   ASSERT_NE(emb, nullptr);
   std::vector<float> row(200);

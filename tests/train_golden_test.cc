@@ -68,8 +68,8 @@ TEST_P(TrainGolden, LossAndEveryGradientMatchPyTorch) {
       io::SafetensorsFile::open((fs::path(DSV3_SOURCE_DIR) / "tests/golden" / (GetParam() + ".safetensors")).string());
   const std::vector<int32_t> tokens = read<int32_t>(g, "tokens");
   TrainModel m = TrainModel::from_checkpoint(o.out, testutil::pool());
-  const LossOptions opts{c.at("mtp_weight").get<double>(), c.at("balance_alpha").get<double>()};
-  const StepStats s = m.loss_and_grad(tokens.data(), int64_t(tokens.size()), opts);
+  const LossWeights opts{c.at("mtp_weight").get<double>(), c.at("balance_alpha").get<double>()};
+  const LossTerms s = m.loss_and_grad(tokens.data(), int64_t(tokens.size()), opts, 1.0f);
   for (auto [name, got] : {std::pair{"loss", s.loss}, std::pair{"main_ce", s.main_ce},
                            std::pair{"mtp_ce", s.mtp_ce}, std::pair{"balance", s.balance}}) {
     const double want = read<float>(g, name).at(0);
@@ -78,27 +78,27 @@ TEST_P(TrainGolden, LossAndEveryGradientMatchPyTorch) {
 
   double worst = 0;
   std::string worst_name;
-  for (const Param& p : m.params()) {
-    const int64_t rows = p.shape.size() == 2 ? p.shape[0] : 1, cols = p.shape.back();
+  for (const ParamView& p : m.params()) {
+    const int64_t rows = p.shape->size() == 2 ? p.shape->at(0) : 1, cols = p.shape->back();
     std::vector<double> norms(static_cast<size_t>(rows));
     for (int64_t r = 0; r < rows; ++r) {
       double ss = 0;
       for (int64_t j = 0; j < cols; ++j) ss += double(p.grad[size_t(r * cols + j)]) * p.grad[size_t(r * cols + j)];
       norms[size_t(r)] = std::sqrt(ss);
     }
-    const std::vector<float> want_norms = read<float>(g, p.name + ".row_norms");
-    ASSERT_EQ(want_norms.size(), norms.size()) << p.name;
+    const std::vector<float> want_norms = read<float>(g, *p.name + ".row_norms");
+    ASSERT_EQ(want_norms.size(), norms.size()) << *p.name;
     const double e1 = rel_err(norms, want_norms);
-    const std::vector<int32_t> idx = read<int32_t>(g, p.name + ".row_index");
-    const std::vector<float> want_rows = read<float>(g, p.name + ".rows");
-    ASSERT_EQ(want_rows.size(), idx.size() * size_t(cols)) << p.name;
+    const std::vector<int32_t> idx = read<int32_t>(g, *p.name + ".row_index");
+    const std::vector<float> want_rows = read<float>(g, *p.name + ".rows");
+    ASSERT_EQ(want_rows.size(), idx.size() * size_t(cols)) << *p.name;
     std::vector<double> got_rows;
     for (int32_t r : idx)
       for (int64_t j = 0; j < cols; ++j) got_rows.push_back(p.grad[size_t(r * cols + j)]);
     const double e2 = rel_err(got_rows, want_rows);
-    EXPECT_LE(e1, kGradTol) << p.name << ": row norms";
-    EXPECT_LE(e2, kGradTol) << p.name << ": full rows";
-    if (std::max(e1, e2) > worst) worst = std::max(e1, e2), worst_name = p.name;
+    EXPECT_LE(e1, kGradTol) << *p.name << ": row norms";
+    EXPECT_LE(e2, kGradTol) << *p.name << ": full rows";
+    if (std::max(e1, e2) > worst) worst = std::max(e1, e2), worst_name = *p.name;
   }
   std::printf("[%s] max relative gradient error %.3g (%s), loss %.6f\n", GetParam().c_str(), worst,
               worst_name.c_str(), s.loss);
@@ -117,7 +117,7 @@ TEST(TrainForward, MatchesTheInferenceEngine) {
   const std::vector<int32_t> toks = {0, 17, 345, 999, 3, 45, 7, 600, 2};
   const int64_t T = int64_t(toks.size());
   TrainModel m = TrainModel::from_checkpoint(o.out, testutil::pool());
-  const StepStats s = m.loss_only(toks.data(), T, LossOptions{0.5, 0.0});
+  const LossTerms s = m.loss_only(toks.data(), T, LossWeights{0.5, 0.0});
 
   const model::Model engine = model::Model::load(o.out);
   const int64_t V = engine.config().vocab_size, D = engine.config().hidden_size;

@@ -272,8 +272,8 @@ TEST(TrainGrad, WholeModelFloatWithMtpAndBalance) {
     for (float& b : m.gate_bias(i)) b = rng.symmetric(0.2f);
   }
   const std::vector<int32_t> toks = {0, 5, 22, 7, 7, 13, 2};
-  const LossOptions opts{0.4, 0.3};
-  const StepStats s = m.loss_and_grad(toks.data(), int64_t(toks.size()), opts, 2.0f);
+  const LossWeights opts{0.4, 0.3};
+  const LossTerms s = m.loss_and_grad(toks.data(), int64_t(toks.size()), opts, 2.0f);
   EXPECT_NEAR(s.loss, s.main_ce + 0.4 * s.mtp_ce + 0.3 * s.balance, 1e-9);
   EXPECT_GT(s.mtp_ce, 0.0);
   EXPECT_GT(s.balance, 0.0);
@@ -283,16 +283,17 @@ TEST(TrainGrad, WholeModelFloatWithMtpAndBalance) {
     for (int64_t v : load) total += v;
     EXPECT_EQ(total, (&load == &s.expert_load[0] ? 7 : 5) * c.num_experts_per_tok);
   }
-  const StepStats e = m.loss_only(toks.data(), int64_t(toks.size()), opts);
+  const LossTerms e = m.loss_only(toks.data(), int64_t(toks.size()), opts);
   EXPECT_DOUBLE_EQ(e.loss, s.loss);
   int checked = 0;
-  for (Param& p : m.params()) {
-    const bool want = p.name == "model.embed_tokens.weight" || p.name == "lm_head.weight" ||
-                      p.name.find("layers.2.") != std::string::npos || p.name.find("gate.weight") != std::string::npos ||
-                      p.name.find("layernorm") != std::string::npos || p.name == "model.norm.weight";
+  for (const ParamView& p : m.params()) {
+    const std::string& name = *p.name;
+    const bool want = name == "model.embed_tokens.weight" || name == "lm_head.weight" ||
+                      name.find("layers.2.") != std::string::npos || name.find("gate.weight") != std::string::npos ||
+                      name.find("layernorm") != std::string::npos || name == "model.norm.weight";
     if (!want) continue;
     size_t at = 0;
-    for (size_t i = 0; i < p.grad.size(); ++i)
+    for (size_t i = 0; i < p.numel(); ++i)
       if (std::fabs(p.grad[i]) > std::fabs(p.grad[at])) at = i;
     if (std::fabs(p.grad[at]) < 1e-3) continue;
     const float x0 = p.value[at], h = 1e-2f;
@@ -302,30 +303,52 @@ TEST(TrainGrad, WholeModelFloatWithMtpAndBalance) {
     const double fm = m.loss_only(toks.data(), int64_t(toks.size()), opts).loss;
     p.value[at] = x0;
     const double num = 2.0 * (fp - fm) / (2.0 * double(h));  // grad_scale 2
-    EXPECT_NEAR(p.grad[at], num, 2e-2 * std::fabs(num) + 1e-3) << p.name << " element " << at;
+    EXPECT_NEAR(p.grad[at], num, 2e-2 * std::fabs(num) + 1e-3) << name << " element " << at;
     ++checked;
   }
   EXPECT_GE(checked, 15);
   m.zero_grad();
-  for (const Param& p : m.params())
-    for (float g : p.grad) ASSERT_EQ(g, 0.0f) << p.name;
+  for (const ParamView& p : m.params())
+    for (size_t i = 0; i < p.numel(); ++i) ASSERT_EQ(p.grad[i], 0.0f) << *p.name;
 }
 
-TEST(TrainModelApi, ExportViewTiesMtpCopiesAndListsBiases) {
+TEST(TrainModelApi, BiasesAndBadInputAreErrors) {
   const model::ModelConfig c = tiny_config(true);
   TrainModel m = TrainModel::init(c, 1, 0.02, testutil::pool());
-  const auto view = m.checkpoint_tensors();
-  std::map<std::string, const Param*> by_name(view.begin(), view.end());
-  EXPECT_EQ(by_name.size(), view.size());
-  EXPECT_EQ(view.size(), m.params().size() + 2 + size_t(m.num_moe_layers()));
-  EXPECT_EQ(by_name.at("model.layers.2.embed_tokens.weight"), by_name.at("model.embed_tokens.weight"));
-  EXPECT_EQ(by_name.at("model.layers.2.shared_head.head.weight"), by_name.at("lm_head.weight"));
-  EXPECT_EQ(by_name.at("model.layers.1.mlp.gate.e_score_correction_bias")->value.size(), 8u);
-  EXPECT_EQ(by_name.at("model.layers.1.input_layernorm.weight")->value[0], 1.0f);
+  ASSERT_EQ(m.num_moe_layers(), 2);  // layer 1 and the MTP block 2
+  EXPECT_EQ(m.gate_bias_name(1), "model.layers.2.mlp.gate.e_score_correction_bias");
+  EXPECT_EQ(m.gate_bias(1), std::vector<float>(8, 0.0f));
   EXPECT_THROW(m.gate_bias(2), Error);
+  EXPECT_THROW(m.gate_bias_name(-1), Error);
   const int32_t bad[3] = {0, 23, 1};
   EXPECT_THROW(m.loss_only(bad, 3, {}), Error);
   EXPECT_THROW(m.loss_only(bad, 1, {}), Error);
+  const int32_t two[2] = {0, 1};
+  EXPECT_THROW(m.loss_only(two, 2, LossWeights{0.3, 0.0}), Error);  // MTP needs 3 tokens
+  model::ModelConfig v2 = c;
+  v2.scoring_func = model::ScoringFunc::Softmax;
+  v2.topk_method = model::TopkMethod::Greedy;
+  EXPECT_THROW(TrainModel::init(v2, 1, 0.02, testutil::pool()), Error);
+}
+
+// Fresh weights: norms exactly 1, every other tensor spread around 0 with std init_std.
+TEST(TrainModelApi, InitByRole) {
+  TrainModel m = TrainModel::init(tiny_config(false), 3, 0.5, testutil::pool());
+  for (const ParamView& p : m.params()) {
+    const bool norm = p.name->ends_with("norm.weight");
+    double sum = 0, sq = 0;
+    for (uint64_t i = 0; i < p.numel(); ++i) {
+      sum += p.value[i];
+      sq += double(p.value[i]) * p.value[i];
+    }
+    const double mean = sum / double(p.numel()), var = sq / double(p.numel()) - mean * mean;
+    if (norm) {
+      EXPECT_EQ(mean, 1.0) << *p.name;
+      EXPECT_EQ(var, 0.0) << *p.name;
+    } else if (p.numel() >= 100) {
+      EXPECT_NEAR(std::sqrt(var), 0.5, 0.15) << *p.name;
+    }
+  }
 }
 
 }  // namespace

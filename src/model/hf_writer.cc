@@ -60,7 +60,7 @@ std::vector<float> fp8_block_scales(const std::vector<float>& w, int64_t rows, i
   return amax;
 }
 
-uint64_t write_hf_checkpoint(const std::string& dir, ModelConfig c, const std::vector<HfTensorSpec>& specs,
+uint64_t write_hf_checkpoint(const std::string& dir, ModelConfig c, const std::vector<TensorSpec>& specs,
                              const HfTensorValues& values, const HfWriteOptions& o) {
   namespace fs = std::filesystem;
   const bool fp8 = o.dtype == "fp8";
@@ -72,14 +72,14 @@ uint64_t write_hf_checkpoint(const std::string& dir, ModelConfig c, const std::v
   constexpr int64_t kBlock = 128;
   const io::DType plain = o.dtype == "f32" ? io::DType::F32 : io::DType::BF16;
 
-  auto get = [values](const HfTensorSpec& s) {
+  auto get = [values](const TensorSpec& s) {
     std::vector<float> v;
     values(s, v);
     if (v.size() != s.numel()) fail("tensor '", s.name, "': got ", v.size(), " values, expected ", s.numel());
     return v;
   };
   std::vector<Out> outs;
-  for (const HfTensorSpec& s : specs) {
+  for (const TensorSpec& s : specs) {
     const uint64_t n = s.numel();
     if (s.role == TensorRole::Bias) {  // the gate bias is F32 in published checkpoints
       outs.push_back({s.name, io::DType::F32, s.shape, n * 4, [s, get](uint8_t* dst, uint64_t) {

@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "model/config.h"
-#include "model/hf_layout.h"
+#include "model/tensor_table.h"
 
 namespace dsv3::model {
 
@@ -25,11 +25,11 @@ struct HfWriteOptions {
 //! Fills `out` with the spec.numel() fp32 values of a tensor. May be called more than once
 //! per tensor (FP8 needs the values for the codes and again for the scales), so it must
 //! return the same values every time.
-using HfTensorValues = std::function<void(const HfTensorSpec& spec, std::vector<float>& out)>;
+using HfTensorValues = std::function<void(const TensorSpec& spec, std::vector<float>& out)>;
 
 //! Writes `specs` (in order) into `dir`, created if needed. config.json is `config` with
 //! torch_dtype and quantization_config set to match the dtype. Returns bytes of tensor data.
-uint64_t write_hf_checkpoint(const std::string& dir, ModelConfig config, const std::vector<HfTensorSpec>& specs,
+uint64_t write_hf_checkpoint(const std::string& dir, ModelConfig config, const std::vector<TensorSpec>& specs,
                              const HfTensorValues& values, const HfWriteOptions& opts);
 
 //! FP8 block scales of a [rows, cols] matrix: amax / 448 per bs x bs block (1 for an

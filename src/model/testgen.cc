@@ -4,8 +4,8 @@
 
 #include "base/error.h"
 #include "base/rng.h"
-#include "model/hf_layout.h"
 #include "model/hf_writer.h"
+#include "model/tensor_table.h"
 
 namespace dsv3::model {
 namespace {
@@ -135,7 +135,7 @@ const Preset kPresets[] = {
 
 // Values of a tensor, generated from its own seed so tensors can be produced in any order;
 // tied MTP copies use the seed of the tensor they copy, so they hold the same values.
-void generate(const HfTensorSpec& s, uint64_t seed, std::vector<float>& out) {
+void generate(const TensorSpec& s, uint64_t seed, std::vector<float>& out) {
   out.resize(s.numel());
   Rng rng(seed ^ hash_name(s.source));
   const int64_t in = s.shape.size() == 2 ? s.shape[1] : 1;
@@ -181,8 +181,8 @@ uint64_t make_test_model(const TestModelOptions& o) {
   if (o.shards < 1) fail("--shards must be at least 1");
   if (o.out.empty()) fail("--out is required");
   const uint64_t seed = o.seed;
-  return write_hf_checkpoint(o.out, c, hf_tensor_specs(c),
-                             [seed](const HfTensorSpec& s, std::vector<float>& v) { generate(s, seed, v); },
+  return write_hf_checkpoint(o.out, c, tensor_table(c),
+                             [seed](const TensorSpec& s, std::vector<float>& v) { generate(s, seed, v); },
                              HfWriteOptions{o.dtype, o.shards, o.progress});
 }
 

@@ -1,9 +1,11 @@
 #include "model/weights.h"
 
 #include <cstring>
+#include <type_traits>
 
 #include "base/error.h"
 #include "base/numeric.h"
+#include "model/tensor_table.h"
 
 namespace dsv3::model {
 namespace {
@@ -113,80 +115,37 @@ class Binder {
   std::set<std::string> used_;
 };
 
-MlpWeights bind_mlp(Binder& b, const std::string& p, int64_t hidden, int64_t inter) {
-  MlpWeights m;
-  m.gate = b.matrix(p + "gate_proj.weight", inter, hidden);
-  m.up = b.matrix(p + "up_proj.weight", inter, hidden);
-  m.down = b.matrix(p + "down_proj.weight", hidden, inter);
-  return m;
-}
-
-LayerWeights bind_layer(Binder& b, const ModelConfig& c, int64_t i) {
-  const std::string p = "model.layers." + std::to_string(i) + ".";
-  const int64_t H = c.num_attention_heads, D = c.hidden_size;
-  LayerWeights L;
-  L.attn_norm = b.vector(p + "input_layernorm.weight", D);
-  L.mlp_norm = b.vector(p + "post_attention_layernorm.weight", D);
-  AttentionWeights& a = L.attn;
-  const std::string ap = p + "self_attn.";
-  if (c.q_lora_rank > 0) {
-    a.q_a = b.matrix(ap + "q_a_proj.weight", c.q_lora_rank, D);
-    a.q_a_norm = b.vector(ap + "q_a_layernorm.weight", c.q_lora_rank);
-    a.q_b = b.matrix(ap + "q_b_proj.weight", H * c.qk_head_dim(), c.q_lora_rank);
-  } else {
-    a.q = b.matrix(ap + "q_proj.weight", H * c.qk_head_dim(), D);
-  }
-  a.kv_a = b.matrix(ap + "kv_a_proj_with_mqa.weight", c.latent_dim(), D);
-  a.kv_a_norm = b.vector(ap + "kv_a_layernorm.weight", c.kv_lora_rank);
-  a.kv_b = b.matrix(ap + "kv_b_proj.weight", H * (c.qk_nope_head_dim + c.v_head_dim), c.kv_lora_rank);
-  a.o = b.matrix(ap + "o_proj.weight", D, H * c.v_head_dim);
-  L.moe = c.is_moe_layer(i);
-  const std::string mp = p + "mlp.";
-  if (L.moe) {
-    MoeWeights& m = L.experts;
-    m.gate = b.matrix(mp + "gate.weight", c.n_routed_experts, D, /*allow_fp8=*/false);
-    if (c.topk_method == TopkMethod::NoauxTc)
-      m.bias = b.vector(mp + "gate.e_score_correction_bias", c.n_routed_experts);
-    m.experts.reserve(size_t(c.n_routed_experts));
-    for (int64_t e = 0; e < c.n_routed_experts; ++e)
-      m.experts.push_back(bind_mlp(b, mp + "experts." + std::to_string(e) + ".", D, c.moe_intermediate_size));
-    if (c.n_shared_experts > 0)
-      m.shared = bind_mlp(b, mp + "shared_experts.", D, c.n_shared_experts * c.moe_intermediate_size);
-  } else {
-    L.dense = bind_mlp(b, mp, D, c.intermediate_size);
-  }
-  return L;
-}
-
 }  // namespace
 
 ModelWeights ModelWeights::bind(const ModelConfig& c, std::shared_ptr<const io::Checkpoint> ck, bool load_mtp) {
   ModelWeights w;
   w.checkpoint = ck;
   Binder b(c, *ck, w);
-  const int64_t D = c.hidden_size, V = c.vocab_size;
-  w.embed = b.matrix("model.embed_tokens.weight", V, D, false);
-  w.layers.reserve(size_t(c.num_hidden_layers));
-  for (int64_t i = 0; i < c.num_hidden_layers; ++i) w.layers.push_back(bind_layer(b, c, i));
-  w.final_norm = b.vector("model.norm.weight", D);
-  if (c.tie_word_embeddings && !b.has("lm_head.weight")) w.lm_head = w.embed;
-  else w.lm_head = b.matrix("lm_head.weight", V, D, false);
+  const std::vector<TensorSpec> table = tensor_table(c);
+  // The matrix already bound for `name` (fallbacks come later in the table than their targets).
+  auto bound = [&](const std::string& name) {
+    kernels::WeightMatrix out;
+    for (const TensorSpec& t : table)
+      if (t.name == name)
+        bind_member(t, w, [&](auto& m) {
+          if constexpr (std::is_same_v<std::decay_t<decltype(m)>, kernels::WeightMatrix>) out = m;
+        });
+    DSV3_CHECK(!out.empty(), "fallback tensor ", name, " is not bound");
+    return out;
+  };
+  for (const TensorSpec& s : table) {
+    if (s.mtp && !load_mtp) continue;
+    const bool absent = !s.fallback.empty() && !b.has(s.name);
+    const kernels::WeightMatrix stand_in = absent ? bound(s.fallback) : kernels::WeightMatrix{};
+    bind_member(s, w, [&](auto& m) {
+      if constexpr (std::is_same_v<std::decay_t<decltype(m)>, kernels::WeightMatrix>)
+        m = absent ? stand_in : b.matrix(s.name, s.shape.at(0), s.shape.at(1), s.fp8_eligible);
+      else
+        m = b.vector(s.name, s.shape.at(0));
+    });
+  }
 
   const std::string mtp_prefix = "model.layers." + std::to_string(c.num_hidden_layers) + ".";
-  if (load_mtp && c.num_nextn_predict_layers > 0) {
-    MtpWeights m;
-    m.enorm = b.vector(mtp_prefix + "enorm.weight", D);
-    m.hnorm = b.vector(mtp_prefix + "hnorm.weight", D);
-    m.eh_proj = b.matrix(mtp_prefix + "eh_proj.weight", D, 2 * D, false);
-    // Published checkpoints store copies of the shared embedding and head; re-exports that
-    // drop them still work because the model's own are the same parameters.
-    m.embed = b.has(mtp_prefix + "embed_tokens.weight") ? b.matrix(mtp_prefix + "embed_tokens.weight", V, D, false) : w.embed;
-    m.head = b.has(mtp_prefix + "shared_head.head.weight") ? b.matrix(mtp_prefix + "shared_head.head.weight", V, D, false)
-                                                           : w.lm_head;
-    m.head_norm = b.vector(mtp_prefix + "shared_head.norm.weight", D);
-    m.block = bind_layer(b, c, c.num_hidden_layers);
-    w.mtp = std::move(m);
-  }
   for (const std::string& name : ck->names()) {
     if (b.used().count(name)) continue;
     if (!load_mtp && name.rfind(mtp_prefix, 0) == 0) continue;

@@ -1,6 +1,7 @@
-// Every tensor the model reads, declared with its expected shape and dtype and bound
-// zero-copy to the mmapped checkpoint. Loading fails with the tensor's name and shard when a
-// tensor is missing or has the wrong shape/dtype; tensors nobody asked for are reported.
+// Every tensor the model reads, as model/tensor_table.h declares it (name, shape, whether
+// FP8 is allowed), bound zero-copy to the mmapped checkpoint through bind_member. Loading
+// fails with the tensor's name and shard when a tensor is missing or has the wrong
+// shape/dtype; tensors nobody asked for are reported.
 #pragma once
 
 #include <cstdint>
@@ -67,7 +68,9 @@ struct ModelWeights {
   uint64_t bytes_by_dtype[16] = {};   // bound bytes, indexed by io::DType
 
   //! Binds every tensor of `config` from `checkpoint`. `load_mtp` false skips the MTP layer
-  //! (its tensors are then reported neither missing nor unused).
+  //! (its tensors are then reported neither missing nor unused). A tensor the table gives a
+  //! fallback (the MTP layer's copies of embedding and head; lm_head when
+  //! tie_word_embeddings) may be absent and is then the fallback's matrix.
   static ModelWeights bind(const ModelConfig& config, std::shared_ptr<const io::Checkpoint> checkpoint,
                            bool load_mtp = true);
 };

@@ -4,8 +4,8 @@
 #include <filesystem>
 
 #include "base/error.h"
-#include "model/hf_layout.h"
 #include "model/hf_writer.h"
+#include "model/tensor_table.h"
 
 namespace dsv3::train {
 namespace {
@@ -21,9 +21,9 @@ std::string shape_str(const std::vector<int64_t>& s) {
 uint64_t export_hf_checkpoint(const std::string& dir, const model::ModelConfig& config,
                               const std::map<std::string, ExportTensor>& tensors, const ExportOptions& opts) {
   namespace fs = std::filesystem;
-  const std::vector<model::HfTensorSpec> specs = model::hf_tensor_specs(config);
-  std::map<std::string, const model::HfTensorSpec*> wanted;
-  for (const model::HfTensorSpec& s : specs) {
+  const std::vector<model::TensorSpec> specs = model::tensor_table(config);
+  std::map<std::string, const model::TensorSpec*> wanted;
+  for (const model::TensorSpec& s : specs) {
     if (s.tied()) continue;
     wanted[s.name] = &s;
     const auto it = tensors.find(s.name);
@@ -35,7 +35,7 @@ uint64_t export_hf_checkpoint(const std::string& dir, const model::ModelConfig& 
   for (const auto& [name, t] : tensors)
     if (!wanted.count(name)) fail("export: tensor '", name, "' has no place in the checkpoint layout of this config");
 
-  auto values = [&tensors](const model::HfTensorSpec& s, std::vector<float>& out) {
+  auto values = [&tensors](const model::TensorSpec& s, std::vector<float>& out) {
     const ExportTensor& t = tensors.at(s.source);  // tied MTP copies read the main tensor
     out.assign(t.data, t.data + s.numel());
   };

@@ -1,6 +1,6 @@
 // Export of a trained model in the published Hugging Face layout, so `dsv3 generate`,
 // `dsv3 chat` and any DeepSeek-V3 loader read it: config.json, safetensors shards + index
-// with every tensor model::hf_tensor_specs() lists (the MTP layer's embed_tokens and
+// with every tensor model::tensor_table() lists (the MTP layer's embed_tokens and
 // shared_head.head written from the tied main tensors), gate biases as F32, weights BF16, F32
 // or FP8 e4m3 with 128x128 block scales; tokenizer.json / tokenizer_config.json copied.
 #pragma once

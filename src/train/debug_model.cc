@@ -22,14 +22,14 @@ DebugMoeBigram::DebugMoeBigram(int64_t vocab, int64_t dim, int64_t experts, uint
   auto add = [&](std::string name, std::vector<int64_t> shape) {
     int64_t n = 1;
     for (int64_t d : shape) n *= d;
-    t_.push_back(Tensor{std::move(name), std::move(shape), std::vector<float>(size_t(n)), std::vector<float>(size_t(n))});
+    t_.push_back(Param{std::move(name), std::move(shape), std::vector<float>(size_t(n)), std::vector<float>(size_t(n))});
   };
   add("embed", {V_, D_});
   add("gate", {E_, D_});
   for (int64_t e = 0; e < E_; ++e) add("experts." + std::to_string(e), {D_, D_});
   add("head", {V_, D_});
   add("out_scale", {D_});
-  for (Tensor& t : t_) {
+  for (Param& t : t_) {
     Rng rng(seed ^ hash_name(t.name));
     if (t.name == "out_scale") {
       std::fill(t.value.begin(), t.value.end(), 1.0f);
@@ -43,7 +43,7 @@ DebugMoeBigram::DebugMoeBigram(int64_t vocab, int64_t dim, int64_t experts, uint
 
 std::vector<ParamView> DebugMoeBigram::params() {
   std::vector<ParamView> out;
-  for (Tensor& t : t_) out.push_back(ParamView{&t.name, &t.shape, t.value.data(), t.grad.data()});
+  for (Param& t : t_) out.push_back(t.view());
   return out;
 }
 
@@ -55,7 +55,7 @@ std::vector<float>& DebugMoeBigram::gate_bias(int64_t moe_layer) {
 std::string DebugMoeBigram::gate_bias_name(int64_t) const { return "gate.e_score_correction_bias"; }
 
 void DebugMoeBigram::zero_grad() {
-  for (Tensor& t : t_) std::fill(t.grad.begin(), t.grad.end(), 0.0f);
+  for (Param& t : t_) std::fill(t.grad.begin(), t.grad.end(), 0.0f);
 }
 
 LossTerms DebugMoeBigram::loss_and_grad(const int32_t* tokens, int64_t T, const LossWeights& w, float grad_scale) {
@@ -71,10 +71,10 @@ LossTerms DebugMoeBigram::run(const int32_t* tokens, int64_t T, const LossWeight
   for (int64_t i = 0; i < T; ++i)
     if (tokens[i] < 0 || tokens[i] >= V_) fail("token id ", tokens[i], " at position ", i, " is outside the vocabulary of ", V_);
   const int64_t N = T - 1, D = D_, E = E_, V = V_;
-  Tensor& embed = t_[kEmbed];
-  Tensor& gate = t_[kGate];
-  Tensor& head = t_[size_t(kExperts + E)];
-  Tensor& scale = t_[size_t(kExperts + E + 1)];
+  Param& embed = t_[kEmbed];
+  Param& gate = t_[kGate];
+  Param& head = t_[size_t(kExperts + E)];
+  Param& scale = t_[size_t(kExperts + E + 1)];
 
   // Forward, keeping what the backward needs: scores, choice, expert output, logits' softmax.
   std::vector<float> s(size_t(N * E)), u(size_t(N * D)), y(size_t(N * D)), p(size_t(N * V));
@@ -195,7 +195,7 @@ LossTerms DebugMoeBigram::run(const int32_t* tokens, int64_t T, const LossWeight
     }
     const int64_t e = choice[size_t(t)];
     const double se = st[e];
-    Tensor& A = t_[size_t(kExperts + e)];
+    Param& A = t_[size_t(kExperts + e)];
     double dse = 0;
     for (int64_t r = 0; r < D; ++r) {
       dse += dy[size_t(r)] * ut[r];

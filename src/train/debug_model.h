@@ -34,16 +34,11 @@ class DebugMoeBigram final : public Trainable {
   void zero_grad() override;
 
  private:
-  struct Tensor {
-    std::string name;
-    std::vector<int64_t> shape;
-    std::vector<float> value, grad;
-  };
   LossTerms run(const int32_t* tokens, int64_t T, const LossWeights& w, float grad_scale, bool backward);
 
   ThreadPool* pool_;
   int64_t V_, D_, E_;
-  std::vector<Tensor> t_;  // embed, gate, experts.0.., head, out_scale
+  std::vector<Param> t_;  // embed, gate, experts.0.., head, out_scale
   std::vector<float> bias_;
 };
 

@@ -4,13 +4,11 @@
 #include "model/testgen.h"
 #include "train/debug_model.h"
 #include "train/model_grad.h"
-#include "train/train_model_adapter.h"
 
 namespace dsv3::train {
 
 model::ModelConfig run_model_config(const RunConfig& run, int64_t tokenizer_vocab) {
-  model::ModelConfig c = run.model.config.empty() ? model::test_model_config(run.model.preset)
-                                                  : model::ModelConfig::load(run.model.config);
+  model::ModelConfig c = run.model.config.empty() ? model::test_model_config(run.model.preset) : model::ModelConfig::load(run.model.config);
   if (!run.model.preset.empty() && c.vocab_size < tokenizer_vocab) {
     // Presets are sized for no tokenizer in particular: pad to the tokenizer as V3 pads
     // 128815 ids to 129280 rows.
@@ -27,8 +25,7 @@ std::unique_ptr<Trainable> make_trainable(const RunConfig& run, int64_t tokenize
                                             pool);
   if (run.model.type == "deepseek_v3") {
     const model::ModelConfig cfg = run_model_config(run, tokenizer_vocab);
-    return std::make_unique<TrainModelAdapter<TrainModel, LossOptions>>(
-        TrainModel::init(cfg, run.seed, run.init_std, pool));
+    return std::make_unique<TrainModel>(TrainModel::init(cfg, run.seed, run.init_std, pool));
   }
   fail(run.source, ": unknown model.type '", run.model.type, "'");
 }

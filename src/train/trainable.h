@@ -1,8 +1,8 @@
 // What the training loop needs from a model, and nothing more: named fp32 parameters with
 // gradient buffers, the MoE gate biases the balancer adjusts, and a loss that adds its
-// gradient in. The DeepSeek-V3 training core (train::TrainModel) plugs in through a thin
-// adapter (see make_trainable in train/model_factory.h); DebugMoeBigram (train/debug_model.h)
-// is a small model implementing it for tests and for checking a run end to end.
+// gradient in. The DeepSeek-V3 model (train::TrainModel, train/model_grad.h) implements it;
+// so does DebugMoeBigram (train/debug_model.h), a small model for tests and for checking a
+// run end to end. make_trainable (train/model_factory.h) builds the one a run asks for.
 #pragma once
 
 #include <cstdint>
@@ -26,6 +26,15 @@ struct ParamView {
     for (int64_t d : *shape) n *= uint64_t(d);
     return n;
   }
+};
+
+//! A parameter's storage: fp32 values and a gradient of the same layout.
+struct Param {
+  std::string name;
+  std::vector<int64_t> shape;
+  std::vector<float> value, grad;  // grad is empty for tensors no gradient reaches (gate biases)
+  //! Valid while this Param neither moves nor changes size.
+  ParamView view() { return ParamView{&name, &shape, value.data(), grad.data()}; }
 };
 
 //! Loss weights of one step (see docs/training.md). In classic mode the trainer passes the
