@@ -115,6 +115,17 @@ inline void decode_row_unscaled(const WeightMatrix& w, int64_t r, float* out) {
   for (; c < K; ++c) out[c] = w.raw_at(r, c) * 0.00390625f;
 }
 
+// acc[i][t] += w[i] * x[t][k, k + N) for R weight vectors and TT tokens: one vector step of
+// a register tile (the same operations in the same order for the panel and direct paths).
+template <int R, int TT>
+inline void fma_step(const typename V::F (&w)[R], const float* x, int64_t x_stride, int64_t k,
+                     typename V::F (&acc)[R][TT]) {
+  for (int t = 0; t < TT; ++t) {
+    const typename V::F xv = V::load(x + t * x_stride + k);
+    for (int i = 0; i < R; ++i) acc[i][t] = V::fma(w[i], xv, acc[i][t]);
+  }
+}
+
 // acc[i][t] over the vector part of k, then horizontal sums plus the scalar tail.
 template <int R, int TT>
 inline void micro_kernel(const float* panel, int64_t K, const float* x, int64_t x_stride, float* y, int64_t y_stride) {
@@ -126,10 +137,7 @@ inline void micro_kernel(const float* panel, int64_t K, const float* x, int64_t 
   for (int64_t k = 0; k < kv; k += N) {
     typename V::F wv[R];
     for (int i = 0; i < R; ++i) wv[i] = V::load(panel + i * K + k);
-    for (int t = 0; t < TT; ++t) {
-      const typename V::F xv = V::load(x + t * x_stride + k);
-      for (int i = 0; i < R; ++i) acc[i][t] = V::fma(wv[i], xv, acc[i][t]);
-    }
+    fma_step<R, TT>(wv, x, x_stride, k, acc);
   }
   for (int i = 0; i < R; ++i)
     for (int t = 0; t < TT; ++t) {
@@ -226,24 +234,15 @@ inline void micro_kernel_direct(const WeightMatrix& w, const int64_t* row, const
       for (int i = 0; i < R; ++i) __builtin_prefetch(rows[i] + ahead + (k + N) * L::kBytes, 0, 3);
     typename V::F lo[R], hi[R];
     for (int i = 0; i < R; ++i) L::load2(rows[i], k, lo[i], hi[i]);
-    for (int t = 0; t < TT; ++t) {
-      const typename V::F xv = V::load(x + t * x_stride + k);
-      for (int i = 0; i < R; ++i) acc[i][t] = V::fma(lo[i], xv, acc[i][t]);
-    }
-    for (int t = 0; t < TT; ++t) {
-      const typename V::F xv = V::load(x + t * x_stride + k + N);
-      for (int i = 0; i < R; ++i) acc[i][t] = V::fma(hi[i], xv, acc[i][t]);
-    }
+    fma_step<R, TT>(lo, x, x_stride, k, acc);
+    fma_step<R, TT>(hi, x, x_stride, k + N, acc);
   }
   for (; k < kv; k += N) {
     if ((k & (kLine - 1)) == 0)
       for (int i = 0; i < R; ++i) __builtin_prefetch(rows[i] + ahead + k * L::kBytes, 0, 3);
     typename V::F wv[R];
     for (int i = 0; i < R; ++i) wv[i] = L::load(rows[i], k);
-    for (int t = 0; t < TT; ++t) {
-      const typename V::F xv = V::load(x + t * x_stride + k);
-      for (int i = 0; i < R; ++i) acc[i][t] = V::fma(wv[i], xv, acc[i][t]);
-    }
+    fma_step<R, TT>(wv, x, x_stride, k, acc);
   }
   for (int i = 0; i < R; ++i)
     for (int t = 0; t < TT; ++t) {
