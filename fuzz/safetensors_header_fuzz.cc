@@ -1,4 +1,4 @@
-// libFuzzer target for parse_safetensors_header. Any input may be rejected with dsv3::Error;
+// libFuzzer target for io::parse_safetensors_header. Any input may be rejected with dsv3::Error;
 // any other exception, a crash, a sanitizer report or an accepted header that breaks the
 // documented invariants is a bug.
 //
@@ -14,11 +14,11 @@
 
 namespace {
 
-void check_invariants(const dsv3::SafetensorsHeader& h, uint64_t data_size) {
+void check_invariants(const dsv3::io::SafetensorsHeader& h, uint64_t data_size) {
   uint64_t at = 0;
-  for (const dsv3::TensorInfo& t : h.tensors) {
+  for (const dsv3::io::TensorInfo& t : h.tensors) {
     if (t.begin != at || t.end < t.begin) std::abort();
-    uint64_t bytes = dsv3::dtype_size(t.dtype);
+    uint64_t bytes = dsv3::io::dtype_size(t.dtype);
     bool zero = false;
     for (int64_t d : t.shape) {
       if (d < 0) std::abort();
@@ -28,7 +28,7 @@ void check_invariants(const dsv3::SafetensorsHeader& h, uint64_t data_size) {
     else
       for (int64_t d : t.shape)
         if (__builtin_mul_overflow(bytes, uint64_t(d), &bytes)) std::abort();
-    if (bytes != t.nbytes() || t.numel() * dsv3::dtype_size(t.dtype) != bytes) std::abort();
+    if (bytes != t.nbytes() || t.numel() * dsv3::io::dtype_size(t.dtype) != bytes) std::abort();
     at = t.end;
   }
   if (at != data_size) std::abort();
@@ -36,7 +36,7 @@ void check_invariants(const dsv3::SafetensorsHeader& h, uint64_t data_size) {
 
 void try_parse(std::string_view json, uint64_t data_size) {
   try {
-    check_invariants(dsv3::parse_safetensors_header(json, data_size, "fuzz.safetensors"), data_size);
+    check_invariants(dsv3::io::parse_safetensors_header(json, data_size, "fuzz.safetensors"), data_size);
   } catch (const dsv3::Error&) {
   }
 }
