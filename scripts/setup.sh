@@ -10,6 +10,7 @@ packages=(
   nlohmann-json3-dev libcli11-dev libpcre2-dev  # JSON, command line, tokenizer regexes
   clang libclang-rt-14-dev                      # libFuzzer target for the safetensors header parser
   python3 python3-numpy python3-torch           # the PyTorch reference (scripts/reference.py)
+  python3-jinja2                                # Python's Jinja for the chat-template goldens
   libcpp-httplib-dev                            # HTTP server (dsv3 serve)
   libopenmpi-dev openmpi-bin                    # data-parallel training (mpirun -np N dsv3 train)
   bible-kjv bible-kjv-text                      # training text of the default model
