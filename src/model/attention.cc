@@ -175,8 +175,11 @@ void mla_attention(Workspace& ws, const ModelConfig& c, const AttentionWeights& 
     const int64_t L = sq.start + sq.T;
     const float* lat0 = sq.cache->contiguous(layer);
     if (!lat0) {  // scattered pages: the kv_b expansion wants one strided block
+      std::vector<const float*>& rows = ws.latent_rows;
+      rows.resize(size_t(L));
+      sq.cache->rows(layer, L, rows.data());
       float* const g = ws.gathered.get(size_t(L * dim));
-      for (int64_t j = 0; j < L; ++j) std::copy_n(sq.cache->row(layer, j), dim, &g[size_t(j * dim)]);
+      for (int64_t j = 0; j < L; ++j) std::copy_n(rows[size_t(j)], dim, &g[size_t(j * dim)]);
       lat0 = g;
     }
     naive_attention(ws, c, a, &q[sq.row0 * H * qk], sq.T, sq.start, lat0, scale, &attn[sq.row0 * H * vd]);

@@ -1,5 +1,5 @@
 // Where a sequence's latent KV cache lives. The model only needs a row per (layer, position):
-// a contiguous buffer (KvCache) and a paged pool shared by many sequences (the server's
+// a contiguous buffer (KvCache) and a paged pool shared by many sequences (the engine's
 // runtime::PagedLatentCache) both provide that, so attention never knows which one it reads.
 #pragma once
 

@@ -51,9 +51,10 @@ GenerateResult generate(Engine& engine, const std::vector<int32_t>& prompt, cons
       r.prompt_tokens = f->prompt_tokens;
       r.reused_tokens = f->cached_tokens;
       r.completion_tokens = f->completion_tokens;
-      r.prefill_seconds = f->first_token_seconds - f->queue_seconds;
-      r.decode_seconds = f->total_seconds - f->first_token_seconds;
-      if (f->completion_tokens == 0) r.prefill_seconds = f->total_seconds - f->queue_seconds, r.decode_seconds = 0;
+      // No token: the whole run after admission was prefill.
+      const double first = f->completion_tokens > 0 ? f->first_token_seconds : f->total_seconds;
+      r.prefill_seconds = first - f->queue_seconds;
+      r.decode_seconds = f->total_seconds - first;
       return r;
     }
   }

@@ -136,8 +136,8 @@ struct Exchange {
           const runtime::FinishInfo& f = *choices[i].done;
           for (ojson& c : render->finish(i, f))
             if (!chunk(std::move(c))) return false;
-          if (f.reason == runtime::FinishReason::Error) return send(api::ApiError(500, f.error, "server_error").to_json());
-          return true;
+          if (f.reason != runtime::FinishReason::Error) return true;
+          return send(api::ApiError(500, f.error, "server_error").to_json());
         },
         [] { return true; });
     if (!ok) return false;
@@ -192,9 +192,11 @@ void respond(ServeContext& ctx, Plan plan, httplib::Response& res) {
   auto ex = std::make_shared<Exchange>(ctx, plan);
   if (plan.stream) {
     res.set_header("Cache-Control", "no-cache");
-    res.set_chunked_content_provider("text/event-stream", [ex](size_t, httplib::DataSink& sink) { return ex->stream(sink); });
+    res.set_chunked_content_provider("text/event-stream",
+                                     [ex](size_t, httplib::DataSink& sink) { return ex->stream(sink); });
   } else {
-    res.set_chunked_content_provider("application/json", [ex](size_t, httplib::DataSink& sink) { return ex->whole(sink); });
+    res.set_chunked_content_provider("application/json",
+                                     [ex](size_t, httplib::DataSink& sink) { return ex->whole(sink); });
   }
 }
 
