@@ -14,7 +14,7 @@ namespace dsv3::testutil {
 inline std::vector<kernels::Isa> supported_isas() {
   std::vector<kernels::Isa> out;
   const kernels::Isa before = kernels::active_isa();
-  for (kernels::Isa i : {kernels::Isa::Scalar, kernels::Isa::Avx2, kernels::Isa::Avx512})
+  for (kernels::Isa i : {kernels::Isa::Scalar, kernels::Isa::Avx2, kernels::Isa::Avx512, kernels::Isa::Avx512Bf16})
     if (kernels::set_isa(i)) out.push_back(i);
   kernels::set_isa(before);
   return out;

@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <vector>
 
+#include "kernels/numerics.h"
 #include "threading/pool.h"
 
 namespace dsv3::kernels {
@@ -19,6 +20,9 @@ class Context {
   Context& operator=(const Context&) = delete;
 
   ThreadPool& pool() const { return *pool_; }
+  //! How matmul() computes (numerics.h); fp32 unless the owner chooses otherwise.
+  Numerics numerics() const { return numerics_; }
+  void set_numerics(Numerics n) { numerics_ = n; }
   int threads() const { return pool_->size(); }
 
   //! At least n floats for pool thread `thread` (0 is the calling thread), kept and reused
@@ -40,6 +44,7 @@ class Context {
     return b.data();
   }
   ThreadPool* pool_;
+  Numerics numerics_ = Numerics::Fp32;
   std::vector<std::vector<float>> scratch_;  // one per pool thread
   std::vector<float> pack_a_, pack_b_;
 };

@@ -1,8 +1,11 @@
 #include "kernels/matmul.h"
 
+#include <algorithm>
 #include <atomic>
+#include <vector>
 
 #include "base/error.h"
+#include "kernels/bf16.h"
 #include "kernels/isa.h"
 #include "kernels/simd/table.h"
 #include "kernels/vector_ops.h"
@@ -20,7 +23,37 @@ void count_rows(const WeightMatrix& w, int64_t r0, int64_t r1) {
 
 }  // namespace
 
-size_t matmul_scratch(const WeightMatrix& w) { return size_t(kSimdRowsScratch) * size_t(w.cols); }
+size_t matmul_scratch(const WeightMatrix& w) {
+  // BF16: the activation chunk and the panel as BF16 [*, K64], then one decoded fp32 row.
+  const size_t bf16 = (size_t(kSimdRowsScratch) * size_t(bf16_padded(w.cols)) + 1) / 2 + size_t(w.cols) + 16;
+  return std::max(size_t(kSimdRowsScratch) * size_t(w.cols), bf16);
+}
+
+void matmul_rows_bf16_ref(const WeightMatrix& w, int64_t r0, int64_t r1, const float* x, int64_t x_stride,
+                          int64_t T, float* y, int64_t y_stride) {
+  count_rows(w, r0, r1);
+  const int64_t K = w.cols, K64 = bf16_padded(K);
+  const bool fp8 = w.dtype == io::DType::F8_E4M3;
+  // Element k of the summation order (bf16.h): FP8 in kernel order, the rest in order.
+  auto element = [&](int64_t p) { return fp8 ? p / kBf16Block * kBf16Block + fp8_order_element(int(p % kBf16Block)) : p; };
+  std::vector<uint16_t> wb(static_cast<size_t>(K64)), xb(static_cast<size_t>(K64));
+  for (int64_t r = r0; r < r1; ++r) {
+    for (int64_t p = 0; p < K64; ++p) {
+      const int64_t c = element(p);
+      wb[size_t(p)] = c >= K ? 0 : w.dtype == io::DType::BF16 ? static_cast<const uint16_t*>(w.data)[r * K + c]
+                                                                : bf16_round(w.raw_at(r, c));
+    }
+    const float* srow = fp8 ? w.scale + (r / w.block_rows) * w.scale_cols : nullptr;
+    for (int64_t t = 0; t < T; ++t) {
+      const float* xt = x + t * x_stride;
+      for (int64_t p = 0; p < K64; ++p) {
+        const int64_t c = element(p);
+        xb[size_t(p)] = c >= K ? 0 : bf16_round(srow ? xt[c] * srow[c / w.block_cols] : xt[c]);
+      }
+      y[t * y_stride + (r - r0)] = bf16_dot_ref(wb.data(), xb.data(), K64);
+    }
+  }
+}
 
 void matmul_rows_ref(const WeightMatrix& w, int64_t r0, int64_t r1, const float* x, int64_t x_stride, int64_t T,
                      float* y, int64_t y_stride) {
@@ -45,7 +78,13 @@ void matmul_t_rows_ref(const WeightMatrix& w, int64_t r0, int64_t r1, const floa
 }
 
 void matmul_rows(const WeightMatrix& w, int64_t r0, int64_t r1, const float* x, int64_t x_stride, int64_t T,
-                 float* y, int64_t y_stride, float* scratch) {
+                 float* y, int64_t y_stride, float* scratch, Numerics numerics) {
+  if (numerics == Numerics::Bf16) {
+    const SimdKernels* k = reference_kernels() ? nullptr : active_simd();
+    if (!k) return matmul_rows_bf16_ref(w, r0, r1, x, x_stride, T, y, y_stride);  // the portable path too
+    count_rows(w, r0, r1);
+    return k->rows_bf16(w, r0, r1, x, x_stride, T, y, y_stride, scratch);
+  }
   if (reference_kernels()) return matmul_rows_ref(w, r0, r1, x, x_stride, T, y, y_stride);
   count_rows(w, r0, r1);
   if (const SimdKernels* k = active_simd()) return k->rows(w, r0, r1, x, x_stride, T, y, y_stride, scratch);
@@ -57,7 +96,22 @@ void matmul_rows(const WeightMatrix& w, int64_t r0, int64_t r1, const float* x, 
 }
 
 void matmul_t_rows(const WeightMatrix& w, int64_t r0, int64_t r1, const float* x, int64_t x_stride, int64_t T,
-                   float* y, int64_t y_stride, float* scratch) {
+                   float* y, int64_t y_stride, float* scratch, Numerics numerics) {
+  if (numerics == Numerics::Bf16) {
+    // The inputs rounded to BF16, then the fp32 product: with BF16-exact weights every
+    // product is exact, so that is a BF16 product summed over r in order. Tokens go in
+    // chunks that fit the scratch after its w.cols floats of row buffer.
+    const int64_t n = r1 - r0, room = int64_t(matmul_scratch(w)) - w.cols;
+    const int64_t chunk = std::max<int64_t>(1, std::min<int64_t>(T, room / std::max<int64_t>(n, 1)));
+    float* xr = scratch + w.cols;
+    for (int64_t t0 = 0; t0 < T; t0 += chunk) {
+      const int64_t tn = std::min(chunk, T - t0);
+      for (int64_t t = 0; t < tn; ++t)
+        for (int64_t i = 0; i < n; ++i) xr[t * n + i] = bf16_value(bf16_round(x[(t0 + t) * x_stride + i]));
+      matmul_t_rows(w, r0, r1, xr, n, tn, y + t0 * y_stride, y_stride, scratch, Numerics::Fp32);
+    }
+    return;
+  }
   if (reference_kernels()) return matmul_t_rows_ref(w, r0, r1, x, x_stride, T, y, y_stride);
   count_rows(w, r0, r1);
   if (const SimdKernels* k = active_simd()) return k->t_rows(w, r0, r1, x, x_stride, T, y, y_stride, scratch);
@@ -75,10 +129,14 @@ void matmul_t_rows(const WeightMatrix& w, int64_t r0, int64_t r1, const float* x
 }
 
 void matmul(Context& ctx, const WeightMatrix& w, const float* x, int64_t T, float* y) {
-  if (reference_kernels()) return matmul_rows_ref(w, 0, w.rows, x, w.cols, T, y, w.rows);
+  const Numerics n = ctx.numerics();
+  if (reference_kernels()) {
+    if (n == Numerics::Bf16) return matmul_rows_bf16_ref(w, 0, w.rows, x, w.cols, T, y, w.rows);
+    return matmul_rows_ref(w, 0, w.rows, x, w.cols, T, y, w.rows);
+  }
   const size_t need = matmul_scratch(w);
   ctx.pool().parallel_for(w.rows, [&](int th, int64_t r0, int64_t r1) {
-    matmul_rows(w, r0, r1, x, w.cols, T, y + r0, w.rows, ctx.scratch(th, need));
+    matmul_rows(w, r0, r1, x, w.cols, T, y + r0, w.rows, ctx.scratch(th, need), n);
   });
 }
 

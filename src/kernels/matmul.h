@@ -1,5 +1,7 @@
 // Matrix products against checkpoint weights in their stored format (weight_matrix.h),
-// decoded on the fly. Activations are fp32 and accumulation is fp32.
+// decoded on the fly, in either numerics (numerics.h): fp32 activations times exactly
+// decoded weights, or BF16-rounded activations and weights with the summation order of
+// bf16.h. Accumulation is fp32 in both.
 //
 // Every entry point has a scalar twin (the `_ref` functions); set_reference_kernels(true)
 // (isa.h) routes every call to them, which is what `--reference-kernels` does. Each
@@ -15,27 +17,33 @@
 
 namespace dsv3::kernels {
 
-//! y[T, rows] = x[T, cols] * w^T, split by rows over ctx's pool (per-thread scratch from ctx).
+//! y[T, rows] = x[T, cols] * w^T in ctx.numerics(), split by rows over ctx's pool
+//! (per-thread scratch from ctx).
 void matmul(Context& ctx, const WeightMatrix& w, const float* x, int64_t T, float* y);
 
-//! Floats of scratch that matmul_rows and matmul_t_rows need for w.
+//! Floats of scratch that matmul_rows and matmul_t_rows need for w (either numerics).
 size_t matmul_scratch(const WeightMatrix& w);
 
 //! y[t][r - r0] = sum_c w[r][c] * x[t][c] for t < T, r in [r0, r1), on the calling thread.
 //! x rows are x_stride floats apart, y rows y_stride floats apart; scratch: matmul_scratch(w).
 void matmul_rows(const WeightMatrix& w, int64_t r0, int64_t r1, const float* x, int64_t x_stride, int64_t T,
-                 float* y, int64_t y_stride, float* scratch);
+                 float* y, int64_t y_stride, float* scratch, Numerics numerics = Numerics::Fp32);
 
 //! y[t][c] = sum_{r in [r0, r1)} x[t][r - r0] * w[r][c] for all cols c, on the calling thread.
-//! (The transposed product absorbed MLA needs to fold kv_b into the query.)
+//! (The transposed product absorbed MLA needs to fold kv_b into the query.) In bf16 numerics
+//! x is rounded to BF16 and the sums run over r in order (each product exact).
 void matmul_t_rows(const WeightMatrix& w, int64_t r0, int64_t r1, const float* x, int64_t x_stride, int64_t T,
-                   float* y, int64_t y_stride, float* scratch);
+                   float* y, int64_t y_stride, float* scratch, Numerics numerics = Numerics::Fp32);
 
 // Scalar twins.
 void matmul_rows_ref(const WeightMatrix& w, int64_t r0, int64_t r1, const float* x, int64_t x_stride, int64_t T,
                      float* y, int64_t y_stride);
 void matmul_t_rows_ref(const WeightMatrix& w, int64_t r0, int64_t r1, const float* x, int64_t x_stride, int64_t T,
                        float* y, int64_t y_stride);
+//! The BF16 product as bf16.h defines it: x rounded to BF16 (FP8: x times the row block's
+//! scales, then rounded; the e4m3 weights exact), F32/F16 weights rounded to BF16.
+void matmul_rows_bf16_ref(const WeightMatrix& w, int64_t r0, int64_t r1, const float* x, int64_t x_stride,
+                          int64_t T, float* y, int64_t y_stride);
 
 //! Weight bytes the fast and reference products have read since the start (all threads),
 //! for the bench's bytes-per-token figure.

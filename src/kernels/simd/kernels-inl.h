@@ -1,15 +1,16 @@
 // Every fast kernel template, for the ISA translation unit that includes this after defining
-// its vector traits V in namespace dsv3::kernels::DSV3_SIMD_NS (simd/avx2.cc, simd/avx512.cc).
+// its vector traits V in namespace dsv3::kernels::DSV3_SIMD_NS (simd/avx2.cc, simd/avx512.cc, simd/avx512bf16.cc).
 #pragma once
 
 #include "kernels/simd/attention-inl.h"
 #include "kernels/simd/gemm-inl.h"
 #include "kernels/simd/matmul-inl.h"
+#include "kernels/simd/matmul_bf16-inl.h"
 #include "kernels/simd/probe-inl.h"
 
 // The table of this ISA's instantiations.
 #define DSV3_SIMD_KERNEL_TABLE(ns)                                                                              \
   SimdKernels {                                                                                                 \
-    ns::rows, ns::t_rows, ns::dot, ns::axpy, ns::latent_scores, ns::weighted_rows, ns::gemm_tile, ns::fma_probe, \
+    ns::rows, ns::rows_bf16, ns::t_rows, ns::dot, ns::axpy, ns::latent_scores, ns::weighted_rows, ns::gemm_tile, ns::fma_probe, \
         ns::V::N, 2 * ns::V::N                                                                                  \
   }

@@ -22,6 +22,9 @@ constexpr int kGemmMr = 6;
 struct SimdKernels {
   void (*rows)(const WeightMatrix& w, int64_t r0, int64_t r1, const float* x, int64_t x_stride, int64_t T, float* y,
                int64_t y_stride, float* scratch);
+  //! The BF16 product (bf16.h) of rows [r0, r1); scratch: matmul_scratch(w) floats.
+  void (*rows_bf16)(const WeightMatrix& w, int64_t r0, int64_t r1, const float* x, int64_t x_stride, int64_t T,
+                    float* y, int64_t y_stride, float* scratch);
   void (*t_rows)(const WeightMatrix& w, int64_t r0, int64_t r1, const float* x, int64_t x_stride, int64_t T,
                  float* y, int64_t y_stride, float* scratch);
   float (*dot)(const float* a, const float* b, int64_t n);
@@ -44,6 +47,7 @@ const SimdKernels* active_simd();
 #if defined(DSV3_X86_KERNELS)
 extern const SimdKernels kAvx2Kernels;
 extern const SimdKernels kAvx512Kernels;
+extern const SimdKernels kAvx512Bf16Kernels;
 #endif
 
 }  // namespace dsv3::kernels

@@ -41,4 +41,32 @@ struct V {
     hi = _mm256_cvtph_ps(_mm256_extracti128_si256(h, 1));
   }
 };
+
+// BF16 dot-product steps emulated with fp32 FMAs (see the AVX-512 version): the 16 lanes
+// of bf16.h's order are two registers, elements 0-15 of a chunk in lo, 16-31 in hi.
+struct B {
+  static constexpr bool kNative = false;
+  static constexpr int kTok = 1;
+  struct Acc {
+    __m256 lo, hi;
+  };
+  static Acc zero() { return {_mm256_setzero_ps(), _mm256_setzero_ps()}; }
+  static __m256 step(__m256 acc, __m256i va, __m256i vb) {
+    const __m256i hi = _mm256_set1_epi32(int(0xFFFF0000u));
+    acc = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_and_si256(va, hi)), _mm256_castsi256_ps(_mm256_and_si256(vb, hi)),
+                          acc);
+    return _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_slli_epi32(va, 16)),
+                           _mm256_castsi256_ps(_mm256_slli_epi32(vb, 16)), acc);
+  }
+  static Acc dp(Acc acc, const uint16_t* a, const uint16_t* b) {
+    auto ld = [](const uint16_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); };
+    return {step(acc.lo, ld(a), ld(b)), step(acc.hi, ld(a + 16), ld(b + 16))};
+  }
+  static float reduce(Acc a) {
+    const __m256 s8 = _mm256_add_ps(a.lo, a.hi);
+    const __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps(s8, 1));
+    const __m128 s2 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
+    return _mm_cvtss_f32(_mm_add_ss(s2, _mm_movehdup_ps(s2)));
+  }
+};
 }  // namespace dsv3::kernels::avx2

@@ -42,4 +42,30 @@ struct V {
     hi = _mm512_cvtph_ps(_mm512_extracti64x4_epi64(h, 1));
   }
 };
+
+// BF16 dot-product steps (bf16.h's order) emulated with fp32 FMAs, for CPUs without
+// AVX512_BF16: a BF16 pair in a 32-bit lane widens by a mask (odd element) and a shift (even
+// element), and since the product of two BF16 values is exact in fp32, fma(a, b, acc) rounds
+// exactly as vdpbf16ps's add does. Operands must already have subnormals flushed.
+struct B {
+  static constexpr bool kNative = false;
+  static constexpr int kTok = 3;  // register tile: 4 rows x 3 tokens
+  using Acc = __m512;
+  static Acc zero() { return _mm512_setzero_ps(); }
+  static Acc dp(Acc acc, const uint16_t* a, const uint16_t* b) {
+    const __m512i va = _mm512_loadu_si512(a), vb = _mm512_loadu_si512(b);
+    const __m512i hi = _mm512_set1_epi32(int(0xFFFF0000u));
+    acc = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_and_si512(va, hi)), _mm512_castsi512_ps(_mm512_and_si512(vb, hi)),
+                          acc);
+    return _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_slli_epi32(va, 16)),
+                           _mm512_castsi512_ps(_mm512_slli_epi32(vb, 16)), acc);
+  }
+  // The lanes summed as the tree i += 8, 4, 2, 1.
+  static float reduce(Acc a) {
+    const __m256 s8 = _mm256_add_ps(_mm512_castps512_ps256(a), _mm512_extractf32x8_ps(a, 1));
+    const __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps(s8, 1));
+    const __m128 s2 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
+    return _mm_cvtss_f32(_mm_add_ss(s2, _mm_movehdup_ps(s2)));
+  }
+};
 }  // namespace dsv3::kernels::avx512

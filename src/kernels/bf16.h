@@ -1,0 +1,91 @@
+// The BF16 arithmetic every `--numerics bf16` kernel computes, defined by scalar code: the
+// rounding of fp32 to BF16, and the one summation order of a BF16 dot product. Every fast
+// BF16 kernel (simd/matmul_bf16-inl.h, native vdpbf16ps or emulated with fp32 FMAs) gives
+// these results bit for bit, whatever the ISA, T, tiling or thread count.
+//
+// The dot product is the one AVX512_BF16's vdpbf16ps defines (and Zen 5 computes, checked
+// by the tests): the sequence is cut into chunks of 32; lane i of 16 fp32 sums adds the
+// exact product of elements 2i+1, then of elements 2i, of each chunk in turn (each add
+// rounded to nearest even); then the lanes are summed as a tree (i += 8, 4, 2, 1). BF16
+// inputs below FLT_MIN count as zero, as the instruction reads them.
+//
+// FP8 weights are taken in "kernel order": within each 64 elements, the byte-table
+// conversion (vpermi2b, then unpacking bytes into words per 128-bit lane) yields elements
+// 0-7, 16-23, 32-39, 48-55, then 8-15, 24-31, 40-47, 56-63. The activations are laid out in
+// the same order, so the products pair up; only the summation order differs from natural.
+//
+// The helpers are `static`, so every translation unit has its own copy: the per-ISA kernel
+// files (built with AVX-512 flags) include this too, and a shared inline copy could be the
+// one the linker keeps for generic code, which would then crash on older CPUs.
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+
+namespace dsv3::kernels {
+
+constexpr int kBf16Lanes = 16;
+constexpr int kBf16Chunk = 32;
+//! Sequences are padded with zeros to a multiple of this (the FP8 reorder's span).
+constexpr int kBf16Block = 64;
+
+static inline int64_t bf16_padded(int64_t n) { return (n + kBf16Block - 1) / kBf16Block * kBf16Block; }
+
+//! fp32 to BF16, rounding to nearest even; NaN stays NaN (quieted); values below FLT_MIN
+//! become signed zero (as vcvtneps2bf16 does).
+static inline uint16_t bf16_round(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  if ((u & 0x7F800000u) == 0) return uint16_t((u >> 16) & 0x8000u);
+  if ((u & 0x7FFFFFFFu) > 0x7F800000u) return uint16_t((u >> 16) | 0x40u);
+  return uint16_t((u + 0x7FFFu + ((u >> 16) & 1u)) >> 16);
+}
+
+static inline float bf16_value(uint16_t h) {
+  const uint32_t u = uint32_t(h) << 16;
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+
+//! A BF16 input as the dot product reads it: subnormals as zero.
+static inline float bf16_operand(uint16_t h) { return (h & 0x7F80u) == 0 ? 0.0f : bf16_value(h); }
+
+//! The element of a 64-block at kernel-order position p (FP8 weights and their activations).
+static inline int fp8_order_element(int p) {
+  const int half = p / 32, j = (p % 32) / 8, r = p % 8;
+  return 16 * j + 8 * half + r;
+}
+
+//! The scalar twin of every BF16 dot product: a and b hold n values in summation order
+//! (n a multiple of kBf16Chunk).
+static inline float bf16_dot_ref(const uint16_t* a, const uint16_t* b, int64_t n) {
+  float lane[kBf16Lanes] = {};
+  for (int64_t c = 0; c < n; c += kBf16Chunk)
+    for (int i = 0; i < kBf16Lanes; ++i) {
+      lane[i] += bf16_operand(a[c + 2 * i + 1]) * bf16_operand(b[c + 2 * i + 1]);
+      lane[i] += bf16_operand(a[c + 2 * i]) * bf16_operand(b[c + 2 * i]);
+    }
+  for (int w = kBf16Lanes / 2; w >= 1; w /= 2)
+    for (int i = 0; i < w; ++i) lane[i] += lane[i + w];
+  return lane[0];
+}
+
+//! The BF16 bits of the e4m3 value with magnitude bits m (0..127; 127 is NaN): every e4m3
+//! value is exact in BF16, subnormals included. For the byte tables of the FP8 widening.
+static constexpr uint16_t e4m3_magnitude_bf16(int m) {
+  if (m == 0x7F) return 0x7FC0;
+  int e = m >> 3, f = m & 7;
+  if (e == 0) {  // subnormal: f * 2^-9, normalized
+    if (f == 0) return 0;
+    e = 1;
+    while (f < 8) {
+      f <<= 1;
+      --e;
+    }
+    f &= 7;
+  }
+  return uint16_t(((e + 120) << 7) | (f << 4));
+}
+
+}  // namespace dsv3::kernels
