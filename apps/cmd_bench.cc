@@ -1,23 +1,28 @@
 // `dsv3 bench`: prefill and decode speed against this machine's own limits, measured in the
-// same run: read bandwidth (decode is bandwidth-bound) and fp32 FMA peak (prefill is
-// compute-bound).
+// same run: read bandwidth (decode is bandwidth-bound) and the peak of the numerics' products
+// (fp32 FMA or BF16 dot products; prefill is compute-bound). --profile adds where the time
+// and the weight bytes go, phase by phase.
 #include <sys/resource.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "apps/commands.h"
+#include "apps/numerics_flag.h"
 #include "apps/textgen.h"
 #include "base/rng.h"
 #include "kernels/isa.h"
 #include "kernels/matmul.h"
 #include "kernels/probes.h"
+#include "model/flops.h"
 #include "model/model.h"
+#include "model/profile.h"
 #include "threading/pool.h"
 
 namespace dsv3::app {
@@ -35,26 +40,9 @@ struct BenchFlags {
   std::string model;
   int64_t prompt_tokens = 512, gen_tokens = 32, context = 0;
   int reps = 3;
-  bool json = false, hugepages = false;
+  bool json = false, hugepages = false, profile = false;
+  NumericsFlag numerics;
 };
-
-// Multiply-adds per token of every matrix product, plus attention over `ctx` positions.
-double macs_per_token(const model::ModelConfig& c, double ctx) {
-  const double D = double(c.hidden_size), H = double(c.num_attention_heads), R = double(c.kv_lora_rank);
-  const double qk = double(c.qk_head_dim()), v = double(c.v_head_dim), nope = double(c.qk_nope_head_dim);
-  double attn = c.q_lora_rank ? D * double(c.q_lora_rank) + double(c.q_lora_rank) * H * qk : D * H * qk;
-  attn += D * double(c.latent_dim()) + H * (nope + v) * R + H * v * D + ctx * H * (qk + v);
-  double total = 0;
-  for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
-    total += attn;
-    if (c.is_moe_layer(i))
-      total += D * double(c.n_routed_experts) +
-               3 * D * double(c.moe_intermediate_size) * double(c.num_experts_per_tok + c.n_shared_experts);
-    else
-      total += 3 * D * double(c.intermediate_size);
-  }
-  return total + double(c.vocab_size) * D;
-}
 
 // Linux: writing 5 to clear_refs resets the process's peak RSS (VmHWM) to its current RSS.
 void reset_peak_rss() {
@@ -87,8 +75,10 @@ void run(const BenchFlags& f, ThreadPool& pool) {
   const model::ModelConfig& c = model.config();
   const int64_t V = c.vocab_size;
 
+  const kernels::Numerics numerics = f.numerics.value();
   double read_gbs = kernels::probe_read_gb_per_s(pool);  // probed again after the runs; the best counts
   double peak_gflops = kernels::probe_fma_gflops_all(pool, 0.3);
+  double bf16_peak_gflops = kernels::probe_bf16_gflops_all(pool, 0.3);
   reset_peak_rss();  // the probe's 1 GiB buffer is gone and must not count
 
   Rng rng(1234);
@@ -101,6 +91,16 @@ void run(const BenchFlags& f, ThreadPool& pool) {
   std::vector<double> prefill_tps, decode_tps, decode_bytes;
   std::vector<float> logits(size_t(std::max<int64_t>(f.prompt_tokens, 1) * V));
   model::Workspace ws(pool);
+  ws.kernels.set_numerics(numerics);
+  // The profile covers every repetition; it is reported per token.
+  model::Profile prefill_profile, decode_profile;
+  auto profiling = [&](model::Profile* p) {
+    if (!f.profile) return;
+    if (ws.profile) ws.profile->stop();
+    ws.profile = p;
+    pool.set_wait_timer(p ? &p->pool_wait_seconds : nullptr);
+    if (p) p->start();
+  };
   for (int rep = 0; rep < f.reps; ++rep) {
     model::KvCache cache = model.new_cache(cap);
     if (f.context > 0) {  // a long context of synthetic latents: only attention cost matters
@@ -111,19 +111,24 @@ void run(const BenchFlags& f, ThreadPool& pool) {
     }
     const std::vector<int32_t> prompt = random_tokens(f.prompt_tokens);
     if (f.prompt_tokens > 0) {
+      profiling(&prefill_profile);
       const auto t0 = Clock::now();
       model::ForwardOptions fo;
       fo.last_only = true;
       model.forward(ws, prompt.data(), f.prompt_tokens, cache, logits.data(), fo);
       prefill_tps.push_back(double(f.prompt_tokens) / since(t0));
+      profiling(nullptr);
     }
     int32_t next = prompt.empty() ? 0 : prompt.back();
+    profiling(&decode_profile);
     const uint64_t b0 = kernels::weight_bytes_read();
     const auto t0 = Clock::now();
     for (int64_t i = 0; i < f.gen_tokens; ++i) {
       model.forward(ws, &next, 1, cache, logits.data());
+      const model::PhaseScope sampling(ws.profile, model::Phase::Sampling);
       next = int32_t(std::max_element(logits.begin(), logits.begin() + V) - logits.begin());
     }
+    profiling(nullptr);
     if (f.gen_tokens > 0) {
       decode_tps.push_back(double(f.gen_tokens) / since(t0));
       decode_bytes.push_back(double(kernels::weight_bytes_read() - b0) / double(f.gen_tokens));
@@ -133,8 +138,13 @@ void run(const BenchFlags& f, ThreadPool& pool) {
   // Shared machines drift: each limit is the best rate seen before or after the runs.
   read_gbs = std::max(read_gbs, kernels::probe_read_gb_per_s(pool));
   peak_gflops = std::max(peak_gflops, kernels::probe_fma_gflops_all(pool, 0.3));
+  bf16_peak_gflops = std::max(bf16_peak_gflops, kernels::probe_bf16_gflops_all(pool, 0.3));
   const double ptps = median(prefill_tps), dtps = median(decode_tps), dbytes = median(decode_bytes);
-  const double prefill_gflops = ptps * 2 * macs_per_token(c, double(f.context) + double(f.prompt_tokens) / 2) / 1e9;
+  // The prefill computes logits for its last token only.
+  const double prefill_flops_per_token =
+      f.prompt_tokens > 0 ? 2 * model::forward_macs(c, f.context, f.prompt_tokens, true) / double(f.prompt_tokens) : 0;
+  const double prefill_gflops = ptps * prefill_flops_per_token / 1e9;
+  const double limit_gflops = numerics == kernels::Numerics::Bf16 ? bf16_peak_gflops : peak_gflops;
   const double decode_gbs = dtps * dbytes / 1e9;
   nlohmann::json j = {
       {"model", f.model},
@@ -144,36 +154,72 @@ void run(const BenchFlags& f, ThreadPool& pool) {
       {"gen_tokens", f.gen_tokens},
       {"context", f.context},
       {"weight_memory", f.hugepages ? "hugepages" : "map"},
+      {"numerics", kernels::numerics_name(numerics)},
       {"repetitions", f.reps},
       {"prefill_tokens_per_s", ptps},
       {"prefill_gflops", prefill_gflops},
+      {"prefill_flops_per_token", prefill_flops_per_token},
       {"decode_tokens_per_s", dtps},
       {"decode_bytes_per_token", dbytes},
       {"decode_gb_per_s", decode_gbs},
       {"machine_read_gb_per_s", read_gbs},
       {"decode_roofline_fraction", read_gbs > 0 ? decode_gbs / read_gbs : 0},
       {"machine_peak_gflops", peak_gflops},
-      {"prefill_peak_fraction", peak_gflops > 0 ? prefill_gflops / peak_gflops : 0},
+      {"machine_bf16_peak_gflops", bf16_peak_gflops},
+      {"prefill_peak_fraction", limit_gflops > 0 ? prefill_gflops / limit_gflops : 0},
       {"peak_rss_bytes", peak_rss},
       {"load_seconds", load_s},
   };
+  const double prefill_tokens = double(f.prompt_tokens) * f.reps, decode_tokens = double(f.gen_tokens) * f.reps;
+  if (f.profile) {
+    nlohmann::json p = nlohmann::json::object();
+    for (auto [name, prof, n] : {std::tuple{"prefill", &prefill_profile, prefill_tokens},
+                                 std::tuple{"decode", &decode_profile, decode_tokens}}) {
+      if (n <= 0) continue;
+      nlohmann::json phases = nlohmann::json::object();
+      for (size_t i = 0; i < prof->phases.size(); ++i) {
+        const model::PhaseStats& st = prof->phases[i];
+        phases[model::phase_name(model::Phase(i))] = {{"us_per_token", 1e6 * st.seconds / n},
+                                                      {"weight_bytes_per_token", double(st.weight_bytes) / n}};
+      }
+      p[name] = {{"phases", phases}, {"pool_wait_us_per_token", 1e6 * prof->pool_wait_seconds / n}};
+    }
+    j["profile"] = p;
+  }
   if (f.json) {
     std::printf("%s\n", j.dump(2).c_str());
     return;
   }
-  std::printf("model      %s (%s kernels, %d threads, weights %s)\n", f.model.c_str(),
-              kernels::isa_name(kernels::active_isa()), pool.size(),
+  std::printf("model      %s (%s kernels, %s numerics, %d threads, weights %s)\n", f.model.c_str(),
+              kernels::isa_name(kernels::active_isa()), kernels::numerics_name(numerics), pool.size(),
               f.hugepages ? "in huge pages" : "mapped");
-  std::printf("machine    read %.1f GB/s, fp32 FMA peak %.1f GFLOP/s\n", read_gbs, peak_gflops);
+  std::printf("machine    read %.1f GB/s, fp32 FMA peak %.1f GFLOP/s, BF16 dot-product peak %.1f GFLOP/s\n", read_gbs,
+              peak_gflops, bf16_peak_gflops);
   std::printf("load       %.2f s, peak RSS %.2f GB\n", load_s, double(peak_rss) / 1e9);
   if (f.prompt_tokens > 0)
-    std::printf("prefill    %lld tokens: %.1f tokens/s, %.1f GFLOP/s = %.0f%% of peak (median of %d)\n",
-                (long long)f.prompt_tokens, ptps, prefill_gflops, 100 * prefill_gflops / peak_gflops, f.reps);
+    std::printf("prefill    %lld tokens: %.1f tokens/s, %.1f GFLOP/s = %.0f%% of the %s peak (median of %d)\n",
+                (long long)f.prompt_tokens, ptps, prefill_gflops, 100 * prefill_gflops / limit_gflops,
+                numerics == kernels::Numerics::Bf16 ? "BF16" : "fp32 FMA", f.reps);
   if (f.gen_tokens > 0)
     std::printf("decode     %.2f tokens/s at context %lld, %.1f MB weights/token, %.1f GB/s = %.0f%% of read "
                 "bandwidth (median of %d)\n",
                 dtps, (long long)(f.context + f.prompt_tokens), dbytes / 1e6, decode_gbs, 100 * decode_gbs / read_gbs,
                 f.reps);
+  if (!f.profile) return;
+  std::printf("\nprofile (per token; bytes are weights read)   %22s   %22s\n", "prefill", "decode");
+  std::printf("%-28s %12s %10s   %12s %10s\n", "phase", "us", "MB", "us", "MB");
+  for (size_t i = 0; i < prefill_profile.phases.size(); ++i) {
+    const model::PhaseStats& a = prefill_profile.phases[i];
+    const model::PhaseStats& b = decode_profile.phases[i];
+    std::printf("%-28s %12.1f %10.2f   %12.1f %10.2f\n", model::phase_name(model::Phase(i)),
+                prefill_tokens > 0 ? 1e6 * a.seconds / prefill_tokens : 0.0,
+                prefill_tokens > 0 ? double(a.weight_bytes) / prefill_tokens / 1e6 : 0.0,
+                decode_tokens > 0 ? 1e6 * b.seconds / decode_tokens : 0.0,
+                decode_tokens > 0 ? double(b.weight_bytes) / decode_tokens / 1e6 : 0.0);
+  }
+  std::printf("%-28s %12.1f %10s   %12.1f\n", "(pool wait, included above)",
+              prefill_tokens > 0 ? 1e6 * prefill_profile.pool_wait_seconds / prefill_tokens : 0.0, "",
+              decode_tokens > 0 ? 1e6 * decode_profile.pool_wait_seconds / decode_tokens : 0.0);
 }
 
 }  // namespace
@@ -191,7 +237,11 @@ void add_bench(CLI::App& app, AppContext& ctx) {
   cmd->add_option("--reps", f->reps, "repetitions; medians are reported")->check(CLI::PositiveNumber)
       ->capture_default_str();
   cmd->add_flag("--json", f->json, "print one JSON object");
+  cmd->add_flag("--profile", f->profile,
+                "also report time and weight bytes per token by phase (embedding, attention projections and core, "
+                "router, experts, dense MLP, head, sampling) and the time spent waiting for pool threads");
   add_hugepages_flag(cmd, f->hugepages);
+  add_numerics_flags(cmd, f->numerics, "bf16");
   cmd->callback([f, &ctx] { run(*f, ctx.pool()); });
 }
 

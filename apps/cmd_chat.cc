@@ -8,6 +8,7 @@
 #include <string>
 
 #include "apps/commands.h"
+#include "apps/numerics_flag.h"
 #include "apps/default_model.h"
 #include "apps/textgen.h"
 #include "base/error.h"
@@ -34,6 +35,7 @@ struct ChatFlags {
   int64_t ctx_size = 4096;
   bool hugepages = false;
   runtime::GenerateOptions gen;
+  NumericsFlag numerics;
 };
 
 const char* kHelp =
@@ -83,7 +85,9 @@ void run(ChatFlags f, ThreadPool& pool) {
   TextModel tm = load_text_model(dir, /*need_template=*/true, weight_memory(f.hugepages));
   // One engine for the whole conversation: each turn's prompt (the history through the chat
   // template) finds the earlier turns' latents in its cache and computes only what is new.
-  runtime::Engine engine(*tm.model, *tm.tokenizer, pool, runtime::single_sequence_options(f.ctx_size));
+  runtime::EngineOptions eo = runtime::single_sequence_options(f.ctx_size);
+  eo.numerics = f.numerics.value();
+  runtime::Engine engine(*tm.model, *tm.tokenizer, pool, eo);
   struct sigaction sa {};
   sa.sa_handler = on_sigint;
   sigaction(SIGINT, &sa, nullptr);
@@ -156,6 +160,7 @@ void add_chat(CLI::App& app, AppContext& ctx) {
   cmd->add_option("--system", f->system, "system prompt");
   cmd->add_option("--ctx-size", f->ctx_size, "context size in tokens")->capture_default_str();
   add_hugepages_flag(cmd, f->hugepages);
+  add_numerics_flags(cmd, f->numerics, "bf16");
   add_generation_flags(cmd, f->gen);
   f->gen.max_tokens = 512;
   cmd->callback([f, &ctx] { run(*f, ctx.pool()); });

@@ -3,6 +3,7 @@
 
 #include "apps/commands.h"
 #include "apps/default_model.h"
+#include "apps/numerics_flag.h"
 #include "apps/textgen.h"
 #include "base/error.h"
 
@@ -14,6 +15,7 @@ struct GenerateFlags {
   bool chat = false, hugepages = false;
   int64_t ctx_size = 4096;
   runtime::GenerateOptions gen;
+  NumericsFlag numerics;
 };
 
 void run(const GenerateFlags& f, ThreadPool& pool) {
@@ -28,8 +30,9 @@ void run(const GenerateFlags& f, ThreadPool& pool) {
     if (!f.system.empty()) fail("--system needs --chat (a system prompt belongs to a conversation)");
     prompt = tm.tokenizer->encode(f.prompt, tm.tokenizer->add_bos_by_default());
   }
-  runtime::Engine engine(*tm.model, *tm.tokenizer, pool,
-                         runtime::single_sequence_options(std::max<int64_t>(f.ctx_size, int64_t(prompt.size()) + 1)));
+  runtime::EngineOptions eo = runtime::single_sequence_options(std::max<int64_t>(f.ctx_size, int64_t(prompt.size()) + 1));
+  eo.numerics = f.numerics.value();
+  runtime::Engine engine(*tm.model, *tm.tokenizer, pool, eo);
   const runtime::GenerateResult r = runtime::generate(engine, prompt, f.gen, [](const std::string& s) {
     std::fwrite(s.data(), 1, s.size(), stdout);
     std::fflush(stdout);
@@ -50,6 +53,7 @@ void add_generate(CLI::App& app, AppContext& ctx) {
   cmd->add_option("--system", f->system, "system prompt (with --chat)");
   cmd->add_option("--ctx-size", f->ctx_size, "context size in tokens")->capture_default_str();
   add_hugepages_flag(cmd, f->hugepages);
+  add_numerics_flags(cmd, f->numerics, "bf16");
   add_generation_flags(cmd, f->gen);
   cmd->callback([f, &ctx] { run(*f, ctx.pool()); });
 }

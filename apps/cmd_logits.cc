@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "apps/commands.h"
+#include "apps/numerics_flag.h"
 #include "base/error.h"
 #include "io/safetensors.h"
 #include "kernels/isa.h"
@@ -35,6 +36,7 @@ namespace {
 struct LogitsOptions {
   std::string model, tokens, out, attention = "auto";
   bool decode = false, mtp = false, reference = false, routing = false;
+  NumericsFlag numerics;
 };
 
 void run(const LogitsOptions& o, ThreadPool& pool) {
@@ -53,6 +55,7 @@ void run(const LogitsOptions& o, ThreadPool& pool) {
 
   std::vector<float> logits(size_t(T * V)), normed(size_t(T * D));
   model::Workspace ws(pool);
+  ws.kernels.set_numerics(o.numerics.value());
   model::KvCache cache = model.new_cache(T);
   const auto t0 = std::chrono::steady_clock::now();
   if (o.decode) {
@@ -100,6 +103,7 @@ void run(const LogitsOptions& o, ThreadPool& pool) {
   };
   std::printf("%lld tokens, %s in %.3f s (%.1f tokens/s)%s\n", (long long)T, o.decode ? "decoded one by one" : "prefilled",
               secs, double(T) / secs, o.reference ? ", reference kernels" : "");
+  std::printf("numerics: %s\n", kernels::numerics_name(ws.kernels.numerics()));
   std::printf("argmax next token: %s\n", argmax_rows(logits).c_str());
   if (!mtp_logits.empty()) std::printf("argmax MTP (t+2):  %s\n", argmax_rows(mtp_logits).c_str());
   std::printf("wrote %s\n", o.out.c_str());
@@ -115,8 +119,11 @@ void add_logits(CLI::App& app, AppContext& ctx) {
   cmd->add_option("--out", o->out, "output .safetensors file")->required();
   cmd->add_flag("--decode", o->decode, "compute token by token through the latent cache (default: one prefill)");
   cmd->add_flag("--mtp", o->mtp, "also write mtp_logits [T-1, vocab] from the MTP module");
-  cmd->add_flag("--reference-kernels", o->reference, "run every kernel on its scalar fp32 twin");
-  cmd->add_option("--attention", o->attention, "attention form: auto, naive or absorbed")
+  cmd->add_flag("--reference-kernels", o->reference, "run every kernel on its scalar twin");
+  add_numerics_flags(cmd, o->numerics, "fp32");
+  cmd->add_option("--attention", o->attention,
+                  "attention form: auto (naive for long prompts, absorbed otherwise: decode and prefill then "
+                  "differ, most in bf16 numerics), naive or absorbed")
       ->check(CLI::IsMember({"auto", "naive", "absorbed"}))
       ->capture_default_str();
   cmd->add_flag("--routing", o->routing, "also write routing.L.indices / routing.L.weights per MoE layer");

@@ -4,6 +4,7 @@
 #include <filesystem>
 
 #include "apps/commands.h"
+#include "apps/numerics_flag.h"
 #include "apps/default_model.h"
 #include "apps/textgen.h"
 #include "base/error.h"
@@ -48,6 +49,7 @@ void add_serve(CLI::App& app, AppContext& ctx) {
     int64_t max_seqs = 8, ctx_size = 4096, step_tokens = 256, page_tokens = 16;
     std::string attention = "absorbed";
     bool hugepages = false;
+    NumericsFlag numerics;
   };
   auto o = std::make_shared<Opts>();
   add_model_option(cmd, "--model,-m", o->model, "model folder (config.json, *.safetensors, tokenizer.json)");
@@ -66,9 +68,12 @@ void add_serve(CLI::App& app, AppContext& ctx) {
       ->check(CLI::PositiveNumber);
   cmd->add_option("--page-tokens", o->page_tokens, "tokens per cache page (default 16)")->check(CLI::PositiveNumber);
   cmd->add_option("--attention", o->attention,
-                  "absorbed (default: results independent of batching) or auto (naive for long prompts)")
+                  "absorbed (default: results independent of batching) or auto (naive for long prompts; a "
+                  "prompt's results then depend on how it is chunked, slightly in fp32, more in bf16 numerics, "
+                  "where the two forms round different intermediates)")
       ->check(CLI::IsMember({"absorbed", "auto"}));
   add_hugepages_flag(cmd, o->hugepages);
+  add_numerics_flags(cmd, o->numerics, "bf16");
   cmd->callback([o, &ctx] {
     o->model = resolve_model_dir(o->model);
     TextModel lt = load_text_model(o->model, false, weight_memory(o->hugepages));
@@ -79,6 +84,7 @@ void add_serve(CLI::App& app, AppContext& ctx) {
     eo.ctx_size = o->ctx_size;
     eo.step_tokens = o->step_tokens;
     eo.page_tokens = o->page_tokens;
+    eo.numerics = o->numerics.value();
     eo.attention = o->attention == "auto" ? model::AttentionForm::Auto : model::AttentionForm::Absorbed;
     if (!o->cache_mem.empty()) eo.cache_bytes = parse_bytes(o->cache_mem);
     runtime::Engine engine(*lt.model, *lt.tokenizer, ctx.pool(), eo);

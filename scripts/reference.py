@@ -9,6 +9,13 @@ to float64): any disagreement with the fp32 engine is then the engine's rounding
 never this script's rounding.
 
     python3 scripts/reference.py --model DIR --tokens 0,17,345 --out FILE.safetensors [--mtp] [--absorbed]
+                                 [--official-bf16]
+
+--official-bf16 instead rounds every tensor to BF16 where DeepSeek's own inference code
+(default dtype bfloat16, gemm_impl "bf16") materializes one: dequantized weights, GEMM and
+norm outputs, the residual stream, RoPE outputs, the latent cache, attention scores and
+probabilities, router scores. Sums still run in float64 (the official GEMMs accumulate in
+fp32) and the final logits are left unrounded. It is the reference for `--numerics bf16`.
 
 Output tensors: `logits` F32 [T, vocab]; with --mtp (and an MTP layer) `mtp_logits`
 F32 [T-1, vocab]; per MoE layer L `routing.L.indices` I32 [T', k] and `routing.L.weights`
@@ -29,6 +36,12 @@ import numpy as np
 import torch
 
 F64 = torch.float64
+OFFICIAL_BF16 = False  # --official-bf16
+
+
+def bf(x):
+    """x rounded to BF16 (round to nearest even) in official-BF16 mode, else x."""
+    return x.to(torch.bfloat16).to(F64) if OFFICIAL_BF16 else x
 
 # --------------------------------------------------------------------------------------
 # safetensors: 8-byte little-endian header length, JSON header, raw data section
@@ -237,7 +250,9 @@ class Checkpoint:
             br, bc = self.cfg.block
             s = np.repeat(np.repeat(s.numpy(), br, axis=0), bc, axis=1)
             w = w * s[: w.shape[0], : w.shape[1]]
-        return torch.from_numpy(np.ascontiguousarray(w))
+        t = torch.from_numpy(np.ascontiguousarray(w))
+        # The bias of the aux-loss-free balancing is fp32 in the official model.
+        return t if name.endswith("e_score_correction_bias") else bf(t)
 
 
 # --------------------------------------------------------------------------------------
@@ -245,17 +260,17 @@ class Checkpoint:
 # --------------------------------------------------------------------------------------
 
 def rms_norm(x, w, eps):
-    return w * x / torch.sqrt(x.pow(2).mean(-1, keepdim=True) + eps)
+    return bf(w * x / torch.sqrt(x.pow(2).mean(-1, keepdim=True) + eps))
 
 
 def linear(x, w):  # weights are [out, in]
-    return x @ w.t()
+    return bf(bf(x) @ w.t())
 
 
 def swiglu(ck, prefix, x):
     gate = linear(x, ck.get(prefix + "gate_proj.weight"))
     up = linear(x, ck.get(prefix + "up_proj.weight"))
-    return linear(torch.nn.functional.silu(gate) * up, ck.get(prefix + "down_proj.weight"))
+    return linear(bf(bf(torch.nn.functional.silu(gate)) * up), ck.get(prefix + "down_proj.weight"))
 
 
 def rope_frequencies(cfg):
@@ -290,14 +305,14 @@ def apply_rope(x, positions, freqs):
     shape = [x.shape[0]] + [1] * (x.dim() - 2) + [freqs.numel()]
     cos, sin = angle.cos().view(shape), angle.sin().view(shape)
     x0, x1 = x[..., 0::2], x[..., 1::2]
-    return torch.stack((x0 * cos - x1 * sin, x0 * sin + x1 * cos), dim=-1).flatten(-2)
+    return bf(torch.stack((x0 * cos - x1 * sin, x0 * sin + x1 * cos), dim=-1).flatten(-2))
 
 
 def _causal_softmax(scores):
     """scores [H, T, S] with query t at key position t (queries and keys coincide)."""
     t, s = scores.shape[-2:]
     future = torch.ones(t, s, dtype=torch.bool).triu(1)
-    return torch.softmax(scores.masked_fill(future, -math.inf), dim=-1)
+    return bf(torch.softmax(scores.masked_fill(future, -math.inf), dim=-1))
 
 
 def attend_naive(q_nope, q_pe, c, k_pe, w_kvb, v_dim, scale):
@@ -307,9 +322,9 @@ def attend_naive(q_nope, q_pe, c, k_pe, w_kvb, v_dim, scale):
     t, h, n = q_nope.shape
     kv = linear(c, w_kvb).view(t, h, n + v_dim)
     k_nope, v = kv[..., :n], kv[..., n:]
-    scores = torch.einsum("thd,shd->hts", q_nope, k_nope) + torch.einsum("thd,sd->hts", q_pe, k_pe)
-    p = _causal_softmax(scores * scale)
-    return torch.einsum("hts,shd->thd", p, v)
+    scores = bf(bf(torch.einsum("thd,shd->hts", q_nope, k_nope)) + bf(torch.einsum("thd,sd->hts", q_pe, k_pe)))
+    p = _causal_softmax(bf(scores * scale))
+    return bf(torch.einsum("hts,shd->thd", p, v))
 
 
 def attend_absorbed(q_nope, q_pe, c, k_pe, w_kvb, v_dim, scale):
@@ -318,11 +333,11 @@ def attend_absorbed(q_nope, q_pe, c, k_pe, w_kvb, v_dim, scale):
     t, h, n = q_nope.shape
     w = w_kvb.view(h, n + v_dim, -1)
     w_k, w_v = w[:, :n], w[:, n:]  # [H, n, L], [H, v, L]
-    q_lat = torch.einsum("thd,hdl->thl", q_nope, w_k)
-    scores = torch.einsum("thl,sl->hts", q_lat, c) + torch.einsum("thd,sd->hts", q_pe, k_pe)
-    p = _causal_softmax(scores * scale)
-    o_lat = torch.einsum("hts,sl->thl", p, c)
-    return torch.einsum("thl,hvl->thv", o_lat, w_v)
+    q_lat = bf(torch.einsum("thd,hdl->thl", q_nope, w_k))
+    scores = bf(bf(torch.einsum("thl,sl->hts", q_lat, c)) + bf(torch.einsum("thd,sd->hts", q_pe, k_pe)))
+    p = _causal_softmax(bf(scores * scale))
+    o_lat = bf(torch.einsum("hts,sl->thl", p, c))
+    return bf(torch.einsum("thl,hvl->thv", o_lat, w_v))
 
 
 def mla(ck, prefix, x, positions, absorbed):
@@ -381,7 +396,7 @@ def select_experts(s, bias, cfg):
 
 def route(logits, bias, cfg):
     if cfg.scoring_func == "sigmoid":
-        s = torch.sigmoid(logits)
+        s = bf(torch.sigmoid(logits))
     elif cfg.scoring_func == "softmax":
         s = torch.softmax(logits, dim=-1)
     else:
@@ -400,9 +415,10 @@ def moe(ck, prefix, x, layer, routing):
     for e in torch.unique(idx).tolist():
         rows, slot = (idx == e).nonzero(as_tuple=True)
         y = swiglu(ck, f"{prefix}experts.{e}.", x[rows])
-        out.index_add_(0, rows, y * w[rows, slot].unsqueeze(-1))
+        out.index_add_(0, rows, bf(y * bf(w[rows, slot]).unsqueeze(-1)))
+        out = bf(out)
     if cfg.n_shared_experts and ck.has(prefix + "shared_experts.gate_proj.weight"):
-        out = out + swiglu(ck, prefix + "shared_experts.", x)  # unscaled
+        out = bf(out + swiglu(ck, prefix + "shared_experts.", x))  # unscaled
     return out
 
 
@@ -413,11 +429,12 @@ def moe(ck, prefix, x, layer, routing):
 def decoder_layer(ck, layer, h, positions, absorbed, routing):
     cfg = ck.cfg
     p = f"model.layers.{layer}."
-    h = h + mla(ck, p + "self_attn.", rms_norm(h, ck.get(p + "input_layernorm.weight"), cfg.eps), positions, absorbed)
+    h = bf(h + mla(ck, p + "self_attn.", rms_norm(h, ck.get(p + "input_layernorm.weight"), cfg.eps), positions,
+                   absorbed))
     x = rms_norm(h, ck.get(p + "post_attention_layernorm.weight"), cfg.eps)
     if cfg.is_moe_layer(layer):
-        return h + moe(ck, p + "mlp.", x, layer, routing)
-    return h + swiglu(ck, p + "mlp.", x)
+        return bf(h + moe(ck, p + "mlp.", x, layer, routing))
+    return bf(h + swiglu(ck, p + "mlp.", x))
 
 
 def _first(ck, *names):
@@ -442,7 +459,7 @@ def forward(ck, tokens, mtp=False, absorbed=False):
     for layer in range(cfg.num_hidden_layers):
         h = decoder_layer(ck, layer, h, positions, absorbed, routing)
     h_final = rms_norm(h, ck.get("model.norm.weight"), cfg.eps)
-    out = {"logits": linear(h_final, ck.get(head_name))}
+    out = {"logits": bf(h_final) @ ck.get(head_name).t()}  # unrounded: fp32 logits
 
     if mtp and cfg.num_nextn_predict_layers >= 1:
         if len(tokens) < 2:
@@ -456,7 +473,7 @@ def forward(ck, tokens, mtp=False, absorbed=False):
         m = linear(m, ck.get(p + "eh_proj.weight"))
         m = decoder_layer(ck, n, m, positions[:-1], absorbed, routing)
         m = rms_norm(m, ck.get(p + "shared_head.norm.weight"), cfg.eps)
-        out["mtp_logits"] = linear(m, _first(ck, p + "shared_head.head.weight", head_name))
+        out["mtp_logits"] = bf(m) @ _first(ck, p + "shared_head.head.weight", head_name).t()
     elif mtp:
         print("note: the config has no MTP layer (num_nextn_predict_layers 0); no mtp_logits", file=sys.stderr)
 
@@ -483,7 +500,11 @@ def main(argv=None):
     ap.add_argument("--out", required=True, help="output .safetensors file")
     ap.add_argument("--mtp", action="store_true", help="also run the MTP layer (mtp_logits)")
     ap.add_argument("--absorbed", action="store_true", help="use the absorbed MLA form (same result)")
+    ap.add_argument("--official-bf16", action="store_true",
+                    help="round to BF16 where the official inference does (the reference for --numerics bf16)")
     args = ap.parse_args(argv)
+    global OFFICIAL_BF16
+    OFFICIAL_BF16 = args.official_bf16
     try:
         tokens = [int(t) for t in args.tokens.split(",") if t.strip()]
     except ValueError:

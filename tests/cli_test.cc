@@ -142,7 +142,36 @@ TEST_F(CliTest, BenchReportsEveryFigure) {
       EXPECT_GT(j[key].get<double>(), 0.0) << key;
     }
     EXPECT_EQ(j["weight_memory"], mode.empty() ? "map" : "hugepages");
+    EXPECT_EQ(j["numerics"], "bf16");  // the default
+    EXPECT_GT(j["machine_bf16_peak_gflops"].get<double>(), 0.0);
   }
+}
+
+// --profile adds time and weight bytes per token for every phase, prefill and decode; the
+// phases' weight bytes add up to the bytes decode reads per token. --exact runs fp32.
+TEST_F(CliTest, BenchProfileCoversEveryPhase) {
+  const Result r =
+      sh("bench --model " + model() + " --prompt-tokens 8 --gen-tokens 4 --reps 2 --json --profile --exact");
+  ASSERT_EQ(r.code, 0) << r.out;
+  const nlohmann::json j = nlohmann::json::parse(r.out.substr(r.out.find('{')));
+  EXPECT_EQ(j["numerics"], "fp32");
+  for (const char* part : {"prefill", "decode"}) {
+    const nlohmann::json& p = j["profile"][part];
+    double bytes = 0;
+    for (const char* phase : {"embedding", "norms_residual", "attention_projections", "attention_core", "router",
+                              "experts", "dense_mlp", "head", "sampling", "other"}) {
+      ASSERT_TRUE(p["phases"].contains(phase)) << part << " " << phase;
+      EXPECT_GE(p["phases"][phase]["us_per_token"].get<double>(), 0.0);
+      bytes += p["phases"][phase]["weight_bytes_per_token"].get<double>();
+    }
+    EXPECT_GT(p["phases"]["experts"]["us_per_token"].get<double>(), 0.0) << part;
+    EXPECT_TRUE(p.contains("pool_wait_us_per_token"));
+    if (std::string(part) == "decode") EXPECT_NEAR(bytes, j["decode_bytes_per_token"].get<double>(), 1.0);
+  }
+  const Result bad = sh("bench --model " + model() + " --numerics fp16 --json");
+  EXPECT_NE(bad.code, 0);
+  const Result both = sh("bench --model " + model() + " --numerics bf16 --exact --json");
+  EXPECT_NE(both.code, 0);
 }
 
 // Reading the weights into huge pages yields the very bytes the mapping shows.

@@ -129,7 +129,10 @@ void matmul_t_rows(const WeightMatrix& w, int64_t r0, int64_t r1, const float* x
 }
 
 void matmul(Context& ctx, const WeightMatrix& w, const float* x, int64_t T, float* y) {
-  const Numerics n = ctx.numerics();
+  matmul(ctx, w, x, T, y, ctx.numerics());
+}
+
+void matmul(Context& ctx, const WeightMatrix& w, const float* x, int64_t T, float* y, Numerics n) {
   if (reference_kernels()) {
     if (n == Numerics::Bf16) return matmul_rows_bf16_ref(w, 0, w.rows, x, w.cols, T, y, w.rows);
     return matmul_rows_ref(w, 0, w.rows, x, w.cols, T, y, w.rows);

@@ -20,6 +20,8 @@ namespace dsv3::kernels {
 //! y[T, rows] = x[T, cols] * w^T in ctx.numerics(), split by rows over ctx's pool
 //! (per-thread scratch from ctx).
 void matmul(Context& ctx, const WeightMatrix& w, const float* x, int64_t T, float* y);
+//! The same in the given numerics (the router stays fp32 whatever the context says).
+void matmul(Context& ctx, const WeightMatrix& w, const float* x, int64_t T, float* y, Numerics numerics);
 
 //! Floats of scratch that matmul_rows and matmul_t_rows need for w (either numerics).
 size_t matmul_scratch(const WeightMatrix& w);

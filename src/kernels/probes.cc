@@ -63,6 +63,30 @@ double probe_fma_gflops_all(ThreadPool& pool, double seconds) {
   return s;
 }
 
+namespace {
+
+double probe_bf16_gflops(double seconds) {
+  const SimdKernels* k = active_simd();
+  if (!k) return 0;  // the portable path has no BF16 kernel of its own (it runs the twin)
+  volatile float sink = 0;
+  for (int64_t iters = 1 << 14;; iters *= 2) {
+    const auto t0 = Clock::now();
+    sink = sink + k->bf16_probe(iters);
+    const double s = since(t0);
+    if (s >= seconds) return double(iters) * 12.0 * 64.0 / s / 1e9;
+  }
+}
+
+}  // namespace
+
+double probe_bf16_gflops_all(ThreadPool& pool, double seconds) {
+  std::vector<double> g(size_t(pool.size()), 0.0);
+  pool.parallel_for(pool.size(), [&](int th, int64_t, int64_t) { g[size_t(th)] = probe_bf16_gflops(seconds); });
+  double s = 0;
+  for (double v : g) s += v;
+  return s;
+}
+
 double probe_read_gb_per_s(ThreadPool& pool) {
   const int64_t n = int64_t(1) << 27;  // 8-byte words
   std::vector<uint64_t> buf(size_t(n), 1);

@@ -14,6 +14,10 @@ double probe_fma_gflops(double seconds);
 //! The sum over every pool thread of probe_fma_gflops(seconds), run at the same time.
 double probe_fma_gflops_all(ThreadPool& pool, double seconds);
 
+//! Peak BF16 dot-product rate (the `--numerics bf16` products: vdpbf16ps where the CPU has
+//! it, else its emulation) of every pool thread at once, in GFLOP/s (2 per multiply-add).
+double probe_bf16_gflops_all(ThreadPool& pool, double seconds);
+
 //! Read bandwidth over a 1 GiB buffer with every pool thread reading, in GB/s: the best of
 //! several access patterns (1, 2, 4 and 8 streams per thread, with and without software
 //! prefetch), each the best of 3 runs, so decode is measured against the highest rate this

@@ -1,8 +1,10 @@
 #include "model/attention.h"
 
 #include <algorithm>
+#include <optional>
 
 #include "kernels/attention.h"
+#include "kernels/bf16.h"
 #include "kernels/matmul.h"
 #include "kernels/vector_ops.h"
 #include "model/ops.h"
@@ -71,9 +73,11 @@ void naive_attention(Workspace& ws, const ModelConfig& c, const AttentionWeights
   const int64_t kvw = H * (nope + vd);
   float* const kvfull = ws.kv_full.get(size_t(L * kvw));
   const size_t need = kernels::matmul_scratch(a.kv_b);
+  std::optional<PhaseScope> proj(std::in_place, ws.profile, Phase::AttnProj);
   kc.pool().parallel_for(kvw, [&](int th, int64_t r0, int64_t r1) {
-    kernels::matmul_rows(a.kv_b, r0, r1, lat0, dim, L, kvfull + r0, kvw, kc.scratch(th, need));
+    kernels::matmul_rows(a.kv_b, r0, r1, lat0, dim, L, kvfull + r0, kvw, kc.scratch(th, need), kc.numerics());
   });
+  proj.reset();
   kc.pool().parallel_for(H, [&](int th, int64_t h0, int64_t h1) {
     float* const p = kc.scratch(th, size_t(L));
     for (int64_t h = h0; h < h1; ++h)
@@ -104,6 +108,8 @@ void mla_attention(Workspace& ws, const ModelConfig& c, const AttentionWeights& 
   const float scale = float(c.softmax_scale());
   kernels::Context& kc = ws.kernels;
   ThreadPool& pool = kc.pool();
+  const PhaseScope core(ws.profile, Phase::AttnCore);
+  std::optional<PhaseScope> proj(std::in_place, ws.profile, Phase::AttnProj);
 
   // Queries: [rows, H, nope | rope].
   float* const q = ws.q.get(size_t(rows * H * qk));
@@ -118,6 +124,7 @@ void mla_attention(Workspace& ws, const ModelConfig& c, const AttentionWeights& 
   }
   float* const kv = ws.kv_a.get(size_t(rows * dim));
   kernels::matmul(kc, a.kv_a, x, rows, kv);
+  proj.reset();
 
   std::vector<AttentionForm> forms(seqs.size());
   bool any_absorbed = false;
@@ -131,6 +138,9 @@ void mla_attention(Workspace& ws, const ModelConfig& c, const AttentionWeights& 
       ops::rms_norm(&kv[r * dim], a.kv_a_norm.data(), R, c.rms_norm_eps, dst);
       std::copy(&kv[r * dim + R], &kv[r * dim + dim], dst + R);
       ops::rope_interleaved(dst + R, rope, rope_freqs.data(), pos);
+      // The official inference keeps its latent cache in BF16.
+      if (kc.numerics() == kernels::Numerics::Bf16)
+        for (int64_t i = 0; i < dim; ++i) dst[i] = kernels::bf16_value(kernels::bf16_round(dst[i]));
     }
     forms[s] = form == AttentionForm::Auto ? choose_attention_form(c, sq.T, sq.start) : form;
     any_absorbed |= forms[s] == AttentionForm::Absorbed;
@@ -143,13 +153,15 @@ void mla_attention(Workspace& ws, const ModelConfig& c, const AttentionWeights& 
     float* const qabs = ws.q_abs.get(size_t(rows * H * R));
     float* const olat = ws.o_lat.zeroed(size_t(rows * H * R));
     const size_t need = kernels::matmul_scratch(a.kv_b);
+    proj.emplace(ws.profile, Phase::AttnProj);
     pool.parallel_for(H, [&](int th, int64_t h0, int64_t h1) {
       for (int64_t h = h0; h < h1; ++h) {
         const int64_t row_k = h * (nope + vd);
         kernels::matmul_t_rows(a.kv_b, row_k, row_k + nope, q + h * qk, H * qk, rows, &qabs[h * R], H * R,
-                               kc.scratch(th, need));
+                               kc.scratch(th, need), kc.numerics());
       }
     });
+    proj.reset();
     std::vector<const float*>& lat = ws.latent_rows;
     for (size_t s = 0; s < seqs.size(); ++s) {
       if (forms[s] != AttentionForm::Absorbed) continue;
@@ -161,13 +173,15 @@ void mla_attention(Workspace& ws, const ModelConfig& c, const AttentionWeights& 
     }
     // Values come out of latent space through kv_b's v rows (rows of naive sequences are
     // overwritten below).
+    proj.emplace(ws.profile, Phase::AttnProj);
     pool.parallel_for(H, [&](int th, int64_t h0, int64_t h1) {
       for (int64_t h = h0; h < h1; ++h) {
         const int64_t row_v = h * (nope + vd) + nope;
         kernels::matmul_rows(a.kv_b, row_v, row_v + vd, &olat[size_t(h * R)], H * R, rows, &attn[h * vd], H * vd,
-                             kc.scratch(th, need));
+                             kc.scratch(th, need), kc.numerics());
       }
     });
+    proj.reset();
   }
   for (size_t s = 0; s < seqs.size(); ++s) {
     if (forms[s] != AttentionForm::Naive) continue;
@@ -184,6 +198,7 @@ void mla_attention(Workspace& ws, const ModelConfig& c, const AttentionWeights& 
     }
     naive_attention(ws, c, a, &q[sq.row0 * H * qk], sq.T, sq.start, lat0, scale, &attn[sq.row0 * H * vd]);
   }
+  proj.emplace(ws.profile, Phase::AttnProj);
   kernels::matmul(kc, a.o, attn, rows, out);
 }
 

@@ -73,8 +73,8 @@ void run_mlps(Workspace& ws, const std::vector<MlpTask>& tasks) {
       float* gt = g + h_at[s.task];
       float* ut = u + h_at[s.task];
       float* scratch = kc.scratch(th, kernels::matmul_scratch(t.w->gate));
-      kernels::matmul_rows(t.w->gate, s.r0, s.r1, t.x, D, t.n, gt + s.r0, I, scratch);
-      kernels::matmul_rows(t.w->up, s.r0, s.r1, t.x, D, t.n, ut + s.r0, I, scratch);
+      kernels::matmul_rows(t.w->gate, s.r0, s.r1, t.x, D, t.n, gt + s.r0, I, scratch, kc.numerics());
+      kernels::matmul_rows(t.w->up, s.r0, s.r1, t.x, D, t.n, ut + s.r0, I, scratch, kc.numerics());
       for (int64_t k = 0; k < t.n; ++k)
         for (int64_t r = s.r0; r < s.r1; ++r) gt[k * I + r] = ops::silu(gt[k * I + r]) * ut[k * I + r];
     }
@@ -85,7 +85,7 @@ void run_mlps(Workspace& ws, const std::vector<MlpTask>& tasks) {
       const MlpTask& t = tasks[s.task];
       const int64_t I = t.w->gate.rows, D = t.w->down.rows;
       kernels::matmul_rows(t.w->down, s.r0, s.r1, g + h_at[s.task], I, t.n, t.out + s.r0, D,
-                           kc.scratch(th, kernels::matmul_scratch(t.w->down)));
+                           kc.scratch(th, kernels::matmul_scratch(t.w->down)), kc.numerics());
     }
   });
 }

@@ -43,6 +43,7 @@ void Model::block(Workspace& ws, const LayerWeights& L, int64_t layer_index, int
   const int64_t D = config_.hidden_size;
   float* const x = ws.block_in.get(size_t(T * D));
   float* const y = ws.block_out.get(size_t(T * D));
+  const PhaseScope norms(ws.profile, Phase::Norms);
   for (int64_t t = 0; t < T; ++t) ops::rms_norm(h + t * D, L.attn_norm.data(), D, config_.rms_norm_eps, &x[t * D]);
   mla_attention(ws, config_, L.attn, rope_freqs_, x, T, seqs, cache_layer, opts.attention, y);
   for (int64_t i = 0; i < T * D; ++i) h[i] += y[i];
@@ -61,6 +62,7 @@ void Model::block(Workspace& ws, const LayerWeights& L, int64_t layer_index, int
     }
     moe_forward(ws, config_, L.experts, x, T, y, trace);
   } else {
+    const PhaseScope dense(ws.profile, Phase::DenseMlp);
     mlp_forward(ws, L.dense, x, T, y);
   }
   for (int64_t i = 0; i < T * D; ++i) h[i] += y[i];
@@ -74,11 +76,15 @@ void Model::forward(Workspace& ws, const int32_t* tokens, int64_t T, KvCache& ca
   if (start + T > cache.capacity())
     fail("sequence of ", start + T, " tokens does not fit the cache (capacity ", cache.capacity(), ")");
   float* const h = ws.hidden.get(size_t(T * D));
-  for (int64_t t = 0; t < T; ++t) kernels::decode_row(weights_.embed, tokens[t], &h[t * D]);
+  {
+    const PhaseScope embedding(ws.profile, Phase::Embedding);
+    for (int64_t t = 0; t < T; ++t) kernels::decode_row(weights_.embed, tokens[t], &h[t * D]);
+  }
   const std::vector<AttnSeq> seqs{AttnSeq{0, T, start, &cache}};
   for (int64_t i = 0; i < config_.num_hidden_layers; ++i) block(ws, weights_.layers[size_t(i)], i, i, h, T, seqs, opts);
   cache.set_size(start + T);
 
+  const PhaseScope head(ws.profile, Phase::Head);
   const int64_t first = opts.last_only ? T - 1 : 0, rows = T - first;
   float* const n = ws.normed.get(size_t(rows * D));
   for (int64_t t = first; t < T; ++t)
@@ -103,12 +109,16 @@ void Model::forward_batch(Workspace& ws, const std::vector<BatchSeq>& seqs, floa
   }
   if (rows == 0) return;
   float* const h = ws.hidden.get(size_t(rows * D));
-  for (size_t k = 0; k < seqs.size(); ++k)
-    for (int64_t t = 0; t < seqs[k].T; ++t)
-      kernels::decode_row(weights_.embed, seqs[k].tokens[t], &h[(aseqs[k].row0 + t) * D]);
+  {
+    const PhaseScope embedding(ws.profile, Phase::Embedding);
+    for (size_t k = 0; k < seqs.size(); ++k)
+      for (int64_t t = 0; t < seqs[k].T; ++t)
+        kernels::decode_row(weights_.embed, seqs[k].tokens[t], &h[(aseqs[k].row0 + t) * D]);
+  }
   for (int64_t i = 0; i < config_.num_hidden_layers; ++i)
     block(ws, weights_.layers[size_t(i)], i, i, h, rows, aseqs, opts);
   if (last_rows.empty() || !logits) return;
+  const PhaseScope head(ws.profile, Phase::Head);
   const int64_t n = int64_t(last_rows.size());
   float* const normed = ws.normed.get(size_t(n * D));
   for (int64_t k = 0; k < n; ++k)

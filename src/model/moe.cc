@@ -37,8 +37,11 @@ void mlp_forward(Workspace& ws, const MlpWeights& m, const float* x, int64_t T, 
 void moe_forward(Workspace& ws, const ModelConfig& c, const MoeWeights& m, const float* x, int64_t T, float* out,
                  RoutingTrace* trace) {
   const int64_t D = c.hidden_size, E = c.n_routed_experts, K = c.num_experts_per_tok;
+  PhaseScope router(ws.profile, Phase::Router);
   float* const logits = ws.router.get(size_t(T * E));
-  kernels::matmul(ws.kernels, m.gate, x, T, logits);
+  // The router in fp32 in every numerics: expert choice is discrete, and a rounding flip
+  // there changes a token's output far more than any GEMM rounding.
+  kernels::matmul(ws.kernels, m.gate, x, T, logits, kernels::Numerics::Fp32);
   std::vector<int32_t>& idx = ws.route_idx;
   idx.resize(size_t(T * K));
   float* const w = ws.route_weights.get(size_t(T * K));
@@ -71,6 +74,7 @@ void moe_forward(Workspace& ws, const ModelConfig& c, const MoeWeights& m, const
   }
   float* const sh = m.shared ? ws.shared_out.get(size_t(T * D)) : nullptr;
   if (m.shared) tasks.push_back(MlpTask{&*m.shared, x, T, sh});
+  const PhaseScope experts(ws.profile, Phase::Experts);
   run_mlps(ws, tasks);
 
   std::fill(out, out + T * D, 0.0f);

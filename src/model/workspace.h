@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "kernels/context.h"
+#include "model/profile.h"
 
 namespace dsv3::model {
 
@@ -46,6 +47,7 @@ class Workspace {
   };
 
   kernels::Context kernels;  // the pool and per-thread kernel scratch
+  Profile* profile = nullptr;  // if set, the forward pass times its phases into it
 
   // Model::forward / forward_batch / forward_mtp and each decoder block.
   Buffer hidden, normed, mtp_in, block_in, block_out;

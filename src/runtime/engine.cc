@@ -78,6 +78,7 @@ Engine::Engine(const model::Model& model, const Tokenizer& tokenizer, ThreadPool
   if (opts_.ctx_size < 2) fail("--ctx-size must be at least 2");
   if (opts_.page_tokens < 1) fail("the page size must be at least 1 token");
   if (opts_.step_tokens < 1) fail("the step token budget must be at least 1");
+  ws_.kernels.set_numerics(opts_.numerics);
   if (tokenizer.vocab_size() > c.vocab_size)
     fail("the tokenizer has ", tokenizer.vocab_size(), " tokens but the model only ", c.vocab_size,
          " embedding rows; they do not belong together");

@@ -20,6 +20,7 @@
 #include <thread>
 #include <vector>
 
+#include "kernels/numerics.h"
 #include "model/model.h"
 #include "runtime/paged_cache.h"
 #include "sampling/sampler.h"
@@ -109,6 +110,8 @@ struct EngineOptions {
   //! other threads at any time). false: the caller runs them with run_step() (generate and
   //! chat: one sequence, and no thread hand-off per token).
   bool own_thread = true;
+  //! How the forward pass computes (kernels/numerics.h); the commands default to bf16.
+  kernels::Numerics numerics = kernels::Numerics::Fp32;
 };
 
 struct EngineStats {

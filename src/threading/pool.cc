@@ -1,6 +1,7 @@
 #include "threading/pool.h"
 
 #include <atomic>
+#include <chrono>
 #include <utility>
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -79,10 +80,13 @@ void ThreadPool::parallel_for(int64_t n, const std::function<void(int, int64_t, 
   }
   start_cv_.notify_all();
   run_chunk(0);
+  const auto waited_from = wait_seconds_ ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
   for (int spin = 0; spin < kSpinIterations && pending_.load(std::memory_order_acquire) != 0; ++spin) DSV3_PAUSE();
   std::unique_lock<std::mutex> lock(mu_);
   done_cv_.wait(lock, [&] { return pending_.load(std::memory_order_acquire) == 0; });
   fn_ = nullptr;
+  if (wait_seconds_)
+    *wait_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - waited_from).count();
   if (error_) std::rethrow_exception(std::exchange(error_, nullptr));
 }
 

@@ -36,6 +36,10 @@ class ThreadPool {
   //! thrown by fn are rethrown here (the first one).
   void parallel_for(int64_t n, const std::function<void(int, int64_t, int64_t)>& fn);
 
+  //! While set, parallel_for adds to *seconds the time the calling thread waits for the
+  //! other threads after finishing its own share (a profile's "pool wait"); nullptr: off.
+  void set_wait_timer(double* seconds) { wait_seconds_ = seconds; }
+
  private:
   void worker_loop(int index);
   void run_chunk(int index);
@@ -49,6 +53,7 @@ class ThreadPool {
   int64_t n_ = 0;
   const std::function<void(int, int64_t, int64_t)>* fn_ = nullptr;
   std::exception_ptr error_;
+  double* wait_seconds_ = nullptr;
 };
 
 }  // namespace dsv3

@@ -11,6 +11,6 @@
 // The table of this ISA's instantiations.
 #define DSV3_SIMD_KERNEL_TABLE(ns)                                                                              \
   SimdKernels {                                                                                                 \
-    ns::rows, ns::rows_bf16, ns::t_rows, ns::dot, ns::axpy, ns::latent_scores, ns::weighted_rows, ns::gemm_tile, ns::fma_probe, \
+    ns::rows, ns::rows_bf16, ns::t_rows, ns::dot, ns::axpy, ns::latent_scores, ns::weighted_rows, ns::gemm_tile, ns::fma_probe, ns::bf16_probe, \
         ns::V::N, 2 * ns::V::N                                                                                  \
   }

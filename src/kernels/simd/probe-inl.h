@@ -19,4 +19,21 @@ inline float fma_probe(int64_t iters) {
   return V::sum(s);
 }
 
+// The BF16 dot-product peak: 12 chains of BF16 steps (bf16.h: 32 multiply-adds each, by
+// vdpbf16ps or its emulation). FLOPs = iters * 12 * 64.
+inline float bf16_probe(int64_t iters) {
+  alignas(64) uint16_t a[32], b[32];
+  for (int i = 0; i < 32; ++i) {
+    a[i] = 0x3F80;            // 1.0
+    b[i] = uint16_t(0x3300);  // 2^-25: the sums stay far from overflow
+  }
+  typename B::Acc acc[12];
+  for (int i = 0; i < 12; ++i) acc[i] = B::zero();
+  for (int64_t it = 0; it < iters; ++it)
+    for (int i = 0; i < 12; ++i) acc[i] = B::dp(acc[i], a, b);
+  float s = 0;
+  for (int i = 0; i < 12; ++i) s += B::reduce(acc[i]);
+  return s;
+}
+
 }  // namespace dsv3::kernels::DSV3_SIMD_NS

@@ -36,6 +36,7 @@ struct SimdKernels {
   //! C[kGemmMr, gemm_nr] (+)= packed A [K][kGemmMr] * packed B [K][gemm_nr].
   void (*gemm_tile)(int64_t K, const float* ap, const float* bp, float* c, int64_t ldc, int m, int n);
   float (*fma_probe)(int64_t iters);  // 12 chains of N-wide FMAs per iteration
+  float (*bf16_probe)(int64_t iters);  // 12 chains of 32-wide BF16 dot-product steps
   int lanes;                          // N
   int gemm_nr;                        // 2 * N
 };

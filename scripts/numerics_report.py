@@ -1,0 +1,77 @@
+#!/usr/bin/python3
+"""How far `--numerics bf16` (the fast path) is from the exact fp32 path and from the
+official BF16 numerics, on the golden checkpoints (tests/golden/cases.json).
+
+For each case: the engine's logits in fp32 and bf16 numerics (prefill, and bf16 decoded
+token by token), the float64 reference (the frozen golden) and scripts/reference.py
+--official-bf16 (rounded where DeepSeek's own inference rounds). Prints max |logit diff|
+and argmax agreement for each pair; --json writes them as one object.
+
+usage: scripts/numerics_report.py [--dsv3 build/dsv3] [--json FILE]
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+import reference  # noqa: E402
+from make_goldens import token_sequence  # noqa: E402
+
+
+def compare(a, b):
+    return {"max_abs_diff": float(np.abs(a - b).max()),
+            "argmax_agreement": float((a.argmax(-1) == b.argmax(-1)).mean())}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--dsv3", default=os.path.join(ROOT, "build", "dsv3"))
+    ap.add_argument("--json")
+    args = ap.parse_args()
+    with open(os.path.join(ROOT, "tests", "golden", "cases.json")) as f:
+        cases = json.load(f)["cases"]
+    report = {}
+    pairs = [("bf16", "fp32"), ("bf16", "ref64"), ("bf16_decode", "bf16"), ("fp32", "ref_bf16"), ("bf16", "ref_bf16")]
+    print(f"{'case':18s} " + " ".join(f"{a + ' vs ' + b:>26s}" for a, b in pairs))
+    for case in cases:
+        with tempfile.TemporaryDirectory() as tmp:
+            model = os.path.join(tmp, "model")
+            subprocess.run([args.dsv3, "make-test-model", "--preset", case["preset"], "--dtype", case["dtype"],
+                            "--seed", str(case["seed"]), "--shards", str(case["shards"]), "--out", model],
+                           check=True, stdout=subprocess.DEVNULL)
+            with open(os.path.join(model, "config.json")) as f:
+                vocab = json.load(f)["vocab_size"]
+            toks = ",".join(map(str, token_sequence(case["seed"], case["tokens"], vocab)))
+            got = {"ref64": reference.read_safetensors(
+                os.path.join(ROOT, "tests", "golden", case["name"] + ".safetensors"))["logits"]}
+            out = os.path.join(tmp, "ref_bf16.safetensors")
+            subprocess.run([sys.executable, os.path.join(HERE, "reference.py"), "--model", model, "--tokens", toks,
+                            "--out", out, "--official-bf16"], check=True)
+            got["ref_bf16"] = reference.read_safetensors(out)["logits"]
+            for label, flags in (("fp32", ["--numerics", "fp32"]), ("bf16", ["--numerics", "bf16"]),
+                                 ("bf16_decode", ["--numerics", "bf16", "--decode"])):
+                out = os.path.join(tmp, label + ".safetensors")
+                subprocess.run([args.dsv3, "logits", "--model", model, "--tokens", toks, "--out", out] + flags,
+                               check=True, stdout=subprocess.DEVNULL)
+                got[label] = reference.read_safetensors(out)["logits"]
+            row = {f"{a}_vs_{b}": compare(got[a], got[b]) for a, b in pairs}
+            row["logit_scale"] = float(np.abs(got["ref64"]).max())
+            report[case["name"]] = row
+            print(f"{case['name']:18s} " + " ".join(
+                f"{row[f'{a}_vs_{b}']['max_abs_diff']:>15.2e} {100 * row[f'{a}_vs_{b}']['argmax_agreement']:>8.1f}%"
+                for a, b in pairs), flush=True)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(report, f, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
