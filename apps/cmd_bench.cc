@@ -40,7 +40,8 @@ struct BenchFlags {
   std::string model;
   int64_t prompt_tokens = 512, gen_tokens = 32, context = 0;
   int reps = 3;
-  bool json = false, hugepages = false, profile = false;
+  bool json = false, profile = false;
+  WeightFlags weights;
   NumericsFlag numerics;
 };
 
@@ -69,8 +70,8 @@ int64_t peak_rss_bytes() {
 
 void run(const BenchFlags& f, ThreadPool& pool) {
   const auto t_load = Clock::now();
-  model::Model model = model::Model::load(f.model, model::LoadOptions{false, weight_memory(f.hugepages)});
-  model.weights().checkpoint->prefault();  // page faults are not timed as compute
+  model::Model model = model::Model::load(f.model, model::LoadOptions{false, f.weights.memory()});
+  const double huge_fraction = settle_weights(*model.weights().checkpoint, f.weights, false);  // faults are not timed
   const double load_s = since(t_load);
   const model::ModelConfig& c = model.config();
   const int64_t V = c.vocab_size;
@@ -153,7 +154,8 @@ void run(const BenchFlags& f, ThreadPool& pool) {
       {"prompt_tokens", f.prompt_tokens},
       {"gen_tokens", f.gen_tokens},
       {"context", f.context},
-      {"weight_memory", f.hugepages ? "hugepages" : "map"},
+      {"weight_memory", f.weights.hugepages ? "hugepages" : "map"},
+      {"weights_in_2mb_pages", huge_fraction},
       {"numerics", kernels::numerics_name(numerics)},
       {"repetitions", f.reps},
       {"prefill_tokens_per_s", ptps},
@@ -190,9 +192,11 @@ void run(const BenchFlags& f, ThreadPool& pool) {
     std::printf("%s\n", j.dump(2).c_str());
     return;
   }
+  char held[64];
+  std::snprintf(held, sizeof held, "mapped, %.0f%% in 2 MB pages", 100 * huge_fraction);
   std::printf("model      %s (%s kernels, %s numerics, %d threads, weights %s)\n", f.model.c_str(),
               kernels::isa_name(kernels::active_isa()), kernels::numerics_name(numerics), pool.size(),
-              f.hugepages ? "in huge pages" : "mapped");
+              f.weights.hugepages ? "in huge pages" : held);
   std::printf("machine    read %.1f GB/s, fp32 FMA peak %.1f GFLOP/s, BF16 dot-product peak %.1f GFLOP/s\n", read_gbs,
               peak_gflops, bf16_peak_gflops);
   std::printf("load       %.2f s, peak RSS %.2f GB\n", load_s, double(peak_rss) / 1e9);
@@ -240,7 +244,7 @@ void add_bench(CLI::App& app, AppContext& ctx) {
   cmd->add_flag("--profile", f->profile,
                 "also report time and weight bytes per token by phase (embedding, attention projections and core, "
                 "router, experts, dense MLP, head, sampling) and the time spent waiting for pool threads");
-  add_hugepages_flag(cmd, f->hugepages);
+  add_weight_flags(cmd, f->weights);
   add_numerics_flags(cmd, f->numerics, "bf16");
   cmd->callback([f, &ctx] { run(*f, ctx.pool()); });
 }

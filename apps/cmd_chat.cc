@@ -33,7 +33,7 @@ void on_sigint(int) {
 struct ChatFlags {
   std::string model, system;
   int64_t ctx_size = 4096;
-  bool hugepages = false;
+  WeightFlags weights;
   runtime::GenerateOptions gen;
   NumericsFlag numerics;
 };
@@ -82,7 +82,7 @@ void show(const ChatFlags& f) {
 
 void run(ChatFlags f, ThreadPool& pool) {
   const std::string dir = resolve_model_dir(f.model);
-  TextModel tm = load_text_model(dir, /*need_template=*/true, weight_memory(f.hugepages));
+  TextModel tm = load_text_model(dir, /*need_template=*/true, f.weights);
   // One engine for the whole conversation: each turn's prompt (the history through the chat
   // template) finds the earlier turns' latents in its cache and computes only what is new.
   runtime::EngineOptions eo = runtime::single_sequence_options(f.ctx_size);
@@ -159,7 +159,7 @@ void add_chat(CLI::App& app, AppContext& ctx) {
   add_model_option(cmd, "--model", f->model, "model folder (weights, config.json, tokenizer files)");
   cmd->add_option("--system", f->system, "system prompt");
   cmd->add_option("--ctx-size", f->ctx_size, "context size in tokens")->capture_default_str();
-  add_hugepages_flag(cmd, f->hugepages);
+  add_weight_flags(cmd, f->weights);
   add_numerics_flags(cmd, f->numerics, "bf16");
   add_generation_flags(cmd, f->gen);
   f->gen.max_tokens = 512;

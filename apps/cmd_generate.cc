@@ -12,14 +12,15 @@ namespace {
 
 struct GenerateFlags {
   std::string model, prompt, system;
-  bool chat = false, hugepages = false;
+  bool chat = false;
+  WeightFlags weights;
   int64_t ctx_size = 4096;
   runtime::GenerateOptions gen;
   NumericsFlag numerics;
 };
 
 void run(const GenerateFlags& f, ThreadPool& pool) {
-  TextModel tm = load_text_model(resolve_model_dir(f.model), f.chat, weight_memory(f.hugepages));
+  TextModel tm = load_text_model(resolve_model_dir(f.model), f.chat, f.weights);
   std::vector<int32_t> prompt;
   if (f.chat) {
     nlohmann::json messages = nlohmann::json::array();
@@ -52,7 +53,7 @@ void add_generate(CLI::App& app, AppContext& ctx) {
   cmd->add_flag("--chat", f->chat, "wrap the prompt as a user turn with the model's chat template");
   cmd->add_option("--system", f->system, "system prompt (with --chat)");
   cmd->add_option("--ctx-size", f->ctx_size, "context size in tokens")->capture_default_str();
-  add_hugepages_flag(cmd, f->hugepages);
+  add_weight_flags(cmd, f->weights);
   add_numerics_flags(cmd, f->numerics, "bf16");
   add_generation_flags(cmd, f->gen);
   cmd->callback([f, &ctx] { run(*f, ctx.pool()); });

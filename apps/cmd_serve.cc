@@ -48,7 +48,7 @@ void add_serve(CLI::App& app, AppContext& ctx) {
     int port = 8080;
     int64_t max_seqs = 8, ctx_size = 4096, step_tokens = 256, page_tokens = 16;
     std::string attention = "absorbed";
-    bool hugepages = false;
+    WeightFlags weights;
     NumericsFlag numerics;
   };
   auto o = std::make_shared<Opts>();
@@ -72,11 +72,11 @@ void add_serve(CLI::App& app, AppContext& ctx) {
                   "prompt's results then depend on how it is chunked, slightly in fp32, more in bf16 numerics, "
                   "where the two forms round different intermediates)")
       ->check(CLI::IsMember({"absorbed", "auto"}));
-  add_hugepages_flag(cmd, o->hugepages);
+  add_weight_flags(cmd, o->weights);
   add_numerics_flags(cmd, o->numerics, "bf16");
   cmd->callback([o, &ctx] {
     o->model = resolve_model_dir(o->model);
-    TextModel lt = load_text_model(o->model, false, weight_memory(o->hugepages));
+    TextModel lt = load_text_model(o->model, false, o->weights);
     if (lt.tokenizer->chat_template().empty())
       std::fprintf(stderr, "dsv3 serve: note: no chat template; only /v1/completions will work\n");
     runtime::EngineOptions eo;

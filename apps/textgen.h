@@ -22,14 +22,25 @@ struct TextModel {
   std::optional<ChatTemplate> chat_template;
 };
 
+//! How the weights are held: --hugepages (read into anonymous huge pages) or mapped, with
+//! --recache to bring a mapped checkpoint into 2 MB page-cache folios first.
+struct WeightFlags {
+  bool hugepages = false, recache = false;
+  io::WeightMemory memory() const { return hugepages ? io::WeightMemory::HugePages : io::WeightMemory::Map; }
+};
+void add_weight_flags(CLI::App* cmd, WeightFlags& flags);
+
+//! Touches every weight page (with a progress bar on a terminal when `progress`); for mapped
+//! weights reports how much is mapped in 2 MB pages, and with flags.recache first reads the
+//! rest again into 2 MB folios. Returns the share of the weights in 2 MB pages.
+double settle_weights(const io::Checkpoint& ck, const WeightFlags& flags, bool progress);
+
 //! Loads DIR's weights, tokenizer and chat template; touches every weight page once with a
 //! progress bar on a terminal so the first answer is not slowed by page faults.
 //! need_template: fail clearly when the tokenizer_config has no chat_template.
-TextModel load_text_model(const std::string& dir, bool need_template, io::WeightMemory memory = io::WeightMemory::Map);
+TextModel load_text_model(const std::string& dir, bool need_template, const WeightFlags& weights = {});
 
-//! Registers --hugepages (io::WeightMemory::HugePages instead of the default mapping).
-void add_hugepages_flag(CLI::App* cmd, bool& hugepages);
-inline io::WeightMemory weight_memory(bool hugepages) { return hugepages ? io::WeightMemory::HugePages : io::WeightMemory::Map; }
+
 
 //! Registers the sampling flags (temperature, top-k, ...) and max tokens / stop / seed.
 void add_generation_flags(CLI::App* cmd, runtime::GenerateOptions& opts);

@@ -1,5 +1,6 @@
 // Google Benchmark for the matrix kernels: FP8 / BF16 weights, decode (T=1) and prefill
-// (T=64) shapes from the bench preset, on every ISA this CPU supports; cold (memory-bound)
+// (T=64) shapes from the bench preset, on every ISA this CPU supports, in fp32 and bf16
+// numerics (the `_bf16n` cases); cold (memory-bound)
 // matrix-vector products; one MoE layer's decode step. Reports weight bytes/s (decode) and
 // FLOP/s (prefill).
 #include <benchmark/benchmark.h>
@@ -41,7 +42,7 @@ Weights make(io::DType dt, int64_t rows, int64_t cols) {
   return m;
 }
 
-void BM_Matmul(benchmark::State& state, io::DType dt, kernels::Isa isa) {
+void BM_Matmul(benchmark::State& state, io::DType dt, kernels::Isa isa, kernels::Numerics n) {
   if (!kernels::set_isa(isa)) {
     state.SkipWithError("ISA not supported on this CPU");
     return;
@@ -50,6 +51,7 @@ void BM_Matmul(benchmark::State& state, io::DType dt, kernels::Isa isa) {
   const Weights m = make(dt, rows, cols);
   std::vector<float> x(size_t(T * cols), 0.5f), y(size_t(T * rows));
   kernels::Context ctx(pool());
+  ctx.set_numerics(n);
   for (auto _ : state) {
     kernels::matmul(ctx, m.w, x.data(), T, y.data());
     benchmark::DoNotOptimize(y.data());
@@ -63,7 +65,7 @@ void BM_Matmul(benchmark::State& state, io::DType dt, kernels::Isa isa) {
 // Decode as the model sees it: every call reads weights that are not in any cache (a set of
 // matrices larger than the last-level cache, visited in turn), so this measures the kernels
 // against memory bandwidth rather than cache bandwidth. Args: rows, cols, matrices.
-void BM_MatvecCold(benchmark::State& state, io::DType dt, kernels::Isa isa) {
+void BM_MatvecCold(benchmark::State& state, io::DType dt, kernels::Isa isa, kernels::Numerics n) {
   if (!kernels::set_isa(isa)) {
     state.SkipWithError("ISA not supported on this CPU");
     return;
@@ -75,6 +77,7 @@ void BM_MatvecCold(benchmark::State& state, io::DType dt, kernels::Isa isa) {
   size_t next = 0;
   uint64_t bytes = 0;
   kernels::Context ctx(pool());
+  ctx.set_numerics(n);
   for (auto _ : state) {
     const kernels::WeightMatrix& w = ms[next].w;
     next = (next + 1) % ms.size();
@@ -89,7 +92,7 @@ void BM_MatvecCold(benchmark::State& state, io::DType dt, kernels::Isa isa) {
 // (1408 x 2048, chosen in turn so their weights are not cached) and two more experts'
 // matrices standing in for the 2816-wide shared expert; all gate/up products, then all down
 // products, in two pool jobs.
-void BM_MoeDecodeCold(benchmark::State& state) {
+void BM_MoeDecodeCold(benchmark::State& state, kernels::Numerics n) {
   const int64_t D = 2048, I = 1408, E = 64, K = 6;
   std::vector<Weights> ws;
   for (int64_t i = 0; i < 3 * (E + 2); ++i)
@@ -100,6 +103,7 @@ void BM_MoeDecodeCold(benchmark::State& state) {
   int64_t next = 0;
   uint64_t bytes = 0;
   model::Workspace work(pool());
+  work.kernels.set_numerics(n);
   for (auto _ : state) {
     std::vector<model::MlpTask> tasks;
     for (int64_t k = 0; k < K + 2; ++k) {
@@ -113,24 +117,33 @@ void BM_MoeDecodeCold(benchmark::State& state) {
   }
   state.counters["weight_GB/s"] = benchmark::Counter(double(bytes) / 1e9, benchmark::Counter::kIsRate);
 }
-BENCHMARK(BM_MoeDecodeCold)->UseRealTime();
+BENCHMARK_CAPTURE(BM_MoeDecodeCold, fp32n, kernels::Numerics::Fp32)->UseRealTime();
+BENCHMARK_CAPTURE(BM_MoeDecodeCold, bf16n, kernels::Numerics::Bf16)->UseRealTime();
 
 void shapes(benchmark::internal::Benchmark* b) {
   b->Args({1408, 2048, 1})->Args({2048, 1408, 1})->Args({10944, 2048, 1})->Args({1408, 2048, 64})
       ->Args({10944, 2048, 64})->UseRealTime();
 }
 
-BENCHMARK_CAPTURE(BM_Matmul, fp8_avx512, io::DType::F8_E4M3, kernels::Isa::Avx512)->Apply(shapes);
-BENCHMARK_CAPTURE(BM_Matmul, fp8_avx2, io::DType::F8_E4M3, kernels::Isa::Avx2)->Apply(shapes);
-BENCHMARK_CAPTURE(BM_Matmul, fp8_scalar, io::DType::F8_E4M3, kernels::Isa::Scalar)->Apply(shapes);
-BENCHMARK_CAPTURE(BM_Matmul, bf16_avx512, io::DType::BF16, kernels::Isa::Avx512)->Apply(shapes);
-BENCHMARK_CAPTURE(BM_Matmul, bf16_avx2, io::DType::BF16, kernels::Isa::Avx2)->Apply(shapes);
+constexpr kernels::Numerics kF = kernels::Numerics::Fp32, kB = kernels::Numerics::Bf16;
+using kernels::Isa;
+constexpr io::DType kFp8 = io::DType::F8_E4M3, kBf16 = io::DType::BF16;
+BENCHMARK_CAPTURE(BM_Matmul, fp8_avx512, kFp8, Isa::Avx512, kF)->Apply(shapes);
+BENCHMARK_CAPTURE(BM_Matmul, fp8_avx2, kFp8, Isa::Avx2, kF)->Apply(shapes);
+BENCHMARK_CAPTURE(BM_Matmul, fp8_scalar, kFp8, Isa::Scalar, kF)->Apply(shapes);
+BENCHMARK_CAPTURE(BM_Matmul, bf16_avx512, kBf16, Isa::Avx512, kF)->Apply(shapes);
+BENCHMARK_CAPTURE(BM_Matmul, bf16_avx2, kBf16, Isa::Avx2, kF)->Apply(shapes);
+BENCHMARK_CAPTURE(BM_Matmul, fp8_avx512bf16_bf16n, kFp8, Isa::Avx512Bf16, kB)->Apply(shapes);
+BENCHMARK_CAPTURE(BM_Matmul, bf16_avx512bf16_bf16n, kBf16, Isa::Avx512Bf16, kB)->Apply(shapes);
+BENCHMARK_CAPTURE(BM_Matmul, fp8_avx512_bf16n, kFp8, Isa::Avx512, kB)->Apply(shapes);
 
 // 64 routed experts' gates (FP8, 185 MB in all) and a vocabulary head (FP8 265 MB, BF16 530 MB).
-BENCHMARK_CAPTURE(BM_MatvecCold, fp8_avx512, io::DType::F8_E4M3, kernels::Isa::Avx512)->Args({1408, 2048, 64})->Args({129280, 2048, 1})->UseRealTime();
-BENCHMARK_CAPTURE(BM_MatvecCold, fp8_avx2, io::DType::F8_E4M3, kernels::Isa::Avx2)->Args({1408, 2048, 64})->UseRealTime();
-BENCHMARK_CAPTURE(BM_MatvecCold, bf16_avx512, io::DType::BF16, kernels::Isa::Avx512)->Args({129280, 2048, 1})->UseRealTime();
-BENCHMARK_CAPTURE(BM_MatvecCold, bf16_avx2, io::DType::BF16, kernels::Isa::Avx2)->Args({129280, 2048, 1})->UseRealTime();
+BENCHMARK_CAPTURE(BM_MatvecCold, fp8_avx512, kFp8, Isa::Avx512, kF)->Args({1408, 2048, 64})->Args({129280, 2048, 1})->UseRealTime();
+BENCHMARK_CAPTURE(BM_MatvecCold, fp8_avx2, kFp8, Isa::Avx2, kF)->Args({1408, 2048, 64})->UseRealTime();
+BENCHMARK_CAPTURE(BM_MatvecCold, bf16_avx512, kBf16, Isa::Avx512, kF)->Args({129280, 2048, 1})->UseRealTime();
+BENCHMARK_CAPTURE(BM_MatvecCold, bf16_avx2, kBf16, Isa::Avx2, kF)->Args({129280, 2048, 1})->UseRealTime();
+BENCHMARK_CAPTURE(BM_MatvecCold, fp8_avx512bf16_bf16n, kFp8, Isa::Avx512Bf16, kB)->Args({1408, 2048, 64})->Args({129280, 2048, 1})->UseRealTime();
+BENCHMARK_CAPTURE(BM_MatvecCold, bf16_avx512bf16_bf16n, kBf16, Isa::Avx512Bf16, kB)->Args({129280, 2048, 1})->UseRealTime();
 
 }  // namespace
 }  // namespace dsv3
