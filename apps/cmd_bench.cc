@@ -38,7 +38,7 @@ double median(std::vector<double> v) {
 
 struct BenchFlags {
   std::string model;
-  int64_t prompt_tokens = 512, gen_tokens = 32, context = 0;
+  int64_t prompt_tokens = 512, gen_tokens = 32, context = 0, batch = 1;
   int reps = 3;
   bool json = false, profile = false;
   WeightFlags weights;
@@ -90,7 +90,7 @@ void run(const BenchFlags& f, ThreadPool& pool) {
   };
   const int64_t cap = f.context + f.prompt_tokens + f.gen_tokens + 1;
   std::vector<double> prefill_tps, decode_tps, decode_bytes;
-  std::vector<float> logits(size_t(std::max<int64_t>(f.prompt_tokens, 1) * V));
+  std::vector<float> logits(size_t(std::max<int64_t>(std::max(f.prompt_tokens, f.batch), 1) * V));
   model::Workspace ws(pool);
   ws.kernels.set_numerics(numerics);
   // The profile covers every repetition; it is reported per token.
@@ -120,18 +120,36 @@ void run(const BenchFlags& f, ThreadPool& pool) {
       prefill_tps.push_back(double(f.prompt_tokens) / since(t0));
       profiling(nullptr);
     }
-    int32_t next = prompt.empty() ? 0 : prompt.back();
+    // --batch B: B sequences after the same prompt decode together, one token each per step
+    // (a continuous-batching step, as the server runs it).
+    std::vector<model::KvCache> caches(size_t(f.batch), cache);
+    std::vector<int32_t> next(size_t(f.batch));
+    for (int64_t b = 0; b < f.batch; ++b) next[size_t(b)] = int32_t((prompt.empty() ? 0 : prompt.back()) + b) % int32_t(V);
+    std::vector<model::BatchSeq> seqs(size_t(f.batch));
     profiling(&decode_profile);
     const uint64_t b0 = kernels::weight_bytes_read();
     const auto t0 = Clock::now();
     for (int64_t i = 0; i < f.gen_tokens; ++i) {
-      model.forward(ws, &next, 1, cache, logits.data());
+      for (int64_t b = 0; b < f.batch; ++b) {
+        model::KvCache& kc = caches[size_t(b)];
+        seqs[size_t(b)] = model::BatchSeq{&next[size_t(b)], 1, kc.size(), &kc, true};
+      }
+      if (f.batch == 1) {
+        model.forward(ws, next.data(), 1, caches[0], logits.data());
+      } else {
+        model.forward_batch(ws, seqs, logits.data());
+        for (model::KvCache& kc : caches) kc.set_size(kc.size() + 1);
+      }
       const model::PhaseScope sampling(ws.profile, model::Phase::Sampling);
-      next = int32_t(std::max_element(logits.begin(), logits.begin() + V) - logits.begin());
+      for (int64_t b = 0; b < f.batch; ++b) {
+        const float* l = &logits[size_t(b * V)];
+        next[size_t(b)] = int32_t(std::max_element(l, l + V) - l);
+      }
     }
     profiling(nullptr);
     if (f.gen_tokens > 0) {
-      decode_tps.push_back(double(f.gen_tokens) / since(t0));
+      const double tokens = double(f.gen_tokens * f.batch);
+      decode_tps.push_back(tokens / since(t0));
       decode_bytes.push_back(double(kernels::weight_bytes_read() - b0) / double(f.gen_tokens));
     }
   }
@@ -146,13 +164,14 @@ void run(const BenchFlags& f, ThreadPool& pool) {
       f.prompt_tokens > 0 ? 2 * model::forward_macs(c, f.context, f.prompt_tokens, true) / double(f.prompt_tokens) : 0;
   const double prefill_gflops = ptps * prefill_flops_per_token / 1e9;
   const double limit_gflops = numerics == kernels::Numerics::Bf16 ? bf16_peak_gflops : peak_gflops;
-  const double decode_gbs = dtps * dbytes / 1e9;
+  const double decode_gbs = dtps / double(f.batch) * dbytes / 1e9;  // dbytes: per step
   nlohmann::json j = {
       {"model", f.model},
       {"isa", kernels::isa_name(kernels::active_isa())},
       {"threads", pool.size()},
       {"prompt_tokens", f.prompt_tokens},
       {"gen_tokens", f.gen_tokens},
+      {"batch", f.batch},
       {"context", f.context},
       {"weight_memory", f.weights.hugepages ? "hugepages" : "map"},
       {"weights_in_2mb_pages", huge_fraction},
@@ -162,7 +181,8 @@ void run(const BenchFlags& f, ThreadPool& pool) {
       {"prefill_gflops", prefill_gflops},
       {"prefill_flops_per_token", prefill_flops_per_token},
       {"decode_tokens_per_s", dtps},
-      {"decode_bytes_per_token", dbytes},
+      {"decode_bytes_per_token", dbytes / double(f.batch)},
+      {"decode_bytes_per_step", dbytes},
       {"decode_gb_per_s", decode_gbs},
       {"machine_read_gb_per_s", read_gbs},
       {"decode_roofline_fraction", read_gbs > 0 ? decode_gbs / read_gbs : 0},
@@ -172,7 +192,8 @@ void run(const BenchFlags& f, ThreadPool& pool) {
       {"peak_rss_bytes", peak_rss},
       {"load_seconds", load_s},
   };
-  const double prefill_tokens = double(f.prompt_tokens) * f.reps, decode_tokens = double(f.gen_tokens) * f.reps;
+  const double prefill_tokens = double(f.prompt_tokens) * f.reps,
+               decode_tokens = double(f.gen_tokens * f.batch) * f.reps;
   if (f.profile) {
     nlohmann::json p = nlohmann::json::object();
     for (auto [name, prof, n] : {std::tuple{"prefill", &prefill_profile, prefill_tokens},
@@ -205,9 +226,10 @@ void run(const BenchFlags& f, ThreadPool& pool) {
                 (long long)f.prompt_tokens, ptps, prefill_gflops, 100 * prefill_gflops / limit_gflops,
                 numerics == kernels::Numerics::Bf16 ? "BF16" : "fp32 FMA", f.reps);
   if (f.gen_tokens > 0)
-    std::printf("decode     %.2f tokens/s at context %lld, %.1f MB weights/token, %.1f GB/s = %.0f%% of read "
+    std::printf("decode     %.2f tokens/s%s at context %lld, %.1f MB weights/step, %.1f GB/s = %.0f%% of read "
                 "bandwidth (median of %d)\n",
-                dtps, (long long)(f.context + f.prompt_tokens), dbytes / 1e6, decode_gbs, 100 * decode_gbs / read_gbs,
+                dtps, f.batch > 1 ? (" over " + std::to_string(f.batch) + " sequences").c_str() : "",
+                (long long)(f.context + f.prompt_tokens), dbytes / 1e6, decode_gbs, 100 * decode_gbs / read_gbs,
                 f.reps);
   if (!f.profile) return;
   std::printf("\nprofile (per token; bytes are weights read)   %22s   %22s\n", "prefill", "decode");
@@ -238,6 +260,11 @@ void add_bench(CLI::App& app, AppContext& ctx) {
       ->capture_default_str();
   cmd->add_option("--context", f->context, "cached positions before the prompt (synthetic latents)")
       ->check(CLI::NonNegativeNumber)->capture_default_str();
+  cmd->add_option("--batch", f->batch,
+                  "sequences decoding together (one token each per step, as the server batches them); "
+                  "decode figures are then totals over the batch, weight bytes per step")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
   cmd->add_option("--reps", f->reps, "repetitions; medians are reported")->check(CLI::PositiveNumber)
       ->capture_default_str();
   cmd->add_flag("--json", f->json, "print one JSON object");

@@ -172,6 +172,13 @@ TEST_F(CliTest, BenchProfileCoversEveryPhase) {
     EXPECT_TRUE(p.contains("pool_wait_us_per_token"));
     if (std::string(part) == "decode") EXPECT_NEAR(bytes, j["decode_bytes_per_token"].get<double>(), 1.0);
   }
+  // --batch: sequences decoding together; figures are totals, bytes per step.
+  const Result batch = sh("bench --model " + model() + " --prompt-tokens 4 --gen-tokens 3 --reps 1 --batch 3 --json");
+  ASSERT_EQ(batch.code, 0) << batch.out;
+  const nlohmann::json jb = nlohmann::json::parse(batch.out.substr(batch.out.find('{')));
+  EXPECT_EQ(jb["batch"], 3);
+  EXPECT_GT(jb["decode_tokens_per_s"].get<double>(), 0.0);
+  EXPECT_NEAR(jb["decode_bytes_per_step"].get<double>(), 3 * jb["decode_bytes_per_token"].get<double>(), 1.0);
   const Result bad = sh("bench --model " + model() + " --numerics fp16 --json");
   EXPECT_NE(bad.code, 0);
   const Result both = sh("bench --model " + model() + " --numerics bf16 --exact --json");

@@ -25,6 +25,7 @@ constexpr int kTokChunkB = kSimdTokChunk;
 // Up to this many tokens the native kernel reads the stored weights in place.
 constexpr int64_t kDirectMaxTokensB = 16;
 
+
 // Rounds n floats (times `mul`) to BF16 as bf16_round does.
 inline void round_bf16_n(const float* x, float mul, int64_t n, uint16_t* out) {
   int64_t c = 0;
@@ -166,7 +167,16 @@ inline void bf16_token_tiles(const uint16_t* panel, int64_t K64, const uint16_t*
   constexpr int TT = B::kTok;
   int64_t t = 0;
   for (; t + TT <= T; t += TT) bf16_tile<R, TT>(panel, K64, xb + t * K64, y + t * y_stride, y_stride);
-  for (; t < T; ++t) bf16_tile<R, 1>(panel, K64, xb + t * K64, y + t * y_stride, y_stride);
+  const uint16_t* xt = xb + t * K64;
+  float* yt = y + t * y_stride;
+  switch (T - t) {  // remainder tiles (kTok <= 6)
+    case 0: break;
+    case 1: bf16_tile<R, 1>(panel, K64, xt, yt, y_stride); break;
+    case 2: bf16_tile<R, 2>(panel, K64, xt, yt, y_stride); break;
+    case 3: bf16_tile<R, 3>(panel, K64, xt, yt, y_stride); break;
+    case 4: bf16_tile<R, 4>(panel, K64, xt, yt, y_stride); break;
+    case 5: bf16_tile<R, 5>(panel, K64, xt, yt, y_stride); break;
+  }
 }
 
 // Rows [a, b) through the panel, kRowsB at a time; y indexed from row r0.
