@@ -15,6 +15,7 @@ namespace dsv3::app {
 void add_make_test_model(CLI::App& app);
 void add_logits(CLI::App& app, AppContext& ctx);
 void add_inspect(CLI::App& app);
+void add_quantize(CLI::App& app);
 void add_bench(CLI::App& app, AppContext& ctx);
 void add_generate(CLI::App& app, AppContext& ctx);
 void add_chat(CLI::App& app, AppContext& ctx);

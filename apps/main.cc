@@ -14,6 +14,7 @@ int main(int argc, char** argv) {
   dsv3::app::add_make_test_model(app);
   dsv3::app::add_logits(app, ctx);
   dsv3::app::add_inspect(app);
+  dsv3::app::add_quantize(app);
   dsv3::app::add_bench(app, ctx);
   dsv3::app::add_generate(app, ctx);
   dsv3::app::add_chat(app, ctx);

@@ -5,7 +5,8 @@ official BF16 numerics, on the golden checkpoints (tests/golden/cases.json).
 For each case: the engine's logits in fp32 and bf16 numerics (prefill, and bf16 decoded
 token by token), the float64 reference (the frozen golden) and scripts/reference.py
 --official-bf16 (rounded where DeepSeek's own inference rounds). Prints max |logit diff|
-and argmax agreement for each pair; --json writes them as one object.
+and argmax agreement for each pair; --json writes them as one object. For the BF16 cases
+also what `dsv3 quantize` (BF16 -> FP8 weights) changes in the fp32 logits.
 
 usage: scripts/numerics_report.py [--dsv3 build/dsv3] [--json FILE]
 """
@@ -62,11 +63,22 @@ def main():
                                check=True, stdout=subprocess.DEVNULL)
                 got[label] = reference.read_safetensors(out)["logits"]
             row = {f"{a}_vs_{b}": compare(got[a], got[b]) for a, b in pairs}
+            if case["dtype"] == "bf16":
+                q = os.path.join(tmp, "quantized")
+                subprocess.run([args.dsv3, "quantize", "--in", model, "--out", q], check=True, stdout=subprocess.DEVNULL)
+                out = os.path.join(tmp, "q.safetensors")
+                subprocess.run([args.dsv3, "logits", "--model", q, "--tokens", toks, "--out", out, "--numerics", "fp32"],
+                               check=True, stdout=subprocess.DEVNULL)
+                row["quantized_fp8_vs_bf16_weights"] = compare(reference.read_safetensors(out)["logits"], got["fp32"])
             row["logit_scale"] = float(np.abs(got["ref64"]).max())
             report[case["name"]] = row
             print(f"{case['name']:18s} " + " ".join(
                 f"{row[f'{a}_vs_{b}']['max_abs_diff']:>15.2e} {100 * row[f'{a}_vs_{b}']['argmax_agreement']:>8.1f}%"
                 for a, b in pairs), flush=True)
+            if "quantized_fp8_vs_bf16_weights" in row:
+                qd = row["quantized_fp8_vs_bf16_weights"]
+                print(f"{'':18s} dsv3 quantize (FP8 weights) vs the BF16 weights: max|diff| {qd['max_abs_diff']:.2e}, "
+                      f"argmax agreement {100 * qd['argmax_agreement']:.1f}%", flush=True)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(report, f, indent=2)
