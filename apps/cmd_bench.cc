@@ -163,7 +163,7 @@ void run(const BenchFlags& f, ThreadPool& pool) {
   const double prefill_flops_per_token =
       f.prompt_tokens > 0 ? 2 * model::forward_macs(c, f.context, f.prompt_tokens, true) / double(f.prompt_tokens) : 0;
   const double prefill_gflops = ptps * prefill_flops_per_token / 1e9;
-  const double limit_gflops = numerics == kernels::Numerics::Bf16 ? bf16_peak_gflops : peak_gflops;
+  const double limit_gflops = numerics != kernels::Numerics::Fp32 ? bf16_peak_gflops : peak_gflops;
   const double decode_gbs = dtps / double(f.batch) * dbytes / 1e9;  // dbytes: per step
   nlohmann::json j = {
       {"model", f.model},
@@ -224,7 +224,7 @@ void run(const BenchFlags& f, ThreadPool& pool) {
   if (f.prompt_tokens > 0)
     std::printf("prefill    %lld tokens: %.1f tokens/s, %.1f GFLOP/s = %.0f%% of the %s peak (median of %d)\n",
                 (long long)f.prompt_tokens, ptps, prefill_gflops, 100 * prefill_gflops / limit_gflops,
-                numerics == kernels::Numerics::Bf16 ? "BF16" : "fp32 FMA", f.reps);
+                numerics != kernels::Numerics::Fp32 ? "BF16" : "fp32 FMA", f.reps);
   if (f.gen_tokens > 0)
     std::printf("decode     %.2f tokens/s%s at context %lld, %.1f MB weights/step, %.1f GB/s = %.0f%% of read "
                 "bandwidth (median of %d)\n",

@@ -1,4 +1,4 @@
-// `--numerics bf16|fp32` and `--exact` (= `--numerics fp32`), shared by every command that
+// `--numerics bf16|fp8|fp32` and `--exact` (= `--numerics fp32`), shared by every command that
 // runs the model. Commands that serve text default to bf16 (the official inference's
 // numerics, at BF16 speed); `logits` defaults to fp32, the exact reference.
 #pragma once
@@ -21,8 +21,10 @@ inline void add_numerics_flags(CLI::App* cmd, NumericsFlag& f, const std::string
   f.name = default_name;
   CLI::Option* n = cmd->add_option("--numerics", f.name,
                                    "bf16: BF16 inputs to every GEMM, fp32 sums, BF16 latent cache (the official "
-                                   "inference's numerics; the fast path); fp32: fp32 throughout (the exact reference)")
-                       ->check(CLI::IsMember({"bf16", "fp32"}))
+                                   "inference's numerics; the fast path); fp8: as the official gemm_impl \"fp8\", "
+                                   "products with FP8 weights take activations quantized to e4m3 per 128 channels; "
+                                   "fp32: fp32 throughout (the exact reference)")
+                       ->check(CLI::IsMember({"bf16", "fp8", "fp32"}))
                        ->capture_default_str();
   cmd->add_flag("--exact", f.exact, "the same as --numerics fp32")->excludes(n);
 }

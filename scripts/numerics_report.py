@@ -4,7 +4,9 @@ official BF16 numerics, on the golden checkpoints (tests/golden/cases.json).
 
 For each case: the engine's logits in fp32 and bf16 numerics (prefill, and bf16 decoded
 token by token), the float64 reference (the frozen golden) and scripts/reference.py
---official-bf16 (rounded where DeepSeek's own inference rounds). Prints max |logit diff|
+--official-bf16 / --official-fp8 (rounded where DeepSeek's own inference rounds; fp8: with
+its FP8 GEMMs). On BF16 checkpoints fp8 numerics equal bf16 ones (only FP8 weights take FP8
+activations). Prints max |logit diff|
 and argmax agreement for each pair; --json writes them as one object. For the BF16 cases
 also what `dsv3 quantize` (BF16 -> FP8 weights) changes in the fp32 logits.
 
@@ -39,7 +41,8 @@ def main():
     with open(os.path.join(ROOT, "tests", "golden", "cases.json")) as f:
         cases = json.load(f)["cases"]
     report = {}
-    pairs = [("bf16", "fp32"), ("bf16", "ref64"), ("bf16_decode", "bf16"), ("fp32", "ref_bf16"), ("bf16", "ref_bf16")]
+    pairs = [("bf16", "fp32"), ("bf16", "ref64"), ("bf16_decode", "bf16"), ("fp32", "ref_bf16"), ("bf16", "ref_bf16"),
+             ("fp8", "fp32"), ("fp8", "ref_fp8")]
     print(f"{'case':18s} " + " ".join(f"{a + ' vs ' + b:>26s}" for a, b in pairs))
     for case in cases:
         with tempfile.TemporaryDirectory() as tmp:
@@ -56,7 +59,12 @@ def main():
             subprocess.run([sys.executable, os.path.join(HERE, "reference.py"), "--model", model, "--tokens", toks,
                             "--out", out, "--official-bf16"], check=True)
             got["ref_bf16"] = reference.read_safetensors(out)["logits"]
+            out = os.path.join(tmp, "ref_fp8.safetensors")
+            subprocess.run([sys.executable, os.path.join(HERE, "reference.py"), "--model", model, "--tokens", toks,
+                            "--out", out, "--official-fp8"], check=True)
+            got["ref_fp8"] = reference.read_safetensors(out)["logits"]
             for label, flags in (("fp32", ["--numerics", "fp32"]), ("bf16", ["--numerics", "bf16"]),
+                                 ("fp8", ["--numerics", "fp8"]),
                                  ("bf16_decode", ["--numerics", "bf16", "--decode"])):
                 out = os.path.join(tmp, label + ".safetensors")
                 subprocess.run([args.dsv3, "logits", "--model", model, "--tokens", toks, "--out", out] + flags,

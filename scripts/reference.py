@@ -36,7 +36,10 @@ import numpy as np
 import torch
 
 F64 = torch.float64
-OFFICIAL_BF16 = False  # --official-bf16
+OFFICIAL_BF16 = False  # --official-bf16 (and --official-fp8)
+OFFICIAL_FP8 = False   # --official-fp8
+UE8M0 = False          # quantization_config.scale_fmt "ue8m0"
+CFG_BLOCK = (128, 128)
 
 
 def bf(x):
@@ -209,6 +212,7 @@ class Config:
             self.mscale_all_dim = float(rs.get("mscale_all_dim") or 0.0)
         q = g("quantization_config", {}) or {}
         self.block = tuple(q.get("weight_block_size") or (128, 128))
+        self.scale_fmt = q.get("scale_fmt") or ""
 
     def is_moe_layer(self, i):
         return bool(self.n_routed_experts) and i >= self.first_k_dense_replace and i % self.moe_layer_freq == 0
@@ -243,14 +247,20 @@ class Checkpoint:
             raise KeyError(f"tensor {name} is missing from the checkpoint")
         f = self.where[name]
         w = f.read(name)
+        codes = None
         if f.dtype(name) == "F8_E4M3":
             # Block scaling: one scale per [br, bc] tile; edge tiles are partial, so
             # expand the scale grid and crop it to the weight's shape.
             s = self.get(name + "_scale_inv")
+            codes = (torch.from_numpy(np.ascontiguousarray(w)), s)
             br, bc = self.cfg.block
             s = np.repeat(np.repeat(s.numpy(), br, axis=0), bc, axis=1)
             w = w * s[: w.shape[0], : w.shape[1]]
         t = torch.from_numpy(np.ascontiguousarray(w))
+        if codes is not None and OFFICIAL_FP8:
+            t = bf(t)
+            t.fp8 = codes  # e4m3 values and scale_inv blocks, for the FP8 GEMM
+            return t
         # The bias of the aux-loss-free balancing is fp32 in the official model.
         return t if name.endswith("e_score_correction_bias") else bf(t)
 
@@ -263,7 +273,54 @@ def rms_norm(x, w, eps):
     return bf(w * x / torch.sqrt(x.pow(2).mean(-1, keepdim=True) + eps))
 
 
+def round_e4m3(v):
+    """Nearest e4m3 value (ties to even, saturating at 448) of float32 v, as float64."""
+    v = np.asarray(v, dtype=np.float32)
+    a = np.abs(v)
+    u = a.view(np.uint32).astype(np.uint64)
+    q = ((u + 0x7FFFF + ((u >> 20) & 1)) & 0xFFF00000).astype(np.uint32).view(np.float32)
+    normal = np.minimum(q, np.float32(448.0))
+    sub = (np.rint(a.astype(np.float64) * 512.0) / 512.0).astype(np.float32)
+    r = np.where(a >= np.float32(2.0 ** -6), normal, sub)
+    return (np.sign(v) * r).astype(np.float64)
+
+
+def act_quant(x, bc):
+    """The official act_quant: per row and bc-channel block, scale = max(amax, 1e-4) / 448
+    (fp32; a power of two with ue8m0) and x / scale rounded to e4m3. Returns (q, s)."""
+    t, k = x.shape
+    nb = -(-k // bc)
+    xp = np.zeros((t, nb * bc), dtype=np.float32)
+    xp[:, :k] = x.numpy().astype(np.float32)
+    xb = xp.reshape(t, nb, bc)
+    amax = np.maximum(np.abs(xb).max(-1), np.float32(1e-4)).astype(np.float32)
+    s = (amax / np.float32(448.0)).astype(np.float32)
+    if UE8M0:
+        s = np.exp2(np.ceil(np.log2(s.astype(np.float64)))).astype(np.float32)
+    q = round_e4m3(xb / s[..., None])
+    return q, s.astype(np.float64)
+
+
+def fp8_linear(x, w):
+    """The official fp8_gemm: per 128-block products of e4m3 activations and weights, each
+    block's sum times both scales, summed over blocks; output BF16."""
+    codes, s_w = w.fp8
+    br, bc = CFG_BLOCK
+    q, s_x = act_quant(bf(x), bc)  # [T, nb, bc], [T, nb]
+    rows, k = codes.shape
+    nb = q.shape[1]
+    wq = np.zeros((rows, nb * bc))
+    wq[:, :k] = codes.numpy()
+    wq = wq.reshape(rows, nb, bc)
+    sw = np.repeat(s_w.numpy(), br, axis=0)[:rows]  # [rows, nb]
+    part = np.einsum("tbc,rbc->trb", q, wq)  # exact products, float64 sums
+    y = (part * s_x[:, None, :] * sw[None, :, :]).sum(-1)
+    return bf(torch.from_numpy(y))
+
+
 def linear(x, w):  # weights are [out, in]
+    if OFFICIAL_FP8 and hasattr(w, "fp8"):
+        return fp8_linear(x, w)
     return bf(bf(x) @ w.t())
 
 
@@ -502,14 +559,20 @@ def main(argv=None):
     ap.add_argument("--absorbed", action="store_true", help="use the absorbed MLA form (same result)")
     ap.add_argument("--official-bf16", action="store_true",
                     help="round to BF16 where the official inference does (the reference for --numerics bf16)")
+    ap.add_argument("--official-fp8", action="store_true",
+                    help="--official-bf16, with FP8 weights multiplied as the official gemm_impl 'fp8' does "
+                         "(activations quantized per 128 channels to e4m3; the reference for --numerics fp8)")
     args = ap.parse_args(argv)
-    global OFFICIAL_BF16
-    OFFICIAL_BF16 = args.official_bf16
+    global OFFICIAL_BF16, OFFICIAL_FP8, UE8M0, CFG_BLOCK
+    OFFICIAL_BF16 = args.official_bf16 or args.official_fp8
+    OFFICIAL_FP8 = args.official_fp8
     try:
         tokens = [int(t) for t in args.tokens.split(",") if t.strip()]
     except ValueError:
         raise SystemExit(f"--tokens: expected comma-separated integers, got {args.tokens!r}")
     ck = Checkpoint(args.model)
+    CFG_BLOCK = ck.cfg.block
+    UE8M0 = ck.cfg.scale_fmt == "ue8m0"
     write_safetensors(args.out, to_numpy_outputs(forward(ck, tokens, args.mtp, args.absorbed)))
 
 

@@ -6,9 +6,12 @@
 
 #include <cmath>
 #include <cstring>
+#include <filesystem>
 #include <vector>
 
 #include "base/numeric.h"
+#include "base/rng.h"
+#include "io/safetensors.h"
 #include "isa_util.h"
 #include "kernels/bf16.h"
 #include "kernels/isa.h"
@@ -177,7 +180,133 @@ TEST(MatmulBf16, TransposedRowsRoundTheirInputs) {
 TEST(Numerics, ParsesItsNames) {
   EXPECT_EQ(kernels::parse_numerics("bf16"), Numerics::Bf16);
   EXPECT_EQ(kernels::parse_numerics("fp32"), Numerics::Fp32);
+  EXPECT_EQ(kernels::parse_numerics("fp8"), Numerics::Fp8);
   EXPECT_THROW(kernels::parse_numerics("fp16"), Error);
+}
+
+
+// --numerics fp8: e4m3 activation rounding as f32_to_e4m3 rounds (nearest, ties to even,
+// saturating), across normals, subnormals, ties and the boundary between them.
+TEST(Fp8Numerics, ActivationRoundingIsTheE4m3Codec) {
+  std::vector<float> vals = {0.0f, -0.0f, 1.0f, 448.0f, 460.0f, 1e6f, 0.015625f, 0.0146484375f, 0.0009765625f,
+                             0.00146484375f, 0.001953125f, 1e-9f, 1.0625f, 1.1875f, 17.0f, 240.0f, 3.3e-3f};
+  Rng rng(3);
+  for (int i = 0; i < 20000; ++i) vals.push_back(std::ldexp(rng.symmetric(1.0f), int(rng.next() % 24) - 14));
+  for (int e = -9; e <= 8; ++e)  // every tie between neighbouring codes in [2^e, 2^(e+1))
+    for (int m = 0; m < 8; ++m) vals.push_back(std::ldexp(1.0f + (2 * m + 1) / 16.0f, e));
+  for (float v : vals) {
+    const float want = e4m3_to_f32(f32_to_e4m3(v));
+    EXPECT_EQ(kernels::bf16_value(kernels::e4m3_round_bf16(v)), want) << v;
+    EXPECT_EQ(kernels::e4m3_round_bf16(v) & 0x8000, std::signbit(v) ? 0x8000 : 0) << v;
+  }
+  EXPECT_EQ(kernels::fp8_act_scale(448.0f, false), 1.0f);
+  EXPECT_EQ(kernels::fp8_act_scale(0.0f, false), 1e-4f / 448.0f);  // all-zero block: no NaN
+  EXPECT_EQ(kernels::fp8_act_scale(300.0f, true), 1.0f);            // ue8m0: up to a power of two
+  EXPECT_EQ(kernels::fp8_act_scale(448.0f * 0.25f, true), 0.25f);
+}
+
+class Fp8NumericsTest : public ::testing::TestWithParam<std::tuple<kernels::Isa, Bf16Case>> {};
+
+TEST_P(Fp8NumericsTest, FastEqualsTwinAndIsCloseToFp32) {
+  const auto& [isa, c] = GetParam();
+  testutil::IsaScope scope(isa);
+  ASSERT_TRUE(scope.ok());
+  for (bool ue8m0 : {false, true}) {
+    TestMatrix m = make_matrix(c.m, 21);
+    m.w.ue8m0 = ue8m0;
+    const kernels::WeightMatrix& w = m.w;
+    std::vector<float> x = random_vector(c.T * w.cols, 8);
+    for (int64_t k = 0; k < std::min<int64_t>(w.cols, 128); ++k) x[size_t(k)] = 0.0f;  // an all-zero block
+    std::vector<float> y(size_t(c.T * w.rows)), ref(y.size()), scratch(kernels::matmul_scratch(w));
+    const int64_t mid = w.rows / 3;
+    kernels::matmul_rows(w, 0, mid, x.data(), w.cols, c.T, y.data(), w.rows, scratch.data(), Numerics::Fp8);
+    kernels::matmul_rows(w, mid, w.rows, x.data(), w.cols, c.T, y.data() + mid, w.rows, scratch.data(),
+                         Numerics::Fp8);
+    kernels::matmul_rows_fp8_ref(w, 0, w.rows, x.data(), w.cols, c.T, ref.data(), w.rows);
+    for (size_t i = 0; i < y.size(); ++i) ASSERT_EQ(y[i], ref[i]) << "element " << i << " ue8m0 " << ue8m0;
+    std::vector<float> exact(y.size());
+    kernels::matmul_rows_ref(w, 0, w.rows, x.data(), w.cols, c.T, exact.data(), w.rows);
+    for (size_t i = 0; i < y.size(); ++i) {
+      double mag = 0;  // each activation rounded to e4m3: relative 2^-4 (ue8m0: up to 2^-3)
+      const int64_t t = int64_t(i) / w.rows, r = int64_t(i) % w.rows;
+      for (int64_t k = 0; k < w.cols; ++k) mag += std::fabs(double(x[size_t(t * w.cols + k)]) * w.at(r, k));
+      ASSERT_NEAR(y[i], exact[i], std::ldexp(mag, -3) + 1e-6) << i;
+    }
+  }
+}
+
+std::vector<Bf16Case> fp8_cases() {
+  std::vector<Bf16Case> out;
+  const MatrixCase shapes[] = {{"fp8", io::DType::F8_E4M3, 11, 300},
+                               {"fp8", io::DType::F8_E4M3, 260, 256},
+                               {"fp8_64", io::DType::F8_E4M3, 37, 100, 64, 64}};
+  for (const MatrixCase& m : shapes)
+    for (int64_t T : {1, 2, 3, 17, 70}) out.push_back({m, T});
+  return out;
+}
+
+INSTANTIATE_TEST_SUITE_P(All, Fp8NumericsTest,
+                         ::testing::Combine(::testing::ValuesIn(testutil::supported_isas()),
+                                            ::testing::ValuesIn(fp8_cases())),
+                         [](const auto& info) {
+                           const Bf16Case& c = std::get<1>(info.param);
+                           return testutil::isa_label(std::get<0>(info.param)) + "_" + c.m.label + "_" +
+                                  std::to_string(c.m.rows) + "x" + std::to_string(c.m.cols) + "_T" +
+                                  std::to_string(c.T);
+                         });
+
+// Weights the official fp8 path does not quantize (BF16, or FP8 in blocks not a multiple of
+// 64) run in bf16 numerics.
+TEST(Fp8Numerics, OtherWeightsRunInBf16) {
+  for (const MatrixCase& mc : {MatrixCase{"bf16", io::DType::BF16, 9, 300},
+                               MatrixCase{"fp8_48", io::DType::F8_E4M3, 9, 100, 16, 48}}) {
+    TestMatrix m = make_matrix(mc, 2);
+    std::vector<float> x = random_vector(3 * m.w.cols, 1), a(size_t(3 * m.w.rows)), b(a.size());
+    std::vector<float> scratch(kernels::matmul_scratch(m.w));
+    kernels::matmul_rows(m.w, 0, m.w.rows, x.data(), m.w.cols, 3, a.data(), m.w.rows, scratch.data(), Numerics::Fp8);
+    kernels::matmul_rows(m.w, 0, m.w.rows, x.data(), m.w.cols, 3, b.data(), m.w.rows, scratch.data(), Numerics::Bf16);
+    EXPECT_EQ(a, b) << mc.label;
+  }
+}
+
+
+// The kernels against the official recipe as scripts/reference.py computes it in PyTorch
+// (tests/golden/fp8-gemm.safetensors, scripts/make_fp8_gemm_golden.py): the same products
+// and scales, summed in another order, so equal up to fp32 summation error.
+TEST(Fp8Numerics, MatchesThePyTorchRecipe) {
+  const io::SafetensorsFile f =
+      io::SafetensorsFile::open((std::filesystem::path(DSV3_SOURCE_DIR) / "tests/golden/fp8-gemm.safetensors").string());
+  const io::TensorInfo* xi = f.find("x");
+  const io::TensorInfo* wi = f.find("w");
+  const io::TensorInfo* si = f.find("w_scale_inv");
+  ASSERT_TRUE(xi && wi && si);
+  const int64_t T = xi->shape[0], K = xi->shape[1], R = wi->shape[0];
+  kernels::WeightMatrix w;
+  w.name = "golden.w";
+  w.dtype = io::DType::F8_E4M3;
+  w.data = f.data(*wi);
+  w.rows = R;
+  w.cols = K;
+  w.scale_cols = si->shape[1];
+  std::vector<float> scale(size_t(si->numel())), x(size_t(xi->numel()));
+  std::memcpy(scale.data(), f.data(*si), scale.size() * 4);
+  std::memcpy(x.data(), f.data(*xi), x.size() * 4);
+  w.scale = scale.data();
+  for (const char* name : {"y", "y_ue8m0"}) {
+    w.ue8m0 = std::string(name) == "y_ue8m0";
+    std::vector<float> want(size_t(T * R)), got(want.size()), ref(want.size()), scratch(kernels::matmul_scratch(w));
+    std::memcpy(want.data(), f.data(*f.find(name)), want.size() * 4);
+    kernels::matmul_rows(w, 0, R, x.data(), K, T, got.data(), R, scratch.data(), Numerics::Fp8);
+    kernels::matmul_rows_fp8_ref(w, 0, R, x.data(), K, T, ref.data(), R);
+    for (int64_t t = 0; t < T; ++t)
+      for (int64_t r = 0; r < R; ++r) {
+        double mag = 0;  // bounds the fp32 summation error
+        for (int64_t k = 0; k < K; ++k) mag += std::fabs(double(x[size_t(t * K + k)]) * w.at(r, k));
+        const size_t i = size_t(t * R + r);
+        ASSERT_EQ(got[i], ref[i]) << name;
+        ASSERT_NEAR(got[i], want[i], 1e-5 * mag + 1e-30) << name << " t" << t << " r" << r;
+      }
+  }
 }
 
 }  // namespace

@@ -11,6 +11,7 @@
 
 #include "kernels/bf16.h"
 #include "model/model.h"
+#include "model/quantize.h"
 #include "model/testgen.h"
 #include "test_util.h"
 
@@ -71,6 +72,13 @@ TEST(NumericsModel, Bf16DecodeEqualsPrefillAndThreadsDoNotMatter) {
   EXPECT_LT(worst, 0.1f * scale);
 }
 
+TEST(NumericsModel, Fp8DecodeEqualsPrefill) {
+  Bf16Model b;
+  const std::vector<float> prefill = run(b.m, testutil::pool(), Numerics::Fp8, kToks, false);
+  EXPECT_EQ(prefill, run(b.m, testutil::pool(), Numerics::Fp8, kToks, true));
+  EXPECT_NE(prefill, run(b.m, testutil::pool(), Numerics::Bf16, kToks, false));
+}
+
 TEST(NumericsModel, Bf16BatchCompositionDoesNotMatter) {
   Bf16Model b;
   const int64_t V = b.m.config().vocab_size;
@@ -113,6 +121,21 @@ TEST(NumericsModel, DefaultModelBf16AgreesWithFp32) {
   }
   EXPECT_GE(double(agree) / double(T), 0.97) << agree << " of " << T;
   EXPECT_LT(worst, 2.0f);
+
+  // Quantized to FP8 (dsv3 quantize), its fp8 numerics (activations in e4m3 too) still pick
+  // the bf16 numerics' token almost always.
+  testutil::TempDir tmp("numerics_fp8");
+  model::quantize_checkpoint(dir, (tmp.path() / "q").string(), {});
+  const model::Model q = model::Model::load((tmp.path() / "q").string());
+  const std::vector<float> qb = run(q, testutil::pool(), Numerics::Bf16, toks, false);
+  const std::vector<float> q8 = run(q, testutil::pool(), Numerics::Fp8, toks, false);
+  int agree8 = 0;
+  for (int64_t t = 0; t < T; ++t) {
+    const float* x = &qb[size_t(t * V)];
+    const float* y = &q8[size_t(t * V)];
+    agree8 += std::max_element(x, x + V) - x == std::max_element(y, y + V) - y;
+  }
+  EXPECT_GE(double(agree8) / double(T), 0.9) << agree8 << " of " << T;
 }
 
 }  // namespace

@@ -71,6 +71,66 @@ static inline float bf16_dot_ref(const uint16_t* a, const uint16_t* b, int64_t n
   return lane[0];
 }
 
+//! fp32 -> the nearest e4m3 value (ties to even, saturating at 448) as BF16 bits: normals
+//! keep 3 mantissa bits, below 2^-6 the grid is 2^-9. The activations of `--numerics fp8`.
+static inline uint16_t e4m3_round_bf16(float v) {
+  uint32_t u;
+  std::memcpy(&u, &v, 4);
+  const uint32_t sign = u & 0x80000000u;
+  float a;
+  const uint32_t au = u & 0x7FFFFFFFu;
+  std::memcpy(&a, &au, 4);
+  float r;
+  if (!(a == a)) return 0x7FC0;  // NaN
+  if (a >= 448.0f) {
+    r = 448.0f;
+  } else if (a >= 0.015625f) {  // 2^-6: normal e4m3, round the mantissa to 3 bits
+    uint32_t q = au + 0x7FFFFu + ((au >> 20) & 1u);
+    q &= 0xFFF00000u;
+    std::memcpy(&r, &q, 4);
+    if (r > 448.0f) r = 448.0f;
+  } else {  // subnormal grid 2^-9, ties to even
+    r = __builtin_nearbyintf(a * 512.0f) * (1.0f / 512.0f);
+  }
+  uint32_t ru;
+  std::memcpy(&ru, &r, 4);
+  return uint16_t(((ru | sign) >> 16));
+}
+
+//! The activation scale of one 128-channel block: max(amax, 1e-4) / 448, rounded up to a
+//! power of two for ue8m0.
+static inline float fp8_act_scale(float amax, bool ue8m0) {
+  const float s = (amax > 1e-4f ? amax : 1e-4f) / 448.0f;
+  if (!ue8m0) return s;
+  uint32_t u;
+  std::memcpy(&u, &s, 4);
+  if (u & 0x7FFFFFu) u = (u & 0x7F800000u) + 0x00800000u;
+  float p;
+  std::memcpy(&p, &u, 4);
+  return p;
+}
+
+//! The scalar twin of `--numerics fp8`'s products: a and b hold n values in summation order
+//! (n a multiple of `block`, itself a multiple of kBf16Chunk); each block's 16 lane sums (as
+//! bf16_dot_ref adds them) are scaled by scale[block] into 16 running sums (one fused
+//! multiply-add each), then the lanes are summed as a tree.
+static inline float fp8_block_dot_ref(const uint16_t* a, const uint16_t* b, int64_t n, int64_t block,
+                                      const float* scale) {
+  float total[kBf16Lanes] = {};
+  for (int64_t b0 = 0; b0 < n; b0 += block) {
+    float lane[kBf16Lanes] = {};
+    for (int64_t c = b0; c < b0 + block; c += kBf16Chunk)
+      for (int i = 0; i < kBf16Lanes; ++i) {
+        lane[i] += bf16_operand(a[c + 2 * i + 1]) * bf16_operand(b[c + 2 * i + 1]);
+        lane[i] += bf16_operand(a[c + 2 * i]) * bf16_operand(b[c + 2 * i]);
+      }
+    for (int i = 0; i < kBf16Lanes; ++i) total[i] = __builtin_fmaf(lane[i], scale[b0 / block], total[i]);
+  }
+  for (int w = kBf16Lanes / 2; w >= 1; w /= 2)
+    for (int i = 0; i < w; ++i) total[i] += total[i + w];
+  return total[0];
+}
+
 //! The BF16 bits of the e4m3 value with magnitude bits m (0..127; 127 is NaN): every e4m3
 //! value is exact in BF16, subnormals included. For the byte tables of the FP8 widening.
 static constexpr uint16_t e4m3_magnitude_bf16(int m) {

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <vector>
 
 #include "base/error.h"
@@ -26,7 +27,14 @@ void count_rows(const WeightMatrix& w, int64_t r0, int64_t r1) {
 size_t matmul_scratch(const WeightMatrix& w) {
   // BF16: the activation chunk and the panel as BF16 [*, K64], then one decoded fp32 row.
   const size_t bf16 = (size_t(kSimdRowsScratch) * size_t(bf16_padded(w.cols)) + 1) / 2 + size_t(w.cols) + 16;
-  return std::max(size_t(kSimdRowsScratch) * size_t(w.cols), bf16);
+  // FP8 numerics: the quantized chunk [kSimdTokChunk, blocks x block_cols] as BF16 and two
+  // [kSimdTokChunk, blocks] scale tables.
+  size_t fp8 = 0;
+  if (w.dtype == io::DType::F8_E4M3 && w.block_cols > 0) {
+    const size_t nb = size_t((w.cols + w.block_cols - 1) / w.block_cols);
+    fp8 = (size_t(kSimdTokChunk) * nb * size_t(w.block_cols) + 1) / 2 + 2 * size_t(kSimdTokChunk) * nb + 16;
+  }
+  return std::max({size_t(kSimdRowsScratch) * size_t(w.cols), bf16, fp8});
 }
 
 void matmul_rows_bf16_ref(const WeightMatrix& w, int64_t r0, int64_t r1, const float* x, int64_t x_stride,
@@ -77,8 +85,49 @@ void matmul_t_rows_ref(const WeightMatrix& w, int64_t r0, int64_t r1, const floa
     }
 }
 
+bool fp8_numerics_applies(const WeightMatrix& w) {
+  return w.dtype == io::DType::F8_E4M3 && w.block_cols % kBf16Block == 0;
+}
+
+void matmul_rows_fp8_ref(const WeightMatrix& w, int64_t r0, int64_t r1, const float* x, int64_t x_stride, int64_t T,
+                         float* y, int64_t y_stride) {
+  if (!fp8_numerics_applies(w)) fail("weight ", w.name, ": --numerics fp8 needs FP8 weights in 64-multiple blocks");
+  count_rows(w, r0, r1);
+  const int64_t K = w.cols, bc = w.block_cols, nb = (K + bc - 1) / bc, n = nb * bc;
+  auto element = [&](int64_t p) { return p / kBf16Block * kBf16Block + fp8_order_element(int(p % kBf16Block)); };
+  std::vector<uint16_t> wb(static_cast<size_t>(n)), xq(static_cast<size_t>(n)), xn(static_cast<size_t>(n));
+  std::vector<float> sx(static_cast<size_t>(nb)), scale(static_cast<size_t>(nb));
+  for (int64_t t = 0; t < T; ++t) {
+    const float* xt = x + t * x_stride;
+    for (int64_t b = 0; b < nb; ++b) {  // act_quant: one scale per token and block
+      float amax = 0;
+      for (int64_t c = b * bc; c < std::min(K, (b + 1) * bc); ++c) amax = std::max(amax, std::fabs(xt[c]));
+      sx[size_t(b)] = fp8_act_scale(amax, w.ue8m0);
+      for (int64_t c = b * bc; c < (b + 1) * bc; ++c)
+        xn[size_t(c)] = c < K ? e4m3_round_bf16(xt[c] / sx[size_t(b)]) : 0;
+    }
+    for (int64_t p = 0; p < n; ++p) xq[size_t(p)] = xn[size_t(element(p))];
+    for (int64_t r = r0; r < r1; ++r) {
+      for (int64_t p = 0; p < n; ++p) {
+        const int64_t c = element(p);
+        wb[size_t(p)] = c >= K ? 0 : bf16_round(w.raw_at(r, c));
+      }
+      const float* srow = w.scale + (r / w.block_rows) * w.scale_cols;
+      for (int64_t b = 0; b < nb; ++b) scale[size_t(b)] = sx[size_t(b)] * srow[b];
+      y[t * y_stride + (r - r0)] = fp8_block_dot_ref(wb.data(), xq.data(), n, bc, scale.data());
+    }
+  }
+}
+
 void matmul_rows(const WeightMatrix& w, int64_t r0, int64_t r1, const float* x, int64_t x_stride, int64_t T,
                  float* y, int64_t y_stride, float* scratch, Numerics numerics) {
+  if (numerics == Numerics::Fp8) {
+    if (!fp8_numerics_applies(w)) return matmul_rows(w, r0, r1, x, x_stride, T, y, y_stride, scratch, Numerics::Bf16);
+    const SimdKernels* k = reference_kernels() ? nullptr : active_simd();
+    if (!k || !k->rows_fp8) return matmul_rows_fp8_ref(w, r0, r1, x, x_stride, T, y, y_stride);
+    count_rows(w, r0, r1);
+    return k->rows_fp8(w, r0, r1, x, x_stride, T, y, y_stride, scratch);
+  }
   if (numerics == Numerics::Bf16) {
     const SimdKernels* k = reference_kernels() ? nullptr : active_simd();
     if (!k) return matmul_rows_bf16_ref(w, r0, r1, x, x_stride, T, y, y_stride);  // the portable path too
@@ -97,7 +146,7 @@ void matmul_rows(const WeightMatrix& w, int64_t r0, int64_t r1, const float* x, 
 
 void matmul_t_rows(const WeightMatrix& w, int64_t r0, int64_t r1, const float* x, int64_t x_stride, int64_t T,
                    float* y, int64_t y_stride, float* scratch, Numerics numerics) {
-  if (numerics == Numerics::Bf16) {
+  if (numerics != Numerics::Fp32) {  // fp8 too: the official absorb mode's einsum is BF16
     // The inputs rounded to BF16, then the fp32 product: with BF16-exact weights every
     // product is exact, so that is a BF16 product summed over r in order. Tokens go in
     // chunks that fit the scratch after its w.cols floats of row buffer.
@@ -134,7 +183,8 @@ void matmul(Context& ctx, const WeightMatrix& w, const float* x, int64_t T, floa
 
 void matmul(Context& ctx, const WeightMatrix& w, const float* x, int64_t T, float* y, Numerics n) {
   if (reference_kernels()) {
-    if (n == Numerics::Bf16) return matmul_rows_bf16_ref(w, 0, w.rows, x, w.cols, T, y, w.rows);
+    if (n == Numerics::Fp8 && fp8_numerics_applies(w)) return matmul_rows_fp8_ref(w, 0, w.rows, x, w.cols, T, y, w.rows);
+    if (n != Numerics::Fp32) return matmul_rows_bf16_ref(w, 0, w.rows, x, w.cols, T, y, w.rows);
     return matmul_rows_ref(w, 0, w.rows, x, w.cols, T, y, w.rows);
   }
   const size_t need = matmul_scratch(w);

@@ -46,6 +46,14 @@ void matmul_t_rows_ref(const WeightMatrix& w, int64_t r0, int64_t r1, const floa
 //! scales, then rounded; the e4m3 weights exact), F32/F16 weights rounded to BF16.
 void matmul_rows_bf16_ref(const WeightMatrix& w, int64_t r0, int64_t r1, const float* x, int64_t x_stride,
                           int64_t T, float* y, int64_t y_stride);
+//! The FP8 product (`--numerics fp8`, FP8 weights with block_cols a multiple of 64): each
+//! token's 128-channel blocks quantized to e4m3 (bf16.h: fp8_act_scale, e4m3_round_bf16), then
+//! bf16.h's fp8_block_dot_ref with scale = activation scale x weight block scale.
+void matmul_rows_fp8_ref(const WeightMatrix& w, int64_t r0, int64_t r1, const float* x, int64_t x_stride, int64_t T,
+                         float* y, int64_t y_stride);
+//! Whether `--numerics fp8` computes w's products as FP8 (an FP8 weight with 64-multiple
+//! scale blocks); otherwise they run in bf16, as the official code runs BF16 weights.
+bool fp8_numerics_applies(const WeightMatrix& w);
 
 //! Weight bytes the fast and reference products have read since the start (all threads),
 //! for the bench's bytes-per-token figure.

@@ -20,6 +20,9 @@ struct WeightMatrix {
   const float* scale = nullptr;
   int64_t block_rows = 128, block_cols = 128;
   int64_t scale_cols = 0;
+  // FP8 only: `--numerics fp8` rounds the activations' scales up to powers of two (V3.1's
+  // quantization_config.scale_fmt "ue8m0").
+  bool ue8m0 = false;
 
   bool empty() const { return data == nullptr; }
   uint64_t bytes() const;  // stored bytes, scales included

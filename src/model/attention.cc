@@ -139,7 +139,7 @@ void mla_attention(Workspace& ws, const ModelConfig& c, const AttentionWeights& 
       std::copy(&kv[r * dim + R], &kv[r * dim + dim], dst + R);
       ops::rope_interleaved(dst + R, rope, rope_freqs.data(), pos);
       // The official inference keeps its latent cache in BF16.
-      if (kc.numerics() == kernels::Numerics::Bf16)
+      if (kc.numerics() != kernels::Numerics::Fp32)
         for (int64_t i = 0; i < dim; ++i) dst[i] = kernels::bf16_value(kernels::bf16_round(dst[i]));
     }
     forms[s] = form == AttentionForm::Auto ? choose_attention_form(c, sq.T, sq.start) : form;
@@ -153,6 +153,10 @@ void mla_attention(Workspace& ws, const ModelConfig& c, const AttentionWeights& 
     float* const qabs = ws.q_abs.get(size_t(rows * H * R));
     float* const olat = ws.o_lat.zeroed(size_t(rows * H * R));
     const size_t need = kernels::matmul_scratch(a.kv_b);
+    // The official absorb mode multiplies by the dequantized kv_b in BF16 even with
+    // gemm_impl "fp8" (an einsum, not its FP8 linear).
+    const kernels::Numerics absorbed_numerics =
+        kc.numerics() == kernels::Numerics::Fp8 ? kernels::Numerics::Bf16 : kc.numerics();
     proj.emplace(ws.profile, Phase::AttnProj);
     pool.parallel_for(H, [&](int th, int64_t h0, int64_t h1) {
       for (int64_t h = h0; h < h1; ++h) {
@@ -178,7 +182,7 @@ void mla_attention(Workspace& ws, const ModelConfig& c, const AttentionWeights& 
       for (int64_t h = h0; h < h1; ++h) {
         const int64_t row_v = h * (nope + vd) + nope;
         kernels::matmul_rows(a.kv_b, row_v, row_v + vd, &olat[size_t(h * R)], H * R, rows, &attn[h * vd], H * vd,
-                             kc.scratch(th, need), kc.numerics());
+                             kc.scratch(th, need), absorbed_numerics);
       }
     });
     proj.reset();

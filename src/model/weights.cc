@@ -50,6 +50,7 @@ class Binder {
         if (cfg_.quantization) {
           w.block_rows = cfg_.quantization->block_rows;
           w.block_cols = cfg_.quantization->block_cols;
+          w.ue8m0 = cfg_.quantization->scale_fmt == "ue8m0";
         }
         const int64_t sr = (rows + w.block_rows - 1) / w.block_rows;
         w.scale_cols = (cols + w.block_cols - 1) / w.block_cols;

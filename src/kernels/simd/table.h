@@ -25,6 +25,10 @@ struct SimdKernels {
   //! The BF16 product (bf16.h) of rows [r0, r1); scratch: matmul_scratch(w) floats.
   void (*rows_bf16)(const WeightMatrix& w, int64_t r0, int64_t r1, const float* x, int64_t x_stride, int64_t T,
                     float* y, int64_t y_stride, float* scratch);
+  //! The FP8 product (`--numerics fp8`) of rows [r0, r1); nullptr where the tier has none
+  //! (the portable twin runs then). scratch: matmul_scratch(w) floats.
+  void (*rows_fp8)(const WeightMatrix& w, int64_t r0, int64_t r1, const float* x, int64_t x_stride, int64_t T,
+                   float* y, int64_t y_stride, float* scratch);
   void (*t_rows)(const WeightMatrix& w, int64_t r0, int64_t r1, const float* x, int64_t x_stride, int64_t T,
                  float* y, int64_t y_stride, float* scratch);
   float (*dot)(const float* a, const float* b, int64_t n);
