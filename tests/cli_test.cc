@@ -170,7 +170,9 @@ TEST_F(CliTest, BenchProfileCoversEveryPhase) {
     }
     EXPECT_GT(p["phases"]["experts"]["us_per_token"].get<double>(), 0.0) << part;
     EXPECT_TRUE(p.contains("pool_wait_us_per_token"));
-    if (std::string(part) == "decode") EXPECT_NEAR(bytes, j["decode_bytes_per_token"].get<double>(), 1.0);
+    if (std::string(part) == "decode") {
+      EXPECT_NEAR(bytes, j["decode_bytes_per_token"].get<double>(), 1.0);
+    }
   }
   // --batch: sequences decoding together; figures are totals, bytes per step.
   const Result batch = sh("bench --model " + model() + " --prompt-tokens 4 --gen-tokens 3 --reps 1 --batch 3 --json");
