@@ -81,6 +81,12 @@ void PrintTo(const Bf16Case& c, std::ostream* os) {
 
 class MatmulBf16Test : public ::testing::TestWithParam<std::tuple<kernels::Isa, Bf16Case>> {};
 
+std::string case_name(const ::testing::TestParamInfo<std::tuple<kernels::Isa, Bf16Case>>& info) {
+  const Bf16Case& c = std::get<1>(info.param);
+  return testutil::isa_label(std::get<0>(info.param)) + "_" + c.m.label + "_" + std::to_string(c.m.rows) + "x" +
+         std::to_string(c.m.cols) + "_T" + std::to_string(c.T);
+}
+
 // Some BF16 subnormals in a BF16 matrix: the products read them as zero on every tier.
 void add_bf16_subnormals(TestMatrix& m) {
   if (m.w.dtype != io::DType::BF16) return;
@@ -144,12 +150,7 @@ std::vector<Bf16Case> bf16_cases() {
 INSTANTIATE_TEST_SUITE_P(All, MatmulBf16Test,
                          ::testing::Combine(::testing::ValuesIn(testutil::supported_isas()),
                                             ::testing::ValuesIn(bf16_cases())),
-                         [](const auto& info) {
-                           const Bf16Case& c = std::get<1>(info.param);
-                           return testutil::isa_label(std::get<0>(info.param)) + "_" + c.m.label + "_" +
-                                  std::to_string(c.m.rows) + "x" + std::to_string(c.m.cols) + "_T" +
-                                  std::to_string(c.T);
-                         });
+                         case_name);
 
 // matmul() over a pool: the same bits whatever the thread count, in bf16 numerics too.
 TEST(MatmulBf16, ThreadCountDoesNotChangeResults) {
@@ -248,12 +249,7 @@ std::vector<Bf16Case> fp8_cases() {
 INSTANTIATE_TEST_SUITE_P(All, Fp8NumericsTest,
                          ::testing::Combine(::testing::ValuesIn(testutil::supported_isas()),
                                             ::testing::ValuesIn(fp8_cases())),
-                         [](const auto& info) {
-                           const Bf16Case& c = std::get<1>(info.param);
-                           return testutil::isa_label(std::get<0>(info.param)) + "_" + c.m.label + "_" +
-                                  std::to_string(c.m.rows) + "x" + std::to_string(c.m.cols) + "_T" +
-                                  std::to_string(c.T);
-                         });
+                         case_name);
 
 // Weights the official fp8 path does not quantize (BF16, or FP8 in blocks not a multiple of
 // 64) run in bf16 numerics.

@@ -55,15 +55,16 @@ double probe_fma_gflops(double seconds) {
   }
 }
 
-double probe_fma_gflops_all(ThreadPool& pool, double seconds) {
+namespace {
+
+// The sum of probe(seconds) over every pool thread, all running at once.
+double on_every_thread(ThreadPool& pool, double (*probe)(double), double seconds) {
   std::vector<double> g(size_t(pool.size()), 0.0);
-  pool.parallel_for(pool.size(), [&](int th, int64_t, int64_t) { g[size_t(th)] = probe_fma_gflops(seconds); });
+  pool.parallel_for(pool.size(), [&](int th, int64_t, int64_t) { g[size_t(th)] = probe(seconds); });
   double s = 0;
   for (double v : g) s += v;
   return s;
 }
-
-namespace {
 
 double probe_bf16_gflops(double seconds) {
   const SimdKernels* k = active_simd();
@@ -79,12 +80,12 @@ double probe_bf16_gflops(double seconds) {
 
 }  // namespace
 
+double probe_fma_gflops_all(ThreadPool& pool, double seconds) {
+  return on_every_thread(pool, probe_fma_gflops, seconds);
+}
+
 double probe_bf16_gflops_all(ThreadPool& pool, double seconds) {
-  std::vector<double> g(size_t(pool.size()), 0.0);
-  pool.parallel_for(pool.size(), [&](int th, int64_t, int64_t) { g[size_t(th)] = probe_bf16_gflops(seconds); });
-  double s = 0;
-  for (double v : g) s += v;
-  return s;
+  return on_every_thread(pool, probe_bf16_gflops, seconds);
 }
 
 double probe_read_gb_per_s(ThreadPool& pool) {
