@@ -16,6 +16,7 @@
 #include "kernels/bf16.h"
 #include "kernels/isa.h"
 #include "kernels/matmul.h"
+#include "kernels/simd/table.h"
 #include "matrix_util.h"
 #include "test_util.h"
 
@@ -302,6 +303,37 @@ TEST(Fp8Numerics, MatchesThePyTorchRecipe) {
         ASSERT_EQ(got[i], ref[i]) << name;
         ASSERT_NEAR(got[i], want[i], 1e-5 * mag + 1e-30) << name << " t" << t << " r" << r;
       }
+  }
+}
+
+
+// The self-check isa.cc runs before it offers the native tier: true for every tier this CPU
+// runs (they all compute the twin's bits), false for products summed any other way.
+TEST(Bf16, SelfCheckAcceptsTheTiersAndRejectsOtherSums) {
+  const kernels::Isa before = kernels::active_isa();
+  for (kernels::Isa isa : testutil::supported_isas()) {
+    ASSERT_TRUE(kernels::set_isa(isa));
+    if (const kernels::SimdKernels* k = kernels::active_simd()) {
+      EXPECT_TRUE(kernels::bf16_products_match_twin(*k)) << kernels::isa_name(isa);
+    }
+  }
+  kernels::set_isa(before);
+  if (const kernels::SimdKernels* k = kernels::active_simd()) {
+    kernels::SimdKernels other = *k;
+    // The right products, summed in fp32 in natural order: not the defined order.
+    other.rows_bf16 = [](const kernels::WeightMatrix& w, int64_t r0, int64_t r1, const float* x, int64_t xs, int64_t T,
+                         float* y, int64_t ys, float*) {
+      for (int64_t t = 0; t < T; ++t)
+        for (int64_t r = r0; r < r1; ++r) {
+          float s = 0;
+          for (int64_t c = 0; c < w.cols; ++c)
+            s += kernels::bf16_operand(kernels::bf16_round(x[t * xs + c])) *
+                 (w.scale ? kernels::bf16_operand(kernels::bf16_round(w.raw_at(r, c))) * 1.0f
+                          : kernels::bf16_operand(kernels::bf16_round(w.at(r, c))));
+          y[t * ys + (r - r0)] = s;
+        }
+    };
+    EXPECT_FALSE(kernels::bf16_products_match_twin(other));
   }
 }
 

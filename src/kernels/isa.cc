@@ -37,7 +37,10 @@ bool supported(Isa isa) {
     case Isa::Avx512:
       return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
              __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") && supported(Isa::Avx2);
-    case Isa::Avx512Bf16: return supported(Isa::Avx512) && has_bf16_vbmi();
+    case Isa::Avx512Bf16: {
+      static const bool ok = supported(Isa::Avx512) && has_bf16_vbmi() && bf16_products_match_twin(kAvx512Bf16Kernels);
+      return ok;
+    }
   }
   return false;
 #else

@@ -49,6 +49,12 @@ struct SimdKernels {
 //! or a build without x86 kernels).
 const SimdKernels* active_simd();
 
+//! Whether k's BF16 products give the twin's bits on this CPU (matmul.cc): order-sensitive
+//! random sums with subnormals, BF16 and FP8 weights, direct and panel paths. isa.cc offers
+//! the native BF16 tier only where they do, so a CPU whose vdpbf16ps rounds or orders its
+//! sums otherwise gets the emulated tier (the same bits, fewer instructions saved).
+bool bf16_products_match_twin(const SimdKernels& k);
+
 #if defined(DSV3_X86_KERNELS)
 extern const SimdKernels kAvx2Kernels;
 extern const SimdKernels kAvx512Kernels;
