@@ -3,11 +3,12 @@
 // BF16 kernel (simd/matmul_bf16-inl.h, native vdpbf16ps or emulated with fp32 FMAs) gives
 // these results bit for bit, whatever the ISA, T, tiling or thread count.
 //
-// The dot product is the one AVX512_BF16's vdpbf16ps defines (and Zen 5 computes, checked
-// by the tests): the sequence is cut into chunks of 32; lane i of 16 fp32 sums adds the
+// The dot product is the one AVX512_BF16's vdpbf16ps defines: the sequence is cut into
+// chunks of 32; lane i of 16 fp32 sums adds the
 // exact product of elements 2i+1, then of elements 2i, of each chunk in turn (each add
 // rounded to nearest even); then the lanes are summed as a tree (i += 8, 4, 2, 1). BF16
-// inputs below FLT_MIN count as zero, as the instruction reads them.
+// inputs below FLT_MIN count as zero, as the instruction reads them. (Measured on a
+// Sapphire Rapids-class CPU; isa.cc checks any CPU at start-up before it uses the instruction.)
 //
 // FP8 weights are taken in "kernel order": within each 64 elements, the byte-table
 // conversion (vpermi2b, then unpacking bytes into words per 128-bit lane) yields elements
