@@ -337,5 +337,22 @@ TEST(Bf16, SelfCheckAcceptsTheTiersAndRejectsOtherSums) {
   }
 }
 
+
+// Products sharing an input in one pool job give each product's own bits, in every numerics.
+TEST(MatmulShared, EqualsSeparateProducts) {
+  TestMatrix a = make_matrix({"fp8", io::DType::F8_E4M3, 150, 200}, 5), b = make_matrix({"bf16", io::DType::BF16, 37, 200}, 6);
+  std::vector<float> x = random_vector(3 * 200, 4);
+  for (Numerics n : {Numerics::Fp32, Numerics::Bf16, Numerics::Fp8}) {
+    kernels::Context ctx(testutil::pool());
+    ctx.set_numerics(n);
+    std::vector<float> ya(3 * 150), yb(3 * 37), wa(ya.size()), wb(yb.size());
+    kernels::matmul_shared_input(ctx, {{&a.w, ya.data()}, {&b.w, yb.data()}}, x.data(), 3);
+    kernels::matmul(ctx, a.w, x.data(), 3, wa.data());
+    kernels::matmul(ctx, b.w, x.data(), 3, wb.data());
+    EXPECT_EQ(ya, wa) << kernels::numerics_name(n);
+    EXPECT_EQ(yb, wb) << kernels::numerics_name(n);
+  }
+}
+
 }  // namespace
 }  // namespace dsv3

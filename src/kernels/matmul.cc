@@ -232,6 +232,30 @@ bool bf16_products_match_twin(const SimdKernels& k) {
   return true;
 }
 
+void matmul_shared_input(Context& ctx, std::initializer_list<MatmulOut> outs, const float* x, int64_t T) {
+  int64_t total = 0;
+  size_t need = 0;
+  for (const MatmulOut& o : outs) {
+    total += o.w->rows;
+    need = std::max(need, matmul_scratch(*o.w));
+  }
+  const Numerics n = ctx.numerics();
+  if (reference_kernels()) {
+    for (const MatmulOut& o : outs) matmul(ctx, *o.w, x, T, o.y, n);
+    return;
+  }
+  // Thread th takes rows [r0, r1) of the outputs laid end to end.
+  ctx.pool().parallel_for(total, [&](int th, int64_t r0, int64_t r1) {
+    int64_t base = 0;
+    for (const MatmulOut& o : outs) {
+      const int64_t a = std::max(r0, base), b = std::min(r1, base + o.w->rows);
+      if (a < b)
+        matmul_rows(*o.w, a - base, b - base, x, o.w->cols, T, o.y + (a - base), o.w->rows, ctx.scratch(th, need), n);
+      base += o.w->rows;
+    }
+  });
+}
+
 uint64_t weight_bytes_read() { return g_weight_bytes.load(std::memory_order_relaxed); }
 
 }  // namespace dsv3::kernels

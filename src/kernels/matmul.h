@@ -11,6 +11,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <initializer_list>
 
 #include "kernels/context.h"
 #include "kernels/weight_matrix.h"
@@ -22,6 +23,15 @@ namespace dsv3::kernels {
 void matmul(Context& ctx, const WeightMatrix& w, const float* x, int64_t T, float* y);
 //! The same in the given numerics (the router stays fp32 whatever the context says).
 void matmul(Context& ctx, const WeightMatrix& w, const float* x, int64_t T, float* y, Numerics numerics);
+
+//! Products that share one input x [T, cols], in one pool job: y_i = x * w_i^T for each
+//! (w_i, y_i), rows split over the threads as one list (fewer jobs per step than one matmul
+//! each; the same results, as every output is computed alone).
+struct MatmulOut {
+  const WeightMatrix* w;
+  float* y;  // [T, w->rows]
+};
+void matmul_shared_input(Context& ctx, std::initializer_list<MatmulOut> outs, const float* x, int64_t T);
 
 //! Floats of scratch that matmul_rows and matmul_t_rows need for w (either numerics).
 size_t matmul_scratch(const WeightMatrix& w);

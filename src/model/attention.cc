@@ -113,17 +113,17 @@ void mla_attention(Workspace& ws, const ModelConfig& c, const AttentionWeights& 
 
   // Queries: [rows, H, nope | rope].
   float* const q = ws.q.get(size_t(rows * H * qk));
+  // The products of x (q_a or q, and kv_a) in one pool job.
+  float* const kv = ws.kv_a.get(size_t(rows * dim));
   if (!a.q_a.empty()) {
     float* const qa = ws.q_lora.get(size_t(rows * c.q_lora_rank));
-    kernels::matmul(kc, a.q_a, x, rows, qa);
+    kernels::matmul_shared_input(kc, {{&a.q_a, qa}, {&a.kv_a, kv}}, x, rows);
     for (int64_t t = 0; t < rows; ++t)
       ops::rms_norm(&qa[t * c.q_lora_rank], a.q_a_norm.data(), c.q_lora_rank, c.rms_norm_eps, &qa[t * c.q_lora_rank]);
     kernels::matmul(kc, a.q_b, qa, rows, q);
   } else {
-    kernels::matmul(kc, a.q, x, rows, q);
+    kernels::matmul_shared_input(kc, {{&a.q, q}, {&a.kv_a, kv}}, x, rows);
   }
-  float* const kv = ws.kv_a.get(size_t(rows * dim));
-  kernels::matmul(kc, a.kv_a, x, rows, kv);
   proj.reset();
 
   std::vector<AttentionForm> forms(seqs.size());
