@@ -28,12 +28,13 @@ void count_rows(const WeightMatrix& w, int64_t r0, int64_t r1) {
 size_t matmul_scratch(const WeightMatrix& w) {
   // BF16: the activation chunk and the panel as BF16 [*, K64], then one decoded fp32 row.
   const size_t bf16 = (size_t(kSimdRowsScratch) * size_t(bf16_padded(w.cols)) + 1) / 2 + size_t(w.cols) + 16;
-  // FP8 numerics: the quantized chunk [kSimdTokChunk, blocks x block_cols] as BF16 and two
-  // [kSimdTokChunk, blocks] scale tables.
+  // FP8 numerics: the quantized chunk [kSimdTokChunk, blocks x block_cols] as BF16, two
+  // [kSimdTokChunk, blocks] scale tables and a panel of kSimdPanelRows rows as BF16.
   size_t fp8 = 0;
   if (w.dtype == io::DType::F8_E4M3 && w.block_cols > 0) {
     const size_t nb = size_t((w.cols + w.block_cols - 1) / w.block_cols);
-    fp8 = (size_t(kSimdTokChunk) * nb * size_t(w.block_cols) + 1) / 2 + 2 * size_t(kSimdTokChunk) * nb + 16;
+    const size_t n = nb * size_t(w.block_cols);
+    fp8 = (size_t(kSimdTokChunk) * n + 1) / 2 + 2 * size_t(kSimdTokChunk) * nb + (size_t(kSimdPanelRows) * n + 1) / 2 + 16;
   }
   return std::max({size_t(kSimdRowsScratch) * size_t(w.cols), bf16, fp8});
 }

@@ -23,7 +23,7 @@ namespace dsv3::kernels::DSV3_SIMD_NS {
 constexpr int kRowsB = kSimdPanelRows;
 constexpr int kTokChunkB = kSimdTokChunk;
 // Up to this many tokens the native kernel reads the stored weights in place.
-constexpr int64_t kDirectMaxTokensB = 16;
+constexpr int64_t kDirectMaxTokensB = kSimdDirectMaxTokens;
 
 
 // Rounds n floats (times `mul`) to BF16 as bf16_round does.

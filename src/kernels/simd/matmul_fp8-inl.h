@@ -113,13 +113,79 @@ inline void fp8_direct_tiles(const WeightMatrix& w, const int64_t* row, const ui
   if (t < T) fp8_direct<R, 1>(w, row, xq + t * n, n, comb + t * nb, y + t * y_stride, y_stride, tables);
 }
 
-// scratch: the quantized chunk [kSimdTokChunk][n] (BF16), its scales and the combined scales.
+// Many tokens (prefill): R adjacent rows widened once into the panel [R][n] (BF16, kernel
+// order), then register tiles of R rows x TT tokens over it; the same steps per output as
+// fp8_direct.
+template <int R, int TT>
+inline void fp8_panel_tile(const uint16_t* panel, const uint16_t* xq, int64_t n, int64_t bc, const float* comb,
+                           float* y, int64_t y_stride) {
+  const int64_t nb = n / bc;
+  __m512 acc[R][TT], blk[R][TT];
+  for (int i = 0; i < R; ++i)
+    for (int t = 0; t < TT; ++t) acc[i][t] = blk[i][t] = _mm512_setzero_ps();
+  for (int64_t k = 0; k < n; k += 64) {
+    for (int t = 0; t < TT; ++t) {
+      const __m512i xa = _mm512_loadu_si512(xq + t * n + k), xc = _mm512_loadu_si512(xq + t * n + k + 32);
+      for (int i = 0; i < R; ++i)
+        blk[i][t] = B::dp(B::dp(blk[i][t], _mm512_loadu_si512(panel + i * n + k), xa),
+                          _mm512_loadu_si512(panel + i * n + k + 32), xc);
+    }
+    if ((k + 64) % bc == 0)
+      for (int t = 0; t < TT; ++t) {
+        const __m512 s = _mm512_set1_ps(comb[t * nb + (k / bc)]);
+        for (int i = 0; i < R; ++i) {
+          acc[i][t] = _mm512_fmadd_ps(blk[i][t], s, acc[i][t]);
+          blk[i][t] = _mm512_setzero_ps();
+        }
+      }
+  }
+  for (int i = 0; i < R; ++i)
+    for (int t = 0; t < TT; ++t) y[t * y_stride + i] = B::reduce(acc[i][t]);
+}
+
+template <int R>
+inline void fp8_panel_tiles(const uint16_t* panel, const uint16_t* xq, int64_t n, int64_t bc, const float* comb,
+                            int64_t T, float* y, int64_t y_stride) {
+  const int64_t nb = n / bc;
+  int64_t t = 0;
+  for (; t + 3 <= T; t += 3) fp8_panel_tile<R, 3>(panel, xq + t * n, n, bc, comb + t * nb, y + t * y_stride, y_stride);
+  for (; t < T; ++t) fp8_panel_tile<R, 1>(panel, xq + t * n, n, bc, comb + t * nb, y + t * y_stride, y_stride);
+}
+
+// Rows [a, b) of one weight row block through the panel; y indexed by absolute row.
+inline void fp8_panel_rows(const WeightMatrix& w, int64_t a, int64_t b, const uint16_t* xq, int64_t n,
+                           const float* comb, int64_t T, float* y, int64_t y_stride, uint16_t* panel,
+                           const B::Fp8Tables& tables) {
+  const int64_t K = w.cols, bc = w.block_cols;
+  auto widen = [&](int64_t r, uint16_t* out) {
+    const uint8_t* p = static_cast<const uint8_t*>(w.data) + size_t(r) * size_t(K);
+    for (int64_t k = 0; k < n; k += 64) {
+      __m512i lo = _mm512_setzero_si512(), hi = _mm512_setzero_si512();
+      if (K - k > 0) B::widen_fp8(tables, p + k, K - k, lo, hi);
+      _mm512_storeu_si512(out + k, lo);
+      _mm512_storeu_si512(out + k + 32, hi);
+    }
+  };
+  int64_t r = a;
+  for (; r + kSimdPanelRows <= b; r += kSimdPanelRows) {
+    for (int i = 0; i < kSimdPanelRows; ++i) widen(r + i, panel + i * n);
+    fp8_panel_tiles<kSimdPanelRows>(panel, xq, n, bc, comb, T, y + r, y_stride);
+  }
+  for (; r < b; ++r) {
+    widen(r, panel);
+    fp8_panel_tiles<1>(panel, xq, n, bc, comb, T, y + r, y_stride);
+  }
+}
+
+// scratch: the quantized chunk [kSimdTokChunk][n] (BF16), its scales, the combined scales
+// and the panel [kSimdPanelRows][n] (BF16).
 inline void rows_fp8(const WeightMatrix& w, int64_t r0, int64_t r1, const float* x, int64_t x_stride, int64_t T,
                      float* y, int64_t y_stride, float* scratch) {
   const int64_t bc = w.block_cols, nb = (w.cols + bc - 1) / bc, n = nb * bc;
   uint16_t* xq = reinterpret_cast<uint16_t*>(scratch);
   float* sx = scratch + (kSimdTokChunk * n + 1) / 2;
   float* comb = sx + kSimdTokChunk * nb;
+  uint16_t* panel = reinterpret_cast<uint16_t*>(comb + kSimdTokChunk * nb);
   const B::Fp8Tables tables = B::fp8_tables();
   float* y0 = y - r0;
   for (int64_t tc = 0; tc < T; tc += kSimdTokChunk) {
@@ -131,6 +197,10 @@ inline void rows_fp8(const WeightMatrix& w, int64_t r0, int64_t r1, const float*
       const float* srow = w.scale + (a / w.block_rows) * w.scale_cols;
       for (int64_t t = 0; t < tn; ++t)
         for (int64_t k = 0; k < nb; ++k) comb[t * nb + k] = sx[t * nb + k] * srow[k];
+      if (tn > kSimdDirectMaxTokens) {
+        fp8_panel_rows(w, a, b, xq, n, comb, tn, yc, y_stride, panel, tables);
+        continue;
+      }
       const int64_t part = (b - a) / kSimdPanelRows;
       int64_t row[kSimdPanelRows];
       for (int64_t j = 0; j < part; ++j) {

@@ -16,6 +16,8 @@ namespace dsv3::kernels {
 constexpr int kSimdPanelRows = 4;
 constexpr int kSimdTokChunk = 64;
 constexpr int kSimdRowsScratch = kSimdPanelRows + kSimdTokChunk;
+// Up to this many tokens the products read the stored weights in place (no panel).
+constexpr int64_t kSimdDirectMaxTokens = 16;
 // Rows of the training GEMM's register tile (its columns: two vectors).
 constexpr int kGemmMr = 6;
 
