@@ -29,6 +29,17 @@ def token_sequence(seed, n, vocab):
     return toks[:n]
 
 
+def make_case_model(dsv3, case, model):
+    """Writes the case's checkpoint to `model` with `dsv3 make-test-model`; returns its token
+    sequence (a list of ids)."""
+    subprocess.run([dsv3, "make-test-model", "--preset", case["preset"], "--dtype", case["dtype"],
+                    "--seed", str(case["seed"]), "--shards", str(case["shards"]), "--out", model],
+                   check=True, stdout=subprocess.DEVNULL)
+    with open(os.path.join(model, "config.json")) as f:
+        vocab = json.load(f)["vocab_size"]
+    return token_sequence(case["seed"], case["tokens"], vocab)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--dsv3", default=os.path.join(ROOT, "build", "dsv3"))
@@ -41,12 +52,7 @@ def main():
             continue
         with tempfile.TemporaryDirectory() as tmp:
             model = os.path.join(tmp, "model")
-            subprocess.run([args.dsv3, "make-test-model", "--preset", case["preset"], "--dtype", case["dtype"],
-                            "--seed", str(case["seed"]), "--shards", str(case["shards"]), "--out", model],
-                           check=True, stdout=subprocess.DEVNULL)
-            with open(os.path.join(model, "config.json")) as f:
-                vocab = json.load(f)["vocab_size"]
-            toks = token_sequence(case["seed"], case["tokens"], vocab)
+            toks = make_case_model(args.dsv3, case, model)
             out = os.path.join(tmp, "ref.safetensors")
             cmd = [sys.executable, os.path.join(HERE, "reference.py"), "--model", model,
                    "--tokens", ",".join(map(str, toks)), "--out", out]

@@ -25,7 +25,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 import reference  # noqa: E402
-from make_goldens import token_sequence  # noqa: E402
+from make_goldens import make_case_model  # noqa: E402
 
 
 def compare(a, b):
@@ -47,12 +47,7 @@ def main():
     for case in cases:
         with tempfile.TemporaryDirectory() as tmp:
             model = os.path.join(tmp, "model")
-            subprocess.run([args.dsv3, "make-test-model", "--preset", case["preset"], "--dtype", case["dtype"],
-                            "--seed", str(case["seed"]), "--shards", str(case["shards"]), "--out", model],
-                           check=True, stdout=subprocess.DEVNULL)
-            with open(os.path.join(model, "config.json")) as f:
-                vocab = json.load(f)["vocab_size"]
-            toks = ",".join(map(str, token_sequence(case["seed"], case["tokens"], vocab)))
+            toks = ",".join(map(str, make_case_model(args.dsv3, case, model)))
             got = {"ref64": reference.read_safetensors(
                 os.path.join(ROOT, "tests", "golden", case["name"] + ".safetensors"))["logits"]}
             out = os.path.join(tmp, "ref_bf16.safetensors")

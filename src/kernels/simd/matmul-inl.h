@@ -30,7 +30,7 @@ namespace dsv3::kernels::DSV3_SIMD_NS {
 constexpr int kRows = kSimdPanelRows;  // weight rows per tile
 constexpr int kTokChunk = kSimdTokChunk;  // tokens whose activations stay cache-resident per pass
 // Up to this many tokens, the micro-kernel reads the stored weights in place (no panel).
-constexpr int64_t kDirectMaxTokens = 16;
+constexpr int64_t kDirectMaxTokens = kSimdDirectMaxTokens;
 
 static inline float bf16_bits_to_f32(uint16_t h) {
   const uint32_t u = uint32_t(h) << 16;

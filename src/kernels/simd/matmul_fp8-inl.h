@@ -65,6 +65,20 @@ inline void quantize_x_fp8(const WeightMatrix& w, const float* x, int64_t x_stri
   }
 }
 
+// At the end of a scale block: acc += blk x (activation scale x weight scale), one FMA per
+// accumulator, and blk starts again. comb: the block's combined scale of token 0; tokens are
+// nb apart.
+template <int R, int TT>
+inline void fold_block(__m512 (&acc)[R][TT], __m512 (&blk)[R][TT], const float* comb, int64_t nb) {
+  for (int t = 0; t < TT; ++t) {
+    const __m512 s = _mm512_set1_ps(comb[t * nb]);
+    for (int i = 0; i < R; ++i) {
+      acc[i][t] = _mm512_fmadd_ps(blk[i][t], s, acc[i][t]);
+      blk[i][t] = _mm512_setzero_ps();
+    }
+  }
+}
+
 // R stored rows (far apart, sequential streams) against TT quantized tokens; comb[t * nb + b]:
 // activation scale x weight block scale. y indexed by absolute row.
 template <int R, int TT>
@@ -91,14 +105,7 @@ inline void fp8_direct(const WeightMatrix& w, const int64_t* row, const uint16_t
       const __m512i xa = _mm512_loadu_si512(xq + t * n + k), xc = _mm512_loadu_si512(xq + t * n + k + 32);
       for (int i = 0; i < R; ++i) blk[i][t] = B::dp(B::dp(blk[i][t], a[i], xa), b[i], xc);
     }
-    if ((k + 64) % bc == 0)
-      for (int t = 0; t < TT; ++t) {
-        const __m512 s = _mm512_set1_ps(comb[t * nb + (k / bc)]);
-        for (int i = 0; i < R; ++i) {
-          acc[i][t] = _mm512_fmadd_ps(blk[i][t], s, acc[i][t]);
-          blk[i][t] = _mm512_setzero_ps();
-        }
-      }
+    if ((k + 64) % bc == 0) fold_block<R, TT>(acc, blk, comb + k / bc, nb);
   }
   for (int i = 0; i < R; ++i)
     for (int t = 0; t < TT; ++t) y[t * y_stride + row[i]] = B::reduce(acc[i][t]);
@@ -130,14 +137,7 @@ inline void fp8_panel_tile(const uint16_t* panel, const uint16_t* xq, int64_t n,
         blk[i][t] = B::dp(B::dp(blk[i][t], _mm512_loadu_si512(panel + i * n + k), xa),
                           _mm512_loadu_si512(panel + i * n + k + 32), xc);
     }
-    if ((k + 64) % bc == 0)
-      for (int t = 0; t < TT; ++t) {
-        const __m512 s = _mm512_set1_ps(comb[t * nb + (k / bc)]);
-        for (int i = 0; i < R; ++i) {
-          acc[i][t] = _mm512_fmadd_ps(blk[i][t], s, acc[i][t]);
-          blk[i][t] = _mm512_setzero_ps();
-        }
-      }
+    if ((k + 64) % bc == 0) fold_block<R, TT>(acc, blk, comb + k / bc, nb);
   }
   for (int i = 0; i < R; ++i)
     for (int t = 0; t < TT; ++t) y[t * y_stride + i] = B::reduce(acc[i][t]);
