@@ -122,7 +122,9 @@ void run(const BenchFlags& f, ThreadPool& pool) {
     }
     // --batch B: B sequences after the same prompt decode together, one token each per step
     // (a continuous-batching step, as the server runs it).
-    std::vector<model::KvCache> caches(size_t(f.batch), cache);
+    // Sequence 0 decodes in `cache` itself; the others in copies of it.
+    std::vector<model::KvCache> copies(size_t(f.batch - 1), cache);
+    auto cache_of = [&](int64_t b) -> model::KvCache& { return b == 0 ? cache : copies[size_t(b - 1)]; };
     std::vector<int32_t> next(size_t(f.batch));
     for (int64_t b = 0; b < f.batch; ++b) next[size_t(b)] = int32_t((prompt.empty() ? 0 : prompt.back()) + b) % int32_t(V);
     std::vector<model::BatchSeq> seqs(size_t(f.batch));
@@ -131,14 +133,14 @@ void run(const BenchFlags& f, ThreadPool& pool) {
     const auto t0 = Clock::now();
     for (int64_t i = 0; i < f.gen_tokens; ++i) {
       for (int64_t b = 0; b < f.batch; ++b) {
-        model::KvCache& kc = caches[size_t(b)];
+        model::KvCache& kc = cache_of(b);
         seqs[size_t(b)] = model::BatchSeq{&next[size_t(b)], 1, kc.size(), &kc, true};
       }
       if (f.batch == 1) {
-        model.forward(ws, next.data(), 1, caches[0], logits.data());
+        model.forward(ws, next.data(), 1, cache, logits.data());
       } else {
         model.forward_batch(ws, seqs, logits.data());
-        for (model::KvCache& kc : caches) kc.set_size(kc.size() + 1);
+        for (int64_t b = 0; b < f.batch; ++b) cache_of(b).set_size(cache_of(b).size() + 1);
       }
       const model::PhaseScope sampling(ws.profile, model::Phase::Sampling);
       for (int64_t b = 0; b < f.batch; ++b) {

@@ -46,21 +46,27 @@ void matmul_rows_bf16_ref(const WeightMatrix& w, int64_t r0, int64_t r1, const f
   const bool fp8 = w.dtype == io::DType::F8_E4M3;
   // Element k of the summation order (bf16.h): FP8 in kernel order, the rest in order.
   auto element = [&](int64_t p) { return fp8 ? p / kBf16Block * kBf16Block + fp8_order_element(int(p % kBf16Block)) : p; };
-  std::vector<uint16_t> wb(static_cast<size_t>(K64)), xb(static_cast<size_t>(K64));
-  for (int64_t r = r0; r < r1; ++r) {
-    for (int64_t p = 0; p < K64; ++p) {
-      const int64_t c = element(p);
-      wb[size_t(p)] = c >= K ? 0 : w.dtype == io::DType::BF16 ? static_cast<const uint16_t*>(w.data)[r * K + c]
-                                                                : bf16_round(w.raw_at(r, c));
-    }
-    const float* srow = fp8 ? w.scale + (r / w.block_rows) * w.scale_cols : nullptr;
+  std::vector<uint16_t> wb(static_cast<size_t>(K64)), xb(static_cast<size_t>(T * K64));
+  // The activations depend on the row only through an FP8 row block's scales: rounded once
+  // per block of rows (all of them for other weights).
+  const int64_t span = fp8 ? w.block_rows : std::max<int64_t>(r1 - r0, 1);
+  for (int64_t a = r0, b; a < r1; a = b) {
+    b = std::min(r1, (a / span + 1) * span);
+    const float* srow = fp8 ? w.scale + (a / w.block_rows) * w.scale_cols : nullptr;
     for (int64_t t = 0; t < T; ++t) {
       const float* xt = x + t * x_stride;
       for (int64_t p = 0; p < K64; ++p) {
         const int64_t c = element(p);
-        xb[size_t(p)] = c >= K ? 0 : bf16_round(srow ? xt[c] * srow[c / w.block_cols] : xt[c]);
+        xb[size_t(t * K64 + p)] = c >= K ? 0 : bf16_round(srow ? xt[c] * srow[c / w.block_cols] : xt[c]);
       }
-      y[t * y_stride + (r - r0)] = bf16_dot_ref(wb.data(), xb.data(), K64);
+    }
+    for (int64_t r = a; r < b; ++r) {
+      for (int64_t p = 0; p < K64; ++p) {
+        const int64_t c = element(p);
+        wb[size_t(p)] = c >= K ? 0 : w.dtype == io::DType::BF16 ? static_cast<const uint16_t*>(w.data)[r * K + c]
+                                                                  : bf16_round(w.raw_at(r, c));
+      }
+      for (int64_t t = 0; t < T; ++t) y[t * y_stride + (r - r0)] = bf16_dot_ref(wb.data(), &xb[size_t(t * K64)], K64);
     }
   }
 }
@@ -97,26 +103,27 @@ void matmul_rows_fp8_ref(const WeightMatrix& w, int64_t r0, int64_t r1, const fl
   count_rows(w, r0, r1);
   const int64_t K = w.cols, bc = w.block_cols, nb = (K + bc - 1) / bc, n = nb * bc;
   auto element = [&](int64_t p) { return p / kBf16Block * kBf16Block + fp8_order_element(int(p % kBf16Block)); };
-  std::vector<uint16_t> wb(static_cast<size_t>(n)), xq(static_cast<size_t>(n)), xn(static_cast<size_t>(n));
-  std::vector<float> sx(static_cast<size_t>(nb)), scale(static_cast<size_t>(nb));
-  for (int64_t t = 0; t < T; ++t) {
+  std::vector<uint16_t> wb(static_cast<size_t>(n)), xq(static_cast<size_t>(T * n)), xn(static_cast<size_t>(n));
+  std::vector<float> sx(static_cast<size_t>(T * nb)), scale(static_cast<size_t>(nb));
+  for (int64_t t = 0; t < T; ++t) {  // act_quant: one scale per token and block
     const float* xt = x + t * x_stride;
-    for (int64_t b = 0; b < nb; ++b) {  // act_quant: one scale per token and block
+    for (int64_t b = 0; b < nb; ++b) {
       float amax = 0;
       for (int64_t c = b * bc; c < std::min(K, (b + 1) * bc); ++c) amax = std::max(amax, std::fabs(xt[c]));
-      sx[size_t(b)] = fp8_act_scale(amax, w.ue8m0);
-      for (int64_t c = b * bc; c < (b + 1) * bc; ++c)
-        xn[size_t(c)] = c < K ? e4m3_round_bf16(xt[c] / sx[size_t(b)]) : 0;
+      const float s = sx[size_t(t * nb + b)] = fp8_act_scale(amax, w.ue8m0);
+      for (int64_t c = b * bc; c < (b + 1) * bc; ++c) xn[size_t(c)] = c < K ? e4m3_round_bf16(xt[c] / s) : 0;
     }
-    for (int64_t p = 0; p < n; ++p) xq[size_t(p)] = xn[size_t(element(p))];
-    for (int64_t r = r0; r < r1; ++r) {
-      for (int64_t p = 0; p < n; ++p) {
-        const int64_t c = element(p);
-        wb[size_t(p)] = c >= K ? 0 : bf16_round(w.raw_at(r, c));
-      }
-      const float* srow = w.scale + (r / w.block_rows) * w.scale_cols;
-      for (int64_t b = 0; b < nb; ++b) scale[size_t(b)] = sx[size_t(b)] * srow[b];
-      y[t * y_stride + (r - r0)] = fp8_block_dot_ref(wb.data(), xq.data(), n, bc, scale.data());
+    for (int64_t p = 0; p < n; ++p) xq[size_t(t * n + p)] = xn[size_t(element(p))];
+  }
+  for (int64_t r = r0; r < r1; ++r) {
+    for (int64_t p = 0; p < n; ++p) {
+      const int64_t c = element(p);
+      wb[size_t(p)] = c >= K ? 0 : bf16_round(w.raw_at(r, c));
+    }
+    const float* srow = w.scale + (r / w.block_rows) * w.scale_cols;
+    for (int64_t t = 0; t < T; ++t) {
+      for (int64_t b = 0; b < nb; ++b) scale[size_t(b)] = sx[size_t(t * nb + b)] * srow[b];
+      y[t * y_stride + (r - r0)] = fp8_block_dot_ref(wb.data(), &xq[size_t(t * n)], n, bc, scale.data());
     }
   }
 }
@@ -184,11 +191,8 @@ void matmul(Context& ctx, const WeightMatrix& w, const float* x, int64_t T, floa
 }
 
 void matmul(Context& ctx, const WeightMatrix& w, const float* x, int64_t T, float* y, Numerics n) {
-  if (reference_kernels()) {
-    if (n == Numerics::Fp8 && fp8_numerics_applies(w)) return matmul_rows_fp8_ref(w, 0, w.rows, x, w.cols, T, y, w.rows);
-    if (n != Numerics::Fp32) return matmul_rows_bf16_ref(w, 0, w.rows, x, w.cols, T, y, w.rows);
-    return matmul_rows_ref(w, 0, w.rows, x, w.cols, T, y, w.rows);
-  }
+  // The twins run on the calling thread (matmul_rows sends every numerics to its own).
+  if (reference_kernels()) return matmul_rows(w, 0, w.rows, x, w.cols, T, y, w.rows, nullptr, n);
   const size_t need = matmul_scratch(w);
   ctx.pool().parallel_for(w.rows, [&](int th, int64_t r0, int64_t r1) {
     matmul_rows(w, r0, r1, x, w.cols, T, y + r0, w.rows, ctx.scratch(th, need), n);

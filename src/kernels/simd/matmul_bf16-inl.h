@@ -103,6 +103,28 @@ struct Fp8Bf16Table {
 };
 constexpr Fp8Bf16Table kFp8Bf16{};
 
+// FP8 row r of w as BF16 in kernel order: K64 values (any multiple of 64 from w.cols up),
+// zero padded.
+inline void panel_row_fp8(const WeightMatrix& w, int64_t r, uint16_t* out, int64_t K64) {
+  const int64_t K = w.cols;
+  const uint8_t* p = static_cast<const uint8_t*>(w.data) + size_t(r) * size_t(K);
+#if defined(__AVX512BF16__) && defined(__AVX512VBMI__)
+  const B::Fp8Tables t = B::fp8_tables();
+  for (int64_t c = 0; c < K64; c += 64) {
+    __m512i a = _mm512_setzero_si512(), b = _mm512_setzero_si512();
+    if (c < K) B::widen_fp8(t, p + c, K - c, a, b);
+    _mm512_storeu_si512(out + c, a);
+    _mm512_storeu_si512(out + c + 32, b);
+  }
+#else
+  for (int64_t c = 0; c < K64; c += 64)
+    for (int q = 0; q < 64; ++q) {
+      const int64_t e = c + fp8_order_element(q);
+      out[c + q] = e < K ? kFp8Bf16.v[p[e]] : 0;
+    }
+#endif
+}
+
 // Row r of w as the BF16 sequence the products take (bf16.h): K64 values, zero padded,
 // subnormals flushed. frow: scratch of w.cols floats.
 inline void panel_row_bf16(const WeightMatrix& w, int64_t r, uint16_t* out, int64_t K64, float* frow) {
@@ -121,25 +143,7 @@ inline void panel_row_bf16(const WeightMatrix& w, int64_t r, uint16_t* out, int6
       for (; c < K64; ++c) out[c] = 0;
       return;
     }
-    case io::DType::F8_E4M3: {
-      const uint8_t* p = static_cast<const uint8_t*>(w.data) + size_t(r) * size_t(K);
-#if defined(__AVX512BF16__) && defined(__AVX512VBMI__)
-      const B::Fp8Tables t = B::fp8_tables();
-      for (int64_t c = 0; c < K64; c += 64) {
-        __m512i a, b;
-        B::widen_fp8(t, p + c, K - c, a, b);
-        _mm512_storeu_si512(out + c, a);
-        _mm512_storeu_si512(out + c + 32, b);
-      }
-#else
-      for (int64_t c = 0; c < K64; c += 64)
-        for (int q = 0; q < 64; ++q) {
-          const int64_t e = c + fp8_order_element(q);
-          out[c + q] = e < K ? kFp8Bf16.v[p[e]] : 0;
-        }
-#endif
-      return;
-    }
+    case io::DType::F8_E4M3: return panel_row_fp8(w, r, out, K64);
     default:
       decode_row_simd(w, r, frow);
       round_bf16_n(frow, 1.0f, K, out);
@@ -271,9 +275,9 @@ inline void bf16_row_streams(const WeightMatrix& w, int64_t a, int64_t b, const 
 
 // Rows [a, b) against tn prepared tokens, by whichever path suits; y indexed from row r0.
 inline void bf16_rows_prepared(const WeightMatrix& w, int64_t a, int64_t b, int64_t r0, const uint16_t* xb, int64_t tn,
-                               int64_t T, float* y, int64_t y_stride, uint16_t* panel, float* frow) {
+                               float* y, int64_t y_stride, uint16_t* panel, float* frow) {
 #if defined(__AVX512BF16__) && defined(__AVX512VBMI__)
-  if (T <= kDirectMaxTokensB && (w.dtype == io::DType::BF16 || w.dtype == io::DType::F8_E4M3)) {
+  if (tn <= kDirectMaxTokensB && (w.dtype == io::DType::BF16 || w.dtype == io::DType::F8_E4M3)) {
     const B::Fp8Tables tables = B::fp8_tables();
     if (w.dtype == io::DType::BF16) return bf16_row_streams<false>(w, a, b, xb, tn, y - r0, y_stride, tables);
     return bf16_row_streams<true>(w, a, b, xb, tn, y - r0, y_stride, tables);
@@ -296,13 +300,13 @@ inline void rows_bf16(const WeightMatrix& w, int64_t r0, int64_t r1, const float
     float* yc = y + tc * y_stride;
     if (!fp8) {
       prepare_x_bf16(w, nullptr, xc, x_stride, tn, xb, K64);
-      bf16_rows_prepared(w, r0, r1, r0, xb, tn, T, yc, y_stride, panel, frow);
+      bf16_rows_prepared(w, r0, r1, r0, xb, tn, yc, y_stride, panel, frow);
       continue;
     }
     for (int64_t a = r0, b; a < r1; a = b) {  // one FP8 row block (one set of scales) at a time
       b = row_block_end(w, a, r1);
       prepare_x_bf16(w, w.scale + (a / w.block_rows) * w.scale_cols, xc, x_stride, tn, xb, K64);
-      bf16_rows_prepared(w, a, b, r0, xb, tn, T, yc, y_stride, panel, frow);
+      bf16_rows_prepared(w, a, b, r0, xb, tn, yc, y_stride, panel, frow);
     }
   }
 }

@@ -154,25 +154,15 @@ inline void fp8_panel_tiles(const uint16_t* panel, const uint16_t* xq, int64_t n
 
 // Rows [a, b) of one weight row block through the panel; y indexed by absolute row.
 inline void fp8_panel_rows(const WeightMatrix& w, int64_t a, int64_t b, const uint16_t* xq, int64_t n,
-                           const float* comb, int64_t T, float* y, int64_t y_stride, uint16_t* panel,
-                           const B::Fp8Tables& tables) {
-  const int64_t K = w.cols, bc = w.block_cols;
-  auto widen = [&](int64_t r, uint16_t* out) {
-    const uint8_t* p = static_cast<const uint8_t*>(w.data) + size_t(r) * size_t(K);
-    for (int64_t k = 0; k < n; k += 64) {
-      __m512i lo = _mm512_setzero_si512(), hi = _mm512_setzero_si512();
-      if (K - k > 0) B::widen_fp8(tables, p + k, K - k, lo, hi);
-      _mm512_storeu_si512(out + k, lo);
-      _mm512_storeu_si512(out + k + 32, hi);
-    }
-  };
+                           const float* comb, int64_t T, float* y, int64_t y_stride, uint16_t* panel) {
+  const int64_t bc = w.block_cols;
   int64_t r = a;
   for (; r + kSimdPanelRows <= b; r += kSimdPanelRows) {
-    for (int i = 0; i < kSimdPanelRows; ++i) widen(r + i, panel + i * n);
+    for (int i = 0; i < kSimdPanelRows; ++i) panel_row_fp8(w, r + i, panel + i * n, n);
     fp8_panel_tiles<kSimdPanelRows>(panel, xq, n, bc, comb, T, y + r, y_stride);
   }
   for (; r < b; ++r) {
-    widen(r, panel);
+    panel_row_fp8(w, r, panel, n);
     fp8_panel_tiles<1>(panel, xq, n, bc, comb, T, y + r, y_stride);
   }
 }
@@ -198,7 +188,7 @@ inline void rows_fp8(const WeightMatrix& w, int64_t r0, int64_t r1, const float*
       for (int64_t t = 0; t < tn; ++t)
         for (int64_t k = 0; k < nb; ++k) comb[t * nb + k] = sx[t * nb + k] * srow[k];
       if (tn > kSimdDirectMaxTokens) {
-        fp8_panel_rows(w, a, b, xq, n, comb, tn, yc, y_stride, panel, tables);
+        fp8_panel_rows(w, a, b, xq, n, comb, tn, yc, y_stride, panel);
         continue;
       }
       const int64_t part = (b - a) / kSimdPanelRows;

@@ -45,7 +45,6 @@ struct V {
 // BF16 dot-product steps emulated with fp32 FMAs (see the AVX-512 version): the 16 lanes
 // of bf16.h's order are two registers, elements 0-15 of a chunk in lo, 16-31 in hi.
 struct B {
-  static constexpr bool kNative = false;
   static constexpr int kTok = 1;
   struct Acc {
     __m256 lo, hi;

@@ -48,7 +48,6 @@ struct V {
 // element), and since the product of two BF16 values is exact in fp32, fma(a, b, acc) rounds
 // exactly as vdpbf16ps's add does. Operands must already have subnormals flushed.
 struct B {
-  static constexpr bool kNative = false;
   static constexpr int kTok = 3;  // register tile: 4 rows x 3 tokens
   using Acc = __m512;
   static Acc zero() { return _mm512_setzero_ps(); }

@@ -10,24 +10,30 @@
 #include "kernels/simd/traits_avx512.h"
 
 namespace dsv3::kernels::avx512bf16 {
-// The fp32 kernels are the AVX-512 ones. (Both ISA files compile avx512::V's inline
-// members; either copy is fine, as both only run on CPUs with AVX-512 F/BW/VL/DQ.)
+// The fp32 kernels are the AVX-512 ones. (Both ISA files compile avx512::V's and ::B's
+// inline members; either copy is fine, as both only run on CPUs with AVX-512 F/BW/VL/DQ.)
 using V = avx512::V;
 
-struct B {
-  static constexpr bool kNative = true;
+// The e4m3 -> BF16 byte tables' contents (high and low byte of each magnitude's BF16
+// value), built by the compiler so that loading them is four loads.
+struct Fp8Bytes {
+  alignas(64) uint8_t hi[128];
+  alignas(64) uint8_t lo[128];
+  constexpr Fp8Bytes() : hi(), lo() {
+    for (int m = 0; m < 128; ++m) {
+      hi[m] = uint8_t(e4m3_magnitude_bf16(m) >> 8);
+      lo[m] = uint8_t(e4m3_magnitude_bf16(m));
+    }
+  }
+};
+constexpr Fp8Bytes kFp8Bytes{};
+
+// The emulated tier's accumulator and lane tree, with vdpbf16ps for the steps.
+struct B : avx512::B {
   static constexpr int kTok = 6;  // 4 rows x 6 tokens = 24 accumulators of 32 registers
-  using Acc = __m512;
-  static Acc zero() { return _mm512_setzero_ps(); }
   static Acc dp(Acc acc, __m512i a, __m512i b) { return _mm512_dpbf16_ps(acc, (__m512bh)a, (__m512bh)b); }
   static Acc dp(Acc acc, const uint16_t* a, const uint16_t* b) {
     return dp(acc, _mm512_loadu_si512(a), _mm512_loadu_si512(b));
-  }
-  static float reduce(Acc a) {
-    const __m256 s8 = _mm256_add_ps(_mm512_castps512_ps256(a), _mm512_extractf32x8_ps(a, 1));
-    const __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps(s8, 1));
-    const __m128 s2 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
-    return _mm_cvtss_f32(_mm_add_ss(s2, _mm_movehdup_ps(s2)));
   }
 
   // The e4m3 -> BF16 byte tables: high and low byte of the BF16 value for each magnitude
@@ -36,13 +42,8 @@ struct B {
     __m512i hi0, hi1, lo0, lo1;
   };
   static Fp8Tables fp8_tables() {
-    alignas(64) uint8_t hi[128], lo[128];
-    for (int m = 0; m < 128; ++m) {
-      const uint16_t v = e4m3_magnitude_bf16(m);
-      hi[m] = uint8_t(v >> 8);
-      lo[m] = uint8_t(v);
-    }
-    return {_mm512_load_si512(hi), _mm512_load_si512(hi + 64), _mm512_load_si512(lo), _mm512_load_si512(lo + 64)};
+    return {_mm512_load_si512(kFp8Bytes.hi), _mm512_load_si512(kFp8Bytes.hi + 64), _mm512_load_si512(kFp8Bytes.lo),
+            _mm512_load_si512(kFp8Bytes.lo + 64)};
   }
   // 64 e4m3 bytes (bytes past `valid` read as zero) to 64 BF16 values in kernel order (bf16.h):
   // a holds elements 0-7, 16-23, 32-39, 48-55 and b the rest.
