@@ -98,6 +98,31 @@ static inline uint16_t e4m3_round_bf16(float v) {
   return uint16_t(((ru | sign) >> 16));
 }
 
+//! v rounded to the nearest e4m3 value as fp32 (ties to even; magnitudes above 448,
+//! infinities included, saturate to 448; NaN stays NaN): training's FP8 operands
+//! (kernels/quant.h). Written as the bit steps the SIMD versions take lane by lane: the
+//! mantissa rounded to 3 bits (normals), or the value put on the 2^-9 grid by adding and
+//! subtracting 1.5 * 2^23 (below 2^-6; exact steps, so FMA contraction cannot change them).
+static inline float e4m3_nearest(float v) {
+  uint32_t u;
+  std::memcpy(&u, &v, 4);
+  const uint32_t sign = u & 0x80000000u, au = u & 0x7FFFFFFFu;
+  float a, r;
+  std::memcpy(&a, &au, 4);
+  if (a >= 0.015625f) {
+    const uint32_t q = (au + 0x7FFFFu + ((au >> 20) & 1u)) & 0xFFF00000u;
+    std::memcpy(&r, &q, 4);
+  } else {
+    r = ((a * 512.0f + 12582912.0f) - 12582912.0f) * (1.0f / 512.0f);
+  }
+  if (r > 448.0f) r = 448.0f;
+  uint32_t ru;
+  std::memcpy(&ru, &r, 4);
+  ru |= sign;
+  std::memcpy(&r, &ru, 4);
+  return r;
+}
+
 //! The activation scale of one 128-channel block: max(amax, 1e-4) / 448, rounded up to a
 //! power of two for ue8m0.
 static inline float fp8_act_scale(float amax, bool ue8m0) {

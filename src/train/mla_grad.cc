@@ -6,7 +6,7 @@
 
 #include "threading/pool.h"
 #include "kernels/gemm.h"
-#include "train/linear_grad.h"
+#include "train/low_precision.h"
 #include "train/norm_rope_grad.h"
 
 namespace dsv3::train {
@@ -42,23 +42,23 @@ void mla_forward(kernels::Context& ctx, const model::ModelConfig& c, const MlaTe
     st.qa.resize(size_t(T * Q));
     st.qa_rstd.resize(size_t(T));
     st.qa_n.resize(size_t(T * Q));
-    linear_forward(ctx, x, T, w.q_a, Q, D, st.qa.data());
+    block_linear_forward(ctx, x, T, w.q_a, Q, D, st.qa.data());
     rms_norm_forward(st.qa.data(), Q, w.q_a_norm, T, Q, c.rms_norm_eps, st.qa_n.data(), st.qa_rstd.data());
-    linear_forward(ctx, st.qa_n.data(), T, w.q_b, H * qk, Q, st.q.data());
+    block_linear_forward(ctx, st.qa_n.data(), T, w.q_b, H * qk, Q, st.q.data());
   } else {
-    linear_forward(ctx, x, T, w.q, H * qk, D, st.q.data());
+    block_linear_forward(ctx, x, T, w.q, H * qk, D, st.q.data());
   }
   rope_apply(st.q.data() + nope, T, H, H * qk, qk, rope, freqs, 0, false);
 
   st.kva.resize(size_t(T * lat));
-  linear_forward(ctx, x, T, w.kv_a, lat, D, st.kva.data());
+  block_linear_forward(ctx, x, T, w.kv_a, lat, D, st.kva.data());
   st.c_rstd.resize(size_t(T));
   st.c.resize(size_t(T * R));
   rms_norm_forward(st.kva.data(), lat, w.kv_a_norm, T, R, c.rms_norm_eps, st.c.data(), st.c_rstd.data());
   rope_apply(st.kva.data() + R, T, 1, lat, 0, rope, freqs, 0, false);  // one shared rope key
 
   st.kv.resize(size_t(T * H * kvw));
-  linear_forward(ctx, st.c.data(), T, w.kv_b, H * kvw, R, st.kv.data());
+  block_linear_forward(ctx, st.c.data(), T, w.kv_b, H * kvw, R, st.kv.data());
 
   // Per head: scores = Q_h K_h^T and out = P V_h as GEMMs over the whole sequence (the
   // masked upper triangle is computed and discarded: cheaper than scalar dot products).
@@ -84,7 +84,7 @@ void mla_forward(kernels::Context& ctx, const model::ModelConfig& c, const MlaTe
     for (int64_t t = 0; t < T; ++t)
       std::copy(&oh[size_t(t * vd)], &oh[size_t((t + 1) * vd)], &st.attn[size_t((t * H + h) * vd)]);
   }
-  linear_forward(ctx, st.attn.data(), T, w.o, D, H * vd, out);
+  block_linear_forward(ctx, st.attn.data(), T, w.o, D, H * vd, out);
 }
 
 template <class S>
@@ -97,7 +97,7 @@ void mla_backward(kernels::Context& ctx, const model::ModelConfig& c, const MlaT
   const S scale = S(c.softmax_scale());
 
   std::vector<S> dattn(size_t(T * H * vd), S(0));
-  linear_backward(ctx, st.attn.data(), dout, T, w.o, D, H * vd, dattn.data(), g.o);
+  block_linear_backward(ctx, st.attn.data(), dout, T, w.o, D, H * vd, dattn.data(), g.o);
 
   // Attention core per head, as GEMMs: dV = P^T dO, dP = dO V^T, dS = softmax'(dP) * scale,
   // dQ = dS K, dK = dS^T Q. Heads run in order, so the shared rope key's gradient is summed
@@ -136,23 +136,23 @@ void mla_backward(kernels::Context& ctx, const model::ModelConfig& c, const MlaT
 
   // Latent path: dkva = [d c_raw | d k_pe_raw].
   std::vector<S> dkva(size_t(T * lat), S(0)), dc(size_t(T * R), S(0));
-  linear_backward(ctx, st.c.data(), dkv.data(), T, w.kv_b, H * kvw, R, dc.data(), g.kv_b);
+  block_linear_backward(ctx, st.c.data(), dkv.data(), T, w.kv_b, H * kvw, R, dc.data(), g.kv_b);
   for (int64_t t = 0; t < T; ++t)
     for (int64_t i = 0; i < rope; ++i) dkva[size_t(t * lat + R + i)] += dpe[size_t(t * rope + i)];
   rope_apply(dkva.data() + R, T, 1, lat, 0, rope, freqs, 0, true);
   // rms_norm_backward needs the raw c: kva still holds it (only the rope part was rotated).
   rms_norm_backward(st.kva.data(), lat, w.kv_a_norm, st.c_rstd.data(), dc.data(), T, R, dkva.data(), g.kv_a_norm);
-  linear_backward(ctx, x, dkva.data(), T, w.kv_a, lat, D, dx, g.kv_a);
+  block_linear_backward(ctx, x, dkva.data(), T, w.kv_a, lat, D, dx, g.kv_a);
 
   rope_apply(dq.data() + nope, T, H, H * qk, qk, rope, freqs, 0, true);
   if (c.q_lora_rank > 0) {
     const int64_t Q = c.q_lora_rank;
     std::vector<S> dqn(size_t(T * Q), S(0)), dqa(size_t(T * Q), S(0));
-    linear_backward(ctx, st.qa_n.data(), dq.data(), T, w.q_b, H * qk, Q, dqn.data(), g.q_b);
+    block_linear_backward(ctx, st.qa_n.data(), dq.data(), T, w.q_b, H * qk, Q, dqn.data(), g.q_b);
     rms_norm_backward(st.qa.data(), Q, w.q_a_norm, st.qa_rstd.data(), dqn.data(), T, Q, dqa.data(), g.q_a_norm);
-    linear_backward(ctx, x, dqa.data(), T, w.q_a, Q, D, dx, g.q_a);
+    block_linear_backward(ctx, x, dqa.data(), T, w.q_a, Q, D, dx, g.q_a);
   } else {
-    linear_backward(ctx, x, dq.data(), T, w.q, H * qk, D, dx, g.q);
+    block_linear_backward(ctx, x, dq.data(), T, w.q, H * qk, D, dx, g.q);
   }
 }
 

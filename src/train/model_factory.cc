@@ -25,7 +25,9 @@ std::unique_ptr<Trainable> make_trainable(const RunConfig& run, int64_t tokenize
                                             pool);
   if (run.model.type == "deepseek_v3") {
     const model::ModelConfig cfg = run_model_config(run, tokenizer_vocab);
-    return std::make_unique<TrainModel>(TrainModel::init(cfg, run.seed, run.init_std, pool));
+    auto m = std::make_unique<TrainModel>(TrainModel::init(cfg, run.seed, run.init_std, pool));
+    m->set_precision(kernels::parse_numerics(run.precision));
+    return m;
   }
   fail(run.source, ": unknown model.type '", run.model.type, "'");
 }

@@ -9,7 +9,7 @@
 #include "io/safetensors.h"
 #include "model/weights.h"
 #include "train/block_grad.h"
-#include "train/linear_grad.h"
+#include "train/low_precision.h"
 #include "train/loss.h"
 #include "train/model_tensors.h"
 #include "train/norm_rope_grad.h"
@@ -146,7 +146,7 @@ LossTerms TrainModel::Impl::run(const int32_t* tokens, int64_t T, const LossWeig
       std::copy(hn + t * D, hn + (t + 1) * D, cat + t * 2 * D + D);
     }
     float* m = sized(a.m, M * D);
-    linear_forward(ctx, cat, M, mv.eh_proj, D, 2 * D, m);
+    block_linear_forward(ctx, cat, M, mv.eh_proj, D, 2 * D, m);
     block_forward(ctx, c, mv.block, block_bias[size_t(L)], freqs, m, M, a.mtp_block);
     float* mf = sized(a.mf, M * D);
     float* mr = sized(a.mr, M);
@@ -171,7 +171,7 @@ LossTerms TrainModel::Impl::run(const int32_t* tokens, int64_t T, const LossWeig
     rms_norm_backward(a.m.data(), D, mv.head_norm, a.mr.data(), dmf, M, D, dm, mg.head_norm);
     block_backward(ctx, c, mv.block, freqs, M, a.mtp_block, 0.0, dm, mg.block);
     float* dcat = zeroed(a.dcat, M * 2 * D);
-    linear_backward(ctx, a.cat.data(), dm, M, mv.eh_proj, D, 2 * D, dcat, mg.eh_proj);
+    block_linear_backward(ctx, a.cat.data(), dm, M, mv.eh_proj, D, 2 * D, dcat, mg.eh_proj);
     // rms_norm_backward reads dy packed: split dcat into its embedding and hidden halves.
     float* den = sized(a.den, M * D);
     float* dhn = sized(a.dhn, M * D);
@@ -259,6 +259,9 @@ LossTerms TrainModel::loss_and_grad(const int32_t* tokens, int64_t T, const Loss
 LossTerms TrainModel::loss_only(const int32_t* tokens, int64_t T, const LossWeights& w) {
   return impl_->run(tokens, T, w, 1.0f, false);
 }
+
+void TrainModel::set_precision(kernels::Numerics n) { impl_->ctx.set_numerics(n); }
+kernels::Numerics TrainModel::precision() const { return impl_->ctx.numerics(); }
 
 void TrainModel::zero_grad() {
   for (Param& p : impl_->params) std::fill(p.grad.begin(), p.grad.end(), 0.0f);

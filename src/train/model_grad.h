@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/numerics.h"
 #include "model/config.h"
 #include "threading/pool.h"
 #include "train/trainable.h"
@@ -48,6 +49,10 @@ class TrainModel final : public Trainable {
   LossTerms loss_and_grad(const int32_t* tokens, int64_t T, const LossWeights& w, float grad_scale) override;
   LossTerms loss_only(const int32_t* tokens, int64_t T, const LossWeights& w) override;
   void zero_grad() override;
+
+  //! How the decoder blocks' Linear layers compute (train/low_precision.h); fp32 at first.
+  void set_precision(kernels::Numerics n);
+  kernels::Numerics precision() const;
 
  private:
   struct Impl;

@@ -4,7 +4,7 @@
 #include <cmath>
 
 #include "base/error.h"
-#include "train/linear_grad.h"
+#include "train/low_precision.h"
 
 namespace dsv3::train {
 namespace {
@@ -22,25 +22,25 @@ void mlp_forward(kernels::Context& ctx, const MlpTensors<S>& w, int64_t D, int64
   st.g.resize(size_t(T * I));
   st.u.resize(size_t(T * I));
   st.a.resize(size_t(T * I));
-  linear_forward(ctx, x, T, w.gate, I, D, st.g.data());
-  linear_forward(ctx, x, T, w.up, I, D, st.u.data());
+  block_linear_forward(ctx, x, T, w.gate, I, D, st.g.data());
+  block_linear_forward(ctx, x, T, w.up, I, D, st.u.data());
   for (size_t i = 0; i < st.a.size(); ++i) st.a[i] = st.g[i] * sigmoid(st.g[i]) * st.u[i];
-  linear_forward(ctx, st.a.data(), T, w.down, D, I, out);
+  block_linear_forward(ctx, st.a.data(), T, w.down, D, I, out);
 }
 
 template <class S>
 void mlp_backward(kernels::Context& ctx, const MlpTensors<S>& w, int64_t D, int64_t I, const S* x, int64_t T,
                   const MlpState<S>& st, const S* dout, S* dx, const MlpTensors<S>& g) {
   std::vector<S> da(size_t(T * I), S(0));
-  linear_backward(ctx, st.a.data(), dout, T, w.down, D, I, da.data(), g.down);
+  block_linear_backward(ctx, st.a.data(), dout, T, w.down, D, I, da.data(), g.down);
   std::vector<S> dg(size_t(T * I)), du(size_t(T * I));
   for (size_t i = 0; i < da.size(); ++i) {
     const S sg = sigmoid(st.g[i]);
     du[i] = da[i] * st.g[i] * sg;
     dg[i] = da[i] * st.u[i] * sg * (S(1) + st.g[i] * (S(1) - sg));  // silu'(g)
   }
-  linear_backward(ctx, x, dg.data(), T, w.gate, I, D, dx, g.gate);
-  linear_backward(ctx, x, du.data(), T, w.up, I, D, dx, g.up);
+  block_linear_backward(ctx, x, dg.data(), T, w.gate, I, D, dx, g.gate);
+  block_linear_backward(ctx, x, du.data(), T, w.up, I, D, dx, g.up);
 }
 
 template <class S>

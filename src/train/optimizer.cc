@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "base/error.h"
+#include "kernels/bf16.h"
 
 namespace dsv3::train {
 
@@ -44,6 +45,10 @@ void AdamW::step(const std::vector<ParamView>& params, double lr) {
   ++t_;
   const double b1 = s_.beta1, b2 = s_.beta2;
   const double c1 = 1.0 - std::pow(b1, double(t_)), c2 = 1.0 - std::pow(b2, double(t_));
+  // BF16 moments (the report's): this step's update uses the moments as computed; what is
+  // kept for the next step is rounded to BF16 (through fp32, ties to even).
+  const bool bf16 = s_.bf16_moments;
+  auto store = [bf16](double x) { return bf16 ? kernels::bf16_value(kernels::bf16_round(float(x))) : float(x); };
   for (size_t k = 0; k < params.size(); ++k) {
     const ParamView& p = params[k];
     const uint64_t n = p.numel();
@@ -55,8 +60,8 @@ void AdamW::step(const std::vector<ParamView>& params, double lr) {
       const double g = p.grad[i];
       const double mi = b1 * double(m[i]) + (1.0 - b1) * g;
       const double vi = b2 * double(v[i]) + (1.0 - b2) * g * g;
-      m[i] = float(mi);
-      v[i] = float(vi);
+      m[i] = store(mi);
+      v[i] = store(vi);
       const double w = double(p.value[i]) * decay;
       p.value[i] = float(w - lr * (mi / c1) / (std::sqrt(vi / c2) + s_.eps));
     }

@@ -209,6 +209,7 @@ RunConfig RunConfig::parse(const std::string& text, const std::string& source, c
   c.eval_interval = top.integer("eval_interval", c.eval_interval, 0, big);
   c.checkpoint_interval = top.integer("checkpoint_interval", c.checkpoint_interval, 0, big);
   c.log_interval = top.integer("log_interval", c.log_interval, 1, big);
+  c.precision = top.choice("precision", c.precision, {"fp32", "bf16", "fp8"});
   c.export_dtype = top.choice("export_dtype", c.export_dtype, {"bf16", "fp8", "f32", "none"});
   c.export_shards = top.integer("export_shards", c.export_shards, 1, 100000);
   {
@@ -252,6 +253,10 @@ void RunConfig::validate() const {
     fail(s, ": 'schedule' needs decay_start <= decay_end <= tail_start, got ", schedule.decay_start, ", ",
          schedule.decay_end, ", ", schedule.tail_start);
   if (out_dir.empty()) fail(s, ": 'out_dir' is required (or pass --out)");
+  if (precision != "fp32" && model.type != "deepseek_v3")
+    fail(s, ": 'precision' ", precision, " applies to model.type deepseek_v3 only (", model.type, " trains in fp32)");
+  if (precision != "fp32" && precision != "bf16" && precision != "fp8")
+    fail(s, ": 'precision' must be fp32, bf16 or fp8, not '", precision, "'");
 }
 
 int64_t RunConfig::total_steps() const {
@@ -289,6 +294,7 @@ std::string RunConfig::to_json() const {
   j["eval_interval"] = eval_interval;
   j["checkpoint_interval"] = checkpoint_interval;
   j["log_interval"] = log_interval;
+  j["precision"] = precision;
   j["export_dtype"] = export_dtype;
   j["export_shards"] = export_shards;
   j["mtp"] = {{"weight", mtp.weight}, {"later_weight", mtp.later_weight}, {"switch_at", mtp.switch_at}};

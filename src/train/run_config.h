@@ -31,6 +31,7 @@ struct OptimizerChoice {
   double beta1 = 0.9, beta2 = 0.95, eps = 1e-8;
   double weight_decay = 0.1;          // not applied to 1-D tensors (norms, biases)
   double grad_clip = 1.0;             // global L2 norm; 0 disables clipping
+  bool bf16_moments = false;          // not a key: the trainer sets it for precision bf16 and fp8
 };
 
 enum class ScheduleType { Constant, Cosine, ConstantThenDecay };
@@ -75,6 +76,7 @@ struct RunConfig {
   int64_t eval_interval = 100;        // 0: evaluate only at the end
   int64_t checkpoint_interval = 0;    // 0: save only at the end
   int64_t log_interval = 1;           // steps between metrics lines
+  std::string precision = "fp32";     // "fp32" | "bf16" | "fp8" (train/low_precision.h)
   std::string export_dtype = "bf16";  // "bf16" | "fp8" | "f32" | "none"
   int64_t export_shards = 1;
   MtpChoice mtp;

@@ -102,7 +102,9 @@ TrainResult run_training(const RunConfig& run, Trainable& model, const TokenData
              " (use a model config whose vocab_size covers the tokenizer)");
 
   const std::vector<ParamView> params = model.params();
-  AdamW opt(run.optimizer);
+  OptimizerChoice opt_choice = run.optimizer;
+  opt_choice.bf16_moments = run.precision != "fp32";  // the report keeps AdamW's moments in BF16
+  AdamW opt(opt_choice);
   opt.attach(params);
   WindowSampler sampler(data.train, window, run.seed);
   const std::vector<const int32_t*> eval_set = eval_windows(data.eval, window, run.data.eval_sequences);

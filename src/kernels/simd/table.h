@@ -41,6 +41,11 @@ struct SimdKernels {
                         int64_t c1, float* out, int64_t out_stride);
   //! C[kGemmMr, gemm_nr] (+)= packed A [K][kGemmMr] * packed B [K][gemm_nr].
   void (*gemm_tile)(int64_t K, const float* ap, const float* bp, float* c, int64_t ldc, int m, int n);
+  //! Training's low-precision operands (kernels/quant.h): m[i] = max(m[i], |x[i]|);
+  //! out[i] = e4m3(x[i] / s[i]) * s[i]; out[i] = x[i] rounded to BF16.
+  void (*abs_max)(const float* x, int64_t n, float* m);
+  void (*e4m3_scaled)(const float* x, const float* s, int64_t n, float* out);
+  void (*bf16_round_n)(const float* x, int64_t n, float* out);
   float (*fma_probe)(int64_t iters);  // 12 chains of N-wide FMAs per iteration
   float (*bf16_probe)(int64_t iters);  // 12 chains of 32-wide BF16 dot-product steps
   int lanes;                          // N

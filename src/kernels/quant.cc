@@ -1,0 +1,94 @@
+#include "kernels/quant.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "base/error.h"
+#include "kernels/bf16.h"
+#include "kernels/isa.h"
+#include "kernels/simd/table.h"
+
+namespace dsv3::kernels {
+namespace {
+
+void check_tiles(int64_t rows, int64_t cols, int64_t tile_r, int64_t tile_c) {
+  if (rows < 0 || cols < 0 || tile_r < 1 || tile_c < 1)
+    fail("fp8_fake_quant: bad shape [", rows, ", ", cols, "] or tile ", tile_r, "x", tile_c);
+}
+
+float tile_scale(float amax) { return amax > 0.0f ? amax / kE4m3Max : 1.0f; }
+
+// The portable versions of the three SIMD entry points (the scalar ISA and the loop tails).
+void abs_max_portable(const float* x, int64_t n, float* m) {
+  for (int64_t i = 0; i < n; ++i) m[i] = std::max(m[i], std::fabs(x[i]));
+}
+void e4m3_scaled_portable(const float* x, const float* s, int64_t n, float* out) {
+  for (int64_t i = 0; i < n; ++i) out[i] = e4m3_nearest(x[i] / s[i]) * s[i];
+}
+
+}  // namespace
+
+void fp8_fake_quant_ref(const float* x, int64_t rows, int64_t cols, int64_t tile_r, int64_t tile_c, float* out) {
+  check_tiles(rows, cols, tile_r, tile_c);
+  for (int64_t r0 = 0; r0 < rows; r0 += tile_r)
+    for (int64_t c0 = 0; c0 < cols; c0 += tile_c) {
+      const int64_t r1 = std::min(rows, r0 + tile_r), c1 = std::min(cols, c0 + tile_c);
+      float amax = 0;
+      for (int64_t r = r0; r < r1; ++r)
+        for (int64_t c = c0; c < c1; ++c) amax = std::max(amax, std::fabs(x[r * cols + c]));
+      const float s = tile_scale(amax);
+      for (int64_t r = r0; r < r1; ++r)
+        for (int64_t c = c0; c < c1; ++c) out[r * cols + c] = e4m3_nearest(x[r * cols + c] / s) * s;
+    }
+}
+
+void fp8_fake_quant(Context& ctx, const float* x, int64_t rows, int64_t cols, int64_t tile_r, int64_t tile_c,
+                    float* out) {
+  check_tiles(rows, cols, tile_r, tile_c);
+  if (reference_kernels()) return fp8_fake_quant_ref(x, rows, cols, tile_r, tile_c, out);
+  const SimdKernels* k = active_simd();
+  auto abs_max = k ? k->abs_max : abs_max_portable;
+  auto scaled = k ? k->e4m3_scaled : e4m3_scaled_portable;
+  const int64_t bands = (rows + tile_r - 1) / tile_r;
+  // A band of tile_r rows at a time: the column maxima first (vectorized along the row),
+  // then each tile's scale spread over its columns, then the rows quantized.
+  auto run = [&](int, int64_t b0, int64_t b1) {
+    std::vector<float> m(static_cast<size_t>(cols)), s(static_cast<size_t>(cols));
+    for (int64_t b = b0; b < b1; ++b) {
+      const int64_t r0 = b * tile_r, r1 = std::min(rows, r0 + tile_r);
+      std::fill(m.begin(), m.end(), 0.0f);
+      for (int64_t r = r0; r < r1; ++r) abs_max(x + r * cols, cols, m.data());
+      for (int64_t c0 = 0; c0 < cols; c0 += tile_c) {
+        const int64_t c1 = std::min(cols, c0 + tile_c);
+        float amax = 0;
+        for (int64_t c = c0; c < c1; ++c) amax = std::max(amax, m[size_t(c)]);
+        std::fill(s.begin() + c0, s.begin() + c1, tile_scale(amax));
+      }
+      for (int64_t r = r0; r < r1; ++r) scaled(x + r * cols, s.data(), cols, out + r * cols);
+    }
+  };
+  if (rows * cols < 16384) run(0, 0, bands);  // too small to repay waking the workers
+  else ctx.pool().parallel_for(bands, run);
+}
+
+void bf16_fake_round_ref(const float* x, int64_t n, float* out) {
+  for (int64_t i = 0; i < n; ++i) out[i] = bf16_value(bf16_round(x[i]));
+}
+
+void bf16_fake_round(Context& ctx, const float* x, int64_t n, float* out) {
+  if (reference_kernels()) return bf16_fake_round_ref(x, n, out);
+  const SimdKernels* k = active_simd();
+  auto round = k ? k->bf16_round_n : bf16_fake_round_ref;
+  constexpr int64_t kChunk = 4096;
+  const int64_t chunks = (n + kChunk - 1) / kChunk;
+  auto run = [&](int, int64_t c0, int64_t c1) {
+    const int64_t i0 = c0 * kChunk, i1 = std::min(n, c1 * kChunk);
+    round(x + i0, i1 - i0, out + i0);
+  };
+  if (chunks < 4) run(0, 0, chunks);
+  else ctx.pool().parallel_for(chunks, run);
+}
+
+}  // namespace dsv3::kernels

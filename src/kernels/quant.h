@@ -1,0 +1,35 @@
+// The low-precision operands of training's FP8 and BF16 modes (train/low_precision.h), as
+// fp32 arrays holding exactly the values the low-precision format can represent:
+//  - FP8 ("fake quantization", the DeepSeek-V3 report's §3.3 recipe): a matrix is cut into
+//    tiles (1x128 for activations and activation gradients along a GEMM's reduction
+//    dimension, 128x1 when the reduction runs down the rows, 128x128 for weights); each tile
+//    gets the scale s = amax / 448 from its own max-abs (an all-zero tile keeps s = 1), and
+//    every element becomes e4m3(x / s) * s: x / s rounded to the nearest e4m3 value
+//    (bf16.h's e4m3_nearest: ties to even, saturating at 448, subnormals on the 2^-9 grid),
+//    times s again.
+//  - BF16: every element rounded to the nearest BF16 value (ties to even, subnormals to zero).
+// A GEMM over such operands equals the low-precision GEMM up to fp32 summation order: e4m3
+// and BF16 products are exact in fp32. The scalar twins (`_ref`) define every bit; the fast
+// versions (simd/quant-inl.h, per ISA) are tested against them.
+#pragma once
+
+#include <cstdint>
+
+#include "kernels/context.h"
+
+namespace dsv3::kernels {
+
+//! The largest e4m3 magnitude.
+constexpr float kE4m3Max = 448.0f;
+
+//! out = fake-quantized x, x and out [rows, cols] row-major (out may equal x), tiles of
+//! tile_r x tile_c (edge tiles smaller). Split over ctx's pool by bands of tile_r rows.
+void fp8_fake_quant(Context& ctx, const float* x, int64_t rows, int64_t cols, int64_t tile_r, int64_t tile_c,
+                    float* out);
+void fp8_fake_quant_ref(const float* x, int64_t rows, int64_t cols, int64_t tile_r, int64_t tile_c, float* out);
+
+//! out[i] = x[i] rounded to BF16 (out may equal x).
+void bf16_fake_round(Context& ctx, const float* x, int64_t n, float* out);
+void bf16_fake_round_ref(const float* x, int64_t n, float* out);
+
+}  // namespace dsv3::kernels

@@ -1,0 +1,116 @@
+// The fast loops of training's low-precision operands (kernels/quant.h), for the ISA
+// translation unit that includes this (simd/avx2.cc, simd/avx512.cc, simd/avx512bf16.cc).
+// Each takes the bit steps of its scalar twin (bf16.h: e4m3_nearest, bf16_round) lane by
+// lane, so the results are the twin's bits; the tails run the twin's own steps.
+#pragma once
+
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+
+#include "kernels/bf16.h"
+
+namespace dsv3::kernels::DSV3_SIMD_NS {
+
+// m[i] = max(m[i], |x[i]|); a NaN in x leaves m as it was.
+inline void abs_max(const float* x, int64_t n, float* m) {
+  int64_t i = 0;
+#if defined(__AVX512F__)
+  const __m512i abs_mask = _mm512_set1_epi32(0x7FFFFFFF);
+  for (; i + 16 <= n; i += 16) {
+    const __m512 a = _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(_mm512_loadu_ps(x + i)), abs_mask));
+    _mm512_storeu_ps(m + i, _mm512_max_ps(a, _mm512_loadu_ps(m + i)));  // NaN a: the second operand
+  }
+#elif defined(__AVX2__)
+  const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFFFFFF));
+  for (; i + 8 <= n; i += 8) {
+    const __m256 a = _mm256_and_ps(_mm256_loadu_ps(x + i), abs_mask);
+    _mm256_storeu_ps(m + i, _mm256_max_ps(a, _mm256_loadu_ps(m + i)));
+  }
+#endif
+  for (; i < n; ++i) m[i] = std::max(m[i], std::fabs(x[i]));
+}
+
+// out[i] = e4m3_round(x[i] / s[i]) * s[i].
+inline void e4m3_scaled(const float* x, const float* s, int64_t n, float* out) {
+  int64_t i = 0;
+#if defined(__AVX512F__)
+  const __m512i sign_mask = _mm512_set1_epi32(int(0x80000000u)), abs_mask = _mm512_set1_epi32(0x7FFFFFFF);
+  const __m512i bias = _mm512_set1_epi32(0x7FFFF), keep = _mm512_set1_epi32(int(0xFFF00000u)), one = _mm512_set1_epi32(1);
+  const __m512 magic = _mm512_set1_ps(12582912.0f), k512 = _mm512_set1_ps(512.0f), inv512 = _mm512_set1_ps(1.0f / 512.0f);
+  const __m512 min_normal = _mm512_set1_ps(0.015625f), max_val = _mm512_set1_ps(448.0f);
+  for (; i + 16 <= n; i += 16) {
+    const __m512 sc = _mm512_loadu_ps(s + i);
+    const __m512i u = _mm512_castps_si512(_mm512_div_ps(_mm512_loadu_ps(x + i), sc));
+    const __m512i au = _mm512_and_si512(u, abs_mask);
+    const __m512 a = _mm512_castsi512_ps(au);
+    const __m512i q = _mm512_and_si512(
+        _mm512_add_epi32(_mm512_add_epi32(au, bias), _mm512_and_si512(_mm512_srli_epi32(au, 20), one)), keep);
+    const __m512 sub = _mm512_mul_ps(_mm512_sub_ps(_mm512_add_ps(_mm512_mul_ps(a, k512), magic), magic), inv512);
+    __m512 r = _mm512_mask_mov_ps(sub, _mm512_cmp_ps_mask(a, min_normal, _CMP_GE_OQ), _mm512_castsi512_ps(q));
+    r = _mm512_min_ps(max_val, r);  // NaN r: the second operand, so NaN stays
+    r = _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(r), _mm512_and_si512(u, sign_mask)));
+    _mm512_storeu_ps(out + i, _mm512_mul_ps(r, sc));
+  }
+#elif defined(__AVX2__)
+  const __m256i sign_mask = _mm256_set1_epi32(int(0x80000000u)), abs_mask = _mm256_set1_epi32(0x7FFFFFFF);
+  const __m256i bias = _mm256_set1_epi32(0x7FFFF), keep = _mm256_set1_epi32(int(0xFFF00000u)), one = _mm256_set1_epi32(1);
+  const __m256 magic = _mm256_set1_ps(12582912.0f), k512 = _mm256_set1_ps(512.0f), inv512 = _mm256_set1_ps(1.0f / 512.0f);
+  const __m256 min_normal = _mm256_set1_ps(0.015625f), max_val = _mm256_set1_ps(448.0f);
+  for (; i + 8 <= n; i += 8) {
+    const __m256 sc = _mm256_loadu_ps(s + i);
+    const __m256i u = _mm256_castps_si256(_mm256_div_ps(_mm256_loadu_ps(x + i), sc));
+    const __m256i au = _mm256_and_si256(u, abs_mask);
+    const __m256 a = _mm256_castsi256_ps(au);
+    const __m256i q = _mm256_and_si256(
+        _mm256_add_epi32(_mm256_add_epi32(au, bias), _mm256_and_si256(_mm256_srli_epi32(au, 20), one)), keep);
+    const __m256 sub = _mm256_mul_ps(_mm256_sub_ps(_mm256_add_ps(_mm256_mul_ps(a, k512), magic), magic), inv512);
+    __m256 r = _mm256_blendv_ps(sub, _mm256_castsi256_ps(q), _mm256_cmp_ps(a, min_normal, _CMP_GE_OQ));
+    r = _mm256_min_ps(max_val, r);
+    r = _mm256_castsi256_ps(_mm256_or_si256(_mm256_castps_si256(r), _mm256_and_si256(u, sign_mask)));
+    _mm256_storeu_ps(out + i, _mm256_mul_ps(r, sc));
+  }
+#endif
+  for (; i < n; ++i) out[i] = e4m3_nearest(x[i] / s[i]) * s[i];
+}
+
+// out[i] = x[i] rounded to BF16 (bf16_round's steps: ties to even, subnormals to signed
+// zero, NaN quieted).
+inline void bf16_round_n(const float* x, int64_t n, float* out) {
+  int64_t i = 0;
+#if defined(__AVX512F__)
+  const __m512i exp_mask = _mm512_set1_epi32(0x7F800000), sign_mask = _mm512_set1_epi32(int(0x80000000u));
+  const __m512i bias = _mm512_set1_epi32(0x7FFF), one = _mm512_set1_epi32(1), keep = _mm512_set1_epi32(int(0xFFFF0000u));
+  const __m512i quiet = _mm512_set1_epi32(0x400000);
+  for (; i + 16 <= n; i += 16) {
+    const __m512 v = _mm512_loadu_ps(x + i);
+    const __m512i u = _mm512_castps_si512(v);
+    __m512i r = _mm512_and_si512(
+        _mm512_add_epi32(_mm512_add_epi32(u, bias), _mm512_and_si512(_mm512_srli_epi32(u, 16), one)), keep);
+    r = _mm512_mask_mov_epi32(r, _mm512_testn_epi32_mask(u, exp_mask), _mm512_and_si512(u, sign_mask));
+    r = _mm512_mask_mov_epi32(r, _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q), _mm512_and_si512(_mm512_or_si512(u, quiet), keep));
+    _mm512_storeu_ps(out + i, _mm512_castsi512_ps(r));
+  }
+#elif defined(__AVX2__)
+  const __m256i exp_mask = _mm256_set1_epi32(0x7F800000), sign_mask = _mm256_set1_epi32(int(0x80000000u));
+  const __m256i bias = _mm256_set1_epi32(0x7FFF), one = _mm256_set1_epi32(1), keep = _mm256_set1_epi32(int(0xFFFF0000u));
+  const __m256i quiet = _mm256_set1_epi32(0x400000), zero = _mm256_setzero_si256();
+  for (; i + 8 <= n; i += 8) {
+    const __m256 v = _mm256_loadu_ps(x + i);
+    const __m256i u = _mm256_castps_si256(v);
+    __m256i r = _mm256_and_si256(
+        _mm256_add_epi32(_mm256_add_epi32(u, bias), _mm256_and_si256(_mm256_srli_epi32(u, 16), one)), keep);
+    const __m256i tiny = _mm256_cmpeq_epi32(_mm256_and_si256(u, exp_mask), zero);
+    r = _mm256_blendv_epi8(r, _mm256_and_si256(u, sign_mask), tiny);
+    const __m256i nan = _mm256_castps_si256(_mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+    r = _mm256_blendv_epi8(r, _mm256_and_si256(_mm256_or_si256(u, quiet), keep), nan);
+    _mm256_storeu_ps(out + i, _mm256_castsi256_ps(r));
+  }
+#endif
+  for (; i < n; ++i) out[i] = bf16_value(bf16_round(x[i]));
+}
+
+}  // namespace dsv3::kernels::DSV3_SIMD_NS
