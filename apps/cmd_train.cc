@@ -18,7 +18,7 @@ namespace {
 struct TrainArgs {
   std::string config, model_config, resume, out;
   int64_t steps = 0, stop_after = 0;
-  bool quiet = false;
+  bool quiet = false, profile = false;
 };
 
 void run_train(const TrainArgs& args, AppContext& ctx) {
@@ -42,8 +42,12 @@ void run_train(const TrainArgs& args, AppContext& ctx) {
   run.validate();
   // The run config's thread count, when it has one, wins over --threads.
   ThreadPool& pool = ctx.pool(int(run.threads));
-  const train::TrainResult r = train::train(run, train::TrainerOptions{resume, a->stop_after, !a->quiet}, pool);
-  if (train::DataParallel::is_root()) std::printf("%s\n", train::summary_line(r).c_str());
+  train::TrainerOptions opts{resume, a->stop_after, !a->quiet};
+  opts.profile = a->profile;
+  const train::TrainResult r = train::train(run, opts, pool);
+  if (!train::DataParallel::is_root()) return;
+  if (a->profile) std::fprintf(stderr, "time by phase (this rank, the steps and evaluations of this run):\n%s", r.profile.c_str());
+  std::printf("%s\n", train::summary_line(r).c_str());
 }
 
 }  // namespace
@@ -59,6 +63,9 @@ void add_train(CLI::App& app, AppContext& ctx) {
   cmd->add_option("--stop-after", a->stop_after, "stop after this step, saving the state, without changing the schedule")
       ->check(CLI::PositiveNumber);
   cmd->add_flag("--quiet,-q", a->quiet, "no progress output on stderr");
+  cmd->add_flag("--profile", a->profile,
+                "time the steps by phase (GEMM Fprop/Dgrad/Wgrad, FP8/BF16 operands, attention core, the rest of the "
+                "model, optimizer, evaluation, data) and print the table on stderr at the end");
   cmd->callback([a, &ctx] {
     // Under mpirun every rank runs this; gradients are summed across ranks each step.
     train::DataParallel::init();

@@ -91,8 +91,10 @@ TEST(Fp8Linear, ThreeGemmsFollowTheReportsRecipe) {
   kernels::Context ctx(testutil::pool());
   ctx.set_numerics(Numerics::Fp8);
   std::vector<float> y(size_t(T * out)), dx(size_t(T * in), 0.0f), dW(size_t(out * in), 0.0f);
-  block_linear_forward(ctx, x.data(), T, W.data(), out, in, y.data());
-  block_linear_backward(ctx, x.data(), dy.data(), T, W.data(), out, in, dx.data(), dW.data());
+  std::vector<float> Wp(W.size());
+  prepare_weight(ctx, W.data(), out, in, Wp.data());
+  block_linear_forward(ctx, x.data(), T, Wp.data(), out, in, y.data());
+  block_linear_backward(ctx, x.data(), dy.data(), T, Wp.data(), out, in, dx.data(), dW.data());
 
   // Fprop: x per 1x128 tile, W per 128x128 block.
   expect_close(y, recipe_gemm(quantize_independently(x, T, in, 1, 128), quantize_independently(W, out, in, 128, 128), T, out, in),
@@ -113,7 +115,7 @@ TEST(Fp8Linear, ThreeGemmsFollowTheReportsRecipe) {
   // And it is not the fp32 product: quantization moves it by about 2^-5 relative.
   std::vector<float> y32(y.size());
   ctx.set_numerics(Numerics::Fp32);
-  block_linear_forward(ctx, x.data(), T, W.data(), out, in, y32.data());
+  linear_forward(ctx, x.data(), T, W.data(), out, in, y32.data());
   double diff = 0, mag = 0;
   for (size_t i = 0; i < y.size(); ++i) diff += std::fabs(y[i] - y32[i]), mag += std::fabs(y32[i]);
   EXPECT_GT(diff / mag, 1e-3);
@@ -126,9 +128,10 @@ TEST(Bf16Linear, GemmsTakeBf16RoundedInputs) {
                            dy = randn(size_t(T * out), 6, 0.01f);
   kernels::Context ctx(testutil::pool());
   ctx.set_numerics(Numerics::Bf16);
-  std::vector<float> y(size_t(T * out)), dx(size_t(T * in), 0.0f), dW(size_t(out * in), 0.0f);
-  block_linear_forward(ctx, x.data(), T, W.data(), out, in, y.data());
-  block_linear_backward(ctx, x.data(), dy.data(), T, W.data(), out, in, dx.data(), dW.data());
+  std::vector<float> y(size_t(T * out)), dx(size_t(T * in), 0.0f), dW(size_t(out * in), 0.0f), Wp(W.size());
+  prepare_weight(ctx, W.data(), out, in, Wp.data());
+  block_linear_forward(ctx, x.data(), T, Wp.data(), out, in, y.data());
+  block_linear_backward(ctx, x.data(), dy.data(), T, Wp.data(), out, in, dx.data(), dW.data());
   auto r = [](float v) { return double(kernels::bf16_value(kernels::bf16_round(v))); };
   std::vector<double> wy(y.size(), 0.0), wdx(dx.size(), 0.0), wdw(dW.size(), 0.0);
   for (int64_t t = 0; t < T; ++t)
@@ -176,6 +179,18 @@ TEST(TrainPrecision, Fp8AndBf16StepsStayWithinQuantizationErrorOfFp32) {
     }
     EXPECT_GT(dot / std::sqrt(n1 * n2), 0.97) << (s == &f8 ? "fp8" : "bf16");  // the same direction
   }
+}
+
+TEST(TrainPrecision, PreparedWeightsFollowTheMasters) {
+  TrainModel m = TrainModel::init(model::test_model_config("tiny"), 5, 0.02, testutil::pool());
+  m.set_precision(Numerics::Fp8);
+  const std::vector<int32_t> toks = {3, 9, 27, 81, 243, 217, 139, 161, 1, 3, 9};
+  const double before = m.loss_only(toks.data(), int64_t(toks.size()), LossWeights{}).loss;
+  EXPECT_EQ(m.loss_only(toks.data(), int64_t(toks.size()), LossWeights{}).loss, before);
+  for (const ParamView& p : m.params())
+    if (p.name->find("layers.0.self_attn.o_proj") != std::string::npos)
+      for (uint64_t i = 0; i < p.numel(); ++i) p.value[i] *= 3.0f;
+  EXPECT_NE(m.loss_only(toks.data(), int64_t(toks.size()), LossWeights{}).loss, before);
 }
 
 TEST(TrainPrecision, Bf16MomentsHoldBf16Values) {

@@ -2,20 +2,20 @@
 
 namespace dsv3::model {
 
-double layer_macs_per_token(const ModelConfig& c) {
+double layer_macs(const ModelConfig& c, int64_t i) {
   const double D = double(c.hidden_size), H = double(c.num_attention_heads), R = double(c.kv_lora_rank);
   const double qk = double(c.qk_head_dim()), v = double(c.v_head_dim), nope = double(c.qk_nope_head_dim);
   double attn = c.q_lora_rank ? D * double(c.q_lora_rank) + double(c.q_lora_rank) * H * qk : D * H * qk;
   attn += D * double(c.latent_dim()) + H * (nope + v) * R + H * v * D;
+  if (c.is_moe_layer(i))
+    return attn + D * double(c.n_routed_experts) +
+           3 * D * double(c.moe_intermediate_size) * double(c.num_experts_per_tok + c.n_shared_experts);
+  return attn + 3 * D * double(c.intermediate_size);
+}
+
+double layer_macs_per_token(const ModelConfig& c) {
   double total = 0;
-  for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
-    total += attn;
-    if (c.is_moe_layer(i))
-      total += D * double(c.n_routed_experts) +
-               3 * D * double(c.moe_intermediate_size) * double(c.num_experts_per_tok + c.n_shared_experts);
-    else
-      total += 3 * D * double(c.intermediate_size);
-  }
+  for (int64_t i = 0; i < c.num_hidden_layers; ++i) total += layer_macs(c, i);
   return total;
 }
 

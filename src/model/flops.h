@@ -10,6 +10,9 @@
 
 namespace dsv3::model {
 
+//! Per token, the matrix products of decoder layer i (i = num_hidden_layers: the MTP block,
+//! whose layer type follows the same rule).
+double layer_macs(const ModelConfig& c, int64_t i);
 //! Per token, every decoder layer's matrix products (no attention over positions, no head).
 double layer_macs_per_token(const ModelConfig& c);
 //! Per (query, key) pair, summed over the layers.

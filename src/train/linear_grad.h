@@ -5,12 +5,14 @@
 #include <cstdint>
 
 #include "kernels/gemm.h"
+#include "train/step_profile.h"
 
 namespace dsv3::train {
 
 //! y[T, out] = x[T, in] W^T (overwrites y).
 template <class S>
 void linear_forward(kernels::Context& ctx, const S* x, int64_t T, const S* W, int64_t out, int64_t in, S* y) {
+  const StepScope scope(StepPhase::GemmFprop);
   kernels::gemm<S>(ctx, false, true, T, out, in, x, W, y, false);
 }
 
@@ -18,8 +20,14 @@ void linear_forward(kernels::Context& ctx, const S* x, int64_t T, const S* W, in
 template <class S>
 void linear_backward(kernels::Context& ctx, const S* x, const S* dy, int64_t T, const S* W, int64_t out, int64_t in,
                      S* dx, S* dW) {
-  if (dx) kernels::gemm<S>(ctx, false, false, T, in, out, dy, W, dx, true);
-  if (dW) kernels::gemm<S>(ctx, true, false, out, in, T, dy, x, dW, true);
+  if (dx) {
+    const StepScope scope(StepPhase::GemmDgrad);
+    kernels::gemm<S>(ctx, false, false, T, in, out, dy, W, dx, true);
+  }
+  if (dW) {
+    const StepScope scope(StepPhase::GemmWgrad);
+    kernels::gemm<S>(ctx, true, false, out, in, T, dy, x, dW, true);
+  }
 }
 
 }  // namespace dsv3::train

@@ -1,6 +1,7 @@
 // The Linear layers of the decoder blocks under the run's `precision` (docs/training.md):
-// the attention projections (q_a, q_b or q, kv_a, kv_b, o), every MLP and expert's gate, up
-// and down, and the MTP module's eh_proj. The context's numerics() chooses:
+// the attention projections (q_a, q_b or q, kv_a, kv_b, o) and every MLP and expert's gate,
+// up and down, in the main layers and the MTP block (the tensors FP8 checkpoints store in
+// FP8). The context's numerics() chooses:
 //  - fp32: linear_forward / linear_backward as they are (the exact reference);
 //  - bf16: all three GEMMs (Fprop, Dgrad, Wgrad) take BF16-rounded inputs, fp32 sums;
 //  - fp8: the DeepSeek-V3 report's recipe (§3.3): e4m3 inputs with fine-grained scales
@@ -8,9 +9,10 @@
 //    per 128x128 block. Dgrad: dy per 1x128 tile along the output channels, W as in Fprop.
 //    Wgrad: dy per 128x1 tile (128 tokens of one channel), and x as the report caches it:
 //    its 1x128-quantized Fprop form, requantized per 128x1 tile along the tokens.
-// The embedding, the output head, the MoE router, norms and the attention core stay fp32
-// (linear_forward), as the report keeps them in higher precision; so do the master
-// weights and their gradients. The quantized operands are fp32 arrays holding e4m3 (or
+// The embedding, the output head, the MoE router, the MTP module's eh_proj, norms and the
+// attention core stay fp32 (linear_forward), as the report keeps them in higher precision;
+// so do the master weights and their gradients. The weights come prepared (prepare_weight,
+// once per step by the model): W below is already in the mode's form. The quantized operands are fp32 arrays holding e4m3 (or
 // BF16) values times their scales, and the GEMM is the fp32 one: the products are those of
 // the low-precision GEMM, only their summation order is fp32's. On this CPU that is also the
 // fastest way (no FP8 arithmetic; fp32 FMAs at least match vdpbf16ps).
@@ -23,12 +25,16 @@
 
 namespace dsv3::train {
 
-//! y[T, out] = x W^T in the context's numerics (overwrites y).
+//! W [out, in] in the context's numerics' form: BF16-rounded, or FP8 per 128x128 block;
+//! copied as is in fp32. prepared [out, in] may not be W.
+void prepare_weight(kernels::Context& ctx, const float* W, int64_t out, int64_t in, float* prepared);
+
+//! y[T, out] = x W^T in the context's numerics (overwrites y); W prepared.
 template <class S>
 void block_linear_forward(kernels::Context& ctx, const S* x, int64_t T, const S* W, int64_t out, int64_t in, S* y) {
   linear_forward(ctx, x, T, W, out, in, y);
 }
-//! dx += dy W; dW += dy^T x in the context's numerics; either output may be null.
+//! dx += dy W; dW += dy^T x in the context's numerics (W prepared); either output may be null.
 template <class S>
 void block_linear_backward(kernels::Context& ctx, const S* x, const S* dy, int64_t T, const S* W, int64_t out,
                            int64_t in, S* dx, S* dW) {

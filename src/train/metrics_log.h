@@ -17,6 +17,7 @@ struct StepRecord {
   double mtp_weight = 0, gamma = 0;
   int64_t tokens = 0;               // training tokens so far
   double tokens_per_s = 0;
+  double mfu = -1;                  // model FLOPs utilisation of this step; < 0: not known (not logged)
   std::vector<double> maxvio;       // per MoE layer
   std::vector<std::vector<int64_t>> expert_load;  // per MoE layer; empty when not logged this step
 };

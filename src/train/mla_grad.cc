@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <optional>
 
 #include "threading/pool.h"
 #include "kernels/gemm.h"
@@ -65,6 +66,7 @@ void mla_forward(kernels::Context& ctx, const model::ModelConfig& c, const MlaTe
   st.p.assign(size_t(H * T * T), S(0));
   st.attn.assign(size_t(T * H * vd), S(0));
   std::vector<S> qh(size_t(T * qk)), kh(size_t(T * qk)), vh(size_t(T * vd)), oh(size_t(T * vd));
+  std::optional<StepScope> core(std::in_place, StepPhase::AttnCore);
   for (int64_t h = 0; h < H; ++h) {
     gather_head(st, c, h, T, qh.data(), kh.data(), vh.data());
     S* p = &st.p[size_t(h * T * T)];
@@ -84,6 +86,7 @@ void mla_forward(kernels::Context& ctx, const model::ModelConfig& c, const MlaTe
     for (int64_t t = 0; t < T; ++t)
       std::copy(&oh[size_t(t * vd)], &oh[size_t((t + 1) * vd)], &st.attn[size_t((t * H + h) * vd)]);
   }
+  core.reset();
   block_linear_forward(ctx, st.attn.data(), T, w.o, D, H * vd, out);
 }
 
@@ -106,6 +109,7 @@ void mla_backward(kernels::Context& ctx, const model::ModelConfig& c, const MlaT
   std::vector<S> dpe(size_t(T * rope), S(0));
   std::vector<S> qh(size_t(T * qk)), kh(size_t(T * qk)), vh(size_t(T * vd)), doh(size_t(T * vd));
   std::vector<S> dvh(size_t(T * vd)), ds(size_t(T * T)), dqh(size_t(T * qk)), dkh(size_t(T * qk));
+  std::optional<StepScope> core(std::in_place, StepPhase::AttnCore);
   for (int64_t h = 0; h < H; ++h) {
     gather_head(st, c, h, T, qh.data(), kh.data(), vh.data());
     for (int64_t t = 0; t < T; ++t)
@@ -133,6 +137,7 @@ void mla_backward(kernels::Context& ctx, const model::ModelConfig& c, const MlaT
       for (int64_t i = 0; i < rope; ++i) dpe[size_t(t * rope + i)] += dkh[size_t(t * qk + nope + i)];
     }
   }
+  core.reset();
 
   // Latent path: dkva = [d c_raw | d k_pe_raw].
   std::vector<S> dkva(size_t(T * lat), S(0)), dc(size_t(T * R), S(0));

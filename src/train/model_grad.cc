@@ -50,6 +50,15 @@ struct TrainModel::Impl {
   std::vector<Param> params;                // trainable_specs() order, gate biases left out
   std::vector<Param> biases;                // gate biases, one per noaux_tc MoE layer in block order
   ModelTensors<float> wv, wg;               // views of params' values and gradients
+  // precision bf16 / fp8: the decoder blocks' Linear weights in the mode's form (prepared
+  // once per step, prepare_weight), wq viewing them (and wv's tensors for the rest).
+  ModelTensors<float> wq;
+  struct Prepared {
+    size_t param;              // index into params
+    std::vector<float> value;
+  };
+  std::vector<Prepared> prepared;
+  bool prepared_valid = false;
   std::vector<const float*> block_bias;     // per block (main layers, then MTP): its gate bias or null
   std::vector<int64_t> moe_slot;            // per block: index into biases / expert_load, or -1
   Activations act;
@@ -58,7 +67,21 @@ struct TrainModel::Impl {
        const std::function<void(const model::TensorSpec&, std::vector<float>&)>& fill);
   bool has_mtp() const { return cfg.num_nextn_predict_layers > 0; }
   LossTerms run(const int32_t* tokens, int64_t T, const LossWeights& lw, float grad_scale, bool backward);
+  //! The weights the blocks compute with: wv in fp32, else wq brought up to date.
+  const ModelTensors<float>& compute_weights();
 };
+
+const ModelTensors<float>& TrainModel::Impl::compute_weights() {
+  if (ctx.numerics() == kernels::Numerics::Fp32) return wv;
+  if (!prepared_valid) {
+    for (Prepared& p : prepared) {
+      const Param& m = params[p.param];
+      prepare_weight(ctx, m.value.data(), m.shape.at(0), m.shape.at(1), p.value.data());
+    }
+    prepared_valid = true;
+  }
+  return wq;
+}
 
 TrainModel::Impl::Impl(ThreadPool& pool, const model::ModelConfig& c,
                        const std::function<void(const model::TensorSpec&, std::vector<float>&)>& fill)
@@ -80,6 +103,15 @@ TrainModel::Impl::Impl(ThreadPool& pool, const model::ModelConfig& c,
     const bool bound = model::bind_member(s, wv, [&q](float*& m) { m = q.value.data(); }) &&
                        model::bind_member(s, wg, [&q](float*& m) { m = q.grad.data(); });
     DSV3_CHECK(bound, "training has no place for ", s.name);
+    // The Linear layers of the decoder blocks (MTP block included), the tensors FP8
+    // checkpoints store in FP8: what precision bf16 / fp8 computes with (low_precision.h).
+    if (s.fp8_eligible) {
+      prepared.push_back(Prepared{params.size() - 1, std::vector<float>(q.value.size())});
+      std::vector<float>& buf = prepared.back().value;
+      model::bind_member(s, wq, [&buf](float*& m) { m = buf.data(); });
+    } else {
+      model::bind_member(s, wq, [&q](float*& m) { m = q.value.data(); });
+    }
   }
   moe_slot.assign(size_t(nblocks), -1);
   int64_t slot = 0;
@@ -99,6 +131,7 @@ LossTerms TrainModel::Impl::run(const int32_t* tokens, int64_t T, const LossWeig
     if (tokens[t] < 0 || tokens[t] >= V)
       fail("token id ", tokens[t], " at position ", t, " is outside the vocabulary [0, ", V, ")");
   Activations& a = act;
+  const ModelTensors<float>& cw = compute_weights();
   const float* embed = wv.embed;
   const float* head = wv.lm_head;
 
@@ -112,7 +145,7 @@ LossTerms TrainModel::Impl::run(const int32_t* tokens, int64_t T, const LossWeig
   embedding_forward(tokens, T, embed, D, h);
   a.blocks.resize(size_t(L));
   for (int64_t l = 0; l < L; ++l)
-    block_forward(ctx, c, wv.layers[size_t(l)], block_bias[size_t(l)], freqs, h, T, a.blocks[size_t(l)]);
+    block_forward(ctx, c, cw.layers[size_t(l)], block_bias[size_t(l)], freqs, h, T, a.blocks[size_t(l)]);
   float* hf = sized(a.hf, T * D);
   float* rf = sized(a.rf, T);
   rms_norm_forward(h, D, wv.final_norm, T, D, c.rms_norm_eps, hf, rf);
@@ -130,7 +163,7 @@ LossTerms TrainModel::Impl::run(const int32_t* tokens, int64_t T, const LossWeig
 
   // MTP, depth 1: row i (i < T-2) sees h_i after model.norm and token i+1, predicts i+2.
   const int64_t M = T - 2;
-  const MtpTensors<float>& mv = wv.mtp;
+  const MtpTensors<float>& mv = cw.mtp;
   if (mtp) {
     float* emb = sized(a.emb, M * D);
     float* en = sized(a.en, M * D);
@@ -146,7 +179,7 @@ LossTerms TrainModel::Impl::run(const int32_t* tokens, int64_t T, const LossWeig
       std::copy(hn + t * D, hn + (t + 1) * D, cat + t * 2 * D + D);
     }
     float* m = sized(a.m, M * D);
-    block_linear_forward(ctx, cat, M, mv.eh_proj, D, 2 * D, m);
+    linear_forward(ctx, cat, M, mv.eh_proj, D, 2 * D, m);
     block_forward(ctx, c, mv.block, block_bias[size_t(L)], freqs, m, M, a.mtp_block);
     float* mf = sized(a.mf, M * D);
     float* mr = sized(a.mr, M);
@@ -171,7 +204,7 @@ LossTerms TrainModel::Impl::run(const int32_t* tokens, int64_t T, const LossWeig
     rms_norm_backward(a.m.data(), D, mv.head_norm, a.mr.data(), dmf, M, D, dm, mg.head_norm);
     block_backward(ctx, c, mv.block, freqs, M, a.mtp_block, 0.0, dm, mg.block);
     float* dcat = zeroed(a.dcat, M * 2 * D);
-    block_linear_backward(ctx, a.cat.data(), dm, M, mv.eh_proj, D, 2 * D, dcat, mg.eh_proj);
+    linear_backward(ctx, a.cat.data(), dm, M, mv.eh_proj, D, 2 * D, dcat, mg.eh_proj);
     // rms_norm_backward reads dy packed: split dcat into its embedding and hidden halves.
     float* den = sized(a.den, M * D);
     float* dhn = sized(a.dhn, M * D);
@@ -188,7 +221,7 @@ LossTerms TrainModel::Impl::run(const int32_t* tokens, int64_t T, const LossWeig
   rms_norm_backward(h, D, wv.final_norm, rf, dhf, T, D, dh, wg.final_norm);
   const double bal = lw.balance_alpha * double(grad_scale);
   for (int64_t l = L - 1; l >= 0; --l)
-    block_backward(ctx, c, wv.layers[size_t(l)], freqs, T, a.blocks[size_t(l)], bal, dh, wg.layers[size_t(l)]);
+    block_backward(ctx, c, cw.layers[size_t(l)], freqs, T, a.blocks[size_t(l)], bal, dh, wg.layers[size_t(l)]);
   embedding_backward(tokens, T, dh, D, wg.embed);
   return stats;
 }
@@ -229,6 +262,7 @@ int64_t TrainModel::vocab_size() const { return impl_->cfg.vocab_size; }
 const model::ModelConfig* TrainModel::hf_config() const { return &impl_->cfg; }
 
 std::vector<ParamView> TrainModel::params() {
+  impl_->prepared_valid = false;  // the caller may write through the views
   std::vector<ParamView> out;
   out.reserve(impl_->params.size());
   for (Param& p : impl_->params) out.push_back(p.view());
@@ -260,10 +294,16 @@ LossTerms TrainModel::loss_only(const int32_t* tokens, int64_t T, const LossWeig
   return impl_->run(tokens, T, w, 1.0f, false);
 }
 
-void TrainModel::set_precision(kernels::Numerics n) { impl_->ctx.set_numerics(n); }
+void TrainModel::set_precision(kernels::Numerics n) {
+  impl_->ctx.set_numerics(n);
+  impl_->prepared_valid = false;
+}
+
+void TrainModel::weights_changed() { impl_->prepared_valid = false; }
 kernels::Numerics TrainModel::precision() const { return impl_->ctx.numerics(); }
 
 void TrainModel::zero_grad() {
+  impl_->prepared_valid = false;
   for (Param& p : impl_->params) std::fill(p.grad.begin(), p.grad.end(), 0.0f);
 }
 

@@ -48,9 +48,13 @@ class TrainModel final : public Trainable {
   //! expert_load has one entry per MoE layer (the MTP one zero when the module did not run).
   LossTerms loss_and_grad(const int32_t* tokens, int64_t T, const LossWeights& w, float grad_scale) override;
   LossTerms loss_only(const int32_t* tokens, int64_t T, const LossWeights& w) override;
+  //! Also marks the weights changed (a new step begins).
   void zero_grad() override;
+  void weights_changed() override;
 
   //! How the decoder blocks' Linear layers compute (train/low_precision.h); fp32 at first.
+  //! In bf16 and fp8 their weights are prepared in that form once and reused until
+  //! zero_grad(), weights_changed(), params() or set_precision() says they may have changed.
   void set_precision(kernels::Numerics n);
   kernels::Numerics precision() const;
 

@@ -76,6 +76,9 @@ class Trainable {
   //! The same loss without gradients (evaluation).
   virtual LossTerms loss_only(const int32_t* tokens, int64_t T, const LossWeights& w) = 0;
   virtual void zero_grad() = 0;
+  //! Parameter values changed (the optimizer stepped): a model that keeps derived copies of
+  //! its weights (TrainModel's FP8 / BF16 forms) must rebuild them before the next loss.
+  virtual void weights_changed() {}
 };
 
 }  // namespace dsv3::train

@@ -7,8 +7,10 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 
 #include "base/error.h"
+#include "kernels/probes.h"
 #include "tokenizer/tokenizer.h"
 #include "train/checkpoint_export.h"
 #include "train/load_balance.h"
@@ -18,6 +20,8 @@
 #include "train/optimizer.h"
 #include "train/plot_svg.h"
 #include "train/schedule.h"
+#include "train/step_profile.h"
+#include "train/train_flops.h"
 #include "train/train_state.h"
 
 namespace dsv3::train {
@@ -131,6 +135,13 @@ TrainResult run_training(const RunConfig& run, Trainable& model, const TokenData
   const int64_t L = model.num_moe_layers();
   const double per_seq = 1.0 / double(run.batch_size * run.grad_accum);
   ProgressBar bar(opts.progress && root, res.total_steps);
+  const model::ModelConfig* flops_cfg = model.hf_config();
+  res.peak_gflops = flops_cfg ? opts.peak_gflops : 0;
+  StepProfile profile;
+  struct ActiveProfile {  // the profile is active for this call only, even when it throws
+    explicit ActiveProfile(StepProfile* p) { StepProfile::set_active(p); }
+    ~ActiveProfile() { StepProfile::set_active(nullptr); }
+  } active_profile(opts.profile ? &profile : nullptr);
 
   auto save = [&](int64_t step) {
     pr.data = sampler.state();
@@ -162,8 +173,13 @@ TrainResult run_training(const RunConfig& run, Trainable& model, const TokenData
     // sequences k with k % size == rank; the sums over ranks below make up the rest.
     const int ranks = DataParallel::size(), me = DataParallel::rank();
     for (int64_t k = 0; k < run.batch_size * run.grad_accum; ++k) {
-      const int32_t* seq = sampler.next();
+      const int32_t* seq;
+      {
+        const StepScope data_scope(StepPhase::Data);
+        seq = sampler.next();
+      }
       if (k % ranks != me) continue;
+      const StepScope model_scope(StepPhase::Model);
       const LossTerms t = model.loss_and_grad(seq, window, lw, float(per_seq));
       sum.loss += t.loss * per_seq;
       sum.main_ce += t.main_ce * per_seq;
@@ -185,16 +201,19 @@ TrainResult run_training(const RunConfig& run, Trainable& model, const TokenData
       DataParallel::sum(&sum.tokens, 1);
       for (auto& l : load) DataParallel::sum(l.data(), int64_t(l.size()));
     }
+    std::optional<StepScope> optimizer_scope(std::in_place, StepPhase::Optimizer);
     const double gnorm = clip_grad_norm(params, run.optimizer.grad_clip);
     if (!std::isfinite(sum.loss) || !std::isfinite(gnorm))
       fail("training diverged at step ", s + 1, ": loss ", sum.loss, ", gradient norm ", gnorm,
            " (lower optimizer.lr, raise schedule.warmup_steps or check the data)");
     opt.step(params, lr);
+    model.weights_changed();
     StepRecord rec;
     for (int64_t i = 0; i < L; ++i) {
       update_gate_bias(model.gate_bias(i), load[size_t(i)], gamma);
       rec.maxvio.push_back(max_violation(load[size_t(i)]));
     }
+    optimizer_scope.reset();
     ++pr.step;
     pr.tokens_seen += sum.tokens;
     res.run_tokens += sum.tokens;
@@ -214,6 +233,13 @@ TrainResult run_training(const RunConfig& run, Trainable& model, const TokenData
     rec.gamma = gamma;
     rec.tokens = pr.tokens_seen;
     rec.tokens_per_s = dt > 0 ? double(sum.tokens) / dt : 0;
+    if (flops_cfg) {
+      // This rank's sequences; with several ranks each one reports its own share's MFU.
+      const int64_t seqs = (run.batch_size * run.grad_accum - me + ranks - 1) / ranks;
+      const double step_flops = double(seqs) * train_flops_per_window(*flops_cfg, window, lw.mtp_weight > 0);
+      res.flops += step_flops;
+      if (res.peak_gflops > 0 && dt > 0) rec.mfu = step_flops / dt / (res.peak_gflops * 1e9);
+    }
     if (eval_now || last) rec.expert_load = load;
     if (pr.step % run.log_interval == 0 || last || eval_now) log.write(rec);
     res.losses.push_back(sum.loss);
@@ -223,6 +249,7 @@ TrainResult run_training(const RunConfig& run, Trainable& model, const TokenData
     const double eta = so_far / double(pr.step - res.first_step) * double(res.total_steps - pr.step);
     bar.update(pr.step, sum.loss, rec.tokens_per_s, eta);
     if (eval_now) {
+      const StepScope eval_scope(StepPhase::Eval);
       const EvalRecord e = evaluate(model, eval_set, window, pr.step);
       log.write(e);
       res.eval_loss = e.loss;
@@ -234,6 +261,10 @@ TrainResult run_training(const RunConfig& run, Trainable& model, const TokenData
     if (run.checkpoint_interval > 0 && pr.step % run.checkpoint_interval == 0 && pr.step != end) save(pr.step);
   }
   res.seconds = std::chrono::duration<double>(Clock::now() - t_start).count();
+  if (opts.profile) {
+    profile.enter(StepPhase::Other);
+    res.profile = profile.table();
+  }
   if (pr.step > res.first_step || opts.resume.empty()) save(pr.step);
   bar.finish();
   res.steps = pr.step;
@@ -254,7 +285,22 @@ TrainResult train(const RunConfig& run, const TrainerOptions& opts, ThreadPool& 
   if (!DataParallel::is_root()) data = load_token_data(run.data, cache);
   const Tokenizer tok = Tokenizer::load(run.data.tokenizer);
   std::unique_ptr<Trainable> model = make_trainable(run, tok.vocab_size(), pool);
-  return run_training(run, *model, data, opts);
+  TrainerOptions o = opts;
+  std::string kind;
+  if (o.peak_gflops <= 0 && model->hf_config()) o.peak_gflops = probe_training_peak(pool, run.precision, kind);
+  TrainResult r = run_training(run, *model, data, o);
+  r.peak_kind = kind;
+  return r;
+}
+
+double probe_training_peak(ThreadPool& pool, const std::string& precision, std::string& kind) {
+  const double fma = kernels::probe_fma_gflops_all(pool, 0.1);
+  kind = "fp32 FMA";
+  if (precision == "fp32") return fma;
+  const double bf16 = kernels::probe_bf16_gflops_all(pool, 0.1);
+  if (bf16 <= fma) return fma;
+  kind = "BF16 dot product";
+  return bf16;
 }
 
 std::string summary_line(const TrainResult& r) {
@@ -265,6 +311,11 @@ std::string summary_line(const TrainResult& r) {
                 duration(r.seconds).c_str(), r.seconds > 0 ? double(r.run_tokens) / r.seconds : 0.0,
                 r.losses.empty() ? NAN : r.losses.back());
   std::string s = buf;
+  if (std::isfinite(r.mfu())) {
+    std::snprintf(buf, sizeof buf, "; MFU %.3f of the %.0f GFLOP/s %s peak", r.mfu(), r.peak_gflops,
+                  r.peak_kind.empty() ? "given" : r.peak_kind.c_str());
+    s += buf;
+  }
   if (std::isfinite(r.eval_loss)) {
     std::snprintf(buf, sizeof buf, "; eval loss %.4f, perplexity %.2f", r.eval_loss, r.eval_perplexity);
     s += buf;

@@ -22,6 +22,8 @@ struct TrainerOptions {
   std::string resume;        // a state folder to continue from ("": a fresh run)
   int64_t stop_after = 0;    // stop after this step (state saved) without changing the schedule; 0: run to the end
   bool progress = true;      // progress bar / lines on stderr
+  bool profile = false;      // time the steps by phase (step_profile.h); the table goes to TrainResult::profile
+  double peak_gflops = 0;    // the machine's peak for this precision (train() probes it); 0: no MFU
 };
 
 struct TrainResult {
@@ -35,7 +37,18 @@ struct TrainResult {
   double eval_loss = NAN, eval_perplexity = NAN;  // last evaluation (NaN: none)
   std::vector<double> maxvio;         // last step's, per MoE layer
   std::string state_dir, export_dir;  // export_dir empty when nothing was exported
+  double flops = 0;                   // model FLOPs of this call's steps (train_flops.h; 0 for models without a V3 config)
+  double peak_gflops = 0;             // what mfu is measured against (0: no MFU)
+  std::string peak_kind;              // "fp32 FMA" or "BF16 dot product"
+  std::string profile;                // the phase table when TrainerOptions::profile
+  double mfu() const { return peak_gflops > 0 && seconds > 0 && flops > 0 ? flops / seconds / (peak_gflops * 1e9) : NAN; }
 };
+
+//! The peak a run's MFU is measured against, probed on `pool` the way `dsv3 bench` probes:
+//! the fp32 FMA peak for precision fp32; for bf16 and fp8 the faster of that and the BF16
+//! dot-product peak (their GEMMs may use either unit; on this CPU they run as fp32 FMAs).
+//! Sets kind to the unit's name.
+double probe_training_peak(ThreadPool& pool, const std::string& precision, std::string& kind);
 
 //! Trains `model` on `data` as `run` says. Throws dsv3::Error on divergence (non-finite loss
 //! or gradient norm) and on any I/O problem.
