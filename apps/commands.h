@@ -29,5 +29,6 @@ void add_grad(CLI::App& app, AppContext& ctx);
 //! "0,17,345" -> ids; throws dsv3::Error naming the bad item (shared by logits and grad).
 std::vector<int32_t> parse_token_list(const std::string& s);
 void add_train(CLI::App& app, AppContext& ctx);
+void add_plot(CLI::App& app);
 
 }  // namespace dsv3::app

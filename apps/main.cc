@@ -25,6 +25,7 @@ int main(int argc, char** argv) {
   dsv3::app::add_train_tokenizer(app, ctx);
   dsv3::app::add_grad(app, ctx);
   dsv3::app::add_train(app, ctx);
+  dsv3::app::add_plot(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -135,3 +135,53 @@ TEST_F(TrainCli, ErrorsAreClear) {
 
 }  // namespace
 }  // namespace dsv3
+
+namespace dsv3 {
+namespace {
+
+// A tiny DeepSeek-V3 run in fp8 with --profile: the phase table, MFU in every train line and
+// the summary, the eval line's accuracies; then `dsv3 plot` of its metrics.
+TEST_F(TrainCli, Fp8RunWithProfileReportsMfuAndPlots) {
+  const auto r = run_dsv3("train -q --profile --config " +
+                          write_config({{"model", {{"type", "deepseek_v3"}, {"preset", "tiny"}, {"dim", nullptr}}},
+                                        {"precision", "fp8"},
+                                        {"seq_len", 16},
+                                        {"steps", 3},
+                                        {"export_dtype", "none"}}));
+  ASSERT_EQ(r.code, 0) << r.out;
+  for (const char* phase : {"GEMM Fprop", "GEMM Dgrad", "GEMM Wgrad", "FP8/BF16 operands", "attention core", "optimizer", "total"})
+    EXPECT_CONTAINS(r.out, phase);
+  EXPECT_CONTAINS(r.out, "GFLOP/s");
+  EXPECT_CONTAINS(r.out, "MFU ");
+  std::ifstream in(dir_ / "run/metrics.jsonl");
+  std::string line;
+  int train_lines = 0, eval_lines = 0;
+  while (std::getline(in, line)) {
+    const nlohmann::json j = nlohmann::json::parse(line);
+    if (j.at("kind") == "train") {
+      ++train_lines;
+      ASSERT_TRUE(j.contains("mfu")) << line;
+      EXPECT_GT(j.at("mfu").get<double>(), 0.0);
+      EXPECT_LT(j.at("mfu").get<double>(), 1.0);
+    } else {
+      ++eval_lines;
+      for (const char* k : {"eval_accuracy", "eval_mtp_ce", "eval_mtp_accuracy"}) EXPECT_TRUE(j.contains(k)) << k;
+    }
+  }
+  EXPECT_EQ(train_lines, 3);
+  EXPECT_EQ(eval_lines, 1);  // step 3: the interval and the last step at once
+  const auto p = run_dsv3("plot --out " + (dir_ / "p.svg") + " --field maxvio " + (dir_ / "run") + "=fp8 " +
+                          (dir_ / "run/metrics.jsonl") + "=again");
+  ASSERT_EQ(p.code, 0) << p.out;
+  std::ifstream svg(dir_ / "p.svg");
+  const std::string doc((std::istreambuf_iterator<char>(svg)), std::istreambuf_iterator<char>());
+  EXPECT_CONTAINS(doc, "<svg");
+  EXPECT_CONTAINS(doc, ">fp8<");
+  EXPECT_CONTAINS(doc, ">again<");
+  const auto bad = run_dsv3("plot --out " + (dir_ / "q.svg") + " --field nope " + (dir_ / "run"));
+  EXPECT_NE(bad.code, 0);
+  EXPECT_CONTAINS(bad.out, "has no metric 'nope' (it has: ");
+}
+
+}  // namespace
+}  // namespace dsv3

@@ -1,6 +1,7 @@
 #include "train/metrics_log.h"
 
 #include <cmath>
+#include <set>
 
 #include <nlohmann/json.hpp>
 
@@ -52,8 +53,11 @@ void MetricsLog::write(const StepRecord& r) {
 }
 
 void MetricsLog::write(const EvalRecord& r) {
-  const json j = {{"kind", "eval"}, {"step", r.step}, {"eval_loss", num(r.loss)}, {"eval_perplexity", num(r.perplexity)},
-                  {"eval_tokens", r.tokens}};
+  json j = {{"kind", "eval"}, {"step", r.step}, {"eval_loss", num(r.loss)}, {"eval_perplexity", num(r.perplexity)},
+            {"eval_tokens", r.tokens}};
+  if (std::isfinite(r.accuracy)) j["eval_accuracy"] = r.accuracy;
+  if (std::isfinite(r.mtp_loss)) j["eval_mtp_ce"] = r.mtp_loss;
+  if (std::isfinite(r.mtp_accuracy)) j["eval_mtp_accuracy"] = r.mtp_accuracy;
   out_ << j.dump() << "\n";
   out_.flush();
   if (!out_) fail("cannot write the metrics log '", path_, "'");
@@ -76,6 +80,57 @@ LossCurves read_loss_curves(const std::string& path) {
     (kind == "train" ? c.train : c.eval).emplace_back(j.value("step", int64_t(0)), j.at(key).get<double>());
   }
   return c;
+}
+
+std::vector<std::pair<double, double>> read_metric(const std::string& path, const std::string& field) {
+  std::ifstream in(path);
+  if (!in) fail("cannot read the metrics file '", path, "'");
+  std::string key = field;
+  int64_t index = -1;
+  if (const size_t b = field.find('['); b != std::string::npos && field.back() == ']') {
+    key = field.substr(0, b);
+    try {
+      index = std::stoll(field.substr(b + 1, field.size() - b - 2));
+    } catch (const std::exception&) {
+      fail("bad metric '", field, "': write field[i] with a number i");
+    }
+  }
+  std::vector<std::pair<double, double>> out;
+  std::set<std::string> seen;
+  std::string line;
+  while (std::getline(in, line)) {
+    json j;
+    try {
+      j = json::parse(line);
+    } catch (const json::exception&) {
+      continue;  // a line cut short by a crash
+    }
+    if (!j.is_object()) continue;
+    for (const auto& [k, v] : j.items())
+      if (v.is_number() || v.is_array()) seen.insert(k);
+    if (!j.contains(key)) continue;
+    const json& v = j.at(key);
+    const double step = j.value("step", 0.0);
+    if (v.is_number() && index < 0) {
+      out.emplace_back(step, v.get<double>());
+    } else if (v.is_array() && !v.empty()) {
+      if (index >= 0) {
+        if (index < int64_t(v.size()) && v[size_t(index)].is_number()) out.emplace_back(step, v[size_t(index)].get<double>());
+      } else {
+        double sum = 0;
+        size_t n = 0;
+        for (const json& e : v)
+          if (e.is_number()) sum += e.get<double>(), ++n;
+        if (n) out.emplace_back(step, sum / double(n));
+      }
+    }
+  }
+  if (out.empty()) {
+    std::string names;
+    for (const std::string& k : seen) names += (names.empty() ? "" : ", ") + k;
+    fail("'", path, "' has no metric '", field, "' (it has: ", names.empty() ? "none" : names, ")");
+  }
+  return out;
 }
 
 }  // namespace dsv3::train

@@ -3,6 +3,7 @@
 // final plot. A resumed run first drops lines written after the state it resumes from.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 #include <fstream>
 #include <string>
@@ -26,6 +27,8 @@ struct EvalRecord {
   int64_t step = 0;
   double loss = 0, perplexity = 0;
   int64_t tokens = 0;               // evaluated tokens
+  double accuracy = NAN;            // main head's argmax = next token (NaN: not counted)
+  double mtp_loss = NAN, mtp_accuracy = NAN;  // the MTP head on the next-next token (NaN: no MTP module)
 };
 
 class MetricsLog {
@@ -45,5 +48,11 @@ struct LossCurves {
 };
 //! The train and eval losses in a metrics file (missing file: empty curves).
 LossCurves read_loss_curves(const std::string& path);
+
+//! One metric over steps from a metrics file (`dsv3 plot`): every line, train or eval, whose
+//! `field` is a number gives (step, value); an array (maxvio per MoE layer) gives its mean,
+//! and `field[i]` its element i. Throws dsv3::Error when the file cannot be read or no line
+//! has the field (naming the fields it has).
+std::vector<std::pair<double, double>> read_metric(const std::string& path, const std::string& field);
 
 }  // namespace dsv3::train

@@ -191,7 +191,21 @@ LossTerms TrainModel::Impl::run(const int32_t* tokens, int64_t T, const LossWeig
     if (moe_slot[size_t(L)] >= 0) stats.expert_load[size_t(moe_slot[size_t(L)])] = a.mtp_block.moe.load;
   }
   stats.loss = stats.main_ce + lw.mtp_weight * stats.mtp_ce + lw.balance_alpha * stats.balance;
-  if (!backward) return stats;
+  if (!backward) {
+    // The logits are still logits (no gradient was written into them): count argmax hits.
+    auto hits = [&](const float* lg, int64_t rows, const int32_t* target) {
+      int64_t n = 0;
+      for (int64_t t = 0; t < rows; ++t)
+        n += std::max_element(lg + t * V, lg + (t + 1) * V) - (lg + t * V) == target[t];
+      return n;
+    };
+    stats.main_correct = hits(logits, N, tokens + 1);
+    if (mtp) {
+      stats.mtp_correct = hits(a.mlogits.data(), M, tokens + 2);
+      stats.mtp_tokens = M;
+    }
+    return stats;
+  }
 
   // Backward. logits / mlogits now hold the scaled d(loss)/d(logits).
   float* dhf = zeroed(a.dhf, T * D);

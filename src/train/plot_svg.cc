@@ -56,23 +56,27 @@ std::vector<double> nice_ticks(double lo, double hi, int target) {
   return out;
 }
 
-std::string loss_plot_svg(const LossCurves& c, const std::string& title) {
+std::string line_plot_svg(const std::vector<PlotSeries>& series, const std::string& title, const std::string& x_label,
+                          const std::string& y_label, const std::string& empty_note) {
+  static const char* kColors[] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"};
   const double W = 800, H = 480, left = 70, right = 20, top = 50, bottom = 60;
   const double pw = W - left - right, ph = H - top - bottom;
   std::string s = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"800\" height=\"480\" viewBox=\"0 0 800 480\" "
                   "font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"800\" height=\"480\" fill=\"white\"/>\n";
   s += "<text x=\"400\" y=\"28\" text-anchor=\"middle\" font-size=\"16\">" + escape(title) + "</text>\n";
-  if (c.train.empty() && c.eval.empty()) {
-    s += "<text x=\"400\" y=\"240\" text-anchor=\"middle\">no losses logged</text>\n</svg>\n";
+  double x0 = HUGE_VAL, x1 = -HUGE_VAL, y0 = HUGE_VAL, y1 = -HUGE_VAL;
+  for (const PlotSeries& c : series)
+    for (const auto& [x, y] : c.points) {
+      if (!std::isfinite(x) || !std::isfinite(y)) continue;
+      x0 = std::min(x0, x), x1 = std::max(x1, x);
+      y0 = std::min(y0, y), y1 = std::max(y1, y);
+    }
+  if (!(x1 >= x0)) {
+    s += "<text x=\"400\" y=\"240\" text-anchor=\"middle\">" + escape(empty_note) + "</text>\n</svg>\n";
     return s;
   }
-  double x0 = 0, x1 = 1, y0 = HUGE_VAL, y1 = -HUGE_VAL;
-  for (const auto* curve : {&c.train, &c.eval})
-    for (const auto& [step, loss] : *curve) {
-      x1 = std::max(x1, double(step));
-      y0 = std::min(y0, loss);
-      y1 = std::max(y1, loss);
-    }
+  x0 = std::min(x0, 0.0);
+  if (x1 - x0 < 1e-9) x1 = x0 + 1;
   if (y1 - y0 < 1e-9) {
     y0 -= 0.5;
     y1 += 0.5;
@@ -100,36 +104,60 @@ std::string loss_plot_svg(const LossCurves& c, const std::string& title) {
   }
   s += "<rect x=\"" + fmt("%.1f", left) + "\" y=\"" + fmt("%.1f", top) + "\" width=\"" + fmt("%.1f", pw) + "\" height=\"" +
        fmt("%.1f", ph) + "\" fill=\"none\" stroke=\"#333\"/>\n";
-  s += "<text x=\"" + fmt("%.1f", left + pw / 2) + "\" y=\"" + fmt("%.1f", H - 15) + "\" text-anchor=\"middle\">step</text>\n";
-  s += "<text transform=\"translate(18 " + fmt("%.1f", top + ph / 2) + ") rotate(-90)\" text-anchor=\"middle\">loss</text>\n";
+  s += "<text x=\"" + fmt("%.1f", left + pw / 2) + "\" y=\"" + fmt("%.1f", H - 15) + "\" text-anchor=\"middle\">" +
+       escape(x_label) + "</text>\n";
+  s += "<text transform=\"translate(18 " + fmt("%.1f", top + ph / 2) + ") rotate(-90)\" text-anchor=\"middle\">" +
+       escape(y_label) + "</text>\n";
 
-  auto polyline = [&](const std::vector<std::pair<int64_t, double>>& pts, const char* color, double width) {
-    std::string p = "<polyline fill=\"none\" stroke=\"" + std::string(color) + "\" stroke-width=\"" + fmt("%.1f", width) + "\" points=\"";
-    for (const auto& [step, loss] : pts) p += fmt("%.1f", X(double(step))) + "," + fmt("%.1f", Y(loss)) + " ";
-    return p + "\"/>\n";
-  };
-  if (!c.train.empty()) s += polyline(c.train, "#1f77b4", 1.2);
-  if (!c.eval.empty()) {
-    s += polyline(c.eval, "#d62728", 2.0);
-    for (const auto& [step, loss] : c.eval)
-      s += "<circle cx=\"" + fmt("%.1f", X(double(step))) + "\" cy=\"" + fmt("%.1f", Y(loss)) + "\" r=\"3\" fill=\"#d62728\"/>\n";
+  for (size_t i = 0; i < series.size(); ++i) {
+    const PlotSeries& c = series[i];
+    const std::string color = kColors[i % 8];
+    std::string p = "<polyline fill=\"none\" stroke=\"" + color + "\" stroke-width=\"" +
+                    fmt("%.1f", c.markers ? 2.0 : 1.2) + "\" points=\"";
+    for (const auto& [x, y] : c.points)
+      if (std::isfinite(x) && std::isfinite(y)) p += fmt("%.1f", X(x)) + "," + fmt("%.1f", Y(y)) + " ";
+    s += p + "\"/>\n";
+    if (c.markers)
+      for (const auto& [x, y] : c.points)
+        if (std::isfinite(x) && std::isfinite(y))
+          s += "<circle cx=\"" + fmt("%.1f", X(x)) + "\" cy=\"" + fmt("%.1f", Y(y)) + "\" r=\"3\" fill=\"" + color + "\"/>\n";
   }
   // Legend, top right inside the plot.
-  const double lx = left + pw - 150, ly = top + 12;
-  s += "<rect x=\"" + fmt("%.1f", lx - 8) + "\" y=\"" + fmt("%.1f", ly - 10) + "\" width=\"150\" height=\"44\" fill=\"white\" stroke=\"#999\"/>\n";
-  s += "<line x1=\"" + fmt("%.1f", lx) + "\" y1=\"" + fmt("%.1f", ly) + "\" x2=\"" + fmt("%.1f", lx + 24) + "\" y2=\"" +
-       fmt("%.1f", ly) + "\" stroke=\"#1f77b4\" stroke-width=\"2\"/>\n";
-  s += "<text x=\"" + fmt("%.1f", lx + 30) + "\" y=\"" + fmt("%.1f", ly + 4) + "\">train loss</text>\n";
-  s += "<line x1=\"" + fmt("%.1f", lx) + "\" y1=\"" + fmt("%.1f", ly + 20) + "\" x2=\"" + fmt("%.1f", lx + 24) + "\" y2=\"" +
-       fmt("%.1f", ly + 20) + "\" stroke=\"#d62728\" stroke-width=\"2\"/>\n";
-  s += "<text x=\"" + fmt("%.1f", lx + 30) + "\" y=\"" + fmt("%.1f", ly + 24) + "\">eval loss</text>\n";
+  size_t widest = 0;
+  for (const PlotSeries& c : series) widest = std::max(widest, c.label.size());
+  const double lw = 46 + 6.5 * double(widest), lx = left + pw - lw + 4, ly = top + 12;
+  s += "<rect x=\"" + fmt("%.1f", lx - 8) + "\" y=\"" + fmt("%.1f", ly - 10) + "\" width=\"" + fmt("%.1f", lw) +
+       "\" height=\"" + fmt("%.1f", 20.0 * double(series.size()) + 4) + "\" fill=\"white\" stroke=\"#999\"/>\n";
+  for (size_t i = 0; i < series.size(); ++i) {
+    const double y = ly + 20.0 * double(i);
+    s += "<line x1=\"" + fmt("%.1f", lx) + "\" y1=\"" + fmt("%.1f", y) + "\" x2=\"" + fmt("%.1f", lx + 24) + "\" y2=\"" +
+         fmt("%.1f", y) + "\" stroke=\"" + kColors[i % 8] + "\" stroke-width=\"2\"/>\n";
+    s += "<text x=\"" + fmt("%.1f", lx + 30) + "\" y=\"" + fmt("%.1f", y + 4) + "\">" + escape(series[i].label) + "</text>\n";
+  }
   return s + "</svg>\n";
 }
 
+std::string loss_plot_svg(const LossCurves& c, const std::string& title) {
+  std::vector<PlotSeries> series;
+  auto add = [&](const std::vector<std::pair<int64_t, double>>& pts, const char* label, bool markers) {
+    if (pts.empty()) return;
+    PlotSeries p{label, {}, markers};
+    for (const auto& [step, loss] : pts) p.points.emplace_back(double(step), loss);
+    series.push_back(std::move(p));
+  };
+  add(c.train, "train loss", false);
+  add(c.eval, "eval loss", true);
+  return line_plot_svg(series, title, "step", "loss", "no losses logged");
+}
+
 void write_loss_plot(const std::string& path, const LossCurves& curves, const std::string& title) {
+  write_svg(path, loss_plot_svg(curves, title));
+}
+
+void write_svg(const std::string& path, const std::string& svg) {
   std::ofstream out(path);
-  out << loss_plot_svg(curves, title);
-  if (!out) fail("cannot write the loss plot '", path, "'");
+  out << svg;
+  if (!out) fail("cannot write the plot '", path, "'");
 }
 
 }  // namespace dsv3::train

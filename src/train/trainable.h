@@ -48,6 +48,9 @@ struct LossWeights {
 struct LossTerms {
   double loss = 0, main_ce = 0, mtp_ce = 0, balance = 0;
   int64_t tokens = 0;                                   // predicted tokens (main head)
+  // loss_only of a DeepSeek-V3 model also counts argmax hits: the main head's next token,
+  // and (when the MTP module ran) its next-next token over mtp_tokens rows.
+  int64_t main_correct = 0, mtp_correct = 0, mtp_tokens = 0;
   std::vector<std::vector<int64_t>> expert_load;        // [moe layer][routed expert] tokens routed
 };
 

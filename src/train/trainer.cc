@@ -69,18 +69,33 @@ class ProgressBar {
 };
 
 EvalRecord evaluate(Trainable& model, const std::vector<const int32_t*>& windows, int64_t window, int64_t step) {
-  double ce = 0;
-  int64_t tokens = 0;
-  for (const int32_t* w : windows) {
-    const LossTerms t = model.loss_only(w, window, LossWeights{});
+  // A model with an MTP module runs it too (its loss weight does not change the main loss),
+  // so the eval line also shows how well it predicts the token after next: what MTP
+  // speculative decoding would accept.
+  const model::ModelConfig* cfg = model.hf_config();
+  LossWeights w;
+  if (cfg && cfg->num_nextn_predict_layers > 0 && window >= 3) w.mtp_weight = 1.0;
+  double ce = 0, mtp_ce = 0;
+  int64_t tokens = 0, correct = 0, mtp_correct = 0, mtp_tokens = 0;
+  for (const int32_t* win : windows) {
+    const LossTerms t = model.loss_only(win, window, w);
     ce += t.main_ce * double(t.tokens);
     tokens += t.tokens;
+    correct += t.main_correct;
+    mtp_ce += t.mtp_ce * double(t.mtp_tokens);
+    mtp_correct += t.mtp_correct;
+    mtp_tokens += t.mtp_tokens;
   }
   EvalRecord r;
   r.step = step;
   r.tokens = tokens;
   r.loss = tokens ? ce / double(tokens) : NAN;
   r.perplexity = std::exp(r.loss);
+  if (cfg && tokens) r.accuracy = double(correct) / double(tokens);
+  if (mtp_tokens) {
+    r.mtp_loss = mtp_ce / double(mtp_tokens);
+    r.mtp_accuracy = double(mtp_correct) / double(mtp_tokens);
+  }
   return r;
 }
 
