@@ -80,7 +80,8 @@ def main():
     if "classic" in runs:
         print("\n## Aux-loss-free balancing against the auxiliary loss\n")
         layers = len(runs["fp32_seed1"]["train"][-1]["maxvio"])
-        head = " | ".join(f"layer {i}" for i in range(layers))
+        # The MoE layers in order: the main model's, then the MTP block's.
+        head = " | ".join(f"MoE layer {i + 1}" for i in range(layers - 1)) + " | MTP block"
         print(f"| balancing | final held-out loss | MaxVio, mean of the last 10 steps: {head} | mean over training |")
         print("|---|---|" + "---|" * layers + "---|")
         for n, label in (("fp32_seed1", "aux-loss-free (bias, gamma 0.01, alpha 1e-4)"),
