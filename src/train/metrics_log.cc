@@ -63,9 +63,12 @@ void MetricsLog::write(const EvalRecord& r) {
   if (!out_) fail("cannot write the metrics log '", path_, "'");
 }
 
-LossCurves read_loss_curves(const std::string& path) {
-  LossCurves c;
-  std::ifstream in(path);
+namespace {
+
+// Calls f with each line of `in` that parses as a JSON object; a line cut short by a crash
+// is skipped.
+template <class F>
+void for_each_record(std::istream& in, F&& f) {
   std::string line;
   while (std::getline(in, line)) {
     json j;
@@ -74,11 +77,21 @@ LossCurves read_loss_curves(const std::string& path) {
     } catch (const json::exception&) {
       continue;
     }
+    if (j.is_object()) f(j);
+  }
+}
+
+}  // namespace
+
+LossCurves read_loss_curves(const std::string& path) {
+  LossCurves c;
+  std::ifstream in(path);
+  for_each_record(in, [&](const json& j) {
     const std::string kind = j.value("kind", "");
     const char* key = kind == "train" ? "loss" : kind == "eval" ? "eval_loss" : nullptr;
-    if (!key || !j.contains(key) || !j.at(key).is_number()) continue;
+    if (!key || !j.contains(key) || !j.at(key).is_number()) return;
     (kind == "train" ? c.train : c.eval).emplace_back(j.value("step", int64_t(0)), j.at(key).get<double>());
-  }
+  });
   return c;
 }
 
@@ -97,18 +110,10 @@ std::vector<std::pair<double, double>> read_metric(const std::string& path, cons
   }
   std::vector<std::pair<double, double>> out;
   std::set<std::string> seen;
-  std::string line;
-  while (std::getline(in, line)) {
-    json j;
-    try {
-      j = json::parse(line);
-    } catch (const json::exception&) {
-      continue;  // a line cut short by a crash
-    }
-    if (!j.is_object()) continue;
+  for_each_record(in, [&](const json& j) {
     for (const auto& [k, v] : j.items())
       if (v.is_number() || v.is_array()) seen.insert(k);
-    if (!j.contains(key)) continue;
+    if (!j.contains(key)) return;
     const json& v = j.at(key);
     const double step = j.value("step", 0.0);
     if (v.is_number() && index < 0) {
@@ -124,7 +129,7 @@ std::vector<std::pair<double, double>> read_metric(const std::string& path, cons
         if (n) out.emplace_back(step, sum / double(n));
       }
     }
-  }
+  });
   if (out.empty()) {
     std::string names;
     for (const std::string& k : seen) names += (names.empty() ? "" : ", ") + k;
