@@ -17,6 +17,7 @@
 #include "train/low_precision.h"
 #include "train/model_grad.h"
 #include "train/optimizer.h"
+#include "threading/pool.h"
 #include "train/trainer.h"
 #include "train_test_util.h"
 
@@ -178,6 +179,30 @@ TEST(TrainPrecision, Fp8AndBf16StepsStayWithinQuantizationErrorOfFp32) {
       n2 += double(f32.grad[i]) * f32.grad[i];
     }
     EXPECT_GT(dot / std::sqrt(n1 * n2), 0.97) << (s == &f8 ? "fp8" : "bf16");  // the same direction
+  }
+}
+
+// Experts and heads run one per core on serial contexts when there are enough of them, else
+// split across the cores: the loss and every gradient are the same bits for any thread count.
+TEST(TrainPrecision, StepsAreTheSameForAnyThreadCount) {
+  for (Numerics n : {Numerics::Fp32, Numerics::Fp8}) {
+    std::vector<double> losses;
+    std::vector<std::vector<float>> grads;
+    for (int threads : {1, 2, 3, 5}) {
+      ThreadPool pool(threads);
+      TrainModel m = TrainModel::init(model::test_model_config("tiny"), 5, 0.02, pool);
+      m.set_precision(n);
+      std::vector<int32_t> toks(40);
+      for (size_t i = 0; i < toks.size(); ++i) toks[i] = int32_t((i * 53 + 7) % 250);
+      m.zero_grad();
+      losses.push_back(m.loss_and_grad(toks.data(), int64_t(toks.size()), LossWeights{0.3, 1e-4}, 1.0f).loss);
+      grads.emplace_back();
+      for (const ParamView& p : m.params()) grads.back().insert(grads.back().end(), p.grad, p.grad + p.numel());
+    }
+    for (size_t i = 1; i < losses.size(); ++i) {
+      EXPECT_EQ(losses[i], losses[0]) << i;
+      EXPECT_EQ(grads[i], grads[0]) << i;
+    }
   }
 }
 

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstddef>
+#include <memory>
 #include <vector>
 
 #include "kernels/numerics.h"
@@ -33,6 +34,14 @@ class Context {
     return b.data();
   }
 
+  //! Contexts for running whole kernel calls inside one of this pool's jobs, one per pool
+  //! thread: each has its own one-thread pool (the call runs on the thread that makes it)
+  //! and buffers, and this context's numerics. For many small independent products (a
+  //! layer's routed experts), one per core beats splitting each across the cores. Call
+  //! prepare_serial() on the calling thread before the job; thread i then uses serial(i).
+  void prepare_serial();
+  Context& serial(int thread);
+
   //! Buffers the GEMM packs its operands into (call from the calling thread only, before
   //! the pool job that fills them).
   float* pack_a(size_t n) { return grow(pack_a_, n); }
@@ -43,10 +52,24 @@ class Context {
     if (b.size() < n) b.resize(n);
     return b.data();
   }
+  struct Serial;
   ThreadPool* pool_;
   Numerics numerics_ = Numerics::Fp32;
+  std::vector<std::unique_ptr<Serial>> serial_;
   std::vector<std::vector<float>> scratch_;  // one per pool thread
   std::vector<float> pack_a_, pack_b_;
 };
+
+struct Context::Serial {
+  ThreadPool pool{1};
+  Context ctx{pool};
+};
+
+inline void Context::prepare_serial() {
+  while (serial_.size() < scratch_.size()) serial_.push_back(std::make_unique<Serial>());
+  for (auto& s : serial_) s->ctx.set_numerics(numerics_);
+}
+
+inline Context& Context::serial(int thread) { return serial_[size_t(thread)]->ctx; }
 
 }  // namespace dsv3::kernels

@@ -27,6 +27,21 @@ void gather_head(const MlaState<S>& st, const model::ModelConfig& c, int64_t h, 
   }
 }
 
+// Runs fn(context, h0, h1) over the heads: with at least as many heads as cores, each core
+// takes whole heads on its own serial context (ctx.serial: the per-head products are small,
+// and splitting each across the cores costs more in waiting than it gains); with fewer
+// heads, one after another with each product split across the cores. The results are the
+// same either way: each product's sums run in one order however it is split.
+template <class F>
+void for_heads(kernels::Context& ctx, int64_t H, F&& fn) {
+  if (H < ctx.threads()) return fn(ctx, 0, H);
+  ctx.prepare_serial();
+  ctx.pool().parallel_for(H, [&](int thread, int64_t h0, int64_t h1) {
+    const StepProfilePause pause;
+    fn(ctx.serial(thread), h0, h1);
+  });
+}
+
 }  // namespace
 
 template <class S>
@@ -65,28 +80,29 @@ void mla_forward(kernels::Context& ctx, const model::ModelConfig& c, const MlaTe
   // masked upper triangle is computed and discarded: cheaper than scalar dot products).
   st.p.assign(size_t(H * T * T), S(0));
   st.attn.assign(size_t(T * H * vd), S(0));
-  std::vector<S> qh(size_t(T * qk)), kh(size_t(T * qk)), vh(size_t(T * vd)), oh(size_t(T * vd));
-  std::optional<StepScope> core(std::in_place, StepPhase::AttnCore);
-  for (int64_t h = 0; h < H; ++h) {
-    gather_head(st, c, h, T, qh.data(), kh.data(), vh.data());
-    S* p = &st.p[size_t(h * T * T)];
-    kernels::gemm<S>(ctx, false, true, T, T, qk, qh.data(), kh.data(), p, false);
-    ctx.pool().parallel_for(T, [&](int, int64_t t0, int64_t t1) {
-      for (int64_t t = t0; t < t1; ++t) {
-        S* r = p + t * T;
-        S m = -std::numeric_limits<S>::infinity();
-        for (int64_t j = 0; j <= t; ++j) m = std::max(m, r[j] *= scale);
-        S sum = 0;
-        for (int64_t j = 0; j <= t; ++j) sum += (r[j] = std::exp(r[j] - m));
-        for (int64_t j = 0; j <= t; ++j) r[j] /= sum;
-        std::fill(r + t + 1, r + T, S(0));  // causal
-      }
-    });
-    kernels::gemm<S>(ctx, false, false, T, vd, T, p, vh.data(), oh.data(), false);
-    for (int64_t t = 0; t < T; ++t)
-      std::copy(&oh[size_t(t * vd)], &oh[size_t((t + 1) * vd)], &st.attn[size_t((t * H + h) * vd)]);
-  }
-  core.reset();
+  const StepScope core(StepPhase::AttnCore);
+  for_heads(ctx, H, [&](kernels::Context& k, int64_t h0, int64_t h1) {
+    std::vector<S> qh(size_t(T * qk)), kh(size_t(T * qk)), vh(size_t(T * vd)), oh(size_t(T * vd));
+    for (int64_t h = h0; h < h1; ++h) {
+      gather_head(st, c, h, T, qh.data(), kh.data(), vh.data());
+      S* p = &st.p[size_t(h * T * T)];
+      kernels::gemm<S>(k, false, true, T, T, qk, qh.data(), kh.data(), p, false);
+      k.pool().parallel_for(T, [&](int, int64_t t0, int64_t t1) {
+        for (int64_t t = t0; t < t1; ++t) {
+          S* r = p + t * T;
+          S m = -std::numeric_limits<S>::infinity();
+          for (int64_t j = 0; j <= t; ++j) m = std::max(m, r[j] *= scale);
+          S sum = 0;
+          for (int64_t j = 0; j <= t; ++j) sum += (r[j] = std::exp(r[j] - m));
+          for (int64_t j = 0; j <= t; ++j) r[j] /= sum;
+          std::fill(r + t + 1, r + T, S(0));  // causal
+        }
+      });
+      kernels::gemm<S>(k, false, false, T, vd, T, p, vh.data(), oh.data(), false);
+      for (int64_t t = 0; t < T; ++t)
+        std::copy(&oh[size_t(t * vd)], &oh[size_t((t + 1) * vd)], &st.attn[size_t((t * H + h) * vd)]);
+    }
+  });
   block_linear_forward(ctx, st.attn.data(), T, w.o, D, H * vd, out);
 }
 
@@ -103,40 +119,44 @@ void mla_backward(kernels::Context& ctx, const model::ModelConfig& c, const MlaT
   block_linear_backward(ctx, st.attn.data(), dout, T, w.o, D, H * vd, dattn.data(), g.o);
 
   // Attention core per head, as GEMMs: dV = P^T dO, dP = dO V^T, dS = softmax'(dP) * scale,
-  // dQ = dS K, dK = dS^T Q. Heads run in order, so the shared rope key's gradient is summed
-  // in a fixed order.
+  // dQ = dS K, dK = dS^T Q.
   std::vector<S> dq(size_t(T * H * qk), S(0)), dkv(size_t(T * H * kvw), S(0));
-  std::vector<S> dpe(size_t(T * rope), S(0));
-  std::vector<S> qh(size_t(T * qk)), kh(size_t(T * qk)), vh(size_t(T * vd)), doh(size_t(T * vd));
-  std::vector<S> dvh(size_t(T * vd)), ds(size_t(T * T)), dqh(size_t(T * qk)), dkh(size_t(T * qk));
+  // Each head's share of the shared rope key's gradient, summed in head order afterwards.
+  std::vector<S> dpe_h(size_t(H * T * rope)), dpe(size_t(T * rope), S(0));
   std::optional<StepScope> core(std::in_place, StepPhase::AttnCore);
-  for (int64_t h = 0; h < H; ++h) {
-    gather_head(st, c, h, T, qh.data(), kh.data(), vh.data());
-    for (int64_t t = 0; t < T; ++t)
-      std::copy(&dattn[size_t((t * H + h) * vd)], &dattn[size_t((t * H + h + 1) * vd)], &doh[size_t(t * vd)]);
-    const S* p = &st.p[size_t(h * T * T)];
-    kernels::gemm<S>(ctx, true, false, T, vd, T, p, doh.data(), dvh.data(), false);
-    kernels::gemm<S>(ctx, false, true, T, T, vd, doh.data(), vh.data(), ds.data(), false);
-    ctx.pool().parallel_for(T, [&](int, int64_t t0, int64_t t1) {
-      for (int64_t t = t0; t < t1; ++t) {
-        S* r = &ds[size_t(t * T)];
-        const S* pr = p + t * T;
-        S dot = 0;
-        for (int64_t j = 0; j <= t; ++j) dot += pr[j] * r[j];
-        for (int64_t j = 0; j <= t; ++j) r[j] = pr[j] * (r[j] - dot) * scale;
-        std::fill(r + t + 1, r + T, S(0));
+  for_heads(ctx, H, [&](kernels::Context& k, int64_t h0, int64_t h1) {
+    std::vector<S> qh(size_t(T * qk)), kh(size_t(T * qk)), vh(size_t(T * vd)), doh(size_t(T * vd));
+    std::vector<S> dvh(size_t(T * vd)), ds(size_t(T * T)), dqh(size_t(T * qk)), dkh(size_t(T * qk));
+    for (int64_t h = h0; h < h1; ++h) {
+      gather_head(st, c, h, T, qh.data(), kh.data(), vh.data());
+      for (int64_t t = 0; t < T; ++t)
+        std::copy(&dattn[size_t((t * H + h) * vd)], &dattn[size_t((t * H + h + 1) * vd)], &doh[size_t(t * vd)]);
+      const S* p = &st.p[size_t(h * T * T)];
+      kernels::gemm<S>(k, true, false, T, vd, T, p, doh.data(), dvh.data(), false);
+      kernels::gemm<S>(k, false, true, T, T, vd, doh.data(), vh.data(), ds.data(), false);
+      k.pool().parallel_for(T, [&](int, int64_t t0, int64_t t1) {
+        for (int64_t t = t0; t < t1; ++t) {
+          S* r = &ds[size_t(t * T)];
+          const S* pr = p + t * T;
+          S dot = 0;
+          for (int64_t j = 0; j <= t; ++j) dot += pr[j] * r[j];
+          for (int64_t j = 0; j <= t; ++j) r[j] = pr[j] * (r[j] - dot) * scale;
+          std::fill(r + t + 1, r + T, S(0));
+        }
+      });
+      kernels::gemm<S>(k, false, false, T, qk, T, ds.data(), kh.data(), dqh.data(), false);
+      kernels::gemm<S>(k, true, false, T, qk, T, ds.data(), qh.data(), dkh.data(), false);
+      for (int64_t t = 0; t < T; ++t) {  // head h's own slices of dq, dkv and dpe_h
+        for (int64_t i = 0; i < qk; ++i) dq[size_t((t * H + h) * qk + i)] = dqh[size_t(t * qk + i)];
+        S* dk = &dkv[size_t((t * H + h) * kvw)];
+        for (int64_t i = 0; i < nope; ++i) dk[i] = dkh[size_t(t * qk + i)];
+        for (int64_t i = 0; i < vd; ++i) dk[nope + i] = dvh[size_t(t * vd + i)];
+        for (int64_t i = 0; i < rope; ++i) dpe_h[size_t((h * T + t) * rope + i)] = dkh[size_t(t * qk + nope + i)];
       }
-    });
-    kernels::gemm<S>(ctx, false, false, T, qk, T, ds.data(), kh.data(), dqh.data(), false);
-    kernels::gemm<S>(ctx, true, false, T, qk, T, ds.data(), qh.data(), dkh.data(), false);
-    for (int64_t t = 0; t < T; ++t) {
-      for (int64_t i = 0; i < qk; ++i) dq[size_t((t * H + h) * qk + i)] += dqh[size_t(t * qk + i)];
-      S* dk = &dkv[size_t((t * H + h) * kvw)];
-      for (int64_t i = 0; i < nope; ++i) dk[i] += dkh[size_t(t * qk + i)];
-      for (int64_t i = 0; i < vd; ++i) dk[nope + i] += dvh[size_t(t * vd + i)];
-      for (int64_t i = 0; i < rope; ++i) dpe[size_t(t * rope + i)] += dkh[size_t(t * qk + nope + i)];
     }
-  }
+  });
+  for (int64_t h = 0; h < H; ++h)
+    for (int64_t i = 0; i < T * rope; ++i) dpe[size_t(i)] += dpe_h[size_t(h * T * rope + i)];
   core.reset();
 
   // Latent path: dkva = [d c_raw | d k_pe_raw].

@@ -14,6 +14,35 @@ S sigmoid(S v) {
   return S(1) / (S(1) + std::exp(-v));
 }
 
+// Runs fn(context, e) for every routed expert with tokens, each expert whole on one core
+// (ctx.serial(thread)): a layer's experts are many small independent products, which waste
+// more in splitting and waiting than they gain from two cores each. Experts go to the
+// least-loaded core, largest first, so the cores finish together. The results do not depend
+// on the thread count: each product's sums run in the same order however it is split.
+template <class F>
+void for_experts_on_cores(kernels::Context& ctx, const std::vector<std::vector<int64_t>>& rows, F&& fn) {
+  const int threads = ctx.threads();
+  std::vector<int64_t> order;
+  for (int64_t e = 0; e < int64_t(rows.size()); ++e)
+    if (!rows[size_t(e)].empty()) order.push_back(e);
+  std::stable_sort(order.begin(), order.end(),
+                   [&](int64_t a, int64_t b) { return rows[size_t(a)].size() > rows[size_t(b)].size(); });
+  std::vector<std::vector<int64_t>> share(static_cast<size_t>(threads));
+  std::vector<size_t> load(size_t(threads), 0);
+  for (int64_t e : order) {
+    const size_t t = size_t(std::min_element(load.begin(), load.end()) - load.begin());
+    share[t].push_back(e);
+    load[t] += rows[size_t(e)].size();
+  }
+  const StepScope scope(StepPhase::Experts);
+  ctx.prepare_serial();
+  ctx.pool().parallel_for(threads, [&](int, int64_t t0, int64_t t1) {
+    const StepProfilePause pause;
+    for (int64_t t = t0; t < t1; ++t)
+      for (int64_t e : share[size_t(t)]) fn(ctx.serial(int(t)), e);
+  });
+}
+
 }  // namespace
 
 template <class S>
@@ -74,17 +103,21 @@ void moe_forward(kernels::Context& ctx, const model::ModelConfig& c, const MoeTe
   st.xe.assign(size_t(E), {});
   st.ye.assign(size_t(E), {});
   st.est.assign(size_t(E), {});
-  for (int64_t e = 0; e < E; ++e) {
+  for_experts_on_cores(ctx, st.rows, [&](kernels::Context& one, int64_t e) {
     const auto& rows = st.rows[size_t(e)];
-    if (rows.empty()) continue;
     const int64_t n = int64_t(rows.size());
     auto& xe = st.xe[size_t(e)];
     auto& ye = st.ye[size_t(e)];
     xe.resize(size_t(n * D));
     ye.resize(size_t(n * D));
     for (int64_t i = 0; i < n; ++i) std::copy(x + rows[i] / K * D, x + (rows[i] / K + 1) * D, &xe[size_t(i * D)]);
-    mlp_forward(ctx, w.experts[size_t(e)], D, I, xe.data(), n, st.est[size_t(e)], ye.data());
-    for (int64_t i = 0; i < n; ++i) {
+    mlp_forward(one, w.experts[size_t(e)], D, I, xe.data(), n, st.est[size_t(e)], ye.data());
+  });
+  // Combined in expert order on one thread: the sums do not depend on the thread count.
+  for (int64_t e = 0; e < E; ++e) {
+    const auto& rows = st.rows[size_t(e)];
+    const auto& ye = st.ye[size_t(e)];
+    for (int64_t i = 0; i < int64_t(rows.size()); ++i) {
       S* o = out + rows[i] / K * D;
       const S wk = st.w[size_t(rows[i])];
       for (int64_t d = 0; d < D; ++d) o[d] += wk * ye[size_t(i * D + d)];
@@ -118,13 +151,12 @@ void moe_backward(kernels::Context& ctx, const model::ModelConfig& c, const MoeT
                   const MoeState<S>& st, const S* dout, double balance_scale, S* dx, const MoeTensors<S>& g) {
   const int64_t D = c.hidden_size, E = c.n_routed_experts, K = c.num_experts_per_tok, I = c.moe_intermediate_size;
   std::vector<S> dw(size_t(T * K), S(0));  // d/d mixing weight
-  std::vector<S> dxe, dye;
-  for (int64_t e = 0; e < E; ++e) {
+  std::vector<std::vector<S>> dxe(static_cast<size_t>(E));
+  for_experts_on_cores(ctx, st.rows, [&](kernels::Context& one, int64_t e) {
     const auto& rows = st.rows[size_t(e)];
-    if (rows.empty()) continue;
     const int64_t n = int64_t(rows.size());
     const auto& ye = st.ye[size_t(e)];
-    dye.resize(size_t(n * D));
+    std::vector<S> dye(size_t(n * D));
     for (int64_t i = 0; i < n; ++i) {
       const S* go = dout + rows[i] / K * D;
       const S wk = st.w[size_t(rows[i])];
@@ -133,14 +165,17 @@ void moe_backward(kernels::Context& ctx, const model::ModelConfig& c, const MoeT
         a += go[d] * ye[size_t(i * D + d)];
         dye[size_t(i * D + d)] = wk * go[d];
       }
-      dw[size_t(rows[i])] = a;
+      dw[size_t(rows[i])] = a;  // each (token, slot) belongs to one expert
     }
-    dxe.assign(size_t(n * D), S(0));
-    mlp_backward(ctx, w.experts[size_t(e)], D, I, st.xe[size_t(e)].data(), n, st.est[size_t(e)], dye.data(), dxe.data(),
-                 g.experts[size_t(e)]);
-    for (int64_t i = 0; i < n; ++i) {
+    dxe[size_t(e)].assign(size_t(n * D), S(0));
+    mlp_backward(one, w.experts[size_t(e)], D, I, st.xe[size_t(e)].data(), n, st.est[size_t(e)], dye.data(),
+                 dxe[size_t(e)].data(), g.experts[size_t(e)]);
+  });
+  for (int64_t e = 0; e < E; ++e) {
+    const auto& rows = st.rows[size_t(e)];
+    for (int64_t i = 0; i < int64_t(rows.size()); ++i) {
       S* d = dx + rows[i] / K * D;
-      for (int64_t j = 0; j < D; ++j) d[j] += dxe[size_t(i * D + j)];
+      for (int64_t j = 0; j < D; ++j) d[j] += dxe[size_t(e)][size_t(i * D + j)];
     }
   }
   if (w.shared.gate) mlp_backward(ctx, w.shared, D, c.n_shared_experts * I, x, T, st.shared, dout, dx, g.shared);

@@ -4,7 +4,7 @@
 
 namespace dsv3::train {
 namespace {
-StepProfile* g_active = nullptr;
+thread_local StepProfile* g_active = nullptr;  // the training loop's thread only
 }
 
 const char* step_phase_name(StepPhase p) {
@@ -16,6 +16,7 @@ const char* step_phase_name(StepPhase p) {
     case StepPhase::GemmWgrad: return "GEMM Wgrad (dW = dy^T x)";
     case StepPhase::Quantize: return "FP8/BF16 operands";
     case StepPhase::AttnCore: return "attention core (scores, softmax, values)";
+    case StepPhase::Experts: return "routed experts (GEMMs + SwiGLU, one per core)";
     case StepPhase::Optimizer: return "optimizer (clip, AdamW, gate biases)";
     case StepPhase::Eval: return "evaluation";
     case StepPhase::Data: return "data";

@@ -3,9 +3,10 @@
 // head included), the quantization of their FP8/BF16 operands, the attention core (scores,
 // softmax, values and their backward), the rest of the model's own work (norms, RoPE,
 // activations, router, losses, embedding), the optimizer (clipping, AdamW, gate biases),
-// evaluation and data. Phases nest: an inner phase's time is not counted in the outer one.
-// One profile is active at a time, on the thread that runs the training loop; without one
-// a scope costs a pointer test.
+// the routed experts (GEMMs and SwiGLU, one expert per core at a time), evaluation and
+// data. Phases nest: an inner phase's time is not counted in the outer one. One profile is
+// active at a time, on the thread that runs the training loop (other threads see none);
+// without one a scope costs a pointer test.
 #pragma once
 
 #include <array>
@@ -14,7 +15,7 @@
 
 namespace dsv3::train {
 
-enum class StepPhase { Other, Model, GemmFprop, GemmDgrad, GemmWgrad, Quantize, AttnCore, Optimizer, Eval, Data, kCount };
+enum class StepPhase { Other, Model, GemmFprop, GemmDgrad, GemmWgrad, Quantize, AttnCore, Experts, Optimizer, Eval, Data, kCount };
 
 const char* step_phase_name(StepPhase p);
 
@@ -42,6 +43,19 @@ class StepProfile {
  private:
   StepPhase current_ = StepPhase::Other;
   Clock::time_point since_ = Clock::now();
+};
+
+//! No profile on this thread for its lifetime: a pool job that runs on the loop's thread too
+//! (its thread 0) charges its time to the phase around the job, like the other threads.
+class StepProfilePause {
+ public:
+  StepProfilePause() : saved_(StepProfile::active()) { StepProfile::set_active(nullptr); }
+  ~StepProfilePause() { StepProfile::set_active(saved_); }
+  StepProfilePause(const StepProfilePause&) = delete;
+  StepProfilePause& operator=(const StepProfilePause&) = delete;
+
+ private:
+  StepProfile* saved_;
 };
 
 //! Charges its scope to `phase` of the active profile, if any.
