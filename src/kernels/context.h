@@ -42,9 +42,8 @@ class Context {
   void prepare_serial();
   Context& serial(int thread);
 
-  //! Buffers the GEMM packs its operands into (call from the calling thread only, before
-  //! the pool job that fills them).
-  float* pack_a(size_t n) { return grow(pack_a_, n); }
+  //! The buffer the GEMM packs its B operand into (call from the calling thread only,
+  //! before the pool job that fills it).
   float* pack_b(size_t n) { return grow(pack_b_, n); }
 
  private:
@@ -57,7 +56,7 @@ class Context {
   Numerics numerics_ = Numerics::Fp32;
   std::vector<std::unique_ptr<Serial>> serial_;
   std::vector<std::vector<float>> scratch_;  // one per pool thread
-  std::vector<float> pack_a_, pack_b_;
+  std::vector<float> pack_b_;
 };
 
 struct Context::Serial {

@@ -50,23 +50,12 @@ void gemm_simd(Context& ctx, const SimdKernels& simd, bool ta, bool tb, int64_t 
   const int nr = simd.gemm_nr;
   const double flops = 2.0 * double(M) * double(N) * double(K);
   const int64_t nI = (M + kMr - 1) / kMr, nJ = (N + nr - 1) / nr;
-  // Packed copies: A as [nI][K][kMr], B as [nJ][K][nr], zero padded at the edges, in the
-  // context's buffers (kept between calls: fresh multi-MB buffers per product cost more in
-  // page faults and zeroing than the packing itself). Every element used is written below.
-  float* const ap = ctx.pack_a(size_t(nI * K * kMr));
+  // B packed as [nJ][K][nr], zero padded at the edges, in the context's buffer (kept between
+  // calls: fresh multi-MB buffers per product cost more in page faults and zeroing than the
+  // packing itself). A is read in place by the tile (row-major or transposed, by strides):
+  // packing it cost about a quarter of the tiles' own time in training's small products.
   float* const bp = ctx.pack_b(size_t(nJ * K * nr));
-  for_range(pool, nI, flops, [&](int, int64_t i0, int64_t i1) {
-    for (int64_t bi = i0; bi < i1; ++bi) {
-      float* dst = &ap[size_t(bi * K * kMr)];
-      const int m = int(std::min<int64_t>(kMr, M - bi * kMr));
-      // k outer: the sliver is written contiguously, each source row read as a stream.
-      for (int64_t k = 0; k < K; ++k) {
-        float* d = dst + k * kMr;
-        for (int r = 0; r < m; ++r) d[r] = ta ? A[k * M + bi * kMr + r] : A[(bi * kMr + r) * K + k];
-        for (int r = m; r < kMr; ++r) d[r] = 0.0f;
-      }
-    }
-  });
+  const int64_t a_row = ta ? 1 : K, a_k = ta ? M : 1;
   for_range(pool, nJ, flops, [&](int, int64_t j0, int64_t j1) {
     for (int64_t bj = j0; bj < j1; ++bj) {
       float* dst = &bp[size_t(bj * K * nr)];
@@ -94,7 +83,7 @@ void gemm_simd(Context& ctx, const SimdKernels& simd, bool ta, bool tb, int64_t 
         const int n = int(std::min<int64_t>(nr, N - bj * nr));
         for (int64_t bi = i0; bi < i1; ++bi) {
           const int m = int(std::min<int64_t>(kMr, M - bi * kMr));
-          simd.gemm_tile(kc, &ap[size_t((bi * K + k0) * kMr)], b, C + bi * kMr * N + bj * nr, N, m, n);
+          simd.gemm_tile(kc, A + bi * kMr * a_row + k0 * a_k, a_row, a_k, b, C + bi * kMr * N + bj * nr, N, m, n);
         }
       }
     }

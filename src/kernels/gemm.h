@@ -1,9 +1,10 @@
 // Dense row-major products for training: C[M,N] (+)= A[M,K] * B[K,N], with A or B optionally
 // read transposed. Every training matmul (forward y = x W^T, dX = dY W, dW = dY^T X) is one
-// of these. fp32 packs its operands into ctx's buffers and runs the register-blocked tile of
+// of these. fp32 packs B into ctx's buffer, reads A in place and runs the register-blocked tile of
 // the active ISA (simd/gemm-inl.h) split over ctx's pool; double (finite-difference checks),
 // the scalar ISA and reference mode run the plain loop, which is also the twin the fast path
-// is tested against. Must not be called from inside one of the pool's jobs.
+// is tested against. Must not be called from inside a job of ctx's pool (a serial context,
+// Context::serial, may be used inside one).
 #pragma once
 
 #include <cstdint>

@@ -9,21 +9,28 @@
 
 namespace dsv3::kernels::DSV3_SIMD_NS {
 
-// C[kGemmMr, 2*V::N] (+)= Apack[K][kGemmMr] * Bpack[K][2*V::N]: the C tile stays in
-// registers over the whole K loop (12 accumulators + 2 B vectors + 1 broadcast fit 16
-// registers); rows >= m and cols >= n are not stored (the packs are zero padded).
-inline void gemm_tile(int64_t K, const float* ap, const float* bp, float* c, int64_t ldc, int m, int n) {
+// C[kGemmMr, 2*V::N] (+)= A[kGemmMr, K] * Bpack[K][2*V::N], with element (r, k) of A read
+// in place at a[r * a_row + k * a_k] (a row-major A, or a transposed one, needs no packing):
+// the C tile stays in registers over the whole K loop (12 accumulators + 2 B vectors + 1
+// broadcast fit 16 registers); rows >= m read row m - 1 (in bounds) and are not stored, and
+// cols >= n are not stored (the B pack is zero padded).
+inline void gemm_tile(int64_t K, const float* a, int64_t a_row, int64_t a_k, const float* bp, float* c, int64_t ldc,
+                      int m, int n) {
   constexpr int kMr = kGemmMr;
   typename V::F acc[kMr][2];
-  for (int r = 0; r < kMr; ++r) acc[r][0] = acc[r][1] = V::zero();
+  const float* row[kMr];
+  for (int r = 0; r < kMr; ++r) {
+    acc[r][0] = acc[r][1] = V::zero();
+    row[r] = a + int64_t(r < m ? r : m - 1) * a_row;
+  }
   for (int64_t k = 0; k < K; ++k) {
     const typename V::F b0 = V::load(bp), b1 = V::load(bp + V::N);
+    const int64_t off = k * a_k;
     for (int r = 0; r < kMr; ++r) {
-      const typename V::F a = V::set1(ap[r]);
-      acc[r][0] = V::fma(a, b0, acc[r][0]);
-      acc[r][1] = V::fma(a, b1, acc[r][1]);
+      const typename V::F av = V::set1(row[r][off]);
+      acc[r][0] = V::fma(av, b0, acc[r][0]);
+      acc[r][1] = V::fma(av, b1, acc[r][1]);
     }
-    ap += kMr;
     bp += 2 * V::N;
   }
   alignas(64) float tmp[2 * V::N];
