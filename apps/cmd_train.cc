@@ -64,8 +64,8 @@ void add_train(CLI::App& app, AppContext& ctx) {
       ->check(CLI::PositiveNumber);
   cmd->add_flag("--quiet,-q", a->quiet, "no progress output on stderr");
   cmd->add_flag("--profile", a->profile,
-                "time the steps by phase (GEMM Fprop/Dgrad/Wgrad, FP8/BF16 operands, attention core, the rest of the "
-                "model, optimizer, evaluation, data) and print the table on stderr at the end");
+                "time the steps by phase (GEMM Fprop/Dgrad/Wgrad, FP8/BF16 operands, routed experts, attention core, "
+                "the rest of the model, optimizer, evaluation, data) and print the table on stderr at the end");
   cmd->callback([a, &ctx] {
     // Under mpirun every rank runs this; gradients are summed across ranks each step.
     train::DataParallel::init();
