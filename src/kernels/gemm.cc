@@ -45,7 +45,7 @@ void plain_rows(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const S* A, c
 }
 
 void gemm_simd(Context& ctx, const SimdKernels& simd, bool ta, bool tb, int64_t M, int64_t N, int64_t K,
-               const float* A, const float* B, float* C) {
+               const float* A, const float* B, float* C, bool accumulate) {
   ThreadPool& pool = ctx.pool();
   const int nr = simd.gemm_nr;
   const double flops = 2.0 * double(M) * double(N) * double(K);
@@ -83,7 +83,8 @@ void gemm_simd(Context& ctx, const SimdKernels& simd, bool ta, bool tb, int64_t 
         const int n = int(std::min<int64_t>(nr, N - bj * nr));
         for (int64_t bi = i0; bi < i1; ++bi) {
           const int m = int(std::min<int64_t>(kMr, M - bi * kMr));
-          simd.gemm_tile(kc, A + bi * kMr * a_row + k0 * a_k, a_row, a_k, b, C + bi * kMr * N + bj * nr, N, m, n);
+          simd.gemm_tile(kc, A + bi * kMr * a_row + k0 * a_k, a_row, a_k, b, C + bi * kMr * N + bj * nr, N, m, n,
+                         accumulate || k0 > 0);
         }
       }
     }
@@ -103,12 +104,12 @@ template <class S>
 void gemm(Context& ctx, bool ta, bool tb, int64_t M, int64_t N, int64_t K, const S* A, const S* B, S* C,
           bool accumulate) {
   if (M <= 0 || N <= 0) return;
+  if constexpr (std::is_same_v<S, float>) {
+    if (K > 0 && !reference_kernels())  // the tiles store the first K block: C needs no zeroing
+      if (const SimdKernels* k = active_simd()) return gemm_simd(ctx, *k, ta, tb, M, N, K, A, B, C, accumulate);
+  }
   if (!accumulate) std::fill(C, C + M * N, S(0));
   if (K <= 0) return;
-  if constexpr (std::is_same_v<S, float>) {
-    if (!reference_kernels())
-      if (const SimdKernels* k = active_simd()) return gemm_simd(ctx, *k, ta, tb, M, N, K, A, B, C);
-  }
   for_range(ctx.pool(), M, 2.0 * double(M) * double(N) * double(K),
             [&](int, int64_t i0, int64_t i1) { plain_rows(ta, tb, M, N, K, A, B, C, i0, i1); });
 }

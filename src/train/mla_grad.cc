@@ -78,8 +78,8 @@ void mla_forward(kernels::Context& ctx, const model::ModelConfig& c, const MlaTe
 
   // Per head: scores = Q_h K_h^T and out = P V_h as GEMMs over the whole sequence (the
   // masked upper triangle is computed and discarded: cheaper than scalar dot products).
-  st.p.assign(size_t(H * T * T), S(0));
-  st.attn.assign(size_t(T * H * vd), S(0));
+  st.p.resize(size_t(H * T * T));  // every element written below (the product, then the mask)
+  st.attn.resize(size_t(T * H * vd));  // each head writes its slice
   const StepScope core(StepPhase::AttnCore);
   for_heads(ctx, H, [&](kernels::Context& k, int64_t h0, int64_t h1) {
     std::vector<S> qh(size_t(T * qk)), kh(size_t(T * qk)), vh(size_t(T * vd)), oh(size_t(T * vd));
@@ -120,7 +120,7 @@ void mla_backward(kernels::Context& ctx, const model::ModelConfig& c, const MlaT
 
   // Attention core per head, as GEMMs: dV = P^T dO, dP = dO V^T, dS = softmax'(dP) * scale,
   // dQ = dS K, dK = dS^T Q.
-  std::vector<S> dq(size_t(T * H * qk), S(0)), dkv(size_t(T * H * kvw), S(0));
+  std::vector<S> dq(size_t(T * H * qk)), dkv(size_t(T * H * kvw));  // each head writes its slices whole
   // Each head's share of the shared rope key's gradient, summed in head order afterwards.
   std::vector<S> dpe_h(size_t(H * T * rope)), dpe(size_t(T * rope), S(0));
   std::optional<StepScope> core(std::in_place, StepPhase::AttnCore);

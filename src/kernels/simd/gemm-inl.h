@@ -9,13 +9,13 @@
 
 namespace dsv3::kernels::DSV3_SIMD_NS {
 
-// C[kGemmMr, 2*V::N] (+)= A[kGemmMr, K] * Bpack[K][2*V::N], with element (r, k) of A read
+// C[kGemmMr, 2*V::N] (add ? C : 0) + A[kGemmMr, K] * Bpack[K][2*V::N], with element (r, k) of A read
 // in place at a[r * a_row + k * a_k] (a row-major A, or a transposed one, needs no packing):
 // the C tile stays in registers over the whole K loop (12 accumulators + 2 B vectors + 1
 // broadcast fit 16 registers); rows >= m read row m - 1 (in bounds) and are not stored, and
 // cols >= n are not stored (the B pack is zero padded).
 inline void gemm_tile(int64_t K, const float* a, int64_t a_row, int64_t a_k, const float* bp, float* c, int64_t ldc,
-                      int m, int n) {
+                      int m, int n, bool add) {
   constexpr int kMr = kGemmMr;
   typename V::F acc[kMr][2];
   const float* row[kMr];
@@ -33,16 +33,18 @@ inline void gemm_tile(int64_t K, const float* a, int64_t a_row, int64_t a_k, con
     }
     bp += 2 * V::N;
   }
+  // add: C += the tile; else C = 0 + the tile (the same bits as adding to a zeroed C, -0
+  // included, without reading C or zeroing it first).
   alignas(64) float tmp[2 * V::N];
   for (int r = 0; r < m; ++r) {
     float* cr = c + r * ldc;
     if (n == 2 * V::N) {
-      V::store(cr, V::add(V::load(cr), acc[r][0]));
-      V::store(cr + V::N, V::add(V::load(cr + V::N), acc[r][1]));
+      V::store(cr, V::add(add ? V::load(cr) : V::zero(), acc[r][0]));
+      V::store(cr + V::N, V::add(add ? V::load(cr + V::N) : V::zero(), acc[r][1]));
     } else {
       V::store(tmp, acc[r][0]);
       V::store(tmp + V::N, acc[r][1]);
-      for (int j = 0; j < n; ++j) cr[j] += tmp[j];
+      for (int j = 0; j < n; ++j) cr[j] = (add ? cr[j] : 0.0f) + tmp[j];
     }
   }
 }

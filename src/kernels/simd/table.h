@@ -39,10 +39,10 @@ struct SimdKernels {
                         int64_t rope, const float* row, float scale, float* out, int64_t out_stride);
   void (*weighted_rows)(const float* p, int64_t p_stride, int64_t H, const float* const* rows, int64_t n, int64_t c0,
                         int64_t c1, float* out, int64_t out_stride);
-  //! C[kGemmMr, gemm_nr] (+)= A [kGemmMr, K] (element (r, k) at a[r * a_row + k * a_k],
-  //! rows >= m not read past row m - 1) * packed B [K][gemm_nr].
+  //! C[kGemmMr, gemm_nr] = (add ? C : 0) + A [kGemmMr, K] (element (r, k) at
+  //! a[r * a_row + k * a_k], rows >= m not read past row m - 1) * packed B [K][gemm_nr].
   void (*gemm_tile)(int64_t K, const float* a, int64_t a_row, int64_t a_k, const float* bp, float* c, int64_t ldc,
-                    int m, int n);
+                    int m, int n, bool add);
   //! Training's low-precision operands (kernels/quant.h): m[i] = max(m[i], |x[i]|);
   //! out[i] = e4m3(x[i] / s[i]) * s[i]; out[i] = x[i] rounded to BF16.
   void (*abs_max)(const float* x, int64_t n, float* m);
