@@ -1,8 +1,10 @@
-// The forward pass's multiply-add count (what `dsv3 bench` reports GFLOP/s from) against a
-// count done by hand for a small mixed dense/MoE config.
+// The forward pass's multiply-add count (what `dsv3 bench` reports GFLOP/s from) and a
+// training step's FLOPs (what `dsv3 train` reports MFU from) against counts done by hand for
+// a small mixed dense/MoE config.
 #include <gtest/gtest.h>
 
 #include "model/flops.h"
+#include "train/train_flops.h"
 
 namespace dsv3 {
 namespace {
@@ -45,6 +47,19 @@ TEST(Flops, PrefillCountsTheHeadOnceWhenOnlyTheLastTokenSamples) {
   EXPECT_EQ(model::forward_macs(c, 3, 4, /*last_only=*/false), 4 * 1344 + 22 * 40 + 4 * 80);
   // One decode step at position 9: 10 keys.
   EXPECT_EQ(model::forward_macs(c, 9, 1, false), 1344 + 10 * 40 + 80);
+}
+
+TEST(Flops, TrainingStepByHand) {
+  const model::ModelConfig c = small_config();
+  // The MTP block (layer index 2) follows the MoE rule: 320 + 320.
+  EXPECT_EQ(model::layer_macs(c, 2), 640);
+  // A window of 5 tokens: layers on 5 tokens (5 * 1344), 15 causal pairs (15 * 40), the
+  // head on the 4 rows with a next token (4 * 80); forward + backward = 3x, 2 FLOPs each.
+  const double main = 5 * 1344 + 15 * 40 + 4 * 80;
+  EXPECT_EQ(train::train_flops_per_window(c, 5, false), 6 * main);
+  // The MTP module on 3 rows: eh_proj 2 * 8 * 8 = 128, its block 640, the head 80 per row,
+  // and its one layer's attention over 6 causal pairs of 2 * (6 + 4) = 20 multiply-adds.
+  EXPECT_EQ(train::train_flops_per_window(c, 5, true), 6 * (main + 3 * (128 + 640 + 80) + 6 * 20));
 }
 
 }  // namespace
