@@ -223,9 +223,7 @@ TEST(TrainPrecision, Bf16MomentsHoldBf16Values) {
   std::vector<std::vector<int64_t>> shapes = {{3, 5}};
   std::vector<float> value = randn(15, 8, 1.0f), grad = randn(15, 9, 0.3f);
   std::vector<ParamView> params = {ParamView{&names[0], &shapes[0], value.data(), grad.data()}};
-  OptimizerChoice c;
-  c.bf16_moments = true;
-  AdamW opt(c);
+  AdamW opt(OptimizerChoice{}, /*bf16_moments=*/true);
   opt.attach(params);
   opt.step(params, 1e-3);
   opt.step(params, 1e-3);

@@ -9,6 +9,7 @@
 #include "kernels/gemm.h"
 #include "train/low_precision.h"
 #include "train/norm_rope_grad.h"
+#include "train/serial_jobs.h"
 
 namespace dsv3::train {
 namespace {
@@ -27,19 +28,13 @@ void gather_head(const MlaState<S>& st, const model::ModelConfig& c, int64_t h, 
   }
 }
 
-// Runs fn(context, h0, h1) over the heads: with at least as many heads as cores, each core
-// takes whole heads on its own serial context (ctx.serial: the per-head products are small,
-// and splitting each across the cores costs more in waiting than it gains); with fewer
-// heads, one after another with each product split across the cores. The results are the
-// same either way: each product's sums run in one order however it is split.
+// Runs fn(context, h0, h1) over the heads: whole heads per core (serial_jobs.h) when there
+// are at least as many heads as cores, else one after another with each product split
+// across the cores. The results are the same either way.
 template <class F>
 void for_heads(kernels::Context& ctx, int64_t H, F&& fn) {
   if (H < ctx.threads()) return fn(ctx, 0, H);
-  ctx.prepare_serial();
-  ctx.pool().parallel_for(H, [&](int thread, int64_t h0, int64_t h1) {
-    const StepProfilePause pause;
-    fn(ctx.serial(thread), h0, h1);
-  });
+  on_serial_contexts(ctx, H, fn);
 }
 
 }  // namespace

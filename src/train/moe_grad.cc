@@ -5,6 +5,7 @@
 
 #include "base/error.h"
 #include "train/low_precision.h"
+#include "train/serial_jobs.h"
 
 namespace dsv3::train {
 namespace {
@@ -15,10 +16,8 @@ S sigmoid(S v) {
 }
 
 // Runs fn(context, e) for every routed expert with tokens, each expert whole on one core
-// (ctx.serial(thread)): a layer's experts are many small independent products, which waste
-// more in splitting and waiting than they gain from two cores each. Experts go to the
-// least-loaded core, largest first, so the cores finish together. The results do not depend
-// on the thread count: each product's sums run in the same order however it is split.
+// (serial_jobs.h). Experts go to the least-loaded core, largest first, so the cores finish
+// together.
 template <class F>
 void for_experts_on_cores(kernels::Context& ctx, const std::vector<std::vector<int64_t>>& rows, F&& fn) {
   const int threads = ctx.threads();
@@ -35,11 +34,9 @@ void for_experts_on_cores(kernels::Context& ctx, const std::vector<std::vector<i
     load[t] += rows[size_t(e)].size();
   }
   const StepScope scope(StepPhase::Experts);
-  ctx.prepare_serial();
-  ctx.pool().parallel_for(threads, [&](int, int64_t t0, int64_t t1) {
-    const StepProfilePause pause;
+  on_serial_contexts(ctx, threads, [&](kernels::Context& one, int64_t t0, int64_t t1) {
     for (int64_t t = t0; t < t1; ++t)
-      for (int64_t e : share[size_t(t)]) fn(ctx.serial(int(t)), e);
+      for (int64_t e : share[size_t(t)]) fn(one, e);
   });
 }
 

@@ -45,9 +45,8 @@ void AdamW::step(const std::vector<ParamView>& params, double lr) {
   ++t_;
   const double b1 = s_.beta1, b2 = s_.beta2;
   const double c1 = 1.0 - std::pow(b1, double(t_)), c2 = 1.0 - std::pow(b2, double(t_));
-  // BF16 moments (the report's): this step's update uses the moments as computed; what is
-  // kept for the next step is rounded to BF16 (through fp32, ties to even).
-  const bool bf16 = s_.bf16_moments;
+  // BF16 moments: what is kept for the next step is rounded to BF16 (through fp32, ties to even).
+  const bool bf16 = bf16_moments_;
   auto store = [bf16](double x) { return bf16 ? kernels::bf16_value(kernels::bf16_round(float(x))) : float(x); };
   for (size_t k = 0; k < params.size(); ++k) {
     const ParamView& p = params[k];

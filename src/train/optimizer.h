@@ -23,7 +23,10 @@ double clip_grad_norm(const std::vector<ParamView>& params, double max_norm);
 
 class AdamW {
  public:
-  explicit AdamW(const OptimizerChoice& settings) : s_(settings) {}
+  //! bf16_moments: keep m and v rounded to BF16 after each update, as the report does
+  //! (training precision bf16 and fp8); the update itself uses the unrounded ones.
+  explicit AdamW(const OptimizerChoice& settings, bool bf16_moments = false)
+      : s_(settings), bf16_moments_(bf16_moments) {}
 
   //! Zero moments sized for `params` (names remembered for state checks).
   void attach(const std::vector<ParamView>& params);
@@ -40,6 +43,7 @@ class AdamW {
 
  private:
   OptimizerChoice s_;
+  bool bf16_moments_;
   int64_t t_ = 0;
   std::vector<std::string> names_;
   std::vector<std::vector<float>> m_, v_;

@@ -31,7 +31,6 @@ struct OptimizerChoice {
   double beta1 = 0.9, beta2 = 0.95, eps = 1e-8;
   double weight_decay = 0.1;          // not applied to 1-D tensors (norms, biases)
   double grad_clip = 1.0;             // global L2 norm; 0 disables clipping
-  bool bf16_moments = false;          // not a key: the trainer sets it for precision bf16 and fp8
 };
 
 enum class ScheduleType { Constant, Cosine, ConstantThenDecay };

@@ -122,9 +122,7 @@ TrainResult run_training(const RunConfig& run, Trainable& model, const TokenData
              " (use a model config whose vocab_size covers the tokenizer)");
 
   const std::vector<ParamView> params = model.params();
-  OptimizerChoice opt_choice = run.optimizer;
-  opt_choice.bf16_moments = run.precision != "fp32";  // the report keeps AdamW's moments in BF16
-  AdamW opt(opt_choice);
+  AdamW opt(run.optimizer, /*bf16_moments=*/run.precision != "fp32");
   opt.attach(params);
   WindowSampler sampler(data.train, window, run.seed);
   const std::vector<const int32_t*> eval_set = eval_windows(data.eval, window, run.data.eval_sequences);
