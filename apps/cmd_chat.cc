@@ -8,6 +8,7 @@
 #include <string>
 
 #include "apps/commands.h"
+#include "apps/draft_flag.h"
 #include "apps/numerics_flag.h"
 #include "apps/default_model.h"
 #include "apps/textgen.h"
@@ -36,6 +37,7 @@ struct ChatFlags {
   WeightFlags weights;
   runtime::GenerateOptions gen;
   NumericsFlag numerics;
+  DraftFlag draft;
 };
 
 const char* kHelp =
@@ -82,11 +84,12 @@ void show(const ChatFlags& f) {
 
 void run(ChatFlags f, ThreadPool& pool) {
   const std::string dir = resolve_model_dir(f.model);
-  TextModel tm = load_text_model(dir, /*need_template=*/true, f.weights);
+  TextModel tm = load_text_model(dir, /*need_template=*/true, f.weights, f.draft.wants_mtp());
   // One engine for the whole conversation: each turn's prompt (the history through the chat
   // template) finds the earlier turns' latents in its cache and computes only what is new.
   runtime::EngineOptions eo = runtime::single_sequence_options(f.ctx_size);
   eo.numerics = f.numerics.value();
+  f.draft.apply(*tm.model, eo);
   runtime::Engine engine(*tm.model, *tm.tokenizer, pool, eo);
   struct sigaction sa {};
   sa.sa_handler = on_sigint;
@@ -162,6 +165,7 @@ void add_chat(CLI::App& app, AppContext& ctx) {
   add_weight_flags(cmd, f->weights);
   add_numerics_flags(cmd, f->numerics, "bf16");
   add_generation_flags(cmd, f->gen);
+  add_draft_flag(cmd, f->draft);
   f->gen.max_tokens = 512;
   cmd->callback([f, &ctx] { run(*f, ctx.pool()); });
 }

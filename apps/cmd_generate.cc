@@ -3,6 +3,7 @@
 
 #include "apps/commands.h"
 #include "apps/default_model.h"
+#include "apps/draft_flag.h"
 #include "apps/numerics_flag.h"
 #include "apps/textgen.h"
 #include "base/error.h"
@@ -17,10 +18,11 @@ struct GenerateFlags {
   int64_t ctx_size = 4096;
   runtime::GenerateOptions gen;
   NumericsFlag numerics;
+  DraftFlag draft;
 };
 
 void run(const GenerateFlags& f, ThreadPool& pool) {
-  TextModel tm = load_text_model(resolve_model_dir(f.model), f.chat, f.weights);
+  TextModel tm = load_text_model(resolve_model_dir(f.model), f.chat, f.weights, f.draft.wants_mtp());
   std::vector<int32_t> prompt;
   if (f.chat) {
     nlohmann::json messages = nlohmann::json::array();
@@ -33,6 +35,7 @@ void run(const GenerateFlags& f, ThreadPool& pool) {
   }
   runtime::EngineOptions eo = runtime::single_sequence_options(std::max<int64_t>(f.ctx_size, int64_t(prompt.size()) + 1));
   eo.numerics = f.numerics.value();
+  f.draft.apply(*tm.model, eo);
   runtime::Engine engine(*tm.model, *tm.tokenizer, pool, eo);
   const runtime::GenerateResult r = runtime::generate(engine, prompt, f.gen, [](const std::string& s) {
     std::fwrite(s.data(), 1, s.size(), stdout);
@@ -56,6 +59,7 @@ void add_generate(CLI::App& app, AppContext& ctx) {
   add_weight_flags(cmd, f->weights);
   add_numerics_flags(cmd, f->numerics, "bf16");
   add_generation_flags(cmd, f->gen);
+  add_draft_flag(cmd, f->draft);
   cmd->callback([f, &ctx] { run(*f, ctx.pool()); });
 }
 

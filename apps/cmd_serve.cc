@@ -4,6 +4,7 @@
 #include <filesystem>
 
 #include "apps/commands.h"
+#include "apps/draft_flag.h"
 #include "apps/numerics_flag.h"
 #include "apps/default_model.h"
 #include "apps/textgen.h"
@@ -50,6 +51,7 @@ void add_serve(CLI::App& app, AppContext& ctx) {
     std::string attention = "absorbed";
     WeightFlags weights;
     NumericsFlag numerics;
+    DraftFlag draft;
   };
   auto o = std::make_shared<Opts>();
   add_model_option(cmd, "--model,-m", o->model, "model folder (config.json, *.safetensors, tokenizer.json)");
@@ -74,9 +76,10 @@ void add_serve(CLI::App& app, AppContext& ctx) {
       ->check(CLI::IsMember({"absorbed", "auto"}));
   add_weight_flags(cmd, o->weights);
   add_numerics_flags(cmd, o->numerics, "bf16");
+  add_draft_flag(cmd, o->draft);
   cmd->callback([o, &ctx] {
     o->model = resolve_model_dir(o->model);
-    TextModel lt = load_text_model(o->model, false, o->weights);
+    TextModel lt = load_text_model(o->model, false, o->weights, o->draft.wants_mtp());
     if (lt.tokenizer->chat_template().empty())
       std::fprintf(stderr, "dsv3 serve: note: no chat template; only /v1/completions will work\n");
     runtime::EngineOptions eo;
@@ -86,6 +89,7 @@ void add_serve(CLI::App& app, AppContext& ctx) {
     eo.page_tokens = o->page_tokens;
     eo.numerics = o->numerics.value();
     eo.attention = o->attention == "auto" ? model::AttentionForm::Auto : model::AttentionForm::Absorbed;
+    o->draft.apply(*lt.model, eo);
     if (!o->cache_mem.empty()) eo.cache_bytes = parse_bytes(o->cache_mem);
     runtime::Engine engine(*lt.model, *lt.tokenizer, ctx.pool(), eo);
     server::ServerOptions so;

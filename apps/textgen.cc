@@ -26,10 +26,10 @@ void prefault(const io::Checkpoint& ck) {
 
 }  // namespace
 
-TextModel load_text_model(const std::string& dir, bool need_template, const WeightFlags& weights) {
+TextModel load_text_model(const std::string& dir, bool need_template, const WeightFlags& weights, bool load_mtp) {
   namespace fs = std::filesystem;
   TextModel tm;
-  tm.model = std::make_unique<model::Model>(model::Model::load(dir, model::LoadOptions{false, weights.memory()}));
+  tm.model = std::make_unique<model::Model>(model::Model::load(dir, model::LoadOptions{load_mtp, weights.memory()}));
   if (!fs::exists(fs::path(dir) / "tokenizer.json"))
     fail(dir, " has no tokenizer.json (a generated model gets one with `dsv3 make-test-model --tokenizer PATH`)");
   tm.tokenizer = std::make_unique<Tokenizer>(Tokenizer::load(dir));
@@ -105,7 +105,19 @@ std::string stats_line(const runtime::GenerateResult& r) {
                 r.prefill_seconds > 0 ? double(computed) / r.prefill_seconds : 0.0, (long long)out,
                 r.decode_seconds > 0 && out > 1 ? double(out - 1) / r.decode_seconds : 0.0,
                 runtime::finish_reason_name(r.finish_reason));
-  return buf;
+  std::string line = buf;
+  const runtime::DraftStats& d = r.drafts;
+  if (d.steps > 0) {
+    line += " | drafts accepted";
+    for (size_t k = 0; k < d.drafted.size(); ++k) {
+      std::snprintf(buf, sizeof buf, " %.0f%%", d.drafted[k] ? 100.0 * double(d.accepted[k]) / double(d.drafted[k]) : 0.0);
+      line += buf;
+    }
+    std::snprintf(buf, sizeof buf, " (pos 1..%zu), %.2f tok/step", d.drafted.size(),
+                  double(d.steps + d.accepted_total()) / double(d.steps));
+    line += buf;
+  }
+  return line;
 }
 
 }  // namespace dsv3::app

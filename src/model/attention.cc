@@ -142,7 +142,8 @@ void mla_attention(Workspace& ws, const ModelConfig& c, const AttentionWeights& 
       if (kc.numerics() != kernels::Numerics::Fp32)
         for (int64_t i = 0; i < dim; ++i) dst[i] = kernels::bf16_value(kernels::bf16_round(dst[i]));
     }
-    forms[s] = form == AttentionForm::Auto ? choose_attention_form(c, sq.T, sq.start) : form;
+    const AttentionForm f = sq.form != AttentionForm::Auto ? sq.form : form;
+    forms[s] = f == AttentionForm::Auto ? choose_attention_form(c, sq.T, sq.start) : f;
     any_absorbed |= forms[s] == AttentionForm::Absorbed;
   }
 

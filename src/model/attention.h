@@ -25,6 +25,7 @@ enum class AttentionForm {
 struct AttnSeq {
   int64_t row0 = 0, T = 0, start = 0;
   LatentStore* cache = nullptr;
+  AttentionForm form = AttentionForm::Auto;  // Auto: the form the call names
 };
 
 //! x: [rows, hidden] (already input-normed). Appends each sequence's new latents to its

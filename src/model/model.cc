@@ -1,6 +1,8 @@
 #include "model/model.h"
 
+#include <algorithm>
 #include <filesystem>
+#include <utility>
 
 #include "base/error.h"
 #include "kernels/matmul.h"
@@ -97,15 +99,20 @@ void Model::forward_batch(Workspace& ws, const std::vector<BatchSeq>& seqs, floa
                           const ForwardOptions& opts) const {
   const int64_t D = config_.hidden_size;
   std::vector<AttnSeq> aseqs;
-  std::vector<int64_t> last_rows;
+  std::vector<int64_t> logit_rows;
   int64_t rows = 0;
+  bool any_normed = false;
   for (const BatchSeq& s : seqs) {
     if (s.T <= 0) fail("a batched sequence has no tokens");
     if (!s.cache) fail("a batched sequence has no cache");
+    if (s.want_logits && (s.logit_rows < 1 || s.logit_rows > s.T))
+      fail("a batched sequence asks logits for ", s.logit_rows, " of its ", s.T, " rows");
     check_tokens(s.tokens, s.T);
-    aseqs.push_back(AttnSeq{rows, s.T, s.start, s.cache});
+    aseqs.push_back(AttnSeq{rows, s.T, s.start, s.cache, s.attention});
     rows += s.T;
-    if (s.want_logits) last_rows.push_back(rows - 1);
+    if (s.want_logits)
+      for (int64_t r = rows - s.logit_rows; r < rows; ++r) logit_rows.push_back(r);
+    any_normed |= s.normed != nullptr;
   }
   if (rows == 0) return;
   float* const h = ws.hidden.get(size_t(rows * D));
@@ -117,38 +124,77 @@ void Model::forward_batch(Workspace& ws, const std::vector<BatchSeq>& seqs, floa
   }
   for (int64_t i = 0; i < config_.num_hidden_layers; ++i)
     block(ws, weights_.layers[size_t(i)], i, i, h, rows, aseqs, opts);
-  if (last_rows.empty() || !logits) return;
   const PhaseScope head(ws.profile, Phase::Head);
-  const int64_t n = int64_t(last_rows.size());
+  if (any_normed)
+    for (size_t k = 0; k < seqs.size(); ++k)
+      if (float* out = seqs[k].normed)
+        for (int64_t t = 0; t < seqs[k].T; ++t)
+          ops::rms_norm(&h[(aseqs[k].row0 + t) * D], weights_.final_norm.data(), D, config_.rms_norm_eps, &out[t * D]);
+  if (logit_rows.empty() || !logits) return;
+  const int64_t n = int64_t(logit_rows.size());
   float* const normed = ws.normed.get(size_t(n * D));
   for (int64_t k = 0; k < n; ++k)
-    ops::rms_norm(&h[last_rows[size_t(k)] * D], weights_.final_norm.data(), D, config_.rms_norm_eps, &normed[k * D]);
+    ops::rms_norm(&h[logit_rows[size_t(k)] * D], weights_.final_norm.data(), D, config_.rms_norm_eps, &normed[k * D]);
   kernels::matmul(ws.kernels, weights_.lm_head, normed, n, logits);
 }
 
 void Model::forward_mtp(Workspace& ws, const float* normed, const int32_t* next_tokens, int64_t T,
                         KvCache& mtp_cache, float* logits, const ForwardOptions& opts) const {
-  if (!weights_.mtp) fail("this model has no MTP module (num_nextn_predict_layers is 0 or it was not loaded)");
   if (T <= 0) return;
-  check_tokens(next_tokens, T);
-  const MtpWeights& m = *weights_.mtp;
-  const int64_t D = config_.hidden_size;
   if (mtp_cache.size() + T > mtp_cache.capacity())
     fail("MTP sequence of ", mtp_cache.size() + T, " tokens does not fit its cache (capacity ", mtp_cache.capacity(), ")");
-  // [enorm(Emb(t_{i+1})) ; hnorm(h_i)]: the embedding comes first.
-  float* const cat = ws.mtp_in.get(size_t(T * 2 * D));
-  float* const h = ws.hidden.get(size_t(T * D));
-  for (int64_t t = 0; t < T; ++t) {
-    float* e = &cat[t * 2 * D];
-    kernels::decode_row(m.embed, next_tokens[t], e);
-    ops::rms_norm(e, m.enorm.data(), D, config_.rms_norm_eps, e);
-    ops::rms_norm(normed + t * D, m.hnorm.data(), D, config_.rms_norm_eps, e + D);
-  }
-  kernels::matmul(ws.kernels, m.eh_proj, cat, T, h);
-  block(ws, m.block, config_.num_hidden_layers, 0, h, T, {AttnSeq{0, T, mtp_cache.size(), &mtp_cache}}, opts);
+  MtpSeq s;
+  s.hidden = normed;
+  s.next_tokens = next_tokens;
+  s.T = T;
+  s.start = mtp_cache.size();
+  s.cache = &mtp_cache;
+  s.logit_rows = T;
+  forward_mtp_batch(ws, {s}, 0, logits, opts);
   mtp_cache.set_size(mtp_cache.size() + T);
-  for (int64_t t = 0; t < T; ++t) ops::rms_norm(&h[t * D], m.head_norm.data(), D, config_.rms_norm_eps, &h[t * D]);
-  kernels::matmul(ws.kernels, m.head, h, T, logits);
+}
+
+void Model::forward_mtp_batch(Workspace& ws, const std::vector<MtpSeq>& seqs, int64_t cache_layer, float* logits,
+                              const ForwardOptions& opts) const {
+  if (!weights_.mtp) fail("this model has no MTP module (num_nextn_predict_layers is 0 or it was not loaded)");
+  const MtpWeights& m = *weights_.mtp;
+  const int64_t D = config_.hidden_size;
+  std::vector<AttnSeq> aseqs;
+  std::vector<std::pair<int64_t, float*>> out_rows;  // (row, where its block output goes)
+  int64_t rows = 0;
+  for (const MtpSeq& s : seqs) {
+    if (s.T <= 0) fail("an MTP sequence has no tokens");
+    if (!s.cache || !s.hidden) fail("an MTP sequence has no cache or no hidden states");
+    if (s.logit_rows < 0 || s.logit_rows > s.T) fail("an MTP sequence asks logits for ", s.logit_rows, " of ", s.T, " rows");
+    check_tokens(s.next_tokens, s.T);
+    aseqs.push_back(AttnSeq{rows, s.T, s.start, s.cache});
+    rows += s.T;
+    for (int64_t r = 0; r < s.logit_rows; ++r)
+      out_rows.emplace_back(rows - s.logit_rows + r, s.block_out ? s.block_out + r * D : nullptr);
+  }
+  if (rows == 0) return;
+  // [enorm(Emb(t_{i+1})) ; hnorm(h_i)]: the embedding comes first.
+  float* const cat = ws.mtp_in.get(size_t(rows * 2 * D));
+  float* const h = ws.hidden.get(size_t(rows * D));
+  for (size_t k = 0; k < seqs.size(); ++k)
+    for (int64_t t = 0; t < seqs[k].T; ++t) {
+      float* e = &cat[(aseqs[k].row0 + t) * 2 * D];
+      kernels::decode_row(m.embed, seqs[k].next_tokens[t], e);
+      ops::rms_norm(e, m.enorm.data(), D, config_.rms_norm_eps, e);
+      ops::rms_norm(seqs[k].hidden + t * D, m.hnorm.data(), D, config_.rms_norm_eps, e + D);
+    }
+  kernels::matmul(ws.kernels, m.eh_proj, cat, rows, h);
+  block(ws, m.block, config_.num_hidden_layers, cache_layer, h, rows, aseqs, opts);
+  if (out_rows.empty() || !logits) return;
+  const PhaseScope head(ws.profile, Phase::Head);
+  const int64_t n = int64_t(out_rows.size());
+  float* const normed = ws.normed.get(size_t(n * D));
+  for (int64_t k = 0; k < n; ++k) {
+    const float* row = &h[out_rows[size_t(k)].first * D];
+    if (float* out = out_rows[size_t(k)].second) std::copy(row, row + D, out);
+    ops::rms_norm(row, m.head_norm.data(), D, config_.rms_norm_eps, &normed[k * D]);
+  }
+  kernels::matmul(ws.kernels, m.head, normed, n, logits);
 }
 
 }  // namespace dsv3::model

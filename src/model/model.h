@@ -59,7 +59,24 @@ struct BatchSeq {
   int64_t T = 0;
   int64_t start = 0;
   LatentStore* cache = nullptr;
-  bool want_logits = false;  // logits of its last token
+  bool want_logits = false;  // logits of its last logit_rows tokens
+  int64_t logit_rows = 1;    // with want_logits: how many trailing rows get logits (a verify step: all)
+  float* normed = nullptr;   // if set, receives the final-normed hidden states of all T rows [T, hidden]
+  AttentionForm attention = AttentionForm::Auto;  // Auto: ForwardOptions::attention
+};
+
+//! One sequence's share of a batched MTP step (Model::forward_mtp_batch): for i < T, the
+//! hidden state hidden[i] of position start+i (the main model's final-normed state, or, for
+//! a chained draft, the MTP block's own output) with the embedding of the token at position
+//! start+i+1, next_tokens[i]. Its latents go to `cache` at the layer the call names.
+struct MtpSeq {
+  const float* hidden = nullptr;
+  const int32_t* next_tokens = nullptr;
+  int64_t T = 0;
+  int64_t start = 0;
+  LatentStore* cache = nullptr;
+  int64_t logit_rows = 1;       // trailing rows whose logits are written (0: none)
+  float* block_out = nullptr;   // if set, receives those rows' block output (before shared_head.norm)
 };
 
 struct LoadOptions {
@@ -97,6 +114,16 @@ class Model {
   //! positions mtp_cache.size()+i and writes logits [T, vocab] predicting token i+2.
   void forward_mtp(Workspace& ws, const float* normed, const int32_t* next_tokens, int64_t T, KvCache& mtp_cache,
                    float* logits, const ForwardOptions& opts = {}) const;
+
+  //! The MTP module over several sequences at once (MTP weights and head read once for all
+  //! rows): each sequence's latents go to layer `cache_layer` of its store; logits rows are
+  //! written for each sequence's trailing logit_rows rows, in order. Speculative decoding
+  //! drafts with it. Each sequence's results are bit-identical to running it alone.
+  void forward_mtp_batch(Workspace& ws, const std::vector<MtpSeq>& seqs, int64_t cache_layer, float* logits,
+                         const ForwardOptions& opts = {}) const;
+
+  //! Whether the checkpoint has an MTP module and it was loaded.
+  bool has_mtp() const { return weights_.mtp.has_value(); }
 
  private:
   void block(Workspace& ws, const LayerWeights& L, int64_t layer_index, int64_t cache_layer, float* h, int64_t rows,

@@ -116,6 +116,15 @@ class Binder {
   std::set<std::string> used_;
 };
 
+// Byte-identical matrices (the MTP layer's copies of the embedding and head in published
+// checkpoints): the second need never be read again.
+bool same_matrix(const kernels::WeightMatrix& a, const kernels::WeightMatrix& b) {
+  if (a.data == b.data) return true;
+  if (a.empty() || b.empty() || a.dtype != b.dtype || a.rows != b.rows || a.cols != b.cols) return false;
+  if (a.scale || b.scale) return false;  // block-scaled copies are compared nowhere: not in the published layout
+  return std::memcmp(a.data, b.data, size_t(a.rows) * size_t(a.cols) * io::dtype_size(a.dtype)) == 0;
+}
+
 }  // namespace
 
 ModelWeights ModelWeights::bind(const ModelConfig& c, std::shared_ptr<const io::Checkpoint> ck, bool load_mtp) {
@@ -144,6 +153,12 @@ ModelWeights ModelWeights::bind(const ModelConfig& c, std::shared_ptr<const io::
       else
         m = b.vector(s.name, s.shape.at(0));
     });
+  }
+
+  // Tied copies: decoding reads the main tensors, so the copies' pages are not touched again.
+  if (w.mtp) {
+    if (same_matrix(w.mtp->embed, w.embed)) w.mtp->embed = w.embed;
+    if (same_matrix(w.mtp->head, w.lm_head)) w.mtp->head = w.lm_head;
   }
 
   const std::string mtp_prefix = "model.layers." + std::to_string(c.num_hidden_layers) + ".";

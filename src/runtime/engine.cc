@@ -23,6 +23,26 @@ const char* finish_reason_name(FinishReason r) {
   return "?";
 }
 
+int64_t DraftStats::drafted_total() const {
+  int64_t n = 0;
+  for (int64_t d : drafted) n += d;
+  return n;
+}
+
+int64_t DraftStats::accepted_total() const {
+  int64_t n = 0;
+  for (int64_t a : accepted) n += a;
+  return n;
+}
+
+void DraftStats::add(const DraftStats& o) {
+  steps += o.steps;
+  if (drafted.size() < o.drafted.size()) drafted.resize(o.drafted.size(), 0);
+  if (accepted.size() < o.accepted.size()) accepted.resize(o.accepted.size(), 0);
+  for (size_t k = 0; k < o.drafted.size(); ++k) drafted[k] += o.drafted[k];
+  for (size_t k = 0; k < o.accepted.size(); ++k) accepted[k] += o.accepted[k];
+}
+
 bool Stream::next(TokenEvent& ev, std::chrono::milliseconds timeout) {
   std::unique_lock lk(mu_);
   if (!cv_.wait_for(lk, timeout, [&] { return !events_.empty() || done_.has_value(); })) return false;
@@ -67,13 +87,25 @@ struct Engine::Seq {
   int64_t claim = 0;            // pages it may still allocate (counted in reserved_pages_)
   size_t forced_next = 0;
   bool done = false;
+  // Speculative decoding: a drafting sequence keeps the MTP layer's rows for positions below
+  // mtp_len (in its pages, beside the main layers') and the drafts its next step verifies.
+  bool draft_on = false;
+  int64_t mtp_len = 0;
+  std::vector<int32_t> drafts, chunk;  // chunk: the verify step's tokens (last token, drafts)
+  std::vector<float> mtp_hidden;       // the MTP block's output for the newest draft (chained drafts start there)
+  DraftStats draft_stats;
   Clock::time_point queued = Clock::now(), admitted, first_token;
 };
 
 Engine::Engine(const model::Model& model, const Tokenizer& tokenizer, ThreadPool& pool, EngineOptions opts,
                StepObserver observer)
-    : model_(model), tok_(tokenizer), ws_(pool), opts_(opts), observer_(std::move(observer)) {
+    : model_(model), tok_(tokenizer), ws_(pool), opts_(opts), observer_(std::move(observer)),
+      tuner_(opts.draft_auto) {
   const model::ModelConfig& c = model.config();
+  if (opts_.draft < 0) fail("--draft must be auto or a number >= 0, got ", opts_.draft);
+  if (opts_.draft > 0 && !model.has_mtp())
+    fail("--draft ", opts_.draft, " needs the checkpoint's MTP module, and this model has none loaded "
+         "(num_nextn_predict_layers is 0)");
   if (opts_.max_seqs < 1) fail("--max-seqs must be at least 1");
   if (opts_.ctx_size < 2) fail("--ctx-size must be at least 2");
   if (opts_.page_tokens < 1) fail("the page size must be at least 1 token");
@@ -82,18 +114,19 @@ Engine::Engine(const model::Model& model, const Tokenizer& tokenizer, ThreadPool
   if (tokenizer.vocab_size() > c.vocab_size)
     fail("the tokenizer has ", tokenizer.vocab_size(), " tokens but the model only ", c.vocab_size,
          " embedding rows; they do not belong together");
-  const uint64_t page_bytes = PagedLatentCache::page_bytes(c.num_hidden_layers, c.latent_dim(), opts_.page_tokens);
+  // A drafting engine keeps the MTP layer's latents in the same pages, as one more layer.
+  const int64_t cache_layers = c.num_hidden_layers + (drafting() ? 1 : 0);
+  const uint64_t page_bytes = PagedLatentCache::page_bytes(cache_layers, c.latent_dim(), opts_.page_tokens);
   int64_t pages;
   if (opts_.cache_bytes == 0) {
     pages = opts_.max_seqs * ((opts_.ctx_size + opts_.page_tokens - 1) / opts_.page_tokens);
   } else {
     if (opts_.cache_bytes < page_bytes)
       fail("--cache-mem ", opts_.cache_bytes, " bytes is less than one cache page (", page_bytes, " bytes: ",
-           opts_.page_tokens, " tokens x ", c.num_hidden_layers, " layers x ", c.latent_dim(), " floats)");
-    pages = PagedLatentCache::pages_for_bytes(c.num_hidden_layers, c.latent_dim(), opts_.page_tokens,
-                                              opts_.cache_bytes);
+           opts_.page_tokens, " tokens x ", cache_layers, " layers x ", c.latent_dim(), " floats)");
+    pages = PagedLatentCache::pages_for_bytes(cache_layers, c.latent_dim(), opts_.page_tokens, opts_.cache_bytes);
   }
-  pool_ = std::make_unique<PagedLatentCache>(c.num_hidden_layers, c.latent_dim(), opts_.page_tokens, pages);
+  pool_ = std::make_unique<PagedLatentCache>(cache_layers, c.latent_dim(), opts_.page_tokens, pages, drafting());
   for (int32_t id = 0; id < int32_t(c.vocab_size); ++id)
     if (!tokenizer.is_valid_id(id)) no_token_.push_back(id);
   stats_.pages_total = pages;
@@ -205,7 +238,14 @@ void Engine::admit() {
     if (int64_t(active_.size()) >= opts_.max_seqs) break;
     // Attach cached prefix pages first: they lower what the sequence must allocate. Admit
     // only if every admitted sequence can still grow to its limit (no preemption needed).
-    s.cached = s.cache.attach_prefix(s.req.prompt);
+    if (drafting()) {
+      int64_t decoding = 0;
+      for (const auto& a : active_) decoding += a->cache.size() >= int64_t(a->req.prompt.size());
+      s.draft_on = tuner_.worth_starting(decoding);
+    }
+    s.cached = s.cache.attach_prefix(s.req.prompt, s.draft_on);
+    s.mtp_len = s.draft_on ? s.cached : 0;
+    s.cache.track_mtp(s.draft_on);
     const int64_t need = pages_needed(s) - s.cache.pages();
     if (pool_->pages_available() - reserved_pages_ < need) {
       s.cache.clear();
@@ -241,21 +281,44 @@ void Engine::finish(Seq& s, FinishReason reason, const std::string& error) {
   f.queue_seconds = seconds_between(s.queued, s.admitted.time_since_epoch().count() ? s.admitted : now);
   f.first_token_seconds = s.generated ? seconds_between(s.queued, s.first_token) : 0;
   f.total_seconds = seconds_between(s.queued, now);
-  s.cache.clear();
-  reserved_pages_ -= s.claim;
-  s.claim = 0;
+  f.drafts = s.draft_stats;
   s.done = true;
+  {
+    std::lock_guard lk(mu_);
+    stats_.drafts.add(s.draft_stats);
+  }
   s.stream->finish(std::move(f));
 }
 
-void Engine::sample(Seq& s, float* logits) {
+void Engine::retire_done() {
+  // A finished sequence's pages go back only now: its last rows were committed after it
+  // finished (so a chat's next turn finds them).
+  for (auto& s : active_)
+    if (s->done) {
+      s->cache.clear();
+      reserved_pages_ -= s->claim;
+      s->claim = 0;
+    }
+  std::erase_if(active_, [](const std::unique_ptr<Seq>& s) { return s->done; });
+}
+
+void Engine::reserve(Seq& s, int64_t n) {
+  const int64_t before = s.cache.pages();
+  // Cannot fail: admission set aside pages for the sequence's whole limit.
+  DSV3_CHECK(s.cache.reserve(n), "the latent cache ran out of pages for an admitted sequence");
+  const int64_t allocated = s.cache.pages() - before;
+  s.claim -= allocated;
+  reserved_pages_ -= allocated;
+}
+
+int32_t Engine::sample(Seq& s, float* logits, int64_t held) {
   const float kNegInf = -std::numeric_limits<float>::infinity();
   for (int32_t id : no_token_) logits[size_t(id)] = kNegInf;
   if (s.req.constraint) s.req.constraint->mask(logits);
   const int64_t V = model_.config().vocab_size;
   if (s.req.constraint && std::all_of(logits, logits + V, [&](float v) { return v == kNegInf; })) {
     finish(s, FinishReason::Stop);  // nothing may follow (a constraint is complete)
-    return;
+    return -1;
   }
   int32_t token = s.sampler->sample(logits);
   if (s.forced_next < s.req.forced.size()) token = s.req.forced[s.forced_next++];
@@ -268,7 +331,7 @@ void Engine::sample(Seq& s, float* logits) {
   }
   if (!s.req.ignore_eos && is_eos(token) && s.forced_next >= s.req.forced.size()) {
     finish(s, FinishReason::Stop);
-    return;
+    return token;
   }
   TokenEvent ev;
   ev.token = token;
@@ -288,11 +351,32 @@ void Engine::sample(Seq& s, float* logits) {
   s.stream->push(std::move(ev));
   if (stopped) {
     finish(s, FinishReason::Stop);
-  } else if (s.generated >= s.req.max_tokens || s.cache.size() + 1 > s.limit) {
+  } else if (s.generated >= s.req.max_tokens || held + 1 > s.limit) {
     finish(s, FinishReason::Length);
   } else {
     s.tokens.push_back(token);
   }
+  return token;
+}
+
+int64_t Engine::drafts_allowed(const Seq& s) const {
+  if (!s.draft_on || s.done || s.forced_next < s.req.forced.size()) return 0;
+  // The verify step holds the last token and the drafts; each accepted draft is a token.
+  const int64_t held = int64_t(s.tokens.size());
+  return std::max<int64_t>(0, std::min({opts_.draft, s.limit - held, s.req.max_tokens - s.generated - 1}));
+}
+
+int32_t Engine::draft_token(float* logits) const {
+  // Drafts are the MTP module's argmax (q is one-hot): the rejection rule then reduces to
+  // "sample the main model's token as without speculation; keep the draft if they agree",
+  // which is also why a seed gives the same tokens with and without drafting.
+  const float kNegInf = -std::numeric_limits<float>::infinity();
+  for (int32_t id : no_token_) logits[size_t(id)] = kNegInf;
+  const int64_t V = model_.config().vocab_size;
+  int32_t best = 0;
+  for (int32_t i = 1; i < int32_t(V); ++i)
+    if (logits[i] > logits[best]) best = i;
+  return best;
 }
 
 void Engine::step() {
@@ -304,7 +388,7 @@ void Engine::step() {
       finish(*s, FinishReason::Length);
     }
   }
-  std::erase_if(active_, [](const std::unique_ptr<Seq>& s) { return s->done; });
+  retire_done();
   if (active_.empty()) {
     std::lock_guard lk(mu_);
     stats_.active = 0;
@@ -313,72 +397,194 @@ void Engine::step() {
     return;
   }
 
-  // Decoding sequences first (one token each), then prompt chunks under the budget.
+  // Decoding sequences first (their last token, and drafts to verify), then prompt chunks
+  // under the budget.
+  struct Item {
+    Seq* s;
+    int64_t start, T, logit_rows, logit0, row0;
+    bool decode;
+    int64_t used = 0;  // leading rows whose latents stay (a verify step drops rejected drafts')
+  };
+  const int64_t D = model_.config().hidden_size, V = model_.config().vocab_size;
   std::vector<model::BatchSeq> batch;
-  std::vector<Seq*> who;
-  int64_t budget = opts_.step_tokens;
-  auto add = [&](Seq& s, int64_t n) {
-    const int64_t start = s.cache.size(), before = s.cache.pages();
-    // Cannot fail: admission set aside pages for the sequence's whole limit.
-    DSV3_CHECK(s.cache.reserve(start + n), "the latent cache ran out of pages for an admitted sequence");
-    const int64_t allocated = s.cache.pages() - before;
-    s.claim -= allocated;
-    reserved_pages_ -= allocated;
+  std::vector<Item> items;
+  int64_t budget = opts_.step_tokens, rows = 0, n_logits = 0;
+  bool any_mtp = false;
+  auto add = [&](Seq& s, const int32_t* toks, int64_t n, int64_t logit_rows, bool decode) {
+    const int64_t start = s.cache.size();
+    reserve(s, start + n);
     model::BatchSeq b;
-    b.tokens = s.tokens.data() + start;
+    b.tokens = toks;
     b.T = n;
     b.start = start;
     b.cache = &s.cache;
-    b.want_logits = start + n == int64_t(s.tokens.size());
+    b.want_logits = logit_rows > 0;
+    b.logit_rows = std::max<int64_t>(logit_rows, 1);
+    // Decode steps always attend in the absorbed form: a verify step of several tokens then
+    // computes each exactly as a one-token step would (the invariance speculation needs).
+    if (decode) b.attention = model::AttentionForm::Absorbed;
     batch.push_back(b);
-    who.push_back(&s);
+    items.push_back(Item{&s, start, n, logit_rows, n_logits, rows, decode});
+    rows += n;
+    n_logits += logit_rows;
+    any_mtp |= s.draft_on;
   };
   for (auto& s : active_)
     if (int64_t(s->tokens.size()) - s->cache.size() == 1 && s->cache.size() >= int64_t(s->req.prompt.size())) {
-      add(*s, 1);
-      --budget;
+      s->chunk.assign(1, s->tokens.back());
+      s->chunk.insert(s->chunk.end(), s->drafts.begin(), s->drafts.end());
+      const int64_t n = int64_t(s->chunk.size());
+      add(*s, s->chunk.data(), n, n, true);
+      budget -= n;
     }
   for (auto& s : active_) {
     const int64_t left = int64_t(s->tokens.size()) - s->cache.size();
     if (s->cache.size() >= int64_t(s->req.prompt.size()) && left == 1) continue;  // added above
     const int64_t n = std::min(left, std::max<int64_t>(budget, batch.empty() ? opts_.step_tokens : 0));
     if (n <= 0) break;
-    add(*s, n);
+    const int64_t start = s->cache.size();
+    add(*s, s->tokens.data() + start, n, start + n == int64_t(s->tokens.size()) ? 1 : 0, false);
     budget -= n;
   }
-  int64_t rows = 0, with_logits = 0;
-  for (size_t i = 0; i < batch.size(); ++i) {
-    rows += batch[i].T;
-    with_logits += batch[i].want_logits;
+  if (any_mtp) {  // the MTP module takes the final-normed hidden states of a drafting sequence's rows
+    normed_.resize(size_t(rows * D));
+    for (size_t i = 0; i < items.size(); ++i)
+      if (items[i].s->draft_on) batch[i].normed = normed_.data() + items[i].row0 * D;
   }
 
-  const int64_t V = model_.config().vocab_size;
   std::vector<float>& logits = logits_;  // kept: half a megabyte per row at V3's vocabulary
-  logits.resize(static_cast<size_t>(with_logits * V));
+  logits.resize(static_cast<size_t>(n_logits * V));
   const auto t0 = Clock::now();
   model::ForwardOptions fo;
   fo.attention = opts_.attention;
   try {
     model_.forward_batch(ws_, batch, logits.data(), fo);
   } catch (const std::exception& e) {
-    for (Seq* s : who) finish(*s, FinishReason::Error, e.what());
-    std::erase_if(active_, [](const std::unique_ptr<Seq>& s) { return s->done; });
+    for (const Item& it : items) finish(*it.s, FinishReason::Error, e.what());
+    retire_done();
     return;
   }
-  const double secs = seconds_between(t0, Clock::now());
-  for (size_t i = 0; i < batch.size(); ++i) who[i]->cache.commit(batch[i].tokens, batch[i].T);
-  int64_t k = 0;
-  for (size_t i = 0; i < batch.size(); ++i) {
-    if (!batch[i].want_logits) continue;
-    Seq& s = *who[i];
-    try {
-      sample(s, &logits[size_t(k * V)]);
-    } catch (const std::exception& e) {
-      finish(s, FinishReason::Error, e.what());
+  const double main_secs = seconds_between(t0, Clock::now());
+
+  // Sample each row with logits in order; a verify step goes on while its drafts agree.
+  int64_t decoding = 0, emitted = 0;
+  bool all_verified = true, all_plain = true;
+  for (Item& it : items) {
+    Seq& s = *it.s;
+    it.used = it.T;
+    if (it.logit_rows == 0) continue;
+    const int64_t n_drafts = it.decode ? it.T - 1 : 0;
+    int64_t accepted = 0;
+    for (int64_t r = 0; r < it.logit_rows; ++r) {
+      const int64_t row = it.T - it.logit_rows + r;
+      int32_t token = -1;
+      try {
+        token = sample(s, &logits[size_t((it.logit0 + r) * V)], it.start + row + 1);
+      } catch (const std::exception& e) {
+        finish(s, FinishReason::Error, e.what());
+      }
+      it.used = row + 1;
+      const bool agrees = r < n_drafts && token == s.drafts[size_t(r)];
+      accepted += agrees;
+      if (s.done || !agrees) break;
     }
-    ++k;
+    if (it.decode) {
+      ++decoding;
+      emitted += it.used;
+      (n_drafts > 0 ? all_plain : all_verified) = false;
+    }
+    if (n_drafts > 0) {
+      DraftStats& d = s.draft_stats;
+      ++d.steps;
+      if (int64_t(d.drafted.size()) < n_drafts) d.drafted.resize(size_t(n_drafts), 0);
+      if (int64_t(d.accepted.size()) < n_drafts) d.accepted.resize(size_t(n_drafts), 0);
+      for (int64_t k = 0; k < n_drafts; ++k) d.drafted[size_t(k)] += 1;
+      for (int64_t k = 0; k < accepted; ++k) d.accepted[size_t(k)] += 1;
+    }
+    s.drafts.clear();
   }
-  std::erase_if(active_, [](const std::unique_ptr<Seq>& s) { return s->done; });
+  // (Not batch[i].tokens: sampling may have grown Seq::tokens and moved it.)
+  for (const Item& it : items)
+    it.s->cache.commit(it.decode ? it.s->chunk.data() : it.s->tokens.data() + it.start, it.used);
+
+  // The MTP module: rows for every drafting sequence's new positions, and drafts for the next
+  // step where the tuner says drafting pays.
+  const auto t1 = Clock::now();
+  if (any_mtp) {
+    const DraftTuner::Choice choice = tuner_.choose(std::max<int64_t>(decoding, 1));
+    if (choice == DraftTuner::Choice::Off)
+      for (auto& s : active_)
+        if (s->draft_on) {
+          s->draft_on = false;
+          s->cache.track_mtp(false);
+        }
+    std::vector<model::MtpSeq> mseqs;
+    std::vector<Seq*> mwho;
+    for (const Item& it : items) {
+      Seq& s = *it.s;
+      if (!s.draft_on || s.done) continue;
+      DSV3_CHECK(s.mtp_len == it.start, "the MTP rows of a sequence fell behind its main rows");
+      s.mtp_hidden.resize(size_t(D));
+      model::MtpSeq m;
+      m.hidden = normed_.data() + it.row0 * D;
+      m.next_tokens = s.tokens.data() + it.start + 1;
+      m.T = it.used;
+      m.start = it.start;
+      m.cache = &s.cache;
+      m.logit_rows = it.logit_rows > 0 && choice == DraftTuner::Choice::Draft && drafts_allowed(s) > 0 ? 1 : 0;
+      m.block_out = s.mtp_hidden.data();
+      mseqs.push_back(m);
+      mwho.push_back(&s);
+    }
+    try {
+      int64_t n_out = 0;
+      for (const model::MtpSeq& m : mseqs) n_out += m.logit_rows;
+      mtp_logits_.resize(size_t(std::max<int64_t>(n_out, 1) * V));
+      if (!mseqs.empty())
+        model_.forward_mtp_batch(ws_, mseqs, model_.config().num_hidden_layers, mtp_logits_.data(), fo);
+      int64_t k = 0;
+      std::vector<Seq*> chain;
+      for (size_t i = 0; i < mseqs.size(); ++i) {
+        Seq& s = *mwho[i];
+        s.mtp_len = mseqs[i].start + mseqs[i].T;
+        s.cache.seal(s.mtp_len);
+        if (mseqs[i].logit_rows == 0) continue;
+        s.drafts.push_back(draft_token(&mtp_logits_[size_t(k++ * V)]));
+        reserve(s, s.mtp_len + drafts_allowed(s));
+        chain.push_back(&s);
+      }
+      // Further drafts chain the module on its own output and draft, over positions the next
+      // verify step recomputes (their MTP rows are overwritten then).
+      for (int64_t j = 1; !chain.empty(); ++j) {
+        std::erase_if(chain, [&](Seq* s) { return int64_t(s->drafts.size()) >= drafts_allowed(*s); });
+        if (chain.empty()) break;
+        mseqs.clear();
+        for (Seq* s : chain) {
+          model::MtpSeq m;
+          m.hidden = s->mtp_hidden.data();
+          m.next_tokens = &s->drafts.back();
+          m.T = 1;
+          m.start = s->mtp_len + j - 1;
+          m.cache = &s->cache;
+          m.block_out = s->mtp_hidden.data();
+          mseqs.push_back(m);
+        }
+        mtp_logits_.resize(size_t(int64_t(chain.size()) * V));
+        model_.forward_mtp_batch(ws_, mseqs, model_.config().num_hidden_layers, mtp_logits_.data(), fo);
+        for (size_t i = 0; i < chain.size(); ++i) chain[i]->drafts.push_back(draft_token(&mtp_logits_[i * size_t(V)]));
+      }
+    } catch (const std::exception& e) {
+      for (Seq* s : mwho) finish(*s, FinishReason::Error, e.what());
+    }
+  }
+  const auto t2 = Clock::now();
+  const double mtp_secs = seconds_between(t1, t2);
+  // Only pure decode steps are timed: prompt rows would weigh on one side.
+  if (drafting() && decoding > 0 && decoding == int64_t(items.size()) && (all_plain || all_verified))
+    // A plain step's cost leaves out the MTP rows a drafting sequence keeps meanwhile.
+    tuner_.record(decoding, all_verified, seconds_between(t0, all_verified ? t2 : t1), double(emitted) / double(decoding));
+  const double secs = main_secs + mtp_secs;
+  retire_done();
   std::unique_lock lk(mu_);
   if (observer_) {  // called without the lock: it may read stats()
     StepObserver ob = observer_;

@@ -22,6 +22,7 @@
 
 #include "kernels/numerics.h"
 #include "model/model.h"
+#include "runtime/draft_tuner.h"
 #include "runtime/paged_cache.h"
 #include "sampling/sampler.h"
 #include "sampling/token_constraint.h"
@@ -67,12 +68,23 @@ enum class FinishReason {
 //! "stop", "length", "cancelled" or "error", for logs and tests.
 const char* finish_reason_name(FinishReason r);
 
+//! Speculative decoding's record: verify steps that checked drafts, and per draft position k
+//! how many steps drafted it and how many accepted it together with every draft before it.
+struct DraftStats {
+  int64_t steps = 0;
+  std::vector<int64_t> drafted, accepted;
+  int64_t drafted_total() const;
+  int64_t accepted_total() const;
+  void add(const DraftStats& o);
+};
+
 struct FinishInfo {
   FinishReason reason = FinishReason::Stop;
   std::string error;   // for FinishReason::Error
   std::string tail;    // visible text released at the end (after the last token event)
   int64_t prompt_tokens = 0, completion_tokens = 0, cached_tokens = 0;
   double queue_seconds = 0, first_token_seconds = 0, total_seconds = 0;
+  DraftStats drafts;
 };
 
 //! The channel between the engine and whoever waits for one sequence's output.
@@ -112,6 +124,12 @@ struct EngineOptions {
   bool own_thread = true;
   //! How the forward pass computes (kernels/numerics.h); the commands default to bf16.
   kernels::Numerics numerics = kernels::Numerics::Fp32;
+  //! Speculative decoding with the checkpoint's MTP module: drafts per verify step (0: off).
+  //! Output is the main model's either way (greedy: the same tokens; sampling: the same
+  //! tokens for the same seed). Needs a model with its MTP module loaded.
+  int64_t draft = 0;
+  //! Measure and draft only while it pays, per batch size (runtime/draft_tuner.h).
+  bool draft_auto = false;
 };
 
 struct EngineStats {
@@ -120,6 +138,7 @@ struct EngineStats {
   uint64_t cache_bytes = 0, page_bytes = 0;
   uint64_t steps = 0, prompt_tokens = 0, cached_prompt_tokens = 0, generated_tokens = 0;
   uint64_t reuse_hits = 0;
+  DraftStats drafts;  // every finished sequence's
 };
 
 class Engine {
@@ -151,8 +170,13 @@ class Engine {
   void loop();
   void admit();
   void step();
-  void sample(Seq& s, float* logits);
+  int32_t sample(Seq& s, float* logits, int64_t held);
   void finish(Seq& s, FinishReason reason, const std::string& error = "");
+  void retire_done();
+  void reserve(Seq& s, int64_t n);
+  int64_t drafts_allowed(const Seq& s) const;
+  int32_t draft_token(float* logits) const;
+  bool drafting() const { return opts_.draft > 0; }
   int64_t pages_needed(const Seq& s) const;
   bool is_eos(int32_t id) const;
 
@@ -160,8 +184,10 @@ class Engine {
   const Tokenizer& tok_;
   model::Workspace ws_;        // engine thread only
   std::vector<float> logits_;  // engine thread only
+  std::vector<float> normed_, mtp_logits_;  // engine thread only: the MTP module's inputs and outputs
   EngineOptions opts_;
   StepObserver observer_;
+  DraftTuner tuner_;  // engine thread only
   std::unique_ptr<PagedLatentCache> pool_;
   std::vector<int32_t> no_token_;
 

@@ -51,6 +51,7 @@ GenerateResult generate(Engine& engine, const std::vector<int32_t>& prompt, cons
       r.prompt_tokens = f->prompt_tokens;
       r.reused_tokens = f->cached_tokens;
       r.completion_tokens = f->completion_tokens;
+      r.drafts = f->drafts;
       // No token: the whole run after admission was prefill.
       const double first = f->completion_tokens > 0 ? f->first_token_seconds : f->total_seconds;
       r.prefill_seconds = first - f->queue_seconds;

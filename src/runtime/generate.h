@@ -31,6 +31,7 @@ struct GenerateResult {
   int64_t completion_tokens = 0;   // sampled tokens, an ending EOS included
   double prefill_seconds = 0;      // admission to the first token
   double decode_seconds = 0;       // first token to the end
+  DraftStats drafts;               // speculative decoding's verify steps and acceptance
 };
 
 //! Engine settings for one interactive sequence with a context of ctx_size tokens: the

@@ -7,8 +7,10 @@
 
 namespace dsv3::runtime {
 
-PagedLatentCache::PagedLatentCache(int64_t n_layers, int64_t latent_dim, int64_t page_tokens, int64_t n_pages)
-    : n_layers_(n_layers), dim_(latent_dim), page_tokens_(page_tokens), n_pages_(n_pages) {
+PagedLatentCache::PagedLatentCache(int64_t n_layers, int64_t latent_dim, int64_t page_tokens, int64_t n_pages,
+                                   bool keyed_by_next)
+    : n_layers_(n_layers), dim_(latent_dim), page_tokens_(page_tokens), n_pages_(n_pages),
+      key_tokens_(page_tokens + (keyed_by_next ? 1 : 0)) {
   if (n_layers <= 0 || latent_dim <= 0 || page_tokens <= 0 || n_pages <= 0)
     fail("a paged cache needs positive sizes (layers ", n_layers, ", latent ", latent_dim, ", page ", page_tokens,
          ", pages ", n_pages, ")");
@@ -90,16 +92,18 @@ void PagedLatentCache::unregister(int32_t page) {
       break;
     }
   in.registered = false;
+  in.mtp_rows = false;
   in.tokens.clear();
 }
 
-int32_t PagedLatentCache::lookup(int32_t parent, const int32_t* tokens) {
-  const uint64_t key = key_of(parent, parent < 0 ? 0 : info_[size_t(parent)].key, tokens, page_tokens_);
+int32_t PagedLatentCache::lookup(int32_t parent, const int32_t* tokens, bool need_mtp) {
+  const uint64_t key = key_of(parent, parent < 0 ? 0 : info_[size_t(parent)].key, tokens, key_tokens_);
   auto [b, e] = index_.equal_range(key);
   for (auto it = b; it != e; ++it) {
     const PageInfo& in = info_[size_t(it->second)];
     if (in.parent == parent && in.parent_key == (parent < 0 ? 0 : info_[size_t(parent)].key) &&
         std::equal(in.tokens.begin(), in.tokens.end(), tokens)) {
+      if (need_mtp && !in.mtp_rows) return -1;
       retain(it->second);
       ++hits_;
       return it->second;
@@ -108,12 +112,12 @@ int32_t PagedLatentCache::lookup(int32_t parent, const int32_t* tokens) {
   return -1;
 }
 
-bool PagedLatentCache::register_page(int32_t page, int32_t parent, const int32_t* tokens) {
+bool PagedLatentCache::register_page(int32_t page, int32_t parent, const int32_t* tokens, bool mtp_rows) {
   PageInfo& in = info_[size_t(page)];
   DSV3_CHECK(in.refs > 0 && !in.registered, "registering a page that is not exclusively held");
   DSV3_CHECK(parent < 0 || info_[size_t(parent)].registered, "registering a page under an unregistered parent");
   const uint64_t parent_key = parent < 0 ? 0 : info_[size_t(parent)].key;
-  const uint64_t key = key_of(parent, parent_key, tokens, page_tokens_);
+  const uint64_t key = key_of(parent, parent_key, tokens, key_tokens_);
   auto [b, e] = index_.equal_range(key);
   for (auto it = b; it != e; ++it) {
     const PageInfo& o = info_[size_t(it->second)];
@@ -121,27 +125,30 @@ bool PagedLatentCache::register_page(int32_t page, int32_t parent, const int32_t
       return false;
   }
   in.registered = true;
+  in.mtp_rows = mtp_rows;
   in.parent = parent;
   in.parent_key = parent_key;
   in.key = key;
-  in.tokens.assign(tokens, tokens + page_tokens_);
+  in.tokens.assign(tokens, tokens + key_tokens_);
   index_.emplace(key, page);
   return true;
 }
 
-int64_t PagedSequence::attach_prefix(const std::vector<int32_t>& prompt) {
+int64_t PagedSequence::attach_prefix(const std::vector<int32_t>& prompt, bool need_mtp) {
   DSV3_CHECK(tokens_.empty(), "attach_prefix on a sequence that already holds tokens");
   const int64_t P = pool_->page_tokens();
-  const int64_t usable = (int64_t(prompt.size()) - 1) / P;  // full pages before the last token
+  // Full pages before the last token (whose key's next token, if any, is a prompt token too).
+  const int64_t usable = (int64_t(prompt.size()) - 1) / P;
   int32_t parent = -1;
   for (int64_t k = 0; k < usable; ++k) {
-    const int32_t page = pool_->lookup(parent, prompt.data() + k * P);
+    const int32_t page = pool_->lookup(parent, prompt.data() + k * P, need_mtp);
     if (page < 0) break;
     pages_.push_back(page);
     tokens_.insert(tokens_.end(), prompt.begin() + k * P, prompt.begin() + (k + 1) * P);
     parent = page;
   }
   registered_ = int64_t(pages_.size());
+  mtp_upto_ = need_mtp ? size() : 0;
   return size();
 }
 
@@ -162,9 +169,26 @@ void PagedSequence::commit(const int32_t* tokens, int64_t n) {
   const int64_t P = pool_->page_tokens();
   DSV3_CHECK(size() + n <= int64_t(pages_.size()) * P, "committing tokens beyond the reserved pages");
   tokens_.insert(tokens_.end(), tokens, tokens + n);
-  while (publishing_ && (registered_ + 1) * P <= size()) {
+  publish();
+}
+
+void PagedSequence::track_mtp(bool on) {
+  track_mtp_ = on;
+  publish();
+}
+
+void PagedSequence::seal(int64_t n) {
+  mtp_upto_ = n;
+  publish();
+}
+
+void PagedSequence::publish() {
+  const int64_t P = pool_->page_tokens(), K = pool_->key_tokens();
+  while (publishing_ && registered_ * P + K <= size()) {
+    const bool mtp = (registered_ + 1) * P <= mtp_upto_;
+    if (track_mtp_ && !mtp) break;
     const int32_t parent = registered_ == 0 ? -1 : pages_[size_t(registered_ - 1)];
-    if (!pool_->register_page(pages_[size_t(registered_)], parent, tokens_.data() + registered_ * P)) {
+    if (!pool_->register_page(pages_[size_t(registered_)], parent, tokens_.data() + registered_ * P, mtp)) {
       publishing_ = false;
       break;
     }
@@ -188,6 +212,8 @@ void PagedSequence::clear() {
   tokens_.clear();
   registered_ = 0;
   publishing_ = true;
+  track_mtp_ = false;
+  mtp_upto_ = 0;
 }
 
 }  // namespace dsv3::runtime

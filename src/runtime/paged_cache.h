@@ -18,12 +18,19 @@ namespace dsv3::runtime {
 class PagedLatentCache {
  public:
   //! n_pages pages of page_tokens positions, each holding n_layers latent rows of latent_dim.
-  PagedLatentCache(int64_t n_layers, int64_t latent_dim, int64_t page_tokens, int64_t n_pages);
+  //! keyed_by_next: a page's contents depend on the token after it too (the MTP layer's row of
+  //! position i combines hidden state i with token i+1), so pages are registered and found
+  //! under their tokens plus the next one.
+  PagedLatentCache(int64_t n_layers, int64_t latent_dim, int64_t page_tokens, int64_t n_pages,
+                   bool keyed_by_next = false);
   //! How many pages fit in `bytes` (at least one).
   static int64_t pages_for_bytes(int64_t n_layers, int64_t latent_dim, int64_t page_tokens, uint64_t bytes);
   static uint64_t page_bytes(int64_t n_layers, int64_t latent_dim, int64_t page_tokens);
 
   int64_t page_tokens() const { return page_tokens_; }
+  //! Tokens that name a page: page_tokens, plus the next one when keyed_by_next.
+  int64_t key_tokens() const { return key_tokens_; }
+  int64_t layers() const { return n_layers_; }
   int64_t latent_dim() const { return dim_; }
   int64_t total_pages() const { return n_pages_; }
   int64_t pages_in_use() const { return in_use_; }        // held by at least one sequence
@@ -46,18 +53,20 @@ class PagedLatentCache {
   //! Drops one reference; an unreferenced registered page stays cached, others become free.
   void release(int32_t page);
 
-  //! The registered page holding `tokens` (page_tokens of them) right after `parent` (-1 for
-  //! the first page), retained for the caller; -1 if there is none.
-  int32_t lookup(int32_t parent, const int32_t* tokens);
+  //! The registered page holding `tokens` (key_tokens() of them) right after `parent` (-1 for
+  //! the first page), retained for the caller; -1 if there is none, or if need_mtp and the
+  //! page's MTP-layer rows were not computed (its sequence was not drafting).
+  int32_t lookup(int32_t parent, const int32_t* tokens, bool need_mtp = false);
   //! Makes a full page findable by lookup(). Its contents must never change afterwards.
   //! False when an identical page is registered already (two sequences computed the same
   //! prefix at once): this one stays private and is freed with its sequence.
-  bool register_page(int32_t page, int32_t parent, const int32_t* tokens);
+  bool register_page(int32_t page, int32_t parent, const int32_t* tokens, bool mtp_rows = false);
 
  private:
   struct PageInfo {
     int32_t refs = 0;
     bool registered = false;
+    bool mtp_rows = false;  // its MTP-layer rows hold data
     int32_t parent = -1;
     uint64_t key = 0, parent_key = 0;
     std::vector<int32_t> tokens;
@@ -66,7 +75,7 @@ class PagedLatentCache {
   static uint64_t key_of(int32_t parent, uint64_t parent_key, const int32_t* tokens, int64_t n);
   void unregister(int32_t page);
 
-  int64_t n_layers_, dim_, page_tokens_, n_pages_;
+  int64_t n_layers_, dim_, page_tokens_, n_pages_, key_tokens_;
   std::unique_ptr<float[]> data_;  // not zero-filled: pages are touched only when first used
   std::vector<PageInfo> info_;
   std::vector<int32_t> free_;
@@ -85,14 +94,22 @@ class PagedSequence final : public model::LatentStore {
   PagedSequence& operator=(const PagedSequence&) = delete;
 
   //! Attaches cached pages for the longest page-aligned prefix of prompt[0 .. n-2] (the last
-  //! prompt token is always computed, for its logits). Only on an empty sequence. Returns the
-  //! number of tokens whose latents are now present.
-  int64_t attach_prefix(const std::vector<int32_t>& prompt);
+  //! prompt token is always computed, for its logits). Only on an empty sequence. need_mtp:
+  //! only pages whose MTP-layer rows hold data (a drafting sequence attends over them).
+  //! Returns the number of tokens whose latents are now present.
+  int64_t attach_prefix(const std::vector<int32_t>& prompt, bool need_mtp = false);
   //! Makes sure positions < n have pages; false (nothing allocated) if the pool is exhausted.
   bool reserve(int64_t n);
   //! Records that the next tokens' latents were written (after a forward step); full pages
-  //! become reusable by other sequences.
+  //! become reusable by other sequences (with a pool keyed by the next token: once that
+  //! token is committed and seal() says the page's rows are final).
   void commit(const int32_t* tokens, int64_t n);
+  //! A drafting sequence keeps the MTP layer's rows, which lag the others by a token: its
+  //! pages are registered only once seal() says their MTP rows are final. Off again: the
+  //! rest of its pages are registered without MTP rows.
+  void track_mtp(bool on);
+  //! The MTP-layer rows of positions < n are final.
+  void seal(int64_t n);
   void clear();
 
   int64_t size() const { return int64_t(tokens_.size()); }
@@ -109,6 +126,10 @@ class PagedSequence final : public model::LatentStore {
   std::vector<int32_t> tokens_;
   int64_t registered_ = 0;  // leading pages registered (shared or published)
   bool publishing_ = true;  // false once a page turned out to duplicate another's
+  bool track_mtp_ = false;
+  int64_t mtp_upto_ = 0;  // MTP-layer rows of positions below it are final
+
+  void publish();
 };
 
 }  // namespace dsv3::runtime

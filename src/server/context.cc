@@ -82,6 +82,13 @@ void ServeContext::record(const runtime::FinishInfo& f) {
   metrics.add("dsv3_cached_prompt_tokens_total", uint64_t(f.cached_tokens));
   metrics.add("dsv3_generation_tokens_total", uint64_t(f.completion_tokens));
   metrics.add("dsv3_sequences_finished_total", 1);
+  metrics.add("dsv3_draft_steps_total", uint64_t(f.drafts.steps));
+  metrics.add("dsv3_draft_tokens_total", uint64_t(f.drafts.drafted_total()));
+  metrics.add("dsv3_draft_accepted_tokens_total", uint64_t(f.drafts.accepted_total()));
+  if (!f.drafts.drafted.empty()) {
+    metrics.add("dsv3_draft_first_tokens_total", uint64_t(f.drafts.drafted[0]));
+    metrics.add("dsv3_draft_first_accepted_total", uint64_t(f.drafts.accepted[0]));
+  }
   metrics.histogram("dsv3_queue_seconds").observe(f.queue_seconds);
   if (f.completion_tokens > 0) metrics.histogram("dsv3_time_to_first_token_seconds").observe(f.first_token_seconds);
   metrics.histogram("dsv3_request_duration_seconds").observe(f.total_seconds);

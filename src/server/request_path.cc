@@ -55,15 +55,22 @@ struct Exchange {
 
   // Prompt tokens counted once per prompt, and the cache hits of each prompt's first choice.
   ojson usage() const {
-    int64_t completion = 0, cached = 0;
+    int64_t completion = 0, cached = 0, drafted = 0, accepted = 0;
     for (size_t i = 0; i < choices.size(); ++i) {
       completion += choices[i].done->completion_tokens;
       if (i == 0 || prompt_of[i] != prompt_of[i - 1]) cached += choices[i].done->cached_tokens;
+      drafted += choices[i].done->drafts.drafted_total();
+      accepted += choices[i].done->drafts.accepted_total();
     }
-    return ojson{{"prompt_tokens", prompt_tokens},
-                 {"completion_tokens", completion},
-                 {"total_tokens", prompt_tokens + completion},
-                 {"prompt_tokens_details", {{"cached_tokens", cached}}}};
+    ojson u{{"prompt_tokens", prompt_tokens},
+            {"completion_tokens", completion},
+            {"total_tokens", prompt_tokens + completion},
+            {"prompt_tokens_details", {{"cached_tokens", cached}}}};
+    // Speculative decoding's drafts, in the fields OpenAI uses for predicted outputs.
+    if (drafted > 0)
+      u["completion_tokens_details"] = {{"accepted_prediction_tokens", accepted},
+                                        {"rejected_prediction_tokens", drafted - accepted}};
+    return u;
   }
 
   // Runs the choices to the end. `on_event(i, event)` sees each token, `on_finish(i)` each
