@@ -94,6 +94,7 @@ struct Engine::Seq {
   std::vector<int32_t> drafts, chunk;  // chunk: the verify step's tokens (last token, drafts)
   std::vector<float> mtp_hidden;       // the MTP block's output for the newest draft (chained drafts start there)
   DraftStats draft_stats;
+  FinishInfo finish_info;  // set when done
   Clock::time_point queued = Clock::now(), admitted, first_token;
 };
 
@@ -143,6 +144,7 @@ Engine::~Engine() {
   cv_.notify_all();
   if (thread_.joinable()) thread_.join();
   for (auto& s : active_) finish(*s, FinishReason::Cancelled);
+  retire_done();
   for (auto& s : queue_) {
     FinishInfo f;
     f.reason = FinishReason::Cancelled;
@@ -281,13 +283,8 @@ void Engine::finish(Seq& s, FinishReason reason, const std::string& error) {
   f.queue_seconds = seconds_between(s.queued, s.admitted.time_since_epoch().count() ? s.admitted : now);
   f.first_token_seconds = s.generated ? seconds_between(s.queued, s.first_token) : 0;
   f.total_seconds = seconds_between(s.queued, now);
-  f.drafts = s.draft_stats;
   s.done = true;
-  {
-    std::lock_guard lk(mu_);
-    stats_.drafts.add(s.draft_stats);
-  }
-  s.stream->finish(std::move(f));
+  s.finish_info = std::move(f);  // given to the stream by retire_done(), with the step's draft counts
 }
 
 void Engine::retire_done() {
@@ -298,6 +295,12 @@ void Engine::retire_done() {
       s->cache.clear();
       reserved_pages_ -= s->claim;
       s->claim = 0;
+      s->finish_info.drafts = s->draft_stats;
+      {
+        std::lock_guard lk(mu_);
+        stats_.drafts.add(s->draft_stats);
+      }
+      s->stream->finish(std::move(s->finish_info));
     }
   std::erase_if(active_, [](const std::unique_ptr<Seq>& s) { return s->done; });
 }
