@@ -5,7 +5,9 @@
 #include <sys/resource.h>
 
 #include <algorithm>
+#include <cmath>
 #include <chrono>
+#include <filesystem>
 #include <cstdio>
 #include <string>
 #include <tuple>
@@ -16,6 +18,7 @@
 #include "apps/commands.h"
 #include "apps/numerics_flag.h"
 #include "apps/textgen.h"
+#include "base/error.h"
 #include "base/rng.h"
 #include "kernels/isa.h"
 #include "kernels/matmul.h"
@@ -23,7 +26,10 @@
 #include "model/flops.h"
 #include "model/model.h"
 #include "model/profile.h"
+#include "runtime/engine.h"
+#include "runtime/generate.h"
 #include "threading/pool.h"
+#include "tokenizer/tokenizer.h"
 
 namespace dsv3::app {
 namespace {
@@ -40,6 +46,8 @@ struct BenchFlags {
   std::string model;
   int64_t prompt_tokens = 512, gen_tokens = 32, context = 0, batch = 1;
   int reps = 3;
+  int64_t draft = 0;
+  std::string draft_prompt;
   bool json = false, profile = false;
   WeightFlags weights;
   NumericsFlag numerics;
@@ -68,9 +76,151 @@ int64_t peak_rss_bytes() {
   return int64_t(ru.ru_maxrss) * 1024;
 }
 
+// The speed-up a verify step of 1 + N tokens gives when draft k is accepted (with every draft
+// before it) at rate accepted[k]: tokens per step over the step's cost, relative to a plain step.
+double projected_speedup(const std::vector<double>& accepted, double verify_cost, double draft_cost) {
+  double tokens = 1;
+  for (double a : accepted) tokens += a;
+  return tokens / (verify_cost + double(accepted.size()) * draft_cost);
+}
+
+// --draft N: what speculative decoding costs and gives on this model. A verify step of T tokens
+// and a draft (the MTP module's step with its head) are timed against a one-token step at the
+// same context; with a tokenizer in the folder the engine then generates greedily without and
+// with drafts, and the measured speed-up is set against what the costs and the measured
+// acceptance predict.
+nlohmann::json bench_drafting(const BenchFlags& f, const model::Model& model, model::Workspace& ws, ThreadPool& pool) {
+  const model::ModelConfig& c = model.config();
+  const int64_t V = c.vocab_size, D = c.hidden_size, N = f.draft;
+  const int64_t steps = std::max<int64_t>(f.gen_tokens, 8), ctx = std::max<int64_t>(f.prompt_tokens, 1);
+  Rng rng(99);
+  std::vector<int32_t> toks(static_cast<size_t>(ctx + N + 1));
+  for (int32_t& t : toks) t = int32_t(rng.next() % uint64_t(V));
+  model::KvCache cache = model.new_cache(ctx + N + 1);
+  std::vector<float> logits(static_cast<size_t>((N + 1) * V));
+  model.forward(ws, toks.data(), ctx, cache, nullptr);
+  // Verify steps of T = 1 .. N+1 tokens at the same context (rolled back after each).
+  std::vector<double> step_s;
+  for (int64_t T = 1; T <= N + 1; ++T) {
+    std::vector<double> times;
+    for (int64_t i = 0; i < steps; ++i) {
+      model::BatchSeq b{&toks[size_t(ctx)], T, ctx, &cache, true, T};
+      b.attention = model::AttentionForm::Absorbed;
+      const auto t0 = Clock::now();
+      model.forward_batch(ws, {b}, logits.data());
+      times.push_back(since(t0));
+    }
+    step_s.push_back(median(times));
+  }
+  // A draft: the MTP module on one row, with its head (over a cache of zero latents).
+  model::KvCache mcache = model.new_mtp_cache(ctx + 1);
+  mcache.set_size(ctx);
+  std::vector<float> hidden(static_cast<size_t>(D));
+  for (float& v : hidden) v = rng.symmetric(1.0f);
+  std::vector<double> draft_times;
+  for (int64_t i = 0; i < steps; ++i) {
+    model::MtpSeq m;
+    m.hidden = hidden.data();
+    m.next_tokens = &toks[size_t(ctx)];
+    m.T = 1;
+    m.start = ctx;
+    m.cache = &mcache;
+    const auto t0 = Clock::now();
+    model.forward_mtp_batch(ws, {m}, 0, logits.data());
+    draft_times.push_back(since(t0));
+  }
+  const double draft_cost = median(draft_times) / step_s[0];
+  nlohmann::json j = {{"draft", N}, {"context", ctx}, {"step_seconds", step_s}, {"draft_cost", draft_cost}};
+  nlohmann::json costs = nlohmann::json::array();
+  for (double t : step_s) costs.push_back(t / step_s[0]);
+  j["verify_cost"] = costs;  // [T-1]: a T-token step relative to a one-token step
+  // At the report's 85% and 90% acceptance of the first draft (and that rate again for each
+  // later one, given the earlier ones).
+  nlohmann::json proj = nlohmann::json::object();
+  for (double a : {0.85, 0.90}) {
+    std::vector<double> acc;
+    for (int64_t k = 0; k < N; ++k) acc.push_back(std::pow(a, double(k + 1)));
+    proj[std::to_string(int(a * 100 + 0.5))] = projected_speedup(acc, costs[size_t(N)].get<double>(), draft_cost);
+  }
+  j["projected_speedup_at_acceptance"] = proj;
+
+  if (!std::filesystem::exists(std::filesystem::path(f.model) / "tokenizer.json")) {
+    j["end_to_end"] = "skipped: the model folder has no tokenizer.json";
+    return j;
+  }
+  const Tokenizer tok = Tokenizer::load(f.model);
+  std::vector<int32_t> prompt;
+  if (!f.draft_prompt.empty()) {
+    prompt = tok.encode(f.draft_prompt, tok.add_bos_by_default());
+  } else {
+    for (int64_t i = 0; i < ctx; ++i) prompt.push_back(toks[size_t(i)]);
+  }
+  nlohmann::json e2e = nlohmann::json::object();
+  double plain_tps = 0;
+  for (int64_t n : {int64_t(0), N}) {
+    std::vector<double> tps;
+    runtime::DraftStats d;
+    for (int rep = 0; rep < f.reps; ++rep) {
+      runtime::EngineOptions eo = runtime::single_sequence_options(int64_t(prompt.size()) + f.gen_tokens + 1);
+      eo.numerics = ws.kernels.numerics();
+      eo.draft = n;
+      runtime::Engine engine(model, tok, pool, eo);
+      runtime::GenerateOptions go;
+      go.sampling.temperature = 0;
+      go.max_tokens = f.gen_tokens;
+      go.ignore_eos = true;
+      const runtime::GenerateResult r = runtime::generate(engine, prompt, go, {});
+      if (r.completion_tokens > 1 && r.decode_seconds > 0) tps.push_back(double(r.completion_tokens - 1) / r.decode_seconds);
+      d.add(r.drafts);
+    }
+    nlohmann::json run = {{"decode_tokens_per_s", median(tps)}};
+    if (n > 0) {
+      std::vector<double> acc;
+      for (size_t k = 0; k < d.drafted.size(); ++k)
+        acc.push_back(d.drafted[k] ? double(d.accepted[k]) / double(d.drafted[k]) : 0.0);
+      const double predicted = projected_speedup(acc, costs[size_t(N)].get<double>(), draft_cost);
+      run["acceptance"] = acc;
+      run["tokens_per_step"] = d.steps ? double(d.steps + d.accepted_total()) / double(d.steps) : 0.0;
+      run["speedup"] = plain_tps > 0 ? median(tps) / plain_tps : 0.0;
+      run["predicted_speedup"] = predicted;
+    } else {
+      plain_tps = median(tps);
+    }
+    e2e[n == 0 ? "plain" : "drafting"] = run;
+  }
+  e2e["prompt_tokens"] = prompt.size();
+  j["end_to_end"] = e2e;
+  return j;
+}
+
+void print_drafting(const nlohmann::json& s) {
+  std::printf("\nspeculative decoding, --draft %lld (context %lld; costs relative to a one-token step)\n",
+              s["draft"].get<long long>(), s["context"].get<long long>());
+  const auto& costs = s["verify_cost"];
+  for (size_t t = 1; t < costs.size(); ++t)
+    std::printf("  verify step of %zu tokens   %.2fx\n", t + 1, costs[t].get<double>());
+  std::printf("  draft (MTP module + head)  %.2fx per draft\n", s["draft_cost"].get<double>());
+  for (const auto& [a, v] : s["projected_speedup_at_acceptance"].items())
+    std::printf("  projected speed-up at %s%% acceptance: %.2fx\n", a.c_str(), v.get<double>());
+  const auto& e = s["end_to_end"];
+  if (e.is_string()) {
+    std::printf("  end to end: %s\n", e.get<std::string>().c_str());
+    return;
+  }
+  const auto& d = e["drafting"];
+  std::string acc;
+  for (const auto& a : d["acceptance"]) acc += " " + std::to_string(int(100 * a.get<double>() + 0.5)) + "%";
+  std::printf("  greedy decode %.1f tok/s plain, %.1f with drafts: %.2fx (predicted from the costs and the acceptance%s: "
+              "%.2fx), %.2f tokens per verify step\n",
+              e["plain"]["decode_tokens_per_s"].get<double>(), d["decode_tokens_per_s"].get<double>(),
+              d["speedup"].get<double>(), acc.c_str(), d["predicted_speedup"].get<double>(),
+              d["tokens_per_step"].get<double>());
+}
+
 void run(const BenchFlags& f, ThreadPool& pool) {
   const auto t_load = Clock::now();
-  model::Model model = model::Model::load(f.model, model::LoadOptions{false, f.weights.memory()});
+  model::Model model = model::Model::load(f.model, model::LoadOptions{f.draft > 0, f.weights.memory()});
+  if (f.draft > 0 && !model.has_mtp()) fail("--draft needs a model with an MTP module (num_nextn_predict_layers >= 1)");
   const double huge_fraction = settle_weights(*model.weights().checkpoint, f.weights, false);  // faults are not timed
   const double load_s = since(t_load);
   const model::ModelConfig& c = model.config();
@@ -155,6 +305,7 @@ void run(const BenchFlags& f, ThreadPool& pool) {
       decode_bytes.push_back(double(kernels::weight_bytes_read() - b0) / double(f.gen_tokens));
     }
   }
+  const nlohmann::json spec = f.draft > 0 ? bench_drafting(f, model, ws, pool) : nlohmann::json();
   const int64_t peak_rss = peak_rss_bytes();
   // Shared machines drift: each limit is the best rate seen before or after the runs.
   read_gbs = std::max(read_gbs, kernels::probe_read_gb_per_s(pool));
@@ -211,6 +362,7 @@ void run(const BenchFlags& f, ThreadPool& pool) {
     }
     j["profile"] = p;
   }
+  if (!spec.is_null()) j["speculation"] = spec;
   if (f.json) {
     std::printf("%s\n", j.dump(2).c_str());
     return;
@@ -233,6 +385,7 @@ void run(const BenchFlags& f, ThreadPool& pool) {
                 dtps, f.batch > 1 ? (" over " + std::to_string(f.batch) + " sequences").c_str() : "",
                 (long long)(f.context + f.prompt_tokens), dbytes / 1e6, decode_gbs, 100 * decode_gbs / read_gbs,
                 f.reps);
+  if (!spec.is_null()) print_drafting(spec);
   if (!f.profile) return;
   std::printf("\nprofile (per token; bytes are weights read)   %22s   %22s\n", "prefill", "decode");
   std::printf("%-28s %12s %10s   %12s %10s\n", "phase", "us", "MB", "us", "MB");
@@ -269,6 +422,15 @@ void add_bench(CLI::App& app, AppContext& ctx) {
       ->capture_default_str();
   cmd->add_option("--reps", f->reps, "repetitions; medians are reported")->check(CLI::PositiveNumber)
       ->capture_default_str();
+  cmd->add_option("--draft", f->draft,
+                  "also measure speculative decoding with N drafts: verify steps of 2 .. N+1 tokens and a draft "
+                  "against a one-token step, the speed-up they project at 85% and 90% acceptance, and (with a "
+                  "tokenizer in the folder) greedy decoding without and with drafts")
+      ->check(CLI::Range(0, 16))
+      ->capture_default_str();
+  cmd->add_option("--draft-prompt", f->draft_prompt,
+                  "text for the --draft end-to-end runs (default: the random prompt; acceptance means something "
+                  "only on a trained model and real text)");
   cmd->add_flag("--json", f->json, "print one JSON object");
   cmd->add_flag("--profile", f->profile,
                 "also report time and weight bytes per token by phase (embedding, attention projections and core, "

@@ -113,8 +113,8 @@ std::string stats_line(const runtime::GenerateResult& r) {
       std::snprintf(buf, sizeof buf, " %.0f%%", d.drafted[k] ? 100.0 * double(d.accepted[k]) / double(d.drafted[k]) : 0.0);
       line += buf;
     }
-    std::snprintf(buf, sizeof buf, " (pos 1..%zu), %.2f tok/step", d.drafted.size(),
-                  double(d.steps + d.accepted_total()) / double(d.steps));
+    std::snprintf(buf, sizeof buf, " (pos 1..%zu) over %lld verify steps, %.2f tok/step", d.drafted.size(),
+                  (long long)d.steps, double(d.steps + d.accepted_total()) / double(d.steps));
     line += buf;
   }
   return line;

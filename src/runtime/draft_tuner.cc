@@ -22,7 +22,7 @@ DraftTuner::Choice DraftTuner::choose(int64_t n) const {
   if (!auto_) return Choice::Draft;
   const Bucket& b = buckets_[bucket(n)];
   if (b.plain.count < kPlainSamples) return Choice::Measure;
-  if (b.draft.count < kDraftSamples) return Choice::Draft;
+  if (b.draft.count < kDraftSamples || b.plain_since_draft >= kRetryAfter) return Choice::Draft;
   return draft_rate(n) >= plain_rate(n) ? Choice::Draft : Choice::Off;
 }
 
@@ -30,8 +30,11 @@ void DraftTuner::record(int64_t n, bool verified_drafts, double seconds, double 
   Bucket& b = buckets_[bucket(n)];
   if (!verified_drafts) {
     b.plain.add(seconds);
+    ++b.plain_since_draft;
     return;
   }
+  if (b.plain_since_draft >= kRetryAfter) b.draft = b.tokens = Window{};  // measure afresh
+  b.plain_since_draft = 0;
   b.draft.add(seconds);
   b.tokens.add(tokens_per_seq);
 }

@@ -35,6 +35,9 @@ class DraftTuner {
   double draft_rate(int64_t n) const;
 
   static constexpr int kPlainSamples = 4, kDraftSamples = 8;
+  //! After this many plain steps, a batch size where drafting did not pay is tried again
+  //! (by sequences that start then): acceptance depends on the text.
+  static constexpr int kRetryAfter = 1024;
 
  private:
   // The median of the latest samples: step times on a busy machine have outliers (the first
@@ -47,6 +50,7 @@ class DraftTuner {
   };
   struct Bucket {
     Window plain, draft, tokens;  // plain step seconds; verify + drafting seconds; tokens per step
+    int plain_since_draft = 0;
   };
   static size_t bucket(int64_t n);
 

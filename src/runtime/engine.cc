@@ -172,6 +172,7 @@ std::shared_ptr<Stream> Engine::submit(GenRequest req) {
          pool_->total_pages() * opts_.page_tokens);
   s->sampler = std::make_unique<Sampler>(s->req.sampling, int32_t(model_.config().vocab_size));
   s->sampler->set_prompt(s->req.prompt);
+  s->sampler->set_logprobs(s->req.top_logprobs >= 0);
   s->detok = std::make_unique<StreamDecoder>(tok_, s->req.skip_special);
   s->stops = std::make_unique<StopMatcher>(s->req.stop);
   s->tokens = s->req.prompt;

@@ -38,8 +38,11 @@ class Sampler {
   //! Picks the next token from logits [vocab] (modified in place by the penalties).
   int32_t sample(float* logits);
   //! Log-softmax of the last logits given to sample(), after penalties and bias but before
-  //! temperature and truncation (what OpenAI-style logprobs report).
+  //! temperature and truncation (what OpenAI-style logprobs report). Computed only while
+  //! set_logprobs(true) (the default); a full pass over the vocabulary per token otherwise
+  //! weighs on small models.
   const std::vector<float>& last_logprobs() const { return logprobs_; }
+  void set_logprobs(bool on) { want_logprobs_ = on; }
 
   const SamplingParams& params() const { return p_; }
 
@@ -51,6 +54,7 @@ class Sampler {
   Rng rng_;
   std::vector<int32_t> prompt_counts_, output_counts_;
   std::vector<float> logprobs_;
+  bool want_logprobs_ = true;
   std::vector<int32_t> order_;
 };
 
