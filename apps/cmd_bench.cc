@@ -8,6 +8,7 @@
 #include <cmath>
 #include <chrono>
 #include <filesystem>
+#include <fstream>
 #include <cstdio>
 #include <string>
 #include <tuple>
@@ -47,7 +48,7 @@ struct BenchFlags {
   int64_t prompt_tokens = 512, gen_tokens = 32, context = 0, batch = 1;
   int reps = 3;
   int64_t draft = 0;
-  std::string draft_prompt;
+  std::string draft_prompt, draft_prompts;
   bool json = false, profile = false;
   WeightFlags weights;
   NumericsFlag numerics;
@@ -76,12 +77,20 @@ int64_t peak_rss_bytes() {
   return int64_t(ru.ru_maxrss) * 1024;
 }
 
-// The speed-up a verify step of 1 + N tokens gives when draft k is accepted (with every draft
-// before it) at rate accepted[k]: tokens per step over the step's cost, relative to a plain step.
-double projected_speedup(const std::vector<double>& accepted, double verify_cost, double draft_cost) {
-  double tokens = 1;
-  for (double a : accepted) tokens += a;
-  return tokens / (verify_cost + double(accepted.size()) * draft_cost);
+// The speed-up speculative decoding gives with N drafts, relative to a plain step, when draft k
+// is accepted (with every draft before it) at rate accepted[k]: tokens per verify step over
+// its cost. A verify step runs 1 + N tokens (verify_cost); then the MTP module runs the
+// 1 + a tokens just accepted (mtp_cost[a], the last with the head), and N - 1 chained drafts
+// of one row and the head (mtp_cost[0]) each.
+double projected_speedup(const std::vector<double>& accepted, double verify_cost, const std::vector<double>& mtp_cost) {
+  const size_t n = accepted.size();
+  double tokens = 1, cost = verify_cost + double(n - 1) * mtp_cost[0];
+  for (size_t a = 0; a <= n; ++a) {
+    const double p = (a == 0 ? 1.0 : accepted[a - 1]) - (a == n ? 0.0 : accepted[a]);  // exactly a accepted
+    cost += p * mtp_cost[a];
+    if (a < n) tokens += accepted[a];
+  }
+  return tokens / cost;
 }
 
 // --draft N: what speculative decoding costs and gives on this model. A verify step of T tokens
@@ -112,25 +121,28 @@ nlohmann::json bench_drafting(const BenchFlags& f, const model::Model& model, mo
     }
     step_s.push_back(median(times));
   }
-  // A draft: the MTP module on one row, with its head (over a cache of zero latents).
-  model::KvCache mcache = model.new_mtp_cache(ctx + 1);
+  // The MTP module on 1 .. N+1 rows, with its head on the last (over a cache of zero latents).
+  model::KvCache mcache = model.new_mtp_cache(ctx + N + 1);
   mcache.set_size(ctx);
-  std::vector<float> hidden(static_cast<size_t>(D));
+  std::vector<float> hidden(static_cast<size_t>((N + 1) * D));
   for (float& v : hidden) v = rng.symmetric(1.0f);
-  std::vector<double> draft_times;
-  for (int64_t i = 0; i < steps; ++i) {
-    model::MtpSeq m;
-    m.hidden = hidden.data();
-    m.next_tokens = &toks[size_t(ctx)];
-    m.T = 1;
-    m.start = ctx;
-    m.cache = &mcache;
-    const auto t0 = Clock::now();
-    model.forward_mtp_batch(ws, {m}, 0, logits.data());
-    draft_times.push_back(since(t0));
+  std::vector<double> mtp_cost;
+  for (int64_t T = 1; T <= N + 1; ++T) {
+    std::vector<double> times;
+    for (int64_t i = 0; i < steps; ++i) {
+      model::MtpSeq m;
+      m.hidden = hidden.data();
+      m.next_tokens = &toks[size_t(ctx)];
+      m.T = T;
+      m.start = ctx;
+      m.cache = &mcache;
+      const auto t0 = Clock::now();
+      model.forward_mtp_batch(ws, {m}, 0, logits.data());
+      times.push_back(since(t0));
+    }
+    mtp_cost.push_back(median(times) / step_s[0]);
   }
-  const double draft_cost = median(draft_times) / step_s[0];
-  nlohmann::json j = {{"draft", N}, {"context", ctx}, {"step_seconds", step_s}, {"draft_cost", draft_cost}};
+  nlohmann::json j = {{"draft", N}, {"context", ctx}, {"step_seconds", step_s}, {"mtp_cost", mtp_cost}};
   nlohmann::json costs = nlohmann::json::array();
   for (double t : step_s) costs.push_back(t / step_s[0]);
   j["verify_cost"] = costs;  // [T-1]: a T-token step relative to a one-token step
@@ -140,7 +152,7 @@ nlohmann::json bench_drafting(const BenchFlags& f, const model::Model& model, mo
   for (double a : {0.85, 0.90}) {
     std::vector<double> acc;
     for (int64_t k = 0; k < N; ++k) acc.push_back(std::pow(a, double(k + 1)));
-    proj[std::to_string(int(a * 100 + 0.5))] = projected_speedup(acc, costs[size_t(N)].get<double>(), draft_cost);
+    proj[std::to_string(int(a * 100 + 0.5))] = projected_speedup(acc, costs[size_t(N)].get<double>(), mtp_cost);
   }
   j["projected_speedup_at_acceptance"] = proj;
 
@@ -149,46 +161,66 @@ nlohmann::json bench_drafting(const BenchFlags& f, const model::Model& model, mo
     return j;
   }
   const Tokenizer tok = Tokenizer::load(f.model);
-  std::vector<int32_t> prompt;
-  if (!f.draft_prompt.empty()) {
-    prompt = tok.encode(f.draft_prompt, tok.add_bos_by_default());
+  std::vector<std::vector<int32_t>> prompts;
+  if (!f.draft_prompts.empty()) {
+    std::ifstream in(f.draft_prompts);
+    if (!in) fail("cannot read --draft-prompts file ", f.draft_prompts);
+    for (std::string line; std::getline(in, line);)
+      if (line.find_first_not_of(" \t\r") != std::string::npos) prompts.push_back(tok.encode(line, tok.add_bos_by_default()));
+    if (prompts.empty()) fail(f.draft_prompts, " has no prompts (one per line)");
+  } else if (!f.draft_prompt.empty()) {
+    prompts.push_back(tok.encode(f.draft_prompt, tok.add_bos_by_default()));
   } else {
-    for (int64_t i = 0; i < ctx; ++i) prompt.push_back(toks[size_t(i)]);
+    prompts.emplace_back(toks.begin(), toks.begin() + ctx);
   }
+  int64_t longest = 0;
+  for (const auto& p : prompts) longest = std::max<int64_t>(longest, int64_t(p.size()));
   nlohmann::json e2e = nlohmann::json::object();
   double plain_tps = 0;
-  for (int64_t n : {int64_t(0), N}) {
+  // Plain, forced N drafts, and --draft auto (which measures and keeps the faster way; a fresh
+  // engine per prompt, as each `dsv3 generate` run is).
+  for (int64_t n : {int64_t(0), N, int64_t(-1)}) {
     std::vector<double> tps;
     runtime::DraftStats d;
     for (int rep = 0; rep < f.reps; ++rep) {
-      runtime::EngineOptions eo = runtime::single_sequence_options(int64_t(prompt.size()) + f.gen_tokens + 1);
-      eo.numerics = ws.kernels.numerics();
-      eo.draft = n;
-      runtime::Engine engine(model, tok, pool, eo);
-      runtime::GenerateOptions go;
-      go.sampling.temperature = 0;
-      go.max_tokens = f.gen_tokens;
-      go.ignore_eos = true;
-      const runtime::GenerateResult r = runtime::generate(engine, prompt, go, {});
-      if (r.completion_tokens > 1 && r.decode_seconds > 0) tps.push_back(double(r.completion_tokens - 1) / r.decode_seconds);
-      d.add(r.drafts);
+      double tokens = 0, seconds = 0;
+      for (const auto& prompt : prompts) {
+        runtime::EngineOptions eo = runtime::single_sequence_options(longest + f.gen_tokens + 1);
+        eo.numerics = ws.kernels.numerics();
+        eo.draft = n < 0 ? 1 : n;
+        eo.draft_auto = n < 0;
+        runtime::Engine engine(model, tok, pool, eo);
+        runtime::GenerateOptions go;
+        go.sampling.temperature = 0;
+        go.max_tokens = f.gen_tokens;
+        go.ignore_eos = true;
+        const runtime::GenerateResult r = runtime::generate(engine, prompt, go, {});
+        tokens += double(std::max<int64_t>(r.completion_tokens - 1, 0));
+        seconds += r.decode_seconds;
+        if (rep == 0) d.add(r.drafts);
+      }
+      if (seconds > 0) tps.push_back(tokens / seconds);
     }
     nlohmann::json run = {{"decode_tokens_per_s", median(tps)}};
-    if (n > 0) {
+    if (n < 0) {
+      run["speedup"] = plain_tps > 0 ? median(tps) / plain_tps : 0.0;
+      run["verify_steps"] = d.steps;
+    } else if (n > 0) {
       std::vector<double> acc;
       for (size_t k = 0; k < d.drafted.size(); ++k)
         acc.push_back(d.drafted[k] ? double(d.accepted[k]) / double(d.drafted[k]) : 0.0);
-      const double predicted = projected_speedup(acc, costs[size_t(N)].get<double>(), draft_cost);
+      const double predicted = projected_speedup(acc, costs[size_t(N)].get<double>(), mtp_cost);
       run["acceptance"] = acc;
+      run["verify_steps"] = d.steps;
       run["tokens_per_step"] = d.steps ? double(d.steps + d.accepted_total()) / double(d.steps) : 0.0;
       run["speedup"] = plain_tps > 0 ? median(tps) / plain_tps : 0.0;
       run["predicted_speedup"] = predicted;
     } else {
       plain_tps = median(tps);
     }
-    e2e[n == 0 ? "plain" : "drafting"] = run;
+    e2e[n == 0 ? "plain" : n < 0 ? "auto" : "drafting"] = run;
   }
-  e2e["prompt_tokens"] = prompt.size();
+  e2e["prompts"] = prompts.size();
   j["end_to_end"] = e2e;
   return j;
 }
@@ -199,7 +231,9 @@ void print_drafting(const nlohmann::json& s) {
   const auto& costs = s["verify_cost"];
   for (size_t t = 1; t < costs.size(); ++t)
     std::printf("  verify step of %zu tokens   %.2fx\n", t + 1, costs[t].get<double>());
-  std::printf("  draft (MTP module + head)  %.2fx per draft\n", s["draft_cost"].get<double>());
+  const auto& mtp = s["mtp_cost"];
+  for (size_t t = 0; t < mtp.size(); ++t)
+    std::printf("  MTP module on %zu row%s + head %.2fx\n", t + 1, t ? "s" : " ", mtp[t].get<double>());
   for (const auto& [a, v] : s["projected_speedup_at_acceptance"].items())
     std::printf("  projected speed-up at %s%% acceptance: %.2fx\n", a.c_str(), v.get<double>());
   const auto& e = s["end_to_end"];
@@ -210,11 +244,15 @@ void print_drafting(const nlohmann::json& s) {
   const auto& d = e["drafting"];
   std::string acc;
   for (const auto& a : d["acceptance"]) acc += " " + std::to_string(int(100 * a.get<double>() + 0.5)) + "%";
-  std::printf("  greedy decode %.1f tok/s plain, %.1f with drafts: %.2fx (predicted from the costs and the acceptance%s: "
-              "%.2fx), %.2f tokens per verify step\n",
-              e["plain"]["decode_tokens_per_s"].get<double>(), d["decode_tokens_per_s"].get<double>(),
-              d["speedup"].get<double>(), acc.c_str(), d["predicted_speedup"].get<double>(),
-              d["tokens_per_step"].get<double>());
+  std::printf("  greedy decode over %zu prompt(s): %.1f tok/s plain, %.1f with drafts: %.2fx\n"
+              "  acceptance by draft position%s over %lld verify steps, %.2f tokens per step; predicted from the costs "
+              "and that acceptance: %.2fx\n",
+              e["prompts"].get<size_t>(), e["plain"]["decode_tokens_per_s"].get<double>(),
+              d["decode_tokens_per_s"].get<double>(), d["speedup"].get<double>(), acc.c_str(),
+              d["verify_steps"].get<long long>(), d["tokens_per_step"].get<double>(), d["predicted_speedup"].get<double>());
+  std::printf("  --draft auto: %.1f tok/s, %.2fx plain (%lld verify steps before it settled)\n",
+              e["auto"]["decode_tokens_per_s"].get<double>(), e["auto"]["speedup"].get<double>(),
+              e["auto"]["verify_steps"].get<long long>());
 }
 
 void run(const BenchFlags& f, ThreadPool& pool) {
@@ -431,6 +469,9 @@ void add_bench(CLI::App& app, AppContext& ctx) {
   cmd->add_option("--draft-prompt", f->draft_prompt,
                   "text for the --draft end-to-end runs (default: the random prompt; acceptance means something "
                   "only on a trained model and real text)");
+  cmd->add_option("--draft-prompts", f->draft_prompts,
+                  "a file of prompts, one per line, for the --draft end-to-end runs (acceptance and speed over all "
+                  "of them)");
   cmd->add_flag("--json", f->json, "print one JSON object");
   cmd->add_flag("--profile", f->profile,
                 "also report time and weight bytes per token by phase (embedding, attention projections and core, "

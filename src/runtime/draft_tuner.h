@@ -34,7 +34,7 @@ class DraftTuner {
   double plain_rate(int64_t n) const;
   double draft_rate(int64_t n) const;
 
-  static constexpr int kPlainSamples = 4, kDraftSamples = 8;
+  static constexpr int kPlainSamples = 3, kDraftSamples = 5;
   //! After this many plain steps, a batch size where drafting did not pay is tried again
   //! (by sequences that start then): acceptance depends on the text.
   static constexpr int kRetryAfter = 1024;

@@ -117,7 +117,9 @@ struct EngineOptions {
   int64_t page_tokens = 16;
   uint64_t cache_bytes = 0;      // latent cache budget; 0: enough for max_seqs full contexts
   int64_t step_tokens = 256;     // prompt tokens per step, shared by pending prefills
-  model::AttentionForm attention = model::AttentionForm::Absorbed;  // fixed, so batching never changes results
+  //! Prompt steps' attention; fixed, so batching never changes results. Decode and verify
+  //! steps always attend in the absorbed form.
+  model::AttentionForm attention = model::AttentionForm::Absorbed;
   //! true: the engine runs its steps on a thread of its own (serving: requests arrive from
   //! other threads at any time). false: the caller runs them with run_step() (generate and
   //! chat: one sequence, and no thread hand-off per token).

@@ -35,8 +35,8 @@ struct GenerateResult {
 };
 
 //! Engine settings for one interactive sequence with a context of ctx_size tokens: the
-//! whole prompt in one step, the attention form picked per step (naive for a long prompt,
-//! absorbed for decoding), one-token cache pages, so a chat's next turn reuses every token
+//! whole prompt in one step, the attention form picked per prompt step (naive for a long
+//! prompt; decode steps always attend in the absorbed form), one-token cache pages, so a chat's next turn reuses every token
 //! of the conversation so far (all but the last prompt token, which is recomputed for its
 //! logits), and no engine thread: generate() runs the steps on the caller's thread.
 EngineOptions single_sequence_options(int64_t ctx_size);
