@@ -259,7 +259,7 @@ void run(const BenchFlags& f, ThreadPool& pool) {
   const auto t_load = Clock::now();
   model::Model model = model::Model::load(f.model, model::LoadOptions{f.draft > 0, f.weights.memory()});
   if (f.draft > 0 && !model.has_mtp()) fail("--draft needs a model with an MTP module (num_nextn_predict_layers >= 1)");
-  const double huge_fraction = settle_weights(*model.weights().checkpoint, f.weights, false);  // faults are not timed
+  const double huge_fraction = settle_weights(model.weights(), f.weights, false);  // faults are not timed
   const double load_s = since(t_load);
   const model::ModelConfig& c = model.config();
   const int64_t V = c.vocab_size;

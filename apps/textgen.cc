@@ -11,7 +11,7 @@ namespace dsv3::app {
 namespace {
 
 // Touches every weight page, with a progress bar on a terminal.
-void prefault(const io::Checkpoint& ck) {
+void prefault(const io::Checkpoint& ck, const std::function<bool(const std::string&)>& skip) {
   const bool tty = isatty(STDERR_FILENO);
   int last = -1;
   ck.prefault([&](uint64_t done, uint64_t total) {
@@ -20,7 +20,7 @@ void prefault(const io::Checkpoint& ck) {
     last = pct;
     std::fprintf(stderr, "\rloading  [%-30.*s] %3d%%  %.2f / %.2f GB", pct * 30 / 100, "##############################",
                  pct, double(done) / 1e9, double(total) / 1e9);
-  });
+  }, skip);
   if (tty) std::fprintf(stderr, "\r%78s\r", "");
 }
 
@@ -37,7 +37,7 @@ TextModel load_text_model(const std::string& dir, bool need_template, const Weig
     tm.chat_template = ChatTemplate::parse(tm.tokenizer->chat_template(), dir + "/tokenizer_config.json:chat_template");
   else if (need_template)
     fail(dir, "/tokenizer_config.json has no chat_template; use generate without --chat");
-  settle_weights(*tm.model->weights().checkpoint, weights, true);
+  settle_weights(tm.model->weights(), weights, true);
   return tm;
 }
 
@@ -52,9 +52,11 @@ void add_weight_flags(CLI::App* cmd, WeightFlags& flags) {
       ->excludes(h);
 }
 
-double settle_weights(const io::Checkpoint& ck, const WeightFlags& flags, bool progress) {
+double settle_weights(const model::ModelWeights& w, const WeightFlags& flags, bool progress) {
+  const io::Checkpoint& ck = *w.checkpoint;
   const bool tty = progress && isatty(STDERR_FILENO);
-  auto touch = [&] { tty ? prefault(ck) : ck.prefault(); };
+  const auto skip = [&w](const std::string& name) { return w.idle.count(name) > 0; };
+  auto touch = [&] { tty ? prefault(ck, skip) : ck.prefault(nullptr, skip); };
   touch();
   if (flags.hugepages) return 1.0;
   double huge = ck.huge_mapped_fraction();

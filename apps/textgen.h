@@ -30,10 +30,11 @@ struct WeightFlags {
 };
 void add_weight_flags(CLI::App* cmd, WeightFlags& flags);
 
-//! Touches every weight page (with a progress bar on a terminal when `progress`); for mapped
-//! weights reports how much is mapped in 2 MB pages, and with flags.recache first reads the
-//! rest again into 2 MB folios. Returns the share of the weights in 2 MB pages.
-double settle_weights(const io::Checkpoint& ck, const WeightFlags& flags, bool progress);
+//! Touches every page of the weights the forward pass reads (with a progress bar on a
+//! terminal when `progress`; not the MTP layer when it was not loaded, nor tied copies); for
+//! mapped weights reports how much is mapped in 2 MB pages, and with flags.recache first reads
+//! the rest again into 2 MB folios. Returns the share of the weights in 2 MB pages.
+double settle_weights(const model::ModelWeights& w, const WeightFlags& flags, bool progress);
 
 //! Loads DIR's weights, tokenizer and chat template; touches every weight page once with a
 //! progress bar on a terminal so the first answer is not slowed by page faults.

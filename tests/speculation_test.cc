@@ -367,6 +367,14 @@ TEST_F(SpeculationTest, TiedMtpCopiesReadTheMainTensors) {
   ASSERT_TRUE(w.mtp);
   EXPECT_EQ(w.mtp->embed.data, w.embed.data);
   EXPECT_EQ(w.mtp->head.data, w.lm_head.data);
+  // Loading touches neither copy again (nor, without drafting, the MTP layer at all).
+  const std::string mtp = "model.layers." + std::to_string(model_->config().num_hidden_layers) + ".";
+  EXPECT_TRUE(w.idle.count(mtp + "embed_tokens.weight"));
+  EXPECT_TRUE(w.idle.count(mtp + "shared_head.head.weight"));
+  EXPECT_FALSE(w.idle.count(mtp + "eh_proj.weight"));
+  const model::Model no_mtp = model::Model::load(default_model_dir().string(), model::LoadOptions{false});
+  EXPECT_TRUE(no_mtp.weights().idle.count(mtp + "eh_proj.weight"));
+  EXPECT_FALSE(no_mtp.weights().idle.count("lm_head.weight"));
 }
 
 // Random checkpoints (FP8 and BF16, with and without q-LoRA) with the V3 tokenizer: drafts of

@@ -471,12 +471,17 @@ std::vector<std::string> Checkpoint::names() const {
   return out;
 }
 
-void Checkpoint::prefault(const std::function<void(uint64_t, uint64_t)>& progress) const {
-  const uint64_t total = total_bytes();
+void Checkpoint::prefault(const std::function<void(uint64_t, uint64_t)>& progress,
+                          const std::function<bool(const std::string&)>& skip) const {
+  uint64_t total = 0;
+  for (const SafetensorsFile& f : files_)
+    for (const TensorInfo& t : f.tensors())
+      if (!skip || !skip(t.name)) total += t.nbytes();
   uint64_t done = 0;
   volatile uint8_t sink = 0;
   for (const SafetensorsFile& f : files_) {
     for (const TensorInfo& t : f.tensors()) {
+      if (skip && skip(t.name)) continue;
       const uint8_t* p = f.data(t);
       for (uint64_t o = 0; o < t.nbytes(); o += 4096) sink = sink + p[o];
       done += t.nbytes();

@@ -129,8 +129,10 @@ class Checkpoint {
   //! Total bytes of tensor data over all shards.
   uint64_t total_bytes() const;
   //! Reads one byte of every page of tensor data so later reads hit memory, not page faults.
-  //! progress(done_bytes, total_bytes) is called after each tensor when given.
-  void prefault(const std::function<void(uint64_t, uint64_t)>& progress = nullptr) const;
+  //! progress(done_bytes, total_bytes) is called after each tensor when given. Tensors for
+  //! which skip(name) holds are not touched (nor counted).
+  void prefault(const std::function<void(uint64_t, uint64_t)>& progress = nullptr,
+                const std::function<bool(const std::string&)>& skip = nullptr) const;
   //! The share of the shards' bytes mapped in 2 MB pages (after prefault): decode reads
   //! the weights with far fewer TLB misses when it is near 1.
   double huge_mapped_fraction() const;

@@ -157,13 +157,18 @@ ModelWeights ModelWeights::bind(const ModelConfig& c, std::shared_ptr<const io::
 
   // Tied copies: decoding reads the main tensors, so the copies' pages are not touched again.
   if (w.mtp) {
-    if (same_matrix(w.mtp->embed, w.embed)) w.mtp->embed = w.embed;
-    if (same_matrix(w.mtp->head, w.lm_head)) w.mtp->head = w.lm_head;
+    for (kernels::WeightMatrix* copy : {&w.mtp->embed, &w.mtp->head}) {
+      const kernels::WeightMatrix& main = copy == &w.mtp->embed ? w.embed : w.lm_head;
+      if (copy->data == main.data || !same_matrix(*copy, main)) continue;
+      w.idle.insert(copy->name);
+      *copy = main;
+    }
   }
 
   const std::string mtp_prefix = "model.layers." + std::to_string(c.num_hidden_layers) + ".";
   for (const std::string& name : ck->names()) {
     if (b.used().count(name)) continue;
+    w.idle.insert(name);
     if (!load_mtp && name.rfind(mtp_prefix, 0) == 0) continue;
     w.unused.push_back(name);
   }

@@ -65,6 +65,9 @@ struct ModelWeights {
   std::shared_ptr<const io::Checkpoint> checkpoint;
   std::vector<std::vector<float>> owned;
   std::vector<std::string> unused;    // tensors present but never bound
+  //! Tensors the forward pass never reads: the unused ones, the MTP layer's when it was not
+  //! loaded, and the MTP layer's copies of the embedding and head when they are tied.
+  std::set<std::string> idle;
   uint64_t bytes_by_dtype[16] = {};   // bound bytes, indexed by io::DType
 
   //! Binds every tensor of `config` from `checkpoint`. `load_mtp` false skips the MTP layer
