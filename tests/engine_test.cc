@@ -182,5 +182,45 @@ TEST_F(EngineTest, LimitsStopsLogprobsAndForcedTokens) {
   EXPECT_CONTAINS(testutil::error_of([&] { e.submit(std::move(big)); }), "context");
 }
 
+TEST_F(EngineTest, PromptLogprobsAreTheModelsWhateverTheChunking) {
+  // Every prompt token's log-probability given the ones before it (likelihood evaluation),
+  // against the model's own logits; with max_tokens 0 nothing is generated.
+  const std::vector<int32_t> prompt = tokenizer_->encode("The quick brown fox jumps over the lazy dog, twice.", true);
+  const int64_t T = int64_t(prompt.size()), V = model_->config().vocab_size;
+  model::Workspace ws(testutil::pool());
+  model::KvCache c = model_->new_cache(T);
+  std::vector<float> logits(static_cast<size_t>(T * V));
+  model::ForwardOptions fo;
+  fo.attention = model::AttentionForm::Absorbed;
+  model_->forward(ws, prompt.data(), T, c, logits.data(), fo);
+  for (int64_t step_tokens : {int64_t(256), int64_t(5)})
+    for (int64_t max_tokens : {int64_t(0), int64_t(3)}) {
+      EngineOptions o;
+      o.step_tokens = step_tokens;
+      Engine e(*model_, *tokenizer_, testutil::pool(), o);
+      drain(*e.submit(greedy("The quick brown fox jumps", 4)));  // cached pages are not used for it
+      GenRequest r = greedy("", max_tokens);
+      r.prompt = prompt;
+      r.prompt_logprobs = 2;
+      const Outcome out = drain(*e.submit(std::move(r)));
+      EXPECT_EQ(int64_t(out.tokens.size()), max_tokens);
+      EXPECT_EQ(out.info.cached_tokens, 0);
+      ASSERT_EQ(int64_t(out.info.prompt_logprobs.size()), T - 1);
+      for (int64_t t = 1; t < T; ++t) {
+        const float* row = &logits[size_t((t - 1) * V)];
+        const float mx = *std::max_element(row, row + V);
+        double z = 0;  // over the tokenizer's ids (the model's padding rows are no tokens)
+        for (int64_t i = 0; i < V; ++i)
+          if (tokenizer_->is_valid_id(int32_t(i))) z += std::exp(double(row[i] - mx));
+        const TokenEvent& got = out.info.prompt_logprobs[size_t(t - 1)];
+        EXPECT_EQ(got.token, prompt[size_t(t)]);
+        EXPECT_NEAR(got.logprob, row[prompt[size_t(t)]] - mx - std::log(z), 1e-4);
+        ASSERT_EQ(got.top.size(), 2u);
+        EXPECT_EQ(got.top[0].token, int32_t(std::max_element(row, row + V) - row));
+        EXPECT_GE(got.top[0].logprob, got.top[1].logprob);
+      }
+    }
+}
+
 }  // namespace
 }  // namespace dsv3::runtime

@@ -182,12 +182,13 @@ void parse_common(const ojson& body, const RequestLimits& limits, CommonRequest&
   if (const ojson* v = field(body, "ignore_eos")) r.ignore_eos = get_bool(*v, "ignore_eos");
 }
 
-std::optional<int64_t> parse_max_tokens(const ojson& body, const char* key) {
+std::optional<int64_t> parse_max_tokens(const ojson& body, const char* key, int64_t least = 1) {
   const ojson* v = field(body, key);
   if (!v) return std::nullopt;
   const int64_t x = get_int(*v, key);
-  if (x < 1)
-    bad(key, std::string("Invalid value for '") + key + "': " + std::to_string(x) + " must be at least 1.");
+  if (x < least)
+    bad(key, std::string("Invalid value for '") + key + "': " + std::to_string(x) + " must be at least " +
+                 std::to_string(least) + ".");
   return x;
 }
 
@@ -506,7 +507,8 @@ CompletionRequest parse_completion_request_json(const ojson& body, const Request
   } else {
     wrong_type("prompt", *prompt, "a string or an array");
   }
-  if (auto m = parse_max_tokens(body, "max_tokens")) r.max_tokens = *m;
+  // 0 with echo and logprobs scores a prompt without generating (likelihood evaluation).
+  if (auto m = parse_max_tokens(body, "max_tokens", 0)) r.max_tokens = *m;
   if (const ojson* v = field(body, "echo")) r.echo = get_bool(*v, "echo");
   if (const ojson* v = field(body, "logprobs")) r.logprobs = int(int_in(*v, "logprobs", 0, 5));
   if (const ojson* v = field(body, "suffix"))

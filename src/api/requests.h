@@ -107,8 +107,8 @@ struct PromptInput {
 struct CompletionRequest : CommonRequest {
   std::vector<PromptInput> prompts;  //!< one per prompt sent; each gets n choices (OpenAI's index order:
                                      //!< prompt-major, choice index = prompt * n + k)
-  int64_t max_tokens = 16;           //!< OpenAI's default
-  bool echo = false;                 //!< prepend the prompt to the text
+  int64_t max_tokens = 16;           //!< OpenAI's default; 0 allowed (with echo: scores the prompt only)
+  bool echo = false;                 //!< prepend the prompt to the text (with logprobs: and its tokens' logprobs)
   std::optional<int> logprobs;       //!< 0..5 alternatives per token; absent: no logprobs
 };
 

@@ -11,6 +11,31 @@ namespace dsv3::runtime {
 namespace {
 using Clock = std::chrono::steady_clock;
 double seconds_between(Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double>(b - a).count(); }
+
+// Log-softmax of logits [V] into out (sums in double, as the sampler's).
+void log_softmax(const float* logits, int64_t V, std::vector<float>& out) {
+  out.resize(size_t(V));
+  float mx = -std::numeric_limits<float>::infinity();
+  for (int64_t i = 0; i < V; ++i) mx = std::max(mx, logits[i]);
+  double z = 0;
+  for (int64_t i = 0; i < V; ++i) z += std::exp(double(logits[i] - mx));
+  const float lz = float(std::log(z)) + mx;
+  for (int64_t i = 0; i < V; ++i) out[size_t(i)] = logits[i] - lz;
+}
+
+// The k most likely tokens of log-probabilities lp [V] (ties: lower id first).
+std::vector<TokenLogprob> top_tokens(const std::vector<float>& lp, int64_t k) {
+  const int64_t V = int64_t(lp.size());
+  k = std::min(k, V);
+  std::vector<int32_t> ids(static_cast<size_t>(V));
+  for (int32_t i = 0; i < int32_t(V); ++i) ids[size_t(i)] = i;
+  std::partial_sort(ids.begin(), ids.begin() + k, ids.end(), [&](int32_t a, int32_t b) {
+    return lp[size_t(a)] != lp[size_t(b)] ? lp[size_t(a)] > lp[size_t(b)] : a < b;
+  });
+  std::vector<TokenLogprob> top;
+  for (int64_t i = 0; i < k; ++i) top.push_back({ids[size_t(i)], lp[size_t(ids[size_t(i)])]});
+  return top;
+}
 }  // namespace
 
 const char* finish_reason_name(FinishReason r) {
@@ -95,6 +120,7 @@ struct Engine::Seq {
   std::vector<float> mtp_hidden;       // the MTP block's output for the newest draft (chained drafts start there)
   DraftStats draft_stats;
   FinishInfo finish_info;  // set when done
+  std::vector<TokenEvent> prompt_lp;  // GenRequest::prompt_logprobs so far
   Clock::time_point queued = Clock::now(), admitted, first_token;
 };
 
@@ -246,7 +272,8 @@ void Engine::admit() {
       for (const auto& a : active_) decoding += a->cache.size() >= int64_t(a->req.prompt.size());
       s.draft_on = tuner_.worth_starting(decoding);
     }
-    s.cached = s.cache.attach_prefix(s.req.prompt, s.draft_on);
+    // Prompt logprobs need every prompt row's logits: nothing cached is used.
+    s.cached = s.req.prompt_logprobs >= 0 ? 0 : s.cache.attach_prefix(s.req.prompt, s.draft_on);
     s.mtp_len = s.draft_on ? s.cached : 0;
     s.cache.track_mtp(s.draft_on);
     const int64_t need = pages_needed(s) - s.cache.pages();
@@ -297,6 +324,7 @@ void Engine::retire_done() {
       reserved_pages_ -= s->claim;
       s->claim = 0;
       s->finish_info.drafts = s->draft_stats;
+      s->finish_info.prompt_logprobs = std::move(s->prompt_lp);
       {
         std::lock_guard lk(mu_);
         stats_.drafts.add(s->draft_stats);
@@ -342,13 +370,7 @@ int32_t Engine::sample(Seq& s, float* logits, int64_t held) {
   if (s.req.top_logprobs >= 0) {
     const std::vector<float>& lp = s.sampler->last_logprobs();
     ev.logprob = lp[size_t(token)];
-    const int64_t k = std::min<int64_t>(s.req.top_logprobs, V);
-    std::vector<int32_t> ids(static_cast<size_t>(V));
-    for (int32_t i = 0; i < int32_t(V); ++i) ids[size_t(i)] = i;
-    std::partial_sort(ids.begin(), ids.begin() + k, ids.end(), [&](int32_t a, int32_t b) {
-      return lp[size_t(a)] != lp[size_t(b)] ? lp[size_t(a)] > lp[size_t(b)] : a < b;
-    });
-    for (int64_t i = 0; i < k; ++i) ev.top.push_back({ids[size_t(i)], lp[size_t(ids[size_t(i)])]});
+    ev.top = top_tokens(lp, s.req.top_logprobs);
   }
   ev.text = s.stops->push(s.detok->push(token));
   const bool stopped = s.stops->stopped();
@@ -388,7 +410,7 @@ void Engine::step() {
   for (auto& s : active_) {
     if (s->stream->cancelled()) {
       finish(*s, FinishReason::Cancelled);
-    } else if (s->req.max_tokens == 0) {
+    } else if (s->req.max_tokens == 0 && s->req.prompt_logprobs < 0) {
       finish(*s, FinishReason::Length);
     }
   }
@@ -407,6 +429,7 @@ void Engine::step() {
     Seq* s;
     int64_t start, T, logit_rows, logit0, row0;
     bool decode;
+    int64_t sample_rows;  // the trailing logit rows that are sampled (the others: prompt logprobs)
     int64_t used = 0;  // leading rows whose latents stay (a verify step drops rejected drafts')
   };
   const int64_t D = model_.config().hidden_size, V = model_.config().vocab_size;
@@ -414,7 +437,7 @@ void Engine::step() {
   std::vector<Item> items;
   int64_t budget = opts_.step_tokens, rows = 0, n_logits = 0;
   bool any_mtp = false;
-  auto add = [&](Seq& s, const int32_t* toks, int64_t n, int64_t logit_rows, bool decode) {
+  auto add = [&](Seq& s, const int32_t* toks, int64_t n, int64_t logit_rows, int64_t sample_rows, bool decode) {
     const int64_t start = s.cache.size();
     reserve(s, start + n);
     model::BatchSeq b;
@@ -428,7 +451,7 @@ void Engine::step() {
     // computes each exactly as a one-token step would (the invariance speculation needs).
     if (decode) b.attention = model::AttentionForm::Absorbed;
     batch.push_back(b);
-    items.push_back(Item{&s, start, n, logit_rows, n_logits, rows, decode});
+    items.push_back(Item{&s, start, n, logit_rows, n_logits, rows, decode, sample_rows});
     rows += n;
     n_logits += logit_rows;
     any_mtp |= s.draft_on;
@@ -438,7 +461,7 @@ void Engine::step() {
       s->chunk.assign(1, s->tokens.back());
       s->chunk.insert(s->chunk.end(), s->drafts.begin(), s->drafts.end());
       const int64_t n = int64_t(s->chunk.size());
-      add(*s, s->chunk.data(), n, n, true);
+      add(*s, s->chunk.data(), n, n, n, true);
       budget -= n;
     }
   for (auto& s : active_) {
@@ -447,7 +470,9 @@ void Engine::step() {
     const int64_t n = std::min(left, std::max<int64_t>(budget, batch.empty() ? opts_.step_tokens : 0));
     if (n <= 0) break;
     const int64_t start = s->cache.size();
-    add(*s, s->tokens.data() + start, n, start + n == int64_t(s->tokens.size()) ? 1 : 0, false);
+    const bool last = start + n == int64_t(s->tokens.size());
+    const int64_t sampled = last && s->req.max_tokens > 0 ? 1 : 0;
+    add(*s, s->tokens.data() + start, n, s->req.prompt_logprobs >= 0 ? n : sampled, sampled, false);
     budget -= n;
   }
   if (any_mtp) {  // the MTP module takes the final-normed hidden states of a drafting sequence's rows
@@ -473,17 +498,35 @@ void Engine::step() {
   // Sample each row with logits in order; a verify step goes on while its drafts agree.
   int64_t decoding = 0, emitted = 0;
   bool all_verified = true, all_plain = true;
+  std::vector<float> lp;
   for (Item& it : items) {
     Seq& s = *it.s;
     it.used = it.T;
     if (it.logit_rows == 0) continue;
+    // Prompt logprobs: row r's logits give the log-probability of the prompt token after it.
+    for (int64_t r = 0; r < it.logit_rows - it.sample_rows; ++r) {
+      const int64_t next = it.start + it.T - it.logit_rows + r + 1;
+      if (next >= int64_t(s.req.prompt.size())) break;
+      float* row = &logits[size_t((it.logit0 + r) * V)];
+      for (int32_t id : no_token_) row[size_t(id)] = -std::numeric_limits<float>::infinity();
+      log_softmax(row, V, lp);
+      TokenEvent ev;
+      ev.token = s.req.prompt[size_t(next)];
+      ev.logprob = lp[size_t(ev.token)];
+      ev.top = top_tokens(lp, s.req.prompt_logprobs);
+      s.prompt_lp.push_back(std::move(ev));
+    }
+    if (!it.decode && it.start + it.T == int64_t(s.tokens.size()) && s.req.max_tokens == 0) {
+      finish(s, FinishReason::Length);  // only the prompt's logprobs were asked for
+      continue;
+    }
     const int64_t n_drafts = it.decode ? it.T - 1 : 0;
     int64_t accepted = 0;
-    for (int64_t r = 0; r < it.logit_rows; ++r) {
-      const int64_t row = it.T - it.logit_rows + r;
+    for (int64_t r = 0; r < it.sample_rows; ++r) {
+      const int64_t row = it.T - it.sample_rows + r;
       int32_t token = -1;
       try {
-        token = sample(s, &logits[size_t((it.logit0 + r) * V)], it.start + row + 1);
+        token = sample(s, &logits[size_t((it.logit0 + it.logit_rows - it.sample_rows + r) * V)], it.start + row + 1);
       } catch (const std::exception& e) {
         finish(s, FinishReason::Error, e.what());
       }
@@ -535,7 +578,7 @@ void Engine::step() {
       m.T = it.used;
       m.start = it.start;
       m.cache = &s.cache;
-      m.logit_rows = it.logit_rows > 0 && choice == DraftTuner::Choice::Draft && drafts_allowed(s) > 0 ? 1 : 0;
+      m.logit_rows = it.sample_rows > 0 && choice == DraftTuner::Choice::Draft && drafts_allowed(s) > 0 ? 1 : 0;
       m.block_out = s.mtp_hidden.data();
       mseqs.push_back(m);
       mwho.push_back(&s);

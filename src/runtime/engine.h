@@ -39,6 +39,11 @@ struct GenRequest {
   bool ignore_eos = false;
   bool skip_special = true;        // special tokens decode to nothing
   int top_logprobs = -1;           // -1: no logprobs; else the chosen token's and this many others'
+  //! -1: none. Else every prompt token's log-probability given the tokens before it (from the
+  //! second token on) and this many alternatives, in FinishInfo::prompt_logprobs: what
+  //! likelihood evaluation asks for (echo with logprobs). The prompt is then computed whole
+  //! (no cached prefix), and max_tokens may be 0.
+  int prompt_logprobs = -1;
   std::vector<int32_t> forced;     // tokens forced at the start of the answer (shown, counted)
   std::unique_ptr<TokenConstraint> constraint;
 };
@@ -85,6 +90,8 @@ struct FinishInfo {
   int64_t prompt_tokens = 0, completion_tokens = 0, cached_tokens = 0;
   double queue_seconds = 0, first_token_seconds = 0, total_seconds = 0;
   DraftStats drafts;
+  //! With GenRequest::prompt_logprobs: prompt tokens 1 .. n-1 (token, logprob, top; no text).
+  std::vector<TokenEvent> prompt_logprobs;
 };
 
 //! The channel between the engine and whoever waits for one sequence's output.

@@ -6,6 +6,7 @@
 #include "base/error.h"
 #include "server/context.h"
 #include "server/request_path.h"
+#include "server/token_routes.h"
 
 namespace dsv3::server {
 namespace {
@@ -133,6 +134,14 @@ struct HttpServer::Impl {
     svr.Post("/v1/completions", wrap("/v1/completions", true, [this](const httplib::Request& req, httplib::Response& res) {
       respond(ctx, plan_text_completion(ctx, req.body), res);
     }));
+    for (const char* p : {"/tokenize", "/v1/tokenize"})
+      svr.Post(p, wrap(p, true, [this](const httplib::Request& req, httplib::Response& res) {
+        res.set_content(tokenize_body(ctx, req.body), "application/json");
+      }));
+    for (const char* p : {"/detokenize", "/v1/detokenize"})
+      svr.Post(p, wrap(p, true, [this](const httplib::Request& req, httplib::Response& res) {
+        res.set_content(detokenize_body(ctx, req.body), "application/json");
+      }));
     // Known paths with the wrong method: 405 (httplib would say 404).
     auto not_allowed = [this](const std::string& allow) {
       return [this, allow](const httplib::Request& req, httplib::Response& res) {
@@ -142,7 +151,7 @@ struct HttpServer::Impl {
         metrics.request(req.path, 405);
       };
     };
-    for (const char* p : {"/v1/chat/completions", "/v1/completions"}) {
+    for (const char* p : {"/v1/chat/completions", "/v1/completions", "/tokenize", "/detokenize"}) {
       svr.Get(p, not_allowed("POST"));
       svr.Put(p, not_allowed("POST"));
       svr.Patch(p, not_allowed("POST"));

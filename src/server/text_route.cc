@@ -9,9 +9,12 @@ namespace {
 
 class TextRenderer final : public ChoiceRenderer {
  public:
-  //! echo[i]: the prompt choice i starts with when echoing ("" otherwise).
-  TextRenderer(const Tokenizer& tok, bool echoing, std::vector<std::string> echo, std::optional<int> logprobs)
-      : tok_(tok), echoing_(echoing), echo_(std::move(echo)), logprobs_(logprobs), lp_(echo_.size()), text_(echo_.size()) {
+  //! echo[i]: the prompt choice i starts with when echoing ("" otherwise); prompts[i]: its
+  //! token ids (their logprobs lead the choice's when echoing with logprobs).
+  TextRenderer(const Tokenizer& tok, bool echoing, std::vector<std::string> echo, std::optional<int> logprobs,
+               std::vector<std::vector<int32_t>> prompts)
+      : tok_(tok), echoing_(echoing), echo_(std::move(echo)), logprobs_(logprobs), prompts_(std::move(prompts)),
+        lp_(echo_.size()), text_(echo_.size()) {
     for (size_t i = 0; i < echo_.size(); ++i) lp_[i].offset = int64_t(echo_[i].size());
   }
 
@@ -20,6 +23,34 @@ class TextRenderer final : public ChoiceRenderer {
   const char* body_object() const override { return "text_completion"; }
 
   ojson opening(size_t i) override { return echoing_ ? choice(i, echo_[i], nullptr, nullptr) : ojson(nullptr); }
+
+  // The prompt's tokens lead the logprobs when echoing: the first with null (nothing
+  // precedes it), text offsets into the echoed prompt.
+  ojson prompt_logprobs(size_t i, const runtime::FinishInfo& f) const {
+    ojson tokens = ojson::array(), lps = ojson::array(), top = ojson::array(), offsets = ojson::array();
+    const std::vector<int32_t>& ids = prompts_[i];
+    std::string so_far;
+    for (size_t t = 0; t < ids.size(); ++t) {
+      tokens.push_back(tok_.token_bytes(ids[t]));
+      offsets.push_back(int64_t(so_far.size()));
+      so_far = tok_.decode(std::vector<int32_t>(ids.begin(), ids.begin() + int64_t(t) + 1));
+      if (t == 0 || t - 1 >= f.prompt_logprobs.size()) {
+        lps.push_back(nullptr);
+        top.push_back(nullptr);
+        continue;
+      }
+      const runtime::TokenEvent& ev = f.prompt_logprobs[t - 1];
+      lps.push_back(ev.logprob);
+      ojson alts = ojson::object();
+      for (int k = 0; k < *logprobs_ && k < int(ev.top.size()); ++k)
+        alts[tok_.token_bytes(ev.top[size_t(k)].token)] = ev.top[size_t(k)].logprob;
+      // The token itself is listed too (OpenAI's legacy completions did), so a scorer can
+      // read its logprob from either array.
+      alts[tok_.token_bytes(ev.token)] = ev.logprob;
+      top.push_back(std::move(alts));
+    }
+    return ojson{{"tokens", tokens}, {"token_logprobs", lps}, {"top_logprobs", top}, {"text_offset", offsets}};
+  }
 
   ojson token(size_t i, const runtime::TokenEvent& ev) override {
     text_[i] += ev.text;
@@ -39,6 +70,12 @@ class TextRenderer final : public ChoiceRenderer {
       const Logprobs& t = lp_[i];
       lp = ojson{{"tokens", t.tokens}, {"token_logprobs", t.token_logprobs}, {"top_logprobs", t.top},
                  {"text_offset", t.offsets}};
+      if (echoing_) {
+        ojson p = prompt_logprobs(i, f);
+        for (const char* k : {"tokens", "token_logprobs", "top_logprobs", "text_offset"})
+          for (auto& v : lp[k]) p[k].push_back(std::move(v));
+        lp = std::move(p);
+      }
     }
     return ojson{{"index", i},
                  {"text", echo_[i] + text_[i] + f.tail},
@@ -81,6 +118,7 @@ class TextRenderer final : public ChoiceRenderer {
   const bool echoing_;
   const std::vector<std::string> echo_;
   const std::optional<int> logprobs_;
+  const std::vector<std::vector<int32_t>> prompts_;
   std::vector<Logprobs> lp_;
   std::vector<std::string> text_;  // per choice: generated text so far (without the tail)
 };
@@ -92,6 +130,7 @@ Plan plan_text_completion(ServeContext& ctx, std::string_view body) {
   ctx.check_model(r.model);
   Plan plan;
   std::vector<std::string> echo;
+  std::vector<std::vector<int32_t>> prompts;
   size_t choice = 0;
   for (size_t p = 0; p < r.prompts.size(); ++p) {
     const api::PromptInput& in = r.prompts[p];
@@ -107,14 +146,16 @@ Plan plan_text_completion(ServeContext& ctx, std::string_view body) {
     for (int k = 0; k < r.n; ++k, ++choice) {
       runtime::GenRequest g = ctx.sequence(r, ids, max_tokens, choice);
       g.top_logprobs = r.logprobs ? *r.logprobs : -1;
+      if (r.echo && r.logprobs) g.prompt_logprobs = *r.logprobs;
       plan.gens.push_back(std::move(g));
       plan.prompt_of.push_back(p);
       echo.push_back(text);
+      prompts.push_back(ids);
     }
   }
   plan.stream = r.stream;
   plan.include_usage = r.include_usage;
-  plan.renderer = std::make_unique<TextRenderer>(ctx.tok, r.echo, std::move(echo), r.logprobs);
+  plan.renderer = std::make_unique<TextRenderer>(ctx.tok, r.echo, std::move(echo), r.logprobs, std::move(prompts));
   return plan;
 }
 
