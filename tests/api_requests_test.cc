@@ -400,7 +400,7 @@ TEST(CompletionRequest, RejectsBadBodies) {
                 {R"({"prompt": [[1, 2], "a"]})", "prompt[1]", "expected a string, an array of strings"},
                 {R"({"prompt": [1, 1000]})", "prompt", "token id 1000"},
                 {R"({"prompt": [[5], [-1]]})", "prompt[1]", "token id -1"},
-                {R"({"prompt": "a", "max_tokens": 0})", "max_tokens", "at least 1"},
+                {R"({"prompt": "a", "max_tokens": -1})", "max_tokens", "at least 0"},
                 {R"({"prompt": "a", "logprobs": 6})", "logprobs", "[0, 5]"},
                 {R"({"prompt": "a", "logprobs": true})", "logprobs", "expected an integer"},
                 {R"({"prompt": "a", "echo": 1})", "echo", "expected a boolean"},
