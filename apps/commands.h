@@ -30,5 +30,6 @@ void add_grad(CLI::App& app, AppContext& ctx);
 std::vector<int32_t> parse_token_list(const std::string& s);
 void add_train(CLI::App& app, AppContext& ctx);
 void add_plot(CLI::App& app);
+void add_eval(CLI::App& app, AppContext& ctx);
 
 }  // namespace dsv3::app

@@ -26,6 +26,7 @@ int main(int argc, char** argv) {
   dsv3::app::add_grad(app, ctx);
   dsv3::app::add_train(app, ctx);
   dsv3::app::add_plot(app);
+  dsv3::app::add_eval(app, ctx);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -130,3 +130,32 @@ test('generate_until requests: text prompts, stop sequences, greedy', async () =
   const again = await post('/v1/completions', body);
   assert.deepEqual(again.choices.map((c) => c.text), r.choices.map((c) => c.text));
 });
+
+test('dsv3 eval --url scores the server as dsv3 eval scores the model in-process', async () => {
+  // The KJV tasks from the held-out books (scripts/kjv/make_eval_tasks.py).
+  const raw = path.join(dir, 'raw.txt');
+  execFileSync('sh', ['-c', `bible 'Gen1:1-Rev22:21' > ${raw}`]);
+  execFileSync('python3', [path.join(root, 'scripts/kjv/extract_kjv.py'), raw, path.join(dir, 'train.txt'),
+    path.join(dir, 'eval.txt'), '--eval-books', 'Philippians,Colossians,Titus,Philemon,Jude'], { stdio: 'ignore' });
+  execFileSync('python3', [path.join(root, 'scripts/kjv/make_eval_tasks.py'), path.join(dir, 'eval.txt'),
+    path.join(dir, 'tasks')], { stdio: 'ignore' });
+  const tasks = ['--perplexity', path.join(dir, 'eval.txt'), '--window', '257', '--max-windows', '8',
+    '--choice', path.join(dir, 'tasks/cloze.jsonl'), '--generation', path.join(dir, 'tasks/continuation.jsonl'),
+    '--max-tokens', '8'];
+  const run = async (where, out) => {
+    await new Promise((resolve, reject) => {
+      const p = spawn(dsv3, ['--threads', '2', 'eval', ...where, ...tasks, '--json', out], { stdio: 'ignore' });
+      p.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`dsv3 eval exited with ${code}`))));
+    });
+    return JSON.parse(readFileSync(out, 'utf8'));
+  };
+  const remote = await run(['--url', base], path.join(dir, 'remote.json'));
+  const local = await run(['--model', model], path.join(dir, 'local.json'));
+  assert.equal(remote.tasks.length, 3);
+  for (let i = 0; i < 3; ++i) {
+    assert.equal(remote.tasks[i].items, local.tasks[i].items);
+    for (const [k, v] of Object.entries(local.tasks[i].metrics))
+      assert.ok(Math.abs(remote.tasks[i].metrics[k] - v) <= 1e-4, `${local.tasks[i].task} ${k}: ${remote.tasks[i].metrics[k]} vs ${v}`);
+  }
+  assert.ok(local.tasks[1].metrics.acc > 0.45);
+});
