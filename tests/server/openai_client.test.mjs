@@ -161,7 +161,11 @@ test('text completions: plain, echo, logprobs, streaming, several prompts', asyn
   assert.equal(typeof a.choices[0].text, 'string');
   const e = await client.completions.create({ model: 'tiny', prompt: 'Once upon a time', max_tokens: 6, temperature: 0, echo: true, logprobs: 2 });
   assert.equal(e.choices[0].text, 'Once upon a time' + a.choices[0].text);
-  assert.equal(e.choices[0].logprobs.tokens.length, e.usage.completion_tokens - (e.choices[0].finish_reason === 'stop' ? 1 : 0));
+  // Echo with logprobs: the prompt's tokens lead (the first without a logprob), as in the legacy API.
+  assert.equal(e.choices[0].logprobs.tokens.length,
+    e.usage.prompt_tokens + e.usage.completion_tokens - (e.choices[0].finish_reason === 'stop' ? 1 : 0));
+  assert.equal(e.choices[0].logprobs.token_logprobs[0], null);
+  assert.ok(e.choices[0].logprobs.token_logprobs.slice(1).every((v) => typeof v === 'number' && v <= 0));
   const s = await collect(await client.completions.create({ model: 'tiny', prompt: 'Once upon a time', max_tokens: 6, temperature: 0, stream: true }));
   assert.equal(s.map((c) => c.choices.map((x) => x.text).join('')).join(''), a.choices[0].text);
   const two = await client.completions.create({ model: 'tiny', prompt: ['Once upon a time', 'Hello'], max_tokens: 3, temperature: 0 });
