@@ -12,17 +12,6 @@ namespace {
 using Clock = std::chrono::steady_clock;
 double seconds_between(Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double>(b - a).count(); }
 
-// Log-softmax of logits [V] into out (sums in double, as the sampler's).
-void log_softmax(const float* logits, int64_t V, std::vector<float>& out) {
-  out.resize(size_t(V));
-  float mx = -std::numeric_limits<float>::infinity();
-  for (int64_t i = 0; i < V; ++i) mx = std::max(mx, logits[i]);
-  double z = 0;
-  for (int64_t i = 0; i < V; ++i) z += std::exp(double(logits[i] - mx));
-  const float lz = float(std::log(z)) + mx;
-  for (int64_t i = 0; i < V; ++i) out[size_t(i)] = logits[i] - lz;
-}
-
 // The k most likely tokens of log-probabilities lp [V] (ties: lower id first).
 std::vector<TokenLogprob> top_tokens(const std::vector<float>& lp, int64_t k) {
   const int64_t V = int64_t(lp.size());
@@ -509,7 +498,7 @@ void Engine::step() {
       if (next >= int64_t(s.req.prompt.size())) break;
       float* row = &logits[size_t((it.logit0 + r) * V)];
       for (int32_t id : no_token_) row[size_t(id)] = -std::numeric_limits<float>::infinity();
-      log_softmax(row, V, lp);
+      log_softmax(row, int32_t(V), lp);
       TokenEvent ev;
       ev.token = s.req.prompt[size_t(next)];
       ev.logprob = lp[size_t(ev.token)];

@@ -25,6 +25,16 @@ void SamplingParams::validate(int32_t vocab) const {
   }
 }
 
+void log_softmax(const float* logits, int32_t vocab, std::vector<float>& out) {
+  out.resize(size_t(vocab));
+  float mx = -std::numeric_limits<float>::infinity();
+  for (int32_t i = 0; i < vocab; ++i) mx = std::max(mx, logits[i]);
+  double z = 0;
+  for (int32_t i = 0; i < vocab; ++i) z += std::exp(double(logits[i] - mx));
+  const float lz = float(std::log(z)) + mx;
+  for (int32_t i = 0; i < vocab; ++i) out[size_t(i)] = logits[i] - lz;
+}
+
 Sampler::Sampler(const SamplingParams& params, int32_t vocab)
     : p_(params),
       vocab_(vocab),
@@ -59,15 +69,7 @@ void Sampler::apply_penalties(float* logits) const {
 
 int32_t Sampler::sample(float* logits) {
   apply_penalties(logits);
-  if (want_logprobs_) {  // log-softmax, for logprobs
-    logprobs_.resize(size_t(vocab_));
-    float mx = -std::numeric_limits<float>::infinity();
-    for (int32_t i = 0; i < vocab_; ++i) mx = std::max(mx, logits[i]);
-    double z = 0;
-    for (int32_t i = 0; i < vocab_; ++i) z += std::exp(double(logits[i] - mx));
-    const float lz = float(std::log(z)) + mx;
-    for (int32_t i = 0; i < vocab_; ++i) logprobs_[size_t(i)] = logits[i] - lz;
-  }
+  if (want_logprobs_) log_softmax(logits, vocab_, logprobs_);
 
   if (p_.temperature == 0.0f || p_.top_k == 1) {
     int32_t best = 0;

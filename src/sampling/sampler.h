@@ -27,6 +27,9 @@ struct SamplingParams {
   void validate(int32_t vocab_size) const;
 };
 
+//! out[i] = log-softmax of logits [vocab] (the normaliser summed in double): what logprobs report.
+void log_softmax(const float* logits, int32_t vocab, std::vector<float>& out);
+
 class Sampler {
  public:
   Sampler(const SamplingParams& params, int32_t vocab_size);

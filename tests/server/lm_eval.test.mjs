@@ -11,6 +11,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { startServe } from './serve_helper.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const dsv3 = process.env.DSV3_BINARY || path.join(root, 'build/dsv3');
@@ -19,18 +20,8 @@ let server, base, dir;
 
 before(async () => {
   dir = mkdtempSync(path.join(tmpdir(), 'dsv3-lmeval-'));
-  server = spawn(dsv3, ['--threads', '2', 'serve', '--model', model, '--port', '0', '--served-model-name', 'kjv',
-    '--ctx-size', '512', '--draft', '0'], { stdio: ['ignore', 'ignore', 'pipe'] });
-  const port = await new Promise((resolve, reject) => {
-    let err = '';
-    server.stderr.on('data', (d) => {
-      err += d;
-      const m = err.match(/on http:\/\/127\.0\.0\.1:(\d+)/);
-      if (m) resolve(Number(m[1]));
-    });
-    server.on('exit', (code) => reject(new Error(`dsv3 serve exited with ${code}: ${err}`)));
-  });
-  base = `http://127.0.0.1:${port}`;
+  ({ child: server, base } = await startServe(dsv3, ['--model', model, '--served-model-name', 'kjv', '--ctx-size', '512',
+    '--draft', '0']));
 });
 
 after(() => {

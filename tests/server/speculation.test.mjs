@@ -6,30 +6,19 @@
 // Run: node --test tests/server/  (scripts/test.sh does, after building build/dsv3).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import OpenAI from 'openai';
+import { startServe } from './serve_helper.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const dsv3 = process.env.DSV3_BINARY || path.join(root, 'build/dsv3');
 const servers = [];
 
 async function start(draft) {
-  const p = spawn(dsv3, ['--threads', '2', 'serve', '--model', path.join(root, 'default-model'), '--port', '0',
-    '--served-model-name', 'kjv', '--ctx-size', '512', '--max-seqs', '8', '--draft', draft],
-  { stdio: ['ignore', 'ignore', 'pipe'] });
-  servers.push(p);
-  const port = await new Promise((resolve, reject) => {
-    let err = '';
-    p.stderr.on('data', (d) => {
-      err += d;
-      const m = err.match(/on http:\/\/127\.0\.0\.1:(\d+)/);
-      if (m) resolve(Number(m[1]));
-    });
-    p.on('exit', (code) => reject(new Error(`dsv3 serve exited with ${code}: ${err}`)));
-  });
-  const base = `http://127.0.0.1:${port}`;
+  const { child, base } = await startServe(dsv3, ['--model', path.join(root, 'default-model'), '--served-model-name', 'kjv',
+    '--ctx-size', '512', '--max-seqs', '8', '--draft', draft]);
+  servers.push(child);
   return { base, client: new OpenAI({ apiKey: 'none', baseURL: `${base}/v1`, maxRetries: 0, timeout: 120000 }) };
 }
 

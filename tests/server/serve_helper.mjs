@@ -1,0 +1,17 @@
+// Starts `dsv3 serve` on a free loopback port for a node test and resolves with its base URL
+// once it listens (the port is read from its start-up line); stop it with child.kill().
+import { spawn } from 'node:child_process';
+
+export async function startServe(dsv3, args) {
+  const child = spawn(dsv3, ['--threads', '2', 'serve', '--port', '0', ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const port = await new Promise((resolve, reject) => {
+    let err = '';
+    child.stderr.on('data', (d) => {
+      err += d;
+      const m = err.match(/on http:\/\/127\.0\.0\.1:(\d+)/);
+      if (m) resolve(Number(m[1]));
+    });
+    child.on('exit', (code) => reject(new Error(`dsv3 serve exited with ${code}: ${err}`)));
+  });
+  return { child, base: `http://127.0.0.1:${port}` };
+}
