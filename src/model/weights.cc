@@ -119,7 +119,6 @@ class Binder {
 // Byte-identical matrices (the MTP layer's copies of the embedding and head in published
 // checkpoints): the second need never be read again.
 bool same_matrix(const kernels::WeightMatrix& a, const kernels::WeightMatrix& b) {
-  if (a.data == b.data) return true;
   if (a.empty() || b.empty() || a.dtype != b.dtype || a.rows != b.rows || a.cols != b.cols) return false;
   if (a.scale || b.scale) return false;  // block-scaled copies are compared nowhere: not in the published layout
   return std::memcmp(a.data, b.data, size_t(a.rows) * size_t(a.cols) * io::dtype_size(a.dtype)) == 0;

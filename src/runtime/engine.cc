@@ -16,6 +16,7 @@ double seconds_between(Clock::time_point a, Clock::time_point b) { return std::c
 std::vector<TokenLogprob> top_tokens(const std::vector<float>& lp, int64_t k) {
   const int64_t V = int64_t(lp.size());
   k = std::min(k, V);
+  if (k <= 0) return {};  // scoring asks for none: no pass over the vocabulary
   std::vector<int32_t> ids(static_cast<size_t>(V));
   for (int32_t i = 0; i < int32_t(V); ++i) ids[size_t(i)] = i;
   std::partial_sort(ids.begin(), ids.begin() + k, ids.end(), [&](int32_t a, int32_t b) {
@@ -101,10 +102,9 @@ struct Engine::Seq {
   int64_t claim = 0;            // pages it may still allocate (counted in reserved_pages_)
   size_t forced_next = 0;
   bool done = false;
-  // Speculative decoding: a drafting sequence keeps the MTP layer's rows for positions below
-  // mtp_len (in its pages, beside the main layers') and the drafts its next step verifies.
+  // Speculative decoding: a drafting sequence keeps the MTP layer's rows (in its pages, beside
+  // the main layers'; cache.mtp_rows() of them are final) and the drafts its next step verifies.
   bool draft_on = false;
-  int64_t mtp_len = 0;
   std::vector<int32_t> drafts, chunk;  // chunk: the verify step's tokens (last token, drafts)
   std::vector<float> mtp_hidden;       // the MTP block's output for the newest draft (chained drafts start there)
   DraftStats draft_stats;
@@ -263,7 +263,6 @@ void Engine::admit() {
     }
     // Prompt logprobs need every prompt row's logits: nothing cached is used.
     s.cached = s.req.prompt_logprobs >= 0 ? 0 : s.cache.attach_prefix(s.req.prompt, s.draft_on);
-    s.mtp_len = s.draft_on ? s.cached : 0;
     s.cache.track_mtp(s.draft_on);
     const int64_t need = pages_needed(s) - s.cache.pages();
     if (pool_->pages_available() - reserved_pages_ < need) {
@@ -394,6 +393,136 @@ int32_t Engine::draft_token(float* logits) const {
   return best;
 }
 
+// One sequence's share of a step: rows [row0, row0 + T) of the batch at positions start..,
+// logit rows from logit0 (the trailing logit_rows of its T; the last sample_rows of them are
+// sampled, the others give prompt logprobs).
+struct Engine::StepItem {
+  Seq* s;
+  int64_t start, T, logit_rows, logit0, row0;
+  bool decode;
+  int64_t sample_rows;
+  int64_t used = 0;  // leading rows whose latents stay (a verify step drops rejected drafts')
+};
+
+void Engine::score_prompt(StepItem& it, float* logits) {
+  // Row r's logits give the log-probability of the prompt token after it.
+  Seq& s = *it.s;
+  const int64_t V = model_.config().vocab_size;
+  std::vector<float> lp;
+  for (int64_t r = 0; r < it.logit_rows - it.sample_rows; ++r) {
+    const int64_t next = it.start + it.T - it.logit_rows + r + 1;
+    if (next >= int64_t(s.req.prompt.size())) break;
+    float* row = &logits[size_t((it.logit0 + r) * V)];
+    for (int32_t id : no_token_) row[size_t(id)] = -std::numeric_limits<float>::infinity();
+    log_softmax(row, int32_t(V), lp);
+    TokenEvent ev;
+    ev.token = s.req.prompt[size_t(next)];
+    ev.logprob = lp[size_t(ev.token)];
+    ev.top = top_tokens(lp, s.req.prompt_logprobs);
+    s.prompt_lp.push_back(std::move(ev));
+  }
+}
+
+void Engine::sample_rows(StepItem& it, float* logits) {
+  // A verify step goes on while its drafts agree.
+  Seq& s = *it.s;
+  const int64_t V = model_.config().vocab_size;
+  const int64_t n_drafts = it.decode ? it.T - 1 : 0;
+  int64_t accepted = 0;
+  for (int64_t r = 0; r < it.sample_rows; ++r) {
+    const int64_t row = it.T - it.sample_rows + r;
+    int32_t token = -1;
+    try {
+      token = sample(s, &logits[size_t((it.logit0 + it.logit_rows - it.sample_rows + r) * V)], it.start + row + 1);
+    } catch (const std::exception& e) {
+      finish(s, FinishReason::Error, e.what());
+    }
+    it.used = row + 1;
+    const bool agrees = r < n_drafts && token == s.drafts[size_t(r)];
+    accepted += agrees;
+    if (s.done || !agrees) break;
+  }
+  if (n_drafts > 0) {
+    DraftStats& d = s.draft_stats;
+    ++d.steps;
+    if (int64_t(d.drafted.size()) < n_drafts) d.drafted.resize(size_t(n_drafts), 0);
+    if (int64_t(d.accepted.size()) < n_drafts) d.accepted.resize(size_t(n_drafts), 0);
+    for (int64_t k = 0; k < n_drafts; ++k) d.drafted[size_t(k)] += 1;
+    for (int64_t k = 0; k < accepted; ++k) d.accepted[size_t(k)] += 1;
+  }
+  s.drafts.clear();
+}
+
+void Engine::run_mtp(const std::vector<StepItem>& items, int64_t decoding, const model::ForwardOptions& fo) {
+  // Rows for every drafting sequence's new positions, and drafts for the next step where the
+  // tuner says drafting pays.
+  const int64_t D = model_.config().hidden_size, V = model_.config().vocab_size;
+  const int64_t mtp_layer = model_.config().num_hidden_layers;
+  const DraftTuner::Choice choice = tuner_.choose(std::max<int64_t>(decoding, 1));
+  if (choice == DraftTuner::Choice::Off)
+    for (auto& s : active_)
+      if (s->draft_on) {
+        s->draft_on = false;
+        s->cache.track_mtp(false);
+      }
+  std::vector<model::MtpSeq> mseqs;
+  std::vector<Seq*> mwho;
+  for (const StepItem& it : items) {
+    Seq& s = *it.s;
+    if (!s.draft_on || s.done) continue;
+    DSV3_CHECK(s.cache.mtp_rows() == it.start, "the MTP rows of a sequence fell behind its main rows");
+    s.mtp_hidden.resize(size_t(D));
+    model::MtpSeq m;
+    m.hidden = normed_.data() + it.row0 * D;
+    m.next_tokens = s.tokens.data() + it.start + 1;
+    m.T = it.used;
+    m.start = it.start;
+    m.cache = &s.cache;
+    m.logit_rows = it.sample_rows > 0 && choice == DraftTuner::Choice::Draft && drafts_allowed(s) > 0 ? 1 : 0;
+    m.block_out = s.mtp_hidden.data();
+    mseqs.push_back(m);
+    mwho.push_back(&s);
+  }
+  try {
+    int64_t n_out = 0;
+    for (const model::MtpSeq& m : mseqs) n_out += m.logit_rows;
+    mtp_logits_.resize(size_t(std::max<int64_t>(n_out, 1) * V));
+    if (!mseqs.empty()) model_.forward_mtp_batch(ws_, mseqs, mtp_layer, mtp_logits_.data(), fo);
+    int64_t k = 0;
+    std::vector<Seq*> chain;
+    for (size_t i = 0; i < mseqs.size(); ++i) {
+      Seq& s = *mwho[i];
+      s.cache.seal(mseqs[i].start + mseqs[i].T);
+      if (mseqs[i].logit_rows == 0) continue;
+      s.drafts.push_back(draft_token(&mtp_logits_[size_t(k++ * V)]));
+      reserve(s, s.cache.mtp_rows() + drafts_allowed(s));
+      chain.push_back(&s);
+    }
+    // Further drafts chain the module on its own output and draft, over positions the next
+    // verify step recomputes (their MTP rows are overwritten then).
+    for (int64_t j = 1; !chain.empty(); ++j) {
+      std::erase_if(chain, [&](Seq* s) { return int64_t(s->drafts.size()) >= drafts_allowed(*s); });
+      if (chain.empty()) break;
+      mseqs.clear();
+      for (Seq* s : chain) {
+        model::MtpSeq m;
+        m.hidden = s->mtp_hidden.data();
+        m.next_tokens = &s->drafts.back();
+        m.T = 1;
+        m.start = s->cache.mtp_rows() + j - 1;
+        m.cache = &s->cache;
+        m.block_out = s->mtp_hidden.data();
+        mseqs.push_back(m);
+      }
+      mtp_logits_.resize(size_t(int64_t(chain.size()) * V));
+      model_.forward_mtp_batch(ws_, mseqs, mtp_layer, mtp_logits_.data(), fo);
+      for (size_t i = 0; i < chain.size(); ++i) chain[i]->drafts.push_back(draft_token(&mtp_logits_[i * size_t(V)]));
+    }
+  } catch (const std::exception& e) {
+    for (Seq* s : mwho) finish(*s, FinishReason::Error, e.what());
+  }
+}
+
 void Engine::step() {
   // Leave at once: cancelled sequences and ones that were asked for no tokens at all.
   for (auto& s : active_) {
@@ -414,16 +543,9 @@ void Engine::step() {
 
   // Decoding sequences first (their last token, and drafts to verify), then prompt chunks
   // under the budget.
-  struct Item {
-    Seq* s;
-    int64_t start, T, logit_rows, logit0, row0;
-    bool decode;
-    int64_t sample_rows;  // the trailing logit rows that are sampled (the others: prompt logprobs)
-    int64_t used = 0;  // leading rows whose latents stay (a verify step drops rejected drafts')
-  };
   const int64_t D = model_.config().hidden_size, V = model_.config().vocab_size;
   std::vector<model::BatchSeq> batch;
-  std::vector<Item> items;
+  std::vector<StepItem> items;
   int64_t budget = opts_.step_tokens, rows = 0, n_logits = 0;
   bool any_mtp = false;
   auto add = [&](Seq& s, const int32_t* toks, int64_t n, int64_t logit_rows, int64_t sample_rows, bool decode) {
@@ -440,7 +562,7 @@ void Engine::step() {
     // computes each exactly as a one-token step would (the invariance speculation needs).
     if (decode) b.attention = model::AttentionForm::Absorbed;
     batch.push_back(b);
-    items.push_back(Item{&s, start, n, logit_rows, n_logits, rows, decode, sample_rows});
+    items.push_back(StepItem{&s, start, n, logit_rows, n_logits, rows, decode, sample_rows});
     rows += n;
     n_logits += logit_rows;
     any_mtp |= s.draft_on;
@@ -478,141 +600,37 @@ void Engine::step() {
   try {
     model_.forward_batch(ws_, batch, logits.data(), fo);
   } catch (const std::exception& e) {
-    for (const Item& it : items) finish(*it.s, FinishReason::Error, e.what());
+    for (const StepItem& it : items) finish(*it.s, FinishReason::Error, e.what());
     retire_done();
     return;
   }
   const double main_secs = seconds_between(t0, Clock::now());
 
-  // Sample each row with logits in order; a verify step goes on while its drafts agree.
-  int64_t decoding = 0, emitted = 0;
-  bool all_verified = true, all_plain = true;
-  std::vector<float> lp;
-  for (Item& it : items) {
-    Seq& s = *it.s;
+  // Prompt logprobs, then the sampled rows, in order.
+  for (StepItem& it : items) {
     it.used = it.T;
     if (it.logit_rows == 0) continue;
-    // Prompt logprobs: row r's logits give the log-probability of the prompt token after it.
-    for (int64_t r = 0; r < it.logit_rows - it.sample_rows; ++r) {
-      const int64_t next = it.start + it.T - it.logit_rows + r + 1;
-      if (next >= int64_t(s.req.prompt.size())) break;
-      float* row = &logits[size_t((it.logit0 + r) * V)];
-      for (int32_t id : no_token_) row[size_t(id)] = -std::numeric_limits<float>::infinity();
-      log_softmax(row, int32_t(V), lp);
-      TokenEvent ev;
-      ev.token = s.req.prompt[size_t(next)];
-      ev.logprob = lp[size_t(ev.token)];
-      ev.top = top_tokens(lp, s.req.prompt_logprobs);
-      s.prompt_lp.push_back(std::move(ev));
-    }
-    if (!it.decode && it.start + it.T == int64_t(s.tokens.size()) && s.req.max_tokens == 0) {
-      finish(s, FinishReason::Length);  // only the prompt's logprobs were asked for
+    score_prompt(it, logits.data());
+    if (!it.decode && it.start + it.T == int64_t(it.s->tokens.size()) && it.s->req.max_tokens == 0) {
+      finish(*it.s, FinishReason::Length);  // only the prompt's logprobs were asked for
       continue;
     }
-    const int64_t n_drafts = it.decode ? it.T - 1 : 0;
-    int64_t accepted = 0;
-    for (int64_t r = 0; r < it.sample_rows; ++r) {
-      const int64_t row = it.T - it.sample_rows + r;
-      int32_t token = -1;
-      try {
-        token = sample(s, &logits[size_t((it.logit0 + it.logit_rows - it.sample_rows + r) * V)], it.start + row + 1);
-      } catch (const std::exception& e) {
-        finish(s, FinishReason::Error, e.what());
-      }
-      it.used = row + 1;
-      const bool agrees = r < n_drafts && token == s.drafts[size_t(r)];
-      accepted += agrees;
-      if (s.done || !agrees) break;
-    }
+    sample_rows(it, logits.data());
+  }
+  // (Not batch[i].tokens: sampling may have grown Seq::tokens and moved it.)
+  for (const StepItem& it : items)
+    it.s->cache.commit(it.decode ? it.s->chunk.data() : it.s->tokens.data() + it.start, it.used);
+  int64_t decoding = 0, emitted = 0;
+  bool all_verified = true, all_plain = true;
+  for (const StepItem& it : items)
     if (it.decode) {
       ++decoding;
       emitted += it.used;
-      (n_drafts > 0 ? all_plain : all_verified) = false;
+      (it.T > 1 ? all_plain : all_verified) = false;
     }
-    if (n_drafts > 0) {
-      DraftStats& d = s.draft_stats;
-      ++d.steps;
-      if (int64_t(d.drafted.size()) < n_drafts) d.drafted.resize(size_t(n_drafts), 0);
-      if (int64_t(d.accepted.size()) < n_drafts) d.accepted.resize(size_t(n_drafts), 0);
-      for (int64_t k = 0; k < n_drafts; ++k) d.drafted[size_t(k)] += 1;
-      for (int64_t k = 0; k < accepted; ++k) d.accepted[size_t(k)] += 1;
-    }
-    s.drafts.clear();
-  }
-  // (Not batch[i].tokens: sampling may have grown Seq::tokens and moved it.)
-  for (const Item& it : items)
-    it.s->cache.commit(it.decode ? it.s->chunk.data() : it.s->tokens.data() + it.start, it.used);
 
-  // The MTP module: rows for every drafting sequence's new positions, and drafts for the next
-  // step where the tuner says drafting pays.
   const auto t1 = Clock::now();
-  if (any_mtp) {
-    const DraftTuner::Choice choice = tuner_.choose(std::max<int64_t>(decoding, 1));
-    if (choice == DraftTuner::Choice::Off)
-      for (auto& s : active_)
-        if (s->draft_on) {
-          s->draft_on = false;
-          s->cache.track_mtp(false);
-        }
-    std::vector<model::MtpSeq> mseqs;
-    std::vector<Seq*> mwho;
-    for (const Item& it : items) {
-      Seq& s = *it.s;
-      if (!s.draft_on || s.done) continue;
-      DSV3_CHECK(s.mtp_len == it.start, "the MTP rows of a sequence fell behind its main rows");
-      s.mtp_hidden.resize(size_t(D));
-      model::MtpSeq m;
-      m.hidden = normed_.data() + it.row0 * D;
-      m.next_tokens = s.tokens.data() + it.start + 1;
-      m.T = it.used;
-      m.start = it.start;
-      m.cache = &s.cache;
-      m.logit_rows = it.sample_rows > 0 && choice == DraftTuner::Choice::Draft && drafts_allowed(s) > 0 ? 1 : 0;
-      m.block_out = s.mtp_hidden.data();
-      mseqs.push_back(m);
-      mwho.push_back(&s);
-    }
-    try {
-      int64_t n_out = 0;
-      for (const model::MtpSeq& m : mseqs) n_out += m.logit_rows;
-      mtp_logits_.resize(size_t(std::max<int64_t>(n_out, 1) * V));
-      if (!mseqs.empty())
-        model_.forward_mtp_batch(ws_, mseqs, model_.config().num_hidden_layers, mtp_logits_.data(), fo);
-      int64_t k = 0;
-      std::vector<Seq*> chain;
-      for (size_t i = 0; i < mseqs.size(); ++i) {
-        Seq& s = *mwho[i];
-        s.mtp_len = mseqs[i].start + mseqs[i].T;
-        s.cache.seal(s.mtp_len);
-        if (mseqs[i].logit_rows == 0) continue;
-        s.drafts.push_back(draft_token(&mtp_logits_[size_t(k++ * V)]));
-        reserve(s, s.mtp_len + drafts_allowed(s));
-        chain.push_back(&s);
-      }
-      // Further drafts chain the module on its own output and draft, over positions the next
-      // verify step recomputes (their MTP rows are overwritten then).
-      for (int64_t j = 1; !chain.empty(); ++j) {
-        std::erase_if(chain, [&](Seq* s) { return int64_t(s->drafts.size()) >= drafts_allowed(*s); });
-        if (chain.empty()) break;
-        mseqs.clear();
-        for (Seq* s : chain) {
-          model::MtpSeq m;
-          m.hidden = s->mtp_hidden.data();
-          m.next_tokens = &s->drafts.back();
-          m.T = 1;
-          m.start = s->mtp_len + j - 1;
-          m.cache = &s->cache;
-          m.block_out = s->mtp_hidden.data();
-          mseqs.push_back(m);
-        }
-        mtp_logits_.resize(size_t(int64_t(chain.size()) * V));
-        model_.forward_mtp_batch(ws_, mseqs, model_.config().num_hidden_layers, mtp_logits_.data(), fo);
-        for (size_t i = 0; i < chain.size(); ++i) chain[i]->drafts.push_back(draft_token(&mtp_logits_[i * size_t(V)]));
-      }
-    } catch (const std::exception& e) {
-      for (Seq* s : mwho) finish(*s, FinishReason::Error, e.what());
-    }
-  }
+  if (any_mtp) run_mtp(items, decoding, fo);
   const auto t2 = Clock::now();
   const double mtp_secs = seconds_between(t1, t2);
   // Only pure decode steps are timed: prompt rows would weigh on one side.

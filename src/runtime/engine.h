@@ -176,10 +176,14 @@ class Engine {
 
  private:
   struct Seq;
+  struct StepItem;
   void loop();
   void admit();
   void step();
   int32_t sample(Seq& s, float* logits, int64_t held);
+  void score_prompt(StepItem& it, float* logits);
+  void sample_rows(StepItem& it, float* logits);
+  void run_mtp(const std::vector<StepItem>& items, int64_t decoding, const model::ForwardOptions& fo);
   void finish(Seq& s, FinishReason reason, const std::string& error = "");
   void retire_done();
   void reserve(Seq& s, int64_t n);

@@ -110,6 +110,8 @@ class PagedSequence final : public model::LatentStore {
   void track_mtp(bool on);
   //! The MTP-layer rows of positions < n are final.
   void seal(int64_t n);
+  //! Positions whose MTP-layer rows are final (what seal() or attach_prefix() said).
+  int64_t mtp_rows() const { return mtp_upto_; }
   void clear();
 
   int64_t size() const { return int64_t(tokens_.size()); }

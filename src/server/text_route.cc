@@ -29,11 +29,12 @@ class TextRenderer final : public ChoiceRenderer {
   ojson prompt_logprobs(size_t i, const runtime::FinishInfo& f) const {
     ojson tokens = ojson::array(), lps = ojson::array(), top = ojson::array(), offsets = ojson::array();
     const std::vector<int32_t>& ids = prompts_[i];
-    std::string so_far;
+    StreamDecoder text(tok_);  // offsets: the echoed text each token starts at
+    int64_t offset = 0;
     for (size_t t = 0; t < ids.size(); ++t) {
       tokens.push_back(tok_.token_bytes(ids[t]));
-      offsets.push_back(int64_t(so_far.size()));
-      so_far = tok_.decode(std::vector<int32_t>(ids.begin(), ids.begin() + int64_t(t) + 1));
+      offsets.push_back(offset);
+      offset += int64_t(text.push(ids[t]).size());
       if (t == 0 || t - 1 >= f.prompt_logprobs.size()) {
         lps.push_back(nullptr);
         top.push_back(nullptr);
