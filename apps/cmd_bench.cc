@@ -25,6 +25,8 @@
 #include "kernels/matmul.h"
 #include "kernels/probes.h"
 #include "model/flops.h"
+#include "dist/expert_parallel.h"
+#include "dist/plan.h"
 #include "model/model.h"
 #include "model/profile.h"
 #include "runtime/engine.h"
@@ -255,9 +257,71 @@ void print_drafting(const nlohmann::json& s) {
               e["auto"]["verify_steps"].get<long long>());
 }
 
-void run(const BenchFlags& f, ThreadPool& pool) {
+// Per-rank memory, and per token the bytes the leader moved, its MPI time and the plan's
+// expectation for the same placement.
+nlohmann::json expert_parallel_report(const model::Model& model, const dist::LeaderHost& host,
+                                      const dist::EpTraffic& prefill, double prefill_tokens, const dist::EpTraffic& decode,
+                                      double decode_tokens) {
+  const model::ModelConfig& c = model.config();
+  const io::Checkpoint& ck = *model.weights().checkpoint;
+  const dist::TensorBytes bytes = [&ck, est = dist::estimated_bytes(c)](const model::TensorSpec& s) -> uint64_t {
+    const io::TensorRef* t = ck.find(s.name);
+    const io::TensorRef* scale = ck.find(s.name + "_scale_inv");
+    return t ? t->info->nbytes() + (scale ? scale->info->nbytes() : 0) : est(s);
+  };
+  const dist::EpPlan plan = dist::make_plan(c, host.placement(), bytes, model.has_mtp());
+  nlohmann::json ranks = nlohmann::json::array();
+  for (const dist::RankMemory& r : dist::rank_memory(model)) {
+    const uint64_t planned = plan.per_rank[size_t(r.rank)].bytes;
+    ranks.push_back({{"rank", r.rank},
+                     {"experts", r.experts},
+                     {"weight_bytes", r.weight_bytes},
+                     {"planned_bytes", planned},
+                     {"resident_bytes", r.resident_bytes},
+                     {"busy_seconds", r.busy_s}});
+  }
+  auto phase = [](const dist::EpTraffic& t, double tokens) {
+    if (tokens <= 0) return nlohmann::json();
+    return nlohmann::json{{"bytes_sent_per_token", double(t.bytes_sent) / tokens},
+                          {"bytes_received_per_token", double(t.bytes_received) / tokens},
+                          {"bytes_per_token", double(t.bytes_sent + t.bytes_received) / tokens},
+                          {"messages_per_token", double(t.messages) / tokens},
+                          {"mpi_us_per_token", 1e6 * (t.send_s + t.wait_s) / tokens},
+                          {"mpi_wait_us_per_token", 1e6 * t.wait_s / tokens}};
+  };
+  return {{"ranks", host.placement().ranks()},
+          {"per_rank", ranks},
+          {"prefill", phase(prefill, prefill_tokens)},
+          {"decode", phase(decode, decode_tokens)},
+          {"plan_bytes_per_token", plan.bytes_per_token()},
+          {"one_process_weight_bytes", plan.total_bytes}};
+}
+
+void print_expert_parallel(const nlohmann::json& e) {
+  std::printf("expert parallel over %d ranks (one process would hold %.2f GB of weights)\n", e["ranks"].get<int>(),
+              e["one_process_weight_bytes"].get<double>() / 1e9);
+  for (const auto& r : e["per_rank"])
+    std::printf("  rank %d   %5lld experts   weights %.3f GB (plan %.3f GB)   resident %.3f GB%s\n", r["rank"].get<int>(),
+                r["experts"].get<long long>(), r["weight_bytes"].get<double>() / 1e9, r["planned_bytes"].get<double>() / 1e9,
+                r["resident_bytes"].get<double>() / 1e9,
+                r["rank"].get<int>() > 0 ? (", busy " + std::to_string(r["busy_seconds"].get<double>()).substr(0, 5) + " s").c_str() : "");
+  for (const char* ph : {"prefill", "decode"}) {
+    const auto& p = e[ph];
+    if (p.is_null()) continue;
+    std::printf("  %-8s %.1f KB moved per token (%.1f out, %.1f back), %.1f messages, MPI %.1f us per token (waiting %.1f)\n",
+                ph, p["bytes_per_token"].get<double>() / 1e3, p["bytes_sent_per_token"].get<double>() / 1e3,
+                p["bytes_received_per_token"].get<double>() / 1e3, p["messages_per_token"].get<double>(),
+                p["mpi_us_per_token"].get<double>(), p["mpi_wait_us_per_token"].get<double>());
+  }
+  std::printf("  plan     %.1f KB per decoded token (dsv3 inspect --ranks)\n", e["plan_bytes_per_token"].get<double>() / 1e3);
+}
+
+void run(const BenchFlags& f, ThreadPool& pool, const dist::EpOptions& ep) {
   const auto t_load = Clock::now();
-  model::Model model = model::Model::load(f.model, model::LoadOptions{f.draft > 0, f.weights.memory()});
+  model::LoadOptions lo;
+  lo.load_mtp = f.draft > 0;
+  lo.memory = f.weights.memory();
+  model::Model model = dist::load_model(f.model, lo, ep);
   if (f.draft > 0 && !model.has_mtp()) fail("--draft needs a model with an MTP module (num_nextn_predict_layers >= 1)");
   const double huge_fraction = settle_weights(model.weights(), f.weights, false);  // faults are not timed
   const double load_s = since(t_load);
@@ -290,6 +354,17 @@ void run(const BenchFlags& f, ThreadPool& pool) {
     pool.set_wait_timer(p ? &p->pool_wait_seconds : nullptr);
     if (p) p->start();
   };
+  // Expert parallelism: the leader's traffic and MPI time in the timed prefills and decodes.
+  dist::LeaderHost* const host = dist::leader_host(model);
+  dist::EpTraffic prefill_ep, decode_ep;
+  auto ep_add = [](dist::EpTraffic& sum, const dist::EpTraffic& a, const dist::EpTraffic& b) {
+    sum.bytes_sent += b.bytes_sent - a.bytes_sent;
+    sum.bytes_received += b.bytes_received - a.bytes_received;
+    sum.messages += b.messages - a.messages;
+    sum.layer_calls += b.layer_calls - a.layer_calls;
+    sum.send_s += b.send_s - a.send_s;
+    sum.wait_s += b.wait_s - a.wait_s;
+  };
   for (int rep = 0; rep < f.reps; ++rep) {
     model::KvCache cache = model.new_cache(cap);
     if (f.context > 0) {  // a long context of synthetic latents: only attention cost matters
@@ -301,11 +376,13 @@ void run(const BenchFlags& f, ThreadPool& pool) {
     const std::vector<int32_t> prompt = random_tokens(f.prompt_tokens);
     if (f.prompt_tokens > 0) {
       profiling(&prefill_profile);
+      const dist::EpTraffic ep0 = host ? host->traffic() : dist::EpTraffic{};
       const auto t0 = Clock::now();
       model::ForwardOptions fo;
       fo.last_only = true;
       model.forward(ws, prompt.data(), f.prompt_tokens, cache, logits.data(), fo);
       prefill_tps.push_back(double(f.prompt_tokens) / since(t0));
+      if (host) ep_add(prefill_ep, ep0, host->traffic());
       profiling(nullptr);
     }
     // --batch B: B sequences after the same prompt decode together, one token each per step
@@ -318,6 +395,7 @@ void run(const BenchFlags& f, ThreadPool& pool) {
     std::vector<model::BatchSeq> seqs(size_t(f.batch));
     profiling(&decode_profile);
     const uint64_t b0 = kernels::weight_bytes_read();
+    const dist::EpTraffic ep0 = host ? host->traffic() : dist::EpTraffic{};
     const auto t0 = Clock::now();
     for (int64_t i = 0; i < f.gen_tokens; ++i) {
       for (int64_t b = 0; b < f.batch; ++b) {
@@ -341,6 +419,7 @@ void run(const BenchFlags& f, ThreadPool& pool) {
       const double tokens = double(f.gen_tokens * f.batch);
       decode_tps.push_back(tokens / since(t0));
       decode_bytes.push_back(double(kernels::weight_bytes_read() - b0) / double(f.gen_tokens));
+      if (host) ep_add(decode_ep, ep0, host->traffic());
     }
   }
   const nlohmann::json spec = f.draft > 0 ? bench_drafting(f, model, ws, pool) : nlohmann::json();
@@ -401,6 +480,7 @@ void run(const BenchFlags& f, ThreadPool& pool) {
     j["profile"] = p;
   }
   if (!spec.is_null()) j["speculation"] = spec;
+  if (host && host->placement().ranks() > 1) j["expert_parallel"] = expert_parallel_report(model, *host, prefill_ep, prefill_tokens, decode_ep, decode_tokens);
   if (f.json) {
     std::printf("%s\n", j.dump(2).c_str());
     return;
@@ -424,6 +504,7 @@ void run(const BenchFlags& f, ThreadPool& pool) {
                 (long long)(f.context + f.prompt_tokens), dbytes / 1e6, decode_gbs, 100 * decode_gbs / read_gbs,
                 f.reps);
   if (!spec.is_null()) print_drafting(spec);
+  if (j.contains("expert_parallel")) print_expert_parallel(j["expert_parallel"]);
   if (!f.profile) return;
   std::printf("\nprofile (per token; bytes are weights read)   %22s   %22s\n", "prefill", "decode");
   std::printf("%-28s %12s %10s   %12s %10s\n", "phase", "us", "MB", "us", "MB");
@@ -478,7 +559,7 @@ void add_bench(CLI::App& app, AppContext& ctx) {
                 "router, experts, dense MLP, head, sampling) and the time spent waiting for pool threads");
   add_weight_flags(cmd, f->weights);
   add_numerics_flags(cmd, f->numerics, "bf16");
-  cmd->callback([f, &ctx] { run(*f, ctx.pool()); });
+  cmd->callback([f, &ctx] { run(*f, ctx.pool(), ctx.ep_options()); });
 }
 
 }  // namespace dsv3::app

@@ -82,9 +82,9 @@ void show(const ChatFlags& f) {
               f.system.empty() ? "(none)" : f.system.c_str());
 }
 
-void run(ChatFlags f, ThreadPool& pool) {
+void run(ChatFlags f, ThreadPool& pool, const dist::EpOptions& ep) {
   const std::string dir = resolve_model_dir(f.model);
-  TextModel tm = load_text_model(dir, /*need_template=*/true, f.weights, f.draft.wants_mtp());
+  TextModel tm = load_text_model(dir, /*need_template=*/true, ep, f.weights, f.draft.wants_mtp());
   // One engine for the whole conversation: each turn's prompt (the history through the chat
   // template) finds the earlier turns' latents in its cache and computes only what is new.
   runtime::EngineOptions eo = runtime::single_sequence_options(f.ctx_size);
@@ -167,7 +167,7 @@ void add_chat(CLI::App& app, AppContext& ctx) {
   add_generation_flags(cmd, f->gen);
   add_draft_flag(cmd, f->draft);
   f->gen.max_tokens = 512;
-  cmd->callback([f, &ctx] { run(*f, ctx.pool()); });
+  cmd->callback([f, &ctx] { run(*f, ctx.pool(), ctx.ep_options()); });
 }
 
 }  // namespace dsv3::app

@@ -45,7 +45,7 @@ eval::Progress progress_bar(const std::string& label) {
   };
 }
 
-void run(const EvalFlags& f, ThreadPool& pool) {
+void run(const EvalFlags& f, ThreadPool& pool, const dist::EpOptions& ep) {
   if (f.perplexity.empty() && f.choice.empty() && f.generation.empty() && f.passkey.lengths.empty())
     fail("no task: give --perplexity FILE, --choice FILE.jsonl, --generation FILE.jsonl (repeatable) or --passkey "
          "LENGTHS");
@@ -55,7 +55,7 @@ void run(const EvalFlags& f, ThreadPool& pool) {
     if (!f.model.empty()) fail("--url and --model exclude each other: the server has its own model");
     backend = eval::http_backend(f.url, f.api_key);
   } else {
-    tm = std::make_unique<TextModel>(load_text_model(resolve_model_dir(f.model), false, f.weights));
+    tm = std::make_unique<TextModel>(load_text_model(resolve_model_dir(f.model), false, ep, f.weights));
     // Default: the positions the model was trained for (at most 4096).
     const int64_t ctx = f.ctx_size > 0 ? f.ctx_size : std::min<int64_t>(tm->model->config().max_position_embeddings, 4096);
     backend = eval::engine_backend(*tm->model, *tm->tokenizer, pool, f.numerics.value(), ctx);
@@ -135,7 +135,7 @@ void add_eval(CLI::App& app, AppContext& ctx) {
   cmd->add_option("--json", f->json_out, "also write the results as JSON to this file");
   add_numerics_flags(cmd, f->numerics, "bf16");
   add_weight_flags(cmd, f->weights);
-  cmd->callback([f, &ctx] { run(*f, ctx.pool()); });
+  cmd->callback([f, &ctx] { run(*f, ctx.pool(), ctx.ep_options()); });
 }
 
 }  // namespace dsv3::app

@@ -21,8 +21,8 @@ struct GenerateFlags {
   DraftFlag draft;
 };
 
-void run(const GenerateFlags& f, ThreadPool& pool) {
-  TextModel tm = load_text_model(resolve_model_dir(f.model), f.chat, f.weights, f.draft.wants_mtp());
+void run(const GenerateFlags& f, ThreadPool& pool, const dist::EpOptions& ep) {
+  TextModel tm = load_text_model(resolve_model_dir(f.model), f.chat, ep, f.weights, f.draft.wants_mtp());
   std::vector<int32_t> prompt;
   if (f.chat) {
     nlohmann::json messages = nlohmann::json::array();
@@ -60,7 +60,7 @@ void add_generate(CLI::App& app, AppContext& ctx) {
   add_numerics_flags(cmd, f->numerics, "bf16");
   add_generation_flags(cmd, f->gen);
   add_draft_flag(cmd, f->draft);
-  cmd->callback([f, &ctx] { run(*f, ctx.pool()); });
+  cmd->callback([f, &ctx] { run(*f, ctx.pool(), ctx.ep_options()); });
 }
 
 }  // namespace dsv3::app

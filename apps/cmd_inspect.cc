@@ -1,9 +1,12 @@
 #include <cstdio>
+#include <filesystem>
 #include <map>
 #include <string>
 #include <vector>
 
 #include "apps/commands.h"
+#include "base/error.h"
+#include "dist/plan.h"
 #include "io/safetensors.h"
 #include "model/model.h"
 #include "model/tensor_table.h"
@@ -24,10 +27,13 @@ std::string human(double n, const char* unit) {
   return buf;
 }
 
-void run(const std::string& dir) {
-  model::Model model = model::Model::load(dir);
-  const model::ModelConfig& c = model.config();
-  const model::ModelWeights& w = model.weights();
+struct InspectFlags {
+  std::string model, expert_map;
+  int ranks = 0;
+  double mem_gb_s = 75, link_gbit_s = 100, latency_us = 25;
+};
+
+void print_config(const std::string& dir, const model::ModelConfig& c) {
   std::printf("model        %s (%s)\n", dir.c_str(), c.model_type.c_str());
   std::printf("layers       %lld (+%lld MTP), first %lld dense, hidden %lld, vocab %lld\n",
               (long long)c.num_hidden_layers, (long long)c.num_nextn_predict_layers,
@@ -53,7 +59,11 @@ void run(const std::string& dir) {
     std::printf("quantization fp8 %s, %lldx%lld blocks%s\n", c.quantization->fmt.c_str(),
                 (long long)c.quantization->block_rows, (long long)c.quantization->block_cols,
                 c.quantization->scale_fmt.empty() ? "" : (", scales " + c.quantization->scale_fmt).c_str());
+}
 
+void print_checkpoint(const model::Model& model) {
+  const model::ModelConfig& c = model.config();
+  const model::ModelWeights& w = model.weights();
   // Parameters by role, from the checkpoint's own shapes (scales are not parameters); what
   // each tensor is comes from the tensor table, so unknown extras count as plain parameters.
   std::map<std::string, const model::TensorSpec*> specs;
@@ -91,13 +101,81 @@ void run(const std::string& dir) {
   }
 }
 
+// The expert-parallel plan: what each rank holds, the bytes moved, the decode bound.
+void print_plan(const InspectFlags& f, const model::ModelConfig& c, const model::Model* model) {
+  if (c.n_routed_experts == 0) fail("--ranks: this model has no routed experts to split");
+  const dist::ExpertPlacement p = f.expert_map.empty() ? dist::ExpertPlacement::contiguous(c, f.ranks)
+                                                       : dist::ExpertPlacement::from_file(f.expert_map, c, f.ranks);
+  dist::TensorBytes bytes = dist::estimated_bytes(c);
+  if (model) {
+    const io::Checkpoint& ck = *model->weights().checkpoint;
+    bytes = [&ck, est = bytes](const model::TensorSpec& s) -> uint64_t {
+      const io::TensorRef* t = ck.find(s.name);
+      if (!t) return est(s);
+      const io::TensorRef* scale = ck.find(s.name + "_scale_inv");
+      return t->info->nbytes() + (scale ? scale->info->nbytes() : 0);
+    };
+  }
+  const dist::EpPlan plan = dist::make_plan(c, p, bytes);
+  std::printf("\nexpert parallel over %d ranks (%s placement; bytes %s)\n", f.ranks,
+              f.expert_map.empty() ? "contiguous" : f.expert_map.c_str(), model ? "from the checkpoint" : "estimated from config.json");
+  std::printf("  replicated   %s on rank 0 (attention, dense layers, shared experts, router, embedding, head)\n",
+              human(double(plan.replicated_bytes), "B").c_str());
+  std::printf("  routed       %s in all, %s per expert\n", human(double(plan.routed_bytes), "B").c_str(),
+              human(plan.expert_bytes, "B").c_str());
+  std::printf("  %-6s %12s %8s %10s %18s\n", "rank", "holds", "experts", "slots/tok", "rows sent/token");
+  for (const dist::RankPlan& r : plan.per_rank)
+    std::printf("  %-6d %12s %8lld %10.2f %18s\n", r.rank, human(double(r.bytes), "B").c_str(), (long long)r.experts,
+                r.slots_per_token, r.rank == 0 ? "-" : (std::to_string(r.touched).substr(0, 5)).c_str());
+  std::printf("  per token and MoE layer: %s out (rows + lists), %s back (expert outputs); %s per token over %lld "
+              "MoE layers\n",
+              human(plan.dispatch_bytes, "B").c_str(), human(plan.combine_bytes, "B").c_str(),
+              human(plan.bytes_per_token(), "B").c_str(), (long long)plan.moe_layers);
+  const double t1 = dist::make_plan(c, dist::ExpertPlacement::contiguous(c, 1), bytes).seconds_per_token(f.mem_gb_s, 0, 0);
+  const double tn = plan.seconds_per_token(f.mem_gb_s, f.link_gbit_s, f.latency_us);
+  std::printf("  decode bound at %.0f GB/s per rank, %.0f Gbit/s and %.0f us links: %.2f tokens/s "
+              "(one machine holding it all: %.2f)\n",
+              f.mem_gb_s, f.link_gbit_s, f.latency_us, 1 / tn, 1 / t1);
+}
+
+void run(const InspectFlags& f) {
+  namespace fs = std::filesystem;
+  const bool config_only = fs::is_regular_file(f.model) && fs::path(f.model).filename() == "config.json";
+  bool has_weights = false;
+  if (!config_only && fs::is_directory(f.model))
+    for (const auto& e : fs::directory_iterator(f.model)) has_weights |= e.path().extension() == ".safetensors";
+  if (config_only || (f.ranks > 0 && !has_weights)) {
+    const std::string cfg = config_only ? f.model : (fs::path(f.model) / "config.json").string();
+    const model::ModelConfig c = model::ModelConfig::load(cfg);
+    print_config(f.model, c);
+    if (f.ranks > 0) print_plan(f, c, nullptr);
+    return;
+  }
+  model::Model model = model::Model::load(f.model);
+  print_config(f.model, model.config());
+  print_checkpoint(model);
+  if (f.ranks > 0) print_plan(f, model.config(), &model);
+}
+
 }  // namespace
 
 void add_inspect(CLI::App& app) {
-  auto dir = std::make_shared<std::string>();
-  CLI::App* cmd = app.add_subcommand("inspect", "summarise a checkpoint: config, parameters, bytes, cache, unused tensors");
-  cmd->add_option("--model", *dir, "model folder")->required();
-  cmd->callback([dir] { run(*dir); });
+  auto f = std::make_shared<InspectFlags>();
+  CLI::App* cmd = app.add_subcommand(
+      "inspect", "summarise a checkpoint: config, parameters, bytes, cache, unused tensors; --ranks N: the plan for "
+                 "running it expert-parallel over N ranks");
+  cmd->add_option("--model", f->model, "model folder, or a config.json alone (with --ranks: bytes estimated)")->required();
+  cmd->add_option("--ranks", f->ranks, "print what each of N expert-parallel ranks holds, the bytes moved per token "
+                                       "and the decode bound")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--expert-map", f->expert_map, "with --ranks: a placement file instead of contiguous ranges");
+  cmd->add_option("--mem-gbs", f->mem_gb_s, "with --ranks: each rank's memory read bandwidth, GB/s")
+      ->check(CLI::PositiveNumber)->capture_default_str();
+  cmd->add_option("--link-gbits", f->link_gbit_s, "with --ranks: the leader's link, Gbit/s")
+      ->check(CLI::PositiveNumber)->capture_default_str();
+  cmd->add_option("--link-latency-us", f->latency_us, "with --ranks: one-way message latency, microseconds")
+      ->check(CLI::NonNegativeNumber)->capture_default_str();
+  cmd->callback([f] { run(*f); });
 }
 
 }  // namespace dsv3::app

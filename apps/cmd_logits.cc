@@ -10,6 +10,7 @@
 #include "base/error.h"
 #include "io/safetensors.h"
 #include "kernels/isa.h"
+#include "dist/expert_parallel.h"
 #include "model/model.h"
 
 namespace dsv3::app {
@@ -39,10 +40,12 @@ struct LogitsOptions {
   NumericsFlag numerics;
 };
 
-void run(const LogitsOptions& o, ThreadPool& pool) {
+void run(const LogitsOptions& o, ThreadPool& pool, const dist::EpOptions& ep) {
   kernels::set_reference_kernels(o.reference);
   const std::vector<int32_t> tokens = parse_token_list(o.tokens);
-  model::Model model = model::Model::load(o.model, model::LoadOptions{o.mtp});
+  model::LoadOptions lo;
+  lo.load_mtp = o.mtp;
+  model::Model model = dist::load_model(o.model, lo, ep);
   const model::ModelConfig& c = model.config();
   if (o.mtp && !model.weights().mtp) fail("--mtp: ", o.model, " has no MTP layer (num_nextn_predict_layers is 0)");
   const int64_t T = int64_t(tokens.size()), V = c.vocab_size, D = c.hidden_size;
@@ -127,7 +130,7 @@ void add_logits(CLI::App& app, AppContext& ctx) {
       ->check(CLI::IsMember({"auto", "naive", "absorbed"}))
       ->capture_default_str();
   cmd->add_flag("--routing", o->routing, "also write routing.L.indices / routing.L.weights per MoE layer");
-  cmd->callback([o, &ctx] { run(*o, ctx.pool()); });
+  cmd->callback([o, &ctx] { run(*o, ctx.pool(), ctx.ep_options()); });
 }
 
 }  // namespace dsv3::app

@@ -79,7 +79,7 @@ void add_serve(CLI::App& app, AppContext& ctx) {
   add_draft_flag(cmd, o->draft);
   cmd->callback([o, &ctx] {
     o->model = resolve_model_dir(o->model);
-    TextModel lt = load_text_model(o->model, false, o->weights, o->draft.wants_mtp());
+    TextModel lt = load_text_model(o->model, false, ctx.ep_options(), o->weights, o->draft.wants_mtp());
     if (lt.tokenizer->chat_template().empty())
       std::fprintf(stderr, "dsv3 serve: note: no chat template; only /v1/completions will work\n");
     runtime::EngineOptions eo;

@@ -26,10 +26,14 @@ void prefault(const io::Checkpoint& ck, const std::function<bool(const std::stri
 
 }  // namespace
 
-TextModel load_text_model(const std::string& dir, bool need_template, const WeightFlags& weights, bool load_mtp) {
+TextModel load_text_model(const std::string& dir, bool need_template, const dist::EpOptions& ep, const WeightFlags& weights,
+                          bool load_mtp) {
   namespace fs = std::filesystem;
   TextModel tm;
-  tm.model = std::make_unique<model::Model>(model::Model::load(dir, model::LoadOptions{load_mtp, weights.memory()}));
+  model::LoadOptions lo;
+  lo.load_mtp = load_mtp;
+  lo.memory = weights.memory();
+  tm.model = std::make_unique<model::Model>(dist::load_model(dir, lo, ep));
   if (!fs::exists(fs::path(dir) / "tokenizer.json"))
     fail(dir, " has no tokenizer.json (a generated model gets one with `dsv3 make-test-model --tokenizer PATH`)");
   tm.tokenizer = std::make_unique<Tokenizer>(Tokenizer::load(dir));

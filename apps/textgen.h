@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "chat/chat_template.h"
+#include "dist/expert_parallel.h"
 #include "model/model.h"
 #include "runtime/generate.h"
 #include "tokenizer/tokenizer.h"
@@ -40,7 +41,7 @@ double settle_weights(const model::ModelWeights& w, const WeightFlags& flags, bo
 //! progress bar on a terminal so the first answer is not slowed by page faults.
 //! need_template: fail clearly when the tokenizer_config has no chat_template.
 //! load_mtp: also bind the MTP module (speculative decoding drafts with it).
-TextModel load_text_model(const std::string& dir, bool need_template, const WeightFlags& weights = {},
+TextModel load_text_model(const std::string& dir, bool need_template, const dist::EpOptions& ep, const WeightFlags& weights = {},
                           bool load_mtp = false);
 
 

@@ -149,7 +149,9 @@ TEST(EvalTest, PasskeyPromptsAndGrid) {
       EXPECT_GT(n, len - 20);  // within one filler sentence
       const size_t key = p.find("12345"), question = p.rfind("What is the pass key?");
       ASSERT_NE(key, std::string::npos);
-      if (len == 1000) EXPECT_NEAR(double(key) / double(question), depth, 0.05) << depth;
+      if (len == 1000) {
+        EXPECT_NEAR(double(key) / double(question), depth, 0.05) << depth;
+      }
     }
   EXPECT_THROW(passkey_prompt(b, 20, 0.5, "12345"), Error);
   PasskeyOptions o;

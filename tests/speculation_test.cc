@@ -355,8 +355,14 @@ TEST_F(SpeculationTest, BatchedSequencesDraftAndMatchTheirSoloRuns) {
   }
 }
 
+model::LoadOptions no_mtp_options() {
+  model::LoadOptions o;
+  o.load_mtp = false;
+  return o;
+}
+
 TEST_F(SpeculationTest, ForcedDraftingNeedsAnMtpModule) {
-  const model::Model no_mtp = model::Model::load(default_model_dir().string(), model::LoadOptions{false});
+  const model::Model no_mtp = model::Model::load(default_model_dir().string(), no_mtp_options());
   EXPECT_THROW(Engine(no_mtp, *tok_, testutil::pool(), one_sequence(2)), Error);
 }
 
@@ -372,7 +378,7 @@ TEST_F(SpeculationTest, TiedMtpCopiesReadTheMainTensors) {
   EXPECT_TRUE(w.idle.count(mtp + "embed_tokens.weight"));
   EXPECT_TRUE(w.idle.count(mtp + "shared_head.head.weight"));
   EXPECT_FALSE(w.idle.count(mtp + "eh_proj.weight"));
-  const model::Model no_mtp = model::Model::load(default_model_dir().string(), model::LoadOptions{false});
+  const model::Model no_mtp = model::Model::load(default_model_dir().string(), no_mtp_options());
   EXPECT_TRUE(no_mtp.weights().idle.count(mtp + "eh_proj.weight"));
   EXPECT_FALSE(no_mtp.weights().idle.count("lm_head.weight"));
 }

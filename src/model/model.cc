@@ -20,8 +20,16 @@ Model Model::load(const std::string& dir, const LoadOptions& opts) {
   if (!fs::is_directory(dir)) fail(dir, " is not a folder (a model folder holds config.json and *.safetensors)");
   ModelConfig config = ModelConfig::load((fs::path(dir) / "config.json").string());
   auto ck = std::make_shared<const io::Checkpoint>(io::Checkpoint::open(dir, opts.memory));
-  ModelWeights w = ModelWeights::bind(config, ck, opts.load_mtp);
-  return Model(std::move(config), std::move(w));
+  std::function<bool(const TensorSpec&)> want;
+  if (opts.experts || opts.experts_only)
+    want = [&opts](const TensorSpec& s) {
+      if (s.owner == MlpOwner::Expert) return !opts.experts || opts.experts->holds(s.layer, s.expert);
+      return !opts.experts_only;
+    };
+  ModelWeights w = ModelWeights::bind(config, ck, opts.load_mtp, want);
+  Model m(std::move(config), std::move(w));
+  m.host_ = opts.experts;
+  return m;
 }
 
 Model::Model(ModelConfig config, ModelWeights weights) : config_(std::move(config)), weights_(std::move(weights)) {
@@ -62,7 +70,7 @@ void Model::block(Workspace& ws, const LayerWeights& L, int64_t layer_index, int
       }
       trace = &*it;
     }
-    moe_forward(ws, config_, L.experts, x, T, y, trace);
+    moe_forward(ws, config_, L.experts, layer_index, host_.get(), x, T, y, trace);
   } else {
     const PhaseScope dense(ws.profile, Phase::DenseMlp);
     mlp_forward(ws, L.dense, x, T, y);

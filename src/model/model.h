@@ -9,6 +9,7 @@
 
 #include "model/attention.h"
 #include "model/config.h"
+#include "model/expert_host.h"
 #include "model/latent_store.h"
 #include "model/moe.h"
 #include "model/weights.h"
@@ -82,6 +83,12 @@ struct MtpSeq {
 struct LoadOptions {
   bool load_mtp = true;
   io::WeightMemory memory = io::WeightMemory::Map;
+  //! Expert parallelism: only the routed experts the host holds are bound (and touched);
+  //! the others run where the host sends them.
+  std::shared_ptr<ExpertHost> experts;
+  //! Bind the routed experts (those `experts` holds) and nothing else: an expert-parallel
+  //! rank that only runs experts for another.
+  bool experts_only = false;
 };
 
 class Model {
@@ -124,6 +131,8 @@ class Model {
 
   //! Whether the checkpoint has an MTP module and it was loaded.
   bool has_mtp() const { return weights_.mtp.has_value(); }
+  //! The expert-parallel host it was loaded with, or nullptr.
+  ExpertHost* expert_host() const { return host_.get(); }
 
  private:
   void block(Workspace& ws, const LayerWeights& L, int64_t layer_index, int64_t cache_layer, float* h, int64_t rows,
@@ -133,6 +142,7 @@ class Model {
   ModelConfig config_;
   ModelWeights weights_;
   std::vector<double> rope_freqs_;
+  std::shared_ptr<ExpertHost> host_;
 };
 
 }  // namespace dsv3::model

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <numeric>
+#include <tuple>
 #include <vector>
 
 #include "base/error.h"
@@ -34,8 +35,40 @@ void mlp_forward(Workspace& ws, const MlpWeights& m, const float* x, int64_t T, 
   run_mlps(ws, {MlpTask{&m, x, T, out}});
 }
 
-void moe_forward(Workspace& ws, const ModelConfig& c, const MoeWeights& m, const float* x, int64_t T, float* out,
-                 RoutingTrace* trace) {
+std::vector<ExpertRows> group_by_expert(const int32_t* idx, int64_t T, int64_t K, int64_t E) {
+  std::vector<std::vector<int64_t>> users(static_cast<size_t>(E));
+  for (int64_t t = 0; t < T; ++t)
+    for (int64_t k = 0; k < K; ++k) users[size_t(idx[t * K + k])].push_back(t);
+  std::vector<ExpertRows> out;
+  int64_t slot = 0;
+  for (int64_t e = 0; e < E; ++e) {
+    if (users[size_t(e)].empty()) continue;
+    out.push_back(ExpertRows{int32_t(e), slot, std::move(users[size_t(e)])});
+    slot += int64_t(out.back().tokens.size());
+  }
+  return out;
+}
+
+void run_experts(Workspace& ws, const MoeWeights& m, const float* x, int64_t D, const std::vector<ExpertRows>& experts,
+                 float* ye, const MlpTask* extra) {
+  int64_t slots = 0;
+  for (const ExpertRows& r : experts) slots = std::max(slots, r.slot0 + int64_t(r.tokens.size()));
+  float* const xe = ws.expert_in.get(size_t(slots * D));
+  std::vector<MlpTask> tasks;
+  for (const ExpertRows& r : experts) {
+    if (size_t(r.expert) >= m.experts.size() || m.experts[size_t(r.expert)].gate.empty())
+      fail("routed expert ", r.expert, " is not loaded in this process");
+    float* in = &xe[size_t(r.slot0 * D)];
+    for (size_t i = 0; i < r.tokens.size(); ++i)
+      std::copy(x + r.tokens[i] * D, x + (r.tokens[i] + 1) * D, in + i * size_t(D));
+    tasks.push_back(MlpTask{&m.experts[size_t(r.expert)], in, int64_t(r.tokens.size()), &ye[size_t(r.slot0 * D)]});
+  }
+  if (extra) tasks.push_back(*extra);
+  run_mlps(ws, tasks);
+}
+
+void moe_forward(Workspace& ws, const ModelConfig& c, const MoeWeights& m, int64_t layer, ExpertHost* host,
+                 const float* x, int64_t T, float* out, RoutingTrace* trace) {
   const int64_t D = c.hidden_size, E = c.n_routed_experts, K = c.num_experts_per_tok;
   PhaseScope router(ws.profile, Phase::Router);
   float* const logits = ws.router.get(size_t(T * E));
@@ -52,41 +85,45 @@ void moe_forward(Workspace& ws, const ModelConfig& c, const MoeWeights& m, const
     trace->weights.insert(trace->weights.end(), w, w + T * K);
   }
 
-  // Group token slots by expert; experts are summed in ascending order, so every token
-  // adds its experts in the same order whatever the batch (prefill == decode).
-  auto& users = ws.expert_users;
-  users.resize(size_t(E));
-  for (auto& u : users) u.clear();
-  for (int64_t t = 0; t < T; ++t)
-    for (int64_t k = 0; k < K; ++k) users[idx[t * K + k]].push_back({t, w[t * K + k]});
-
-  // Each chosen expert's tokens, gathered in expert order: the s-th (expert, token) pair is
-  // row s of xe and ye.
-  float* const xe = ws.expert_in.get(size_t(T * K * D));
+  // Token slots grouped by expert; experts are summed in ascending order, so every token
+  // adds its experts in the same order whatever the batch (prefill == decode) and wherever
+  // they ran. The s-th (expert, token) pair is row s of the gathered outputs.
+  std::vector<ExpertRows> groups = group_by_expert(idx.data(), T, K, E);
+  std::vector<std::tuple<int64_t, float, int64_t>> mix;  // (token, weight, slot) in slot order
+  mix.reserve(size_t(T * K));
+  for (const ExpertRows& g : groups)
+    for (size_t i = 0; i < g.tokens.size(); ++i) {
+      const int64_t t = g.tokens[i];
+      const int32_t* row = &idx[size_t(t * K)];
+      const int64_t k = std::find(row, row + K, g.expert) - row;
+      mix.emplace_back(t, w[t * K + k], g.slot0 + int64_t(i));
+    }
   float* const ye = ws.expert_out.get(size_t(T * K * D));
-  std::vector<MlpTask> tasks;
-  size_t slot = 0;
-  for (int64_t e = 0; e < E; ++e) {
-    const auto& u = users[size_t(e)];
-    if (u.empty()) continue;
-    tasks.push_back(MlpTask{&m.experts[size_t(e)], &xe[slot * size_t(D)], int64_t(u.size()), &ye[slot * size_t(D)]});
-    for (const auto& [t, wt] : u) std::copy(x + t * D, x + (t + 1) * D, &xe[slot++ * size_t(D)]);
+  std::vector<ExpertRows> local, remote;
+  if (host) {
+    std::vector<std::pair<int32_t, int64_t>> used;
+    for (const ExpertRows& g : groups) used.emplace_back(g.expert, int64_t(g.tokens.size()));
+    const std::vector<bool> here = host->place(layer, used);
+    for (size_t i = 0; i < groups.size(); ++i) (here[i] ? local : remote).push_back(groups[i]);
+    if (!remote.empty()) host->dispatch(layer, ws.kernels.numerics(), x, T, D, remote);
+  } else {
+    local = std::move(groups);
   }
   float* const sh = m.shared ? ws.shared_out.get(size_t(T * D)) : nullptr;
-  if (m.shared) tasks.push_back(MlpTask{&*m.shared, x, T, sh});
-  const PhaseScope experts(ws.profile, Phase::Experts);
-  run_mlps(ws, tasks);
+  const MlpTask shared_task{m.shared ? &*m.shared : nullptr, x, T, sh};
+  {
+    const PhaseScope experts(ws.profile, Phase::Experts);
+    run_experts(ws, m, x, D, local, ye, m.shared ? &shared_task : nullptr);
+    if (!remote.empty()) host->collect(ye, D);
+  }
 
   std::fill(out, out + T * D, 0.0f);
-  slot = 0;
-  for (const auto& u : users)
-    for (const auto& [t, wt] : u) {
-      float* o = out + t * D;
-      const float* y = &ye[slot++ * size_t(D)];
-      for (int64_t d = 0; d < D; ++d) o[d] += wt * y[d];
-    }
+  for (const auto& [t, wt, slot] : mix) {
+    float* o = out + t * D;
+    const float* y = &ye[slot * D];
+    for (int64_t d = 0; d < D; ++d) o[d] += wt * y[d];
+  }
   if (m.shared)
     for (int64_t i = 0; i < T * D; ++i) out[i] += sh[i];
 }
-
 }  // namespace dsv3::model

@@ -126,7 +126,8 @@ bool same_matrix(const kernels::WeightMatrix& a, const kernels::WeightMatrix& b)
 
 }  // namespace
 
-ModelWeights ModelWeights::bind(const ModelConfig& c, std::shared_ptr<const io::Checkpoint> ck, bool load_mtp) {
+ModelWeights ModelWeights::bind(const ModelConfig& c, std::shared_ptr<const io::Checkpoint> ck, bool load_mtp,
+                                const std::function<bool(const TensorSpec&)>& want) {
   ModelWeights w;
   w.checkpoint = ck;
   Binder b(c, *ck, w);
@@ -142,8 +143,14 @@ ModelWeights ModelWeights::bind(const ModelConfig& c, std::shared_ptr<const io::
     DSV3_CHECK(!out.empty(), "fallback tensor ", name, " is not bound");
     return out;
   };
+  std::set<std::string> skipped;  // not wanted here (expert parallelism: another process reads them)
   for (const TensorSpec& s : table) {
     if (s.mtp && !load_mtp) continue;
+    if (want && !want(s)) {
+      skipped.insert(s.name);
+      bind_member(s, w, [](auto&) {});  // the slot exists (empty), so layer and expert indices stay put
+      continue;
+    }
     const bool absent = !s.fallback.empty() && !b.has(s.name);
     const kernels::WeightMatrix stand_in = absent ? bound(s.fallback) : kernels::WeightMatrix{};
     bind_member(s, w, [&](auto& m) {
@@ -168,6 +175,8 @@ ModelWeights ModelWeights::bind(const ModelConfig& c, std::shared_ptr<const io::
   for (const std::string& name : ck->names()) {
     if (b.used().count(name)) continue;
     w.idle.insert(name);
+    const std::string base = name.ends_with("_scale_inv") ? name.substr(0, name.size() - 10) : name;
+    if (skipped.count(base)) continue;  // not wanted here, block scales included
     if (!load_mtp && name.rfind(mtp_prefix, 0) == 0) continue;
     w.unused.push_back(name);
   }

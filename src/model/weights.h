@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <set>
@@ -14,6 +15,7 @@
 #include "io/safetensors.h"
 #include "kernels/weight_matrix.h"
 #include "model/config.h"
+#include "model/tensor_table.h"
 
 namespace dsv3::model {
 
@@ -74,8 +76,10 @@ struct ModelWeights {
   //! (its tensors are then reported neither missing nor unused). A tensor the table gives a
   //! fallback (the MTP layer's copies of embedding and head; lm_head when
   //! tie_word_embeddings) may be absent and is then the fallback's matrix.
+  //! `want`, when set, says which tensors to bind: the others are left empty and idle, and
+  //! reported neither missing nor unused (expert parallelism: another process reads them).
   static ModelWeights bind(const ModelConfig& config, std::shared_ptr<const io::Checkpoint> checkpoint,
-                           bool load_mtp = true);
+                           bool load_mtp = true, const std::function<bool(const TensorSpec&)>& want = nullptr);
 };
 
 }  // namespace dsv3::model

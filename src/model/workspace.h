@@ -54,11 +54,10 @@ class Workspace {
   // mla_attention: queries, latents, absorbed queries and outputs, scores, expanded K/V.
   Buffer q, q_lora, kv_a, q_abs, o_lat, attn, scores, kv_full, gathered;
   std::vector<const float*> latent_rows;
-  // moe_forward: router logits and weights, each expert's (token, weight) list, tokens
-  // gathered per expert, their outputs.
+  // moe_forward / run_experts: router logits and weights, tokens gathered per expert,
+  // their outputs.
   Buffer router, route_weights, expert_in, expert_out, shared_out;
   std::vector<int32_t> route_idx;
-  std::vector<std::vector<std::pair<int64_t, float>>> expert_users;
   // run_mlps: gate and up products of every task.
   Buffer mlp_gate, mlp_up;
 };

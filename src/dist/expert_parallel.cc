@@ -1,0 +1,273 @@
+#include "dist/expert_parallel.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+
+#include "base/error.h"
+#include "dist/protocol.h"
+#include "dist/world.h"
+#include "kernels/isa.h"
+
+#ifdef DSV3_HAVE_MPI
+#include <mpi.h>
+#endif
+
+namespace dsv3::dist {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+// The hosts of the models this leader loaded (their loads are saved at the end).
+std::vector<std::shared_ptr<LeaderHost>>& hosts() {
+  static std::vector<std::shared_ptr<LeaderHost>> h;
+  return h;
+}
+
+#ifdef DSV3_HAVE_MPI
+void send_ints(const std::vector<int64_t>& v, int rank, int tag) {
+  MPI_Send(v.data(), int(v.size()), MPI_INT64_T, rank, tag, MPI_COMM_WORLD);
+}
+// MPI counts are int: large prefill batches go in pieces.
+void send_floats(const float* p, int64_t n, int rank, int tag) {
+  constexpr int64_t kChunk = int64_t(1) << 28;
+  for (int64_t i = 0; i < n || i == 0; i += kChunk) {
+    const int64_t m = std::min(kChunk, n - i);
+    MPI_Send(p + i, int(m), MPI_FLOAT, rank, tag, MPI_COMM_WORLD);
+    if (n == 0) break;
+  }
+}
+void recv_floats(float* p, int64_t n, int rank, int tag) {
+  constexpr int64_t kChunk = int64_t(1) << 28;
+  for (int64_t i = 0; i < n || i == 0; i += kChunk) {
+    const int64_t m = std::min(kChunk, n - i);
+    MPI_Recv(p + i, int(m), MPI_FLOAT, rank, tag, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+    if (n == 0) break;
+  }
+}
+#endif
+
+}  // namespace
+
+uint64_t resident_bytes() {
+  std::ifstream f("/proc/self/status");
+  std::string line;
+  while (std::getline(f, line))
+    if (line.rfind("VmRSS:", 0) == 0) return uint64_t(std::strtoull(line.c_str() + 6, nullptr, 10)) * 1024;
+  return 0;
+}
+
+uint64_t weight_bytes(const model::ModelWeights& w) {
+  uint64_t n = 0;
+  for (uint64_t b : w.bytes_by_dtype) n += b;
+  return n;
+}
+
+bool expert_parallel_command(const std::string& command) {
+  for (const char* c : {"generate", "chat", "serve", "bench", "logits", "eval"})
+    if (command == c) return true;
+  return false;
+}
+
+// ---- Leader --------------------------------------------------------------------------------
+
+LeaderHost::LeaderHost(int model_id, ExpertPlacement placement) : id_(model_id), placement_(std::move(placement)) {
+  for (int64_t l : placement_.layers()) loads_.tokens[l].assign(size_t(placement_.experts()), 0);
+}
+
+bool LeaderHost::holds(int64_t layer, int64_t expert) const { return placement_.holds(0, layer, expert); }
+
+std::vector<bool> LeaderHost::place(int64_t layer, const std::vector<std::pair<int32_t, int64_t>>& used) {
+  std::vector<uint64_t>& load = loads_.tokens[layer];
+  if (load.size() != size_t(placement_.experts())) load.assign(size_t(placement_.experts()), 0);
+  // An expert with copies runs all of this step's tokens on one of them (so it computes
+  // over exactly the rows it would in one process): the one with the fewest rows so far.
+  std::vector<int64_t> rows(size_t(placement_.ranks()), 0);
+  chosen_.assign(used.size(), 0);
+  std::vector<bool> here(used.size());
+  for (size_t i = 0; i < used.size(); ++i) {
+    const auto& [e, n] = used[i];
+    load[size_t(e)] += uint64_t(n);
+    const std::vector<int>& h = placement_.holders(layer, e);
+    if (h.empty()) fail("expert ", e, " of layer ", layer, " is held by no rank");
+    int best = h[0];
+    for (int r : h)
+      if (rows[size_t(r)] < rows[size_t(best)]) best = r;
+    rows[size_t(best)] += n;
+    chosen_[i] = best;
+    here[i] = best == 0;
+  }
+  return here;
+}
+
+void LeaderHost::dispatch(int64_t layer, kernels::Numerics numerics, const float* x, int64_t T, int64_t hidden,
+                          const std::vector<model::ExpertRows>& remote) {
+#ifdef DSV3_HAVE_MPI
+  const auto t0 = Clock::now();
+  // The remote experts in place() order, each with the rank place() chose.
+  std::vector<std::pair<int, const model::ExpertRows*>> work;
+  {
+    size_t j = 0;
+    for (const model::ExpertRows& r : remote) {
+      // place() saw every used expert ascending; remote is the subsequence it sent away.
+      while (j < chosen_.size() && chosen_[j] == 0) ++j;
+      if (j >= chosen_.size()) fail("expert parallelism: dispatch does not match the last placement");
+      work.emplace_back(chosen_[j++], &r);
+    }
+  }
+  pending_.clear();
+  std::vector<int64_t> row_of(static_cast<size_t>(T));
+  for (int rank = 1; rank < placement_.ranks(); ++rank) {
+    std::vector<const model::ExpertRows*> mine;
+    for (const auto& [r, e] : work)
+      if (r == rank) mine.push_back(e);
+    if (mine.empty()) continue;
+    // Each token's row travels once, however many of this rank's experts it chose.
+    std::vector<int64_t> tokens;
+    for (const model::ExpertRows* e : mine) tokens.insert(tokens.end(), e->tokens.begin(), e->tokens.end());
+    std::sort(tokens.begin(), tokens.end());
+    tokens.erase(std::unique(tokens.begin(), tokens.end()), tokens.end());
+    for (size_t i = 0; i < tokens.size(); ++i) row_of[size_t(tokens[i])] = int64_t(i);
+    std::vector<int64_t> header{id_, layer, int64_t(numerics), kernels::reference_kernels() ? 1 : 0, hidden,
+                                int64_t(tokens.size()), int64_t(mine.size())};
+    Pending p{rank, {}, {}};
+    int64_t slots = 0;
+    for (const model::ExpertRows* e : mine) {
+      header.push_back(e->expert);
+      header.push_back(int64_t(e->tokens.size()));
+      for (int64_t t : e->tokens) header.push_back(row_of[size_t(t)]);
+      p.slots.emplace_back(e->slot0, int64_t(e->tokens.size()));
+      slots += int64_t(e->tokens.size());
+    }
+    std::vector<float> rows(tokens.size() * size_t(hidden));
+    for (size_t i = 0; i < tokens.size(); ++i)
+      std::copy(x + tokens[i] * hidden, x + (tokens[i] + 1) * hidden, &rows[i * size_t(hidden)]);
+    send_ints(header, rank, protocol::kWork);
+    send_floats(rows.data(), int64_t(rows.size()), rank, protocol::kRows);
+    traffic_.bytes_sent += header.size() * 8 + rows.size() * 4;
+    traffic_.messages += 2;
+    p.out.resize(size_t(slots * hidden));
+    pending_.push_back(std::move(p));
+  }
+  ++traffic_.layer_calls;
+  traffic_.send_s += since(t0);
+#else
+  (void)layer, (void)numerics, (void)x, (void)T, (void)hidden, (void)remote;
+  fail("expert parallelism needs a dsv3 built with MPI");
+#endif
+}
+
+void LeaderHost::collect(float* ye, int64_t hidden) {
+#ifdef DSV3_HAVE_MPI
+  const auto t0 = Clock::now();
+  for (Pending& p : pending_) {
+    recv_floats(p.out.data(), int64_t(p.out.size()), p.rank, protocol::kResult);
+    traffic_.bytes_received += p.out.size() * 4;
+    ++traffic_.messages;
+    const float* src = p.out.data();
+    for (const auto& [slot0, n] : p.slots) {
+      std::copy(src, src + n * hidden, ye + slot0 * hidden);
+      src += n * hidden;
+    }
+  }
+  pending_.clear();
+  traffic_.wait_s += since(t0);
+#else
+  (void)ye, (void)hidden;
+#endif
+}
+
+LeaderHost* leader_host(const model::Model& m) { return dynamic_cast<LeaderHost*>(m.expert_host()); }
+
+model::Model load_model(const std::string& dir, model::LoadOptions opts, const EpOptions& ep) {
+  namespace fs = std::filesystem;
+  const int ranks = World::size();
+  const bool record = !ep.save_expert_loads.empty();
+  if (ranks <= 1 && !record) {
+    if (!ep.expert_map.empty() || ep.redundant > 0)
+      std::fprintf(stderr, "dsv3: note: --expert-map and --redundant-experts only matter under mpirun -np N > 1\n");
+    return model::Model::load(dir, opts);
+  }
+  if (!fs::exists(fs::path(dir) / "config.json")) return model::Model::load(dir, opts);  // its own clear error
+  const model::ModelConfig c = model::ModelConfig::load((fs::path(dir) / "config.json").string());
+  if (c.n_routed_experts == 0 && ranks > 1)
+    fail(dir, " has no routed experts: expert parallelism (mpirun -np ", ranks, ") has nothing to split");
+  ExpertPlacement placement =
+      ep.expert_map.empty() ? ExpertPlacement::contiguous(c, ranks) : ExpertPlacement::from_file(ep.expert_map, c, ranks);
+  if (ep.redundant > 0) {
+    if (ep.expert_loads.empty())
+      fail("--redundant-experts needs --expert-loads FILE (written by --save-expert-loads on a run over a prompt set)");
+    placement.add_redundant(ExpertLoads::load(ep.expert_loads), ep.redundant);
+  }
+  auto host = std::make_shared<LeaderHost>(int(hosts().size()), placement);
+  if (ranks > 1) {
+    const nlohmann::json msg = {{"op", "load"},
+                                {"id", host->model_id()},
+                                {"dir", fs::absolute(dir).string()},
+                                {"mtp", opts.load_mtp},
+                                {"hugepages", opts.memory == io::WeightMemory::HugePages},
+                                {"threads", ep.threads},
+                                {"placement", placement.to_json()}};
+    for (int r = 1; r < ranks; ++r) protocol::send_json(msg, r, protocol::kControl);
+  }
+  opts.experts = host;
+  model::Model m = model::Model::load(dir, opts);
+  for (int r = 1; r < ranks; ++r) {
+    const nlohmann::json reply = protocol::recv_json(r, protocol::kReply);
+    if (!reply.value("ok", false)) fail("rank ", r, " could not load its experts: ", reply.value("error", "(no reason)"));
+  }
+  hosts().push_back(host);
+  return m;
+}
+
+std::vector<RankMemory> rank_memory(const model::Model& m) {
+  std::vector<RankMemory> out;
+  LeaderHost* host = leader_host(m);
+  RankMemory own;
+  own.experts = host ? host->placement().held_by(0) : m.config().n_routed_experts *
+                                                          int64_t(ExpertPlacement::moe_layers(m.config()).size());
+  own.weight_bytes = weight_bytes(m.weights());
+  own.resident_bytes = resident_bytes();
+  out.push_back(own);
+  if (!host) return out;
+  for (int r = 1; r < World::size(); ++r) {
+    protocol::send_json({{"op", "stats"}, {"id", host->model_id()}}, r, protocol::kControl);
+    const nlohmann::json j = protocol::recv_json(r, protocol::kReply);
+    RankMemory rm;
+    rm.rank = r;
+    rm.experts = j.value("experts", int64_t(0));
+    rm.weight_bytes = j.value("weight_bytes", uint64_t(0));
+    rm.resident_bytes = j.value("resident_bytes", uint64_t(0));
+    rm.busy_s = j.value("busy_s", 0.0);
+    out.push_back(rm);
+  }
+  return out;
+}
+
+void finish(const EpOptions& ep) {
+  static std::once_flag once;
+  std::call_once(once, [&] {
+    // What the command printed must reach mpirun before the job winds down.
+    std::fflush(nullptr);
+    if (!ep.save_expert_loads.empty() && !hosts().empty()) {
+      ExpertLoads all;
+      for (const auto& h : hosts())
+        for (const auto& [l, t] : h->loads().tokens) {
+          std::vector<uint64_t>& a = all.tokens[l];
+          if (a.size() < t.size()) a.resize(t.size(), 0);
+          for (size_t e = 0; e < t.size(); ++e) a[e] += t[e];
+        }
+      all.save(ep.save_expert_loads);
+    }
+    if (World::joined() && World::rank() == 0)
+      for (int r = 1; r < World::size(); ++r) protocol::send_json({{"op", "end"}}, r, protocol::kControl);
+    hosts().clear();
+    World::finalize();
+  });
+}
+
+}  // namespace dsv3::dist
