@@ -354,6 +354,11 @@ TEST_F(ExpertParallelMpi, SpeculativeGenerationMatchesOneProcess) {
     return testutil::run_shell(cmd);
   };
   const auto one = text(1), two = text(2), three = text(3);
+  const std::string huge_args = args + " --hugepages";
+  std::string huge_cmd = mpirun(2, huge_args);
+  huge_cmd.replace(huge_cmd.rfind(" 2>&1"), 5, " 2>/dev/null");
+  const auto huge = testutil::run_shell(huge_cmd);  // each rank reads only its tensors into memory
+  EXPECT_EQ(huge.out, one.out);
   ASSERT_EQ(one.code, 0) << one.out;
   ASSERT_EQ(two.code, 0) << two.out;
   ASSERT_EQ(three.code, 0) << three.out;

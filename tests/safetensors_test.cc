@@ -143,6 +143,28 @@ TEST_F(SafetensorsTest, RoundTripAllDtypesScalarsEmptyAndMetadata) {
   EXPECT_EQ(f.tensors().front().name, "t.F64");
 }
 
+// An expert-parallel rank reads only its tensors into memory: the others read as zeros.
+TEST_F(SafetensorsTest, HugePagesWithSkipReadOnlyTheWantedTensors) {
+  io::SafetensorsWriter w;
+  std::vector<float> a(100000, 1.5f), b(70000, -2.0f), c(3, 7.0f);
+  w.add_bytes("a", io::DType::F32, {int64_t(a.size())}, a.data(), a.size() * 4);
+  w.add_bytes("b", io::DType::F32, {int64_t(b.size())}, b.data(), b.size() * 4);
+  w.add_bytes("c", io::DType::F32, {3}, c.data(), 12);
+  w.write(path("some.safetensors"));
+  const io::Checkpoint ck = io::Checkpoint::open(path("some.safetensors"), io::WeightMemory::HugePages,
+                                                 [](const std::string& name) { return name == "b"; });
+  ASSERT_EQ(ck.names(), (std::vector<std::string>{"a", "b", "c"}));
+  auto floats = [&](const char* name) {
+    const io::TensorRef* t = ck.find(name);
+    std::vector<float> v(t->info->numel());
+    std::memcpy(v.data(), t->data, t->info->nbytes());
+    return v;
+  };
+  EXPECT_EQ(floats("a"), a);
+  EXPECT_EQ(floats("c"), c);
+  EXPECT_EQ(floats("b"), std::vector<float>(b.size(), 0.0f)) << "a skipped tensor is never read";
+}
+
 TEST_F(SafetensorsTest, EmptyWriterMakesAValidFile) {
   io::SafetensorsWriter w;
   w.write(path("none.safetensors"));

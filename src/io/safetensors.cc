@@ -202,7 +202,7 @@ struct HugeRegion {
 
 // Reads all of fd into a fresh anonymous region aligned to 2 MB and advised for huge pages,
 // then makes it read-only.
-HugeRegion read_into_huge_pages(int fd, uint64_t size, const std::string& path) {
+HugeRegion read_into_huge_pages(int fd, uint64_t size, const std::string& path, const ByteRanges* only) {
   const uint64_t region_size = size + kHugePage;  // room to align the start
   void* region = ::mmap(nullptr, region_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (region == MAP_FAILED)
@@ -211,16 +211,23 @@ HugeRegion read_into_huge_pages(int fd, uint64_t size, const std::string& path) 
   const uintptr_t start = (reinterpret_cast<uintptr_t>(region) + kHugePage - 1) / kHugePage * kHugePage;
   uint8_t* p = reinterpret_cast<uint8_t*>(start);
   ::madvise(p, size, MADV_HUGEPAGE);  // advice only: without THP this is plain memory
-  for (uint64_t done = 0; done < size;) {
-    const uint64_t chunk = std::min<uint64_t>(size - done, uint64_t(1) << 30);
-    const ssize_t n = ::pread(fd, p + done, chunk, off_t(done));
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      const int err = n < 0 ? errno : 0;
+  const ByteRanges whole{{0, size}};
+  for (const auto& [begin, end] : only ? *only : whole) {
+    if (begin > end || end > size) {
       ::munmap(region, region_size);
-      fail(path, ": cannot read at byte ", done, " of ", size, ": ", err ? errno_text(err) : "unexpected end of file");
+      fail(path, ": byte range [", begin, ", ", end, ") is outside the file's ", size, " bytes");
     }
-    done += uint64_t(n);
+    for (uint64_t done = begin; done < end;) {
+      const uint64_t chunk = std::min<uint64_t>(end - done, uint64_t(1) << 30);
+      const ssize_t n = ::pread(fd, p + done, chunk, off_t(done));
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {
+        const int err = n < 0 ? errno : 0;
+        ::munmap(region, region_size);
+        fail(path, ": cannot read at byte ", done, " of ", size, ": ", err ? errno_text(err) : "unexpected end of file");
+      }
+      done += uint64_t(n);
+    }
   }
   ::mprotect(p, size, PROT_READ);  // the weights are never written
   return {region, region_size, p};
@@ -228,7 +235,7 @@ HugeRegion read_into_huge_pages(int fd, uint64_t size, const std::string& path) 
 
 }  // namespace
 
-MappedFile MappedFile::open(const std::string& path, WeightMemory memory) {
+MappedFile MappedFile::open(const std::string& path, WeightMemory memory, const ByteRanges* only) {
   // O_NONBLOCK keeps a FIFO from hanging the open; it has no effect on regular files.
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) fail(path, ": cannot open: ", errno_text(errno));
@@ -244,7 +251,7 @@ MappedFile MappedFile::open(const std::string& path, WeightMemory memory) {
   m.size_ = uint64_t(st.st_size);
   if (m.size_ == 0) return m;  // mmap rejects a zero length
   if (memory == WeightMemory::HugePages) {
-    const HugeRegion h = read_into_huge_pages(fd, m.size_, path);
+    const HugeRegion h = read_into_huge_pages(fd, m.size_, path, only);
     m.region_ = h.region;
     m.region_size_ = h.region_size;
     m.data_ = h.data;
@@ -382,7 +389,25 @@ SafetensorsHeader parse_safetensors_header(std::string_view text, uint64_t data_
 
 // ---- SafetensorsFile -----------------------------------------------------------------------
 
-SafetensorsFile SafetensorsFile::open(const std::string& path, WeightMemory memory) {
+SafetensorsFile SafetensorsFile::open(const std::string& path, WeightMemory memory,
+                                      const std::function<bool(const std::string&)>& skip) {
+  if (memory == WeightMemory::HugePages && skip) {
+    // Read the header from a mapping, then only the bytes of the tensors wanted here.
+    const SafetensorsFile mapped = open(path, WeightMemory::Map);
+    const uint64_t data0 = uint64_t(mapped.data_section_ - mapped.map_.data());
+    ByteRanges ranges{{0, data0}};
+    for (const TensorInfo& t : mapped.header_.tensors) {  // sorted by offset
+      if (skip(t.name) || t.begin == t.end) continue;
+      if (ranges.back().second == data0 + t.begin) ranges.back().second = data0 + t.end;
+      else ranges.emplace_back(data0 + t.begin, data0 + t.end);
+    }
+    SafetensorsFile f;
+    f.map_ = MappedFile::open(path, memory, &ranges);
+    f.header_ = mapped.header_;
+    f.data_section_ = f.map_.data() + data0;
+    f.by_name_ = mapped.by_name_;
+    return f;
+  }
   SafetensorsFile f;
   f.map_ = MappedFile::open(path, memory);
   const uint64_t size = f.map_.size();
@@ -406,7 +431,8 @@ const TensorInfo* SafetensorsFile::find(std::string_view name) const {
 
 // ---- Checkpoint ----------------------------------------------------------------------------
 
-Checkpoint Checkpoint::open(const std::string& path, WeightMemory memory) {
+Checkpoint Checkpoint::open(const std::string& path, WeightMemory memory,
+                            const std::function<bool(const std::string&)>& skip) {
   std::error_code ec;
   const fs::file_status st = fs::status(path, ec);
   if (ec || !fs::exists(st)) fail(path, ": ", ec ? ec.message() : "no such file or directory");
@@ -434,7 +460,7 @@ Checkpoint Checkpoint::open(const std::string& path, WeightMemory memory) {
 
   Checkpoint c;
   c.files_.reserve(shard_paths.size());
-  for (const std::string& p : shard_paths) c.files_.push_back(SafetensorsFile::open(p, memory));
+  for (const std::string& p : shard_paths) c.files_.push_back(SafetensorsFile::open(p, memory, skip));
   // Pointers are taken only now that files_ is complete; they survive moves of the Checkpoint
   // because the vector's buffer, the header vectors and the mappings all move by pointer.
   for (const SafetensorsFile& f : c.files_) {

@@ -30,12 +30,18 @@ enum class WeightMemory {
   HugePages,
 };
 
+//! Byte ranges [begin, end) of a file.
+using ByteRanges = std::vector<std::pair<uint64_t, uint64_t>>;
+
 //! A whole file in memory, read-only (see WeightMemory). Move-only; unmaps on destruction.
 class MappedFile {
  public:
   //! Throws dsv3::Error (with the path and errno text) if the file cannot be opened, mapped
   //! or read.
-  static MappedFile open(const std::string& path, WeightMemory memory = WeightMemory::Map);
+  //! HugePages with `only`: just those byte ranges are read; the rest of the file reads as
+  //! zeros and takes no memory (an expert-parallel rank reads its own experts).
+  static MappedFile open(const std::string& path, WeightMemory memory = WeightMemory::Map,
+                         const ByteRanges* only = nullptr);
   MappedFile() = default;
   MappedFile(MappedFile&& o) noexcept;
   MappedFile& operator=(MappedFile&& o) noexcept;
@@ -89,7 +95,10 @@ SafetensorsHeader parse_safetensors_header(std::string_view json, uint64_t data_
 class SafetensorsFile {
  public:
   //! Maps and validates the file. Throws dsv3::Error naming the file (and tensor).
-  static SafetensorsFile open(const std::string& path, WeightMemory memory = WeightMemory::Map);
+  //! HugePages with `skip`: the tensors for which skip(name) holds are not read (their
+  //! bytes read as zeros and take no memory).
+  static SafetensorsFile open(const std::string& path, WeightMemory memory = WeightMemory::Map,
+                              const std::function<bool(const std::string&)>& skip = nullptr);
 
   const std::string& path() const { return map_.path(); }
   const std::vector<TensorInfo>& tensors() const { return header_.tensors; }
@@ -119,7 +128,9 @@ struct TensorRef {
 //! be unique across shards; the index must agree with the shards' headers.
 class Checkpoint {
  public:
-  static Checkpoint open(const std::string& path, WeightMemory memory = WeightMemory::Map);
+  //! `skip` as SafetensorsFile::open (HugePages only; mapped files are read on first touch).
+  static Checkpoint open(const std::string& path, WeightMemory memory = WeightMemory::Map,
+                         const std::function<bool(const std::string&)>& skip = nullptr);
 
   //! nullptr when absent.
   const TensorRef* find(std::string_view name) const;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <set>
 #include <utility>
 
 #include "base/error.h"
@@ -19,13 +20,24 @@ Model Model::load(const std::string& dir, const LoadOptions& opts) {
   if (!fs::exists(dir)) fail("model folder ", dir, " does not exist");
   if (!fs::is_directory(dir)) fail(dir, " is not a folder (a model folder holds config.json and *.safetensors)");
   ModelConfig config = ModelConfig::load((fs::path(dir) / "config.json").string());
-  auto ck = std::make_shared<const io::Checkpoint>(io::Checkpoint::open(dir, opts.memory));
   std::function<bool(const TensorSpec&)> want;
   if (opts.experts || opts.experts_only)
     want = [&opts](const TensorSpec& s) {
       if (s.owner == MlpOwner::Expert) return !opts.experts || opts.experts->holds(s.layer, s.expert);
       return !opts.experts_only;
     };
+  // Read into memory, only the tensors bound are read (mapped, only those are touched): an
+  // expert-parallel rank's share, and no MTP layer when it is not loaded.
+  std::set<std::string> skipped;
+  if (want || !opts.load_mtp)
+    for (const TensorSpec& s : tensor_table(config))
+      if ((want && !want(s)) || (s.mtp && !opts.load_mtp)) {
+        skipped.insert(s.name);
+        skipped.insert(s.name + "_scale_inv");
+      }
+  const auto skip = [&skipped](const std::string& name) { return skipped.count(name) > 0; };
+  auto ck = std::make_shared<const io::Checkpoint>(
+      io::Checkpoint::open(dir, opts.memory, skipped.empty() ? std::function<bool(const std::string&)>() : skip));
   ModelWeights w = ModelWeights::bind(config, ck, opts.load_mtp, want);
   Model m(std::move(config), std::move(w));
   m.host_ = opts.experts;
