@@ -278,6 +278,7 @@ nlohmann::json expert_parallel_report(const model::Model& model, const dist::Lea
                      {"weight_bytes", r.weight_bytes},
                      {"planned_bytes", planned},
                      {"resident_bytes", r.resident_bytes},
+                     {"weights_resident_bytes", r.weights_resident},
                      {"busy_seconds", r.busy_s}});
   }
   auto phase = [](const dist::EpTraffic& t, double tokens) {
@@ -301,8 +302,9 @@ void print_expert_parallel(const nlohmann::json& e) {
   std::printf("expert parallel over %d ranks (one process would hold %.2f GB of weights)\n", e["ranks"].get<int>(),
               e["one_process_weight_bytes"].get<double>() / 1e9);
   for (const auto& r : e["per_rank"])
-    std::printf("  rank %d   %5lld experts   weights %.3f GB (plan %.3f GB)   resident %.3f GB%s\n", r["rank"].get<int>(),
-                r["experts"].get<long long>(), r["weight_bytes"].get<double>() / 1e9, r["planned_bytes"].get<double>() / 1e9,
+    std::printf("  rank %d   %5lld experts   weights %.3f GB (plan %.3f GB), %.3f GB of them resident; process %.3f GB%s\n",
+                r["rank"].get<int>(), r["experts"].get<long long>(), r["weight_bytes"].get<double>() / 1e9,
+                r["planned_bytes"].get<double>() / 1e9, r["weights_resident_bytes"].get<double>() / 1e9,
                 r["resident_bytes"].get<double>() / 1e9,
                 r["rank"].get<int>() > 0 ? (", busy " + std::to_string(r["busy_seconds"].get<double>()).substr(0, 5) + " s").c_str() : "");
   for (const char* ph : {"prefill", "decode"}) {

@@ -12,7 +12,7 @@ packages=(
   python3 python3-numpy python3-torch           # the PyTorch reference (scripts/reference.py)
   python3-jinja2                                # Python's Jinja for the chat-template goldens
   libcpp-httplib-dev                            # HTTP server (dsv3 serve)
-  libopenmpi-dev openmpi-bin                    # data-parallel training (mpirun -np N dsv3 train)
+  libopenmpi-dev openmpi-bin                    # mpirun -np N: data-parallel training, expert-parallel inference
   bible-kjv bible-kjv-text                      # training text of the default model
 )
 missing=()

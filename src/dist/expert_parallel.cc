@@ -231,6 +231,7 @@ std::vector<RankMemory> rank_memory(const model::Model& m) {
   own.experts = host ? host->placement().held_by(0) : m.config().n_routed_experts *
                                                           int64_t(ExpertPlacement::moe_layers(m.config()).size());
   own.weight_bytes = weight_bytes(m.weights());
+  own.weights_resident = m.weights().checkpoint->resident_bytes();
   own.resident_bytes = resident_bytes();
   out.push_back(own);
   if (!host) return out;
@@ -242,6 +243,7 @@ std::vector<RankMemory> rank_memory(const model::Model& m) {
     rm.experts = j.value("experts", int64_t(0));
     rm.weight_bytes = j.value("weight_bytes", uint64_t(0));
     rm.resident_bytes = j.value("resident_bytes", uint64_t(0));
+    rm.weights_resident = j.value("weights_resident", uint64_t(0));
     rm.busy_s = j.value("busy_s", 0.0);
     out.push_back(rm);
   }

@@ -45,7 +45,8 @@ struct RankMemory {
   int rank = 0;
   int64_t experts = 0;         // routed experts held (over all layers, copies included)
   uint64_t weight_bytes = 0;   // tensor bytes bound
-  uint64_t resident_bytes = 0; // VmRSS
+  uint64_t weights_resident = 0; // of the checkpoint's files, in memory (/proc/self/smaps)
+  uint64_t resident_bytes = 0;   // VmRSS: weights, caches, buffers, libraries
   double busy_s = 0;           // followers: time computing experts
 };
 

@@ -75,6 +75,7 @@ class Follower {
         protocol::send_json({{"experts", m.experts},
                              {"weight_bytes", weight_bytes(m.model->weights())},
                              {"resident_bytes", resident_bytes()},
+                             {"weights_resident", m.model->weights().checkpoint->resident_bytes()},
                              {"busy_s", busy_s_}},
                             0, protocol::kReply);
       } else {

@@ -58,6 +58,7 @@ EpPlan make_plan(const model::ModelConfig& c, const ExpertPlacement& p, const Te
     if (s.kind == model::TensorKind::Embed) plan.embed_bytes += b;
     if (s.owner != model::MlpOwner::Expert) {
       plan.replicated_bytes += b;
+      if (s.mtp) plan.mtp_replicated_bytes += b;
       continue;
     }
     plan.routed_bytes += b;
@@ -111,7 +112,8 @@ EpPlan make_plan(const model::ModelConfig& c, const ExpertPlacement& p, const Te
 
 double EpPlan::seconds_per_token(double mem_gb_s, double link_gbit_s, double latency_us) const {
   const double mem = mem_gb_s * 1e9, link = link_gbit_s * 1e9 / 8;
-  double t = double(replicated_bytes - embed_bytes) / mem;  // attention, dense, shared, head: rank 0
+  // Attention, dense layers, shared experts, routers and head: all on rank 0.
+  double t = double(replicated_bytes - embed_bytes - mtp_replicated_bytes) / mem;
   double slowest = 0;
   bool remote = false;
   for (const RankPlan& r : per_rank) {

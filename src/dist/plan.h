@@ -29,6 +29,7 @@ struct EpPlan {
   uint64_t replicated_bytes = 0; // everything but the routed experts (held by rank 0 only)
   uint64_t routed_bytes = 0;     // all routed experts
   uint64_t embed_bytes = 0;      // the embedding table (one row read per token)
+  uint64_t mtp_replicated_bytes = 0;  // the MTP block's non-expert tensors (read only when drafting)
   double expert_bytes = 0;       // one routed expert of one layer
   std::vector<RankPlan> per_rank;
   // Leader traffic per token and MoE layer (decode): rows out, expert outputs back.

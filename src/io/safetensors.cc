@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <initializer_list>
 #include <filesystem>
 #include <limits>
 #include <optional>
@@ -281,27 +282,43 @@ MappedFile MappedFile::open(const std::string& path, WeightMemory memory, const 
   return m;
 }
 
-uint64_t MappedFile::huge_mapped_bytes() const {
-  if (!data_) return 0;
+// Sums the "<key> N kB" fields of /proc/self/smaps over the mappings that start inside
+// [lo, hi) (a file's bytes may span several when the kernel splits them); 0 where unreadable.
+static uint64_t smaps_sum(uintptr_t lo, uintptr_t hi, std::initializer_list<const char*> keys) {
   std::FILE* f = std::fopen("/proc/self/smaps", "r");
   if (!f) return 0;
-  // Each mapping's block starts with "start-end perms ..."; ours starts at data_.
-  const uintptr_t want = reinterpret_cast<uintptr_t>(data_);
   char line[512];
   bool ours = false;
-  unsigned long long kb = 0, total = 0;
+  unsigned long long total = 0;
   unsigned long start = 0, end = 0;
   while (std::fgets(line, sizeof line, f)) {
+    // Each mapping's block starts with "start-end perms ...".
     if (std::sscanf(line, "%lx-%lx ", &start, &end) == 2 && std::strchr(line, ' ') &&
         std::strchr(line, '-') < std::strchr(line, ' ')) {
-      ours = start == want;
+      ours = start >= lo && start < hi;
       continue;
     }
-    if (ours && (std::sscanf(line, "FilePmdMapped: %llu kB", &kb) == 1 || std::sscanf(line, "AnonHugePages: %llu kB", &kb) == 1))
-      total += kb;
+    if (!ours) continue;
+    for (const char* key : keys) {
+      const size_t n = std::strlen(key);
+      unsigned long long kb = 0;
+      if (std::strncmp(line, key, n) == 0 && line[n] == ':' && std::sscanf(line + n + 1, " %llu kB", &kb) == 1) total += kb;
+    }
   }
   std::fclose(f);
   return total * 1024;
+}
+
+uint64_t MappedFile::huge_mapped_bytes() const {
+  if (!data_) return 0;
+  const uintptr_t p = reinterpret_cast<uintptr_t>(data_);
+  return smaps_sum(p, p + size_, {"FilePmdMapped", "AnonHugePages"});
+}
+
+uint64_t MappedFile::resident_bytes() const {
+  if (!data_) return 0;
+  const uintptr_t p = reinterpret_cast<uintptr_t>(data_);
+  return smaps_sum(p, p + size_, {"Rss"});
 }
 
 void MappedFile::drop_cached_pages() const {
@@ -523,6 +540,12 @@ double Checkpoint::huge_mapped_fraction() const {
     total += f.mapping().size();
   }
   return total ? std::min(1.0, double(huge) / double(total)) : 0.0;
+}
+
+uint64_t Checkpoint::resident_bytes() const {
+  uint64_t n = 0;
+  for (const SafetensorsFile& f : files_) n += f.mapping().resident_bytes();
+  return n;
 }
 
 void Checkpoint::drop_cached_pages() const {

@@ -55,6 +55,9 @@ class MappedFile {
   //! Bytes of the file this process has mapped in 2 MB pages (the huge pages themselves, or
   //! page-cache folios mapped whole), from /proc/self/smaps; 0 where that is unreadable.
   uint64_t huge_mapped_bytes() const;
+  //! Bytes of the file resident in this process's memory (mapped page-cache pages or the
+  //! pages read), from /proc/self/smaps; 0 where that is unreadable.
+  uint64_t resident_bytes() const;
   //! Map mode: drops this mapping's pages and the file's page-cache pages that no other
   //! process maps, so the next reads come back from the file in 2 MB folios (the mapping is
   //! advised for huge pages). The data stays where it was; only page tables and the cache
@@ -147,6 +150,8 @@ class Checkpoint {
   //! The share of the shards' bytes mapped in 2 MB pages (after prefault): decode reads
   //! the weights with far fewer TLB misses when it is near 1.
   double huge_mapped_fraction() const;
+  //! MappedFile::resident_bytes over every shard: the weight memory this process holds.
+  uint64_t resident_bytes() const;
   //! MappedFile::drop_cached_pages for every shard: after it, prefault reads the weights
   //! again into 2 MB page-cache folios (`--recache`).
   void drop_cached_pages() const;
