@@ -181,6 +181,16 @@ void LeaderHost::collect(float* ye, int64_t hidden) {
 #endif
 }
 
+std::vector<std::pair<std::string, double>> LeaderHost::counters() const {
+  return {{"ranks", double(placement_.ranks())},
+          {"bytes_sent_total", double(traffic_.bytes_sent)},
+          {"bytes_received_total", double(traffic_.bytes_received)},
+          {"messages_total", double(traffic_.messages)},
+          {"remote_layer_calls_total", double(traffic_.layer_calls)},
+          {"send_seconds_total", traffic_.send_s},
+          {"wait_seconds_total", traffic_.wait_s}};
+}
+
 LeaderHost* leader_host(const model::Model& m) { return dynamic_cast<LeaderHost*>(m.expert_host()); }
 
 model::Model load_model(const std::string& dir, model::LoadOptions opts, const EpOptions& ep) {

@@ -59,6 +59,7 @@ class LeaderHost final : public model::ExpertHost {
   void dispatch(int64_t layer, kernels::Numerics numerics, const float* x, int64_t T, int64_t hidden,
                 const std::vector<model::ExpertRows>& remote) override;
   void collect(float* ye, int64_t hidden) override;
+  std::vector<std::pair<std::string, double>> counters() const override;
 
   int model_id() const { return id_; }
   const ExpertPlacement& placement() const { return placement_; }

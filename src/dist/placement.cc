@@ -11,15 +11,22 @@ namespace dsv3::dist {
 
 using nlohmann::json;
 
-ExpertLoads ExpertLoads::load(const std::string& path) {
+namespace {
+
+json read_json(const std::string& path, const char* what) {
   std::ifstream f(path);
-  if (!f) fail(path, ": cannot open the expert loads file");
-  json j;
+  if (!f) fail(path, ": cannot open the ", what);
   try {
-    j = json::parse(f);
+    return json::parse(f);
   } catch (const json::exception& e) {
-    fail(path, ": not JSON: ", e.what());
+    fail(path, ": the ", what, " is not JSON: ", e.what());
   }
+}
+
+}  // namespace
+
+ExpertLoads ExpertLoads::load(const std::string& path) {
+  const json j = read_json(path, "expert loads file");
   if (!j.is_object() || !j.contains("layers") || !j["layers"].is_object())
     fail(path, ": expected {\"layers\": {\"<layer>\": [tokens per expert, ...]}}");
   ExpertLoads out;
@@ -71,15 +78,7 @@ ExpertPlacement ExpertPlacement::contiguous(const model::ModelConfig& c, int ran
 }
 
 ExpertPlacement ExpertPlacement::from_file(const std::string& path, const model::ModelConfig& c, int ranks) {
-  std::ifstream f(path);
-  if (!f) fail(path, ": cannot open the expert map");
-  json j;
-  try {
-    j = json::parse(f);
-  } catch (const json::exception& e) {
-    fail(path, ": not JSON: ", e.what());
-  }
-  return from_json(j, c, ranks, path);
+  return from_json(read_json(path, "expert map"), c, ranks, path);
 }
 
 ExpertPlacement ExpertPlacement::from_json(const json& j, const model::ModelConfig& c, int ranks,

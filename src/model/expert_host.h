@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -22,6 +23,8 @@ struct ExpertRows {
   std::vector<int64_t> tokens;
 };
 
+//! A host keeps the state of the step in flight, so a model loaded with one runs one
+//! forward pass at a time (the engine's thread), unlike a plain Model.
 class ExpertHost {
  public:
   virtual ~ExpertHost() = default;
@@ -38,6 +41,9 @@ class ExpertHost {
   //! Waits for the experts of the last dispatch and writes each one's output rows at its
   //! slot0 of ye [slots, hidden].
   virtual void collect(float* ye, int64_t hidden) = 0;
+  //! Cumulative figures (name, value) for monitoring, e.g. bytes moved; read them on the
+  //! thread that runs the model.
+  virtual std::vector<std::pair<std::string, double>> counters() const { return {}; }
 };
 
 }  // namespace dsv3::model

@@ -48,6 +48,30 @@ ModelConfig base_v3() {
   return c;
 }
 
+ModelConfig bench_shape() {
+  ModelConfig c = base_v3();
+  c.vocab_size = 129280;
+  c.hidden_size = 2048;
+  c.intermediate_size = 10944;
+  c.moe_intermediate_size = 1408;
+  c.num_hidden_layers = 4;
+  c.first_k_dense_replace = 1;
+  c.num_attention_heads = 16;
+  c.n_shared_experts = 2;
+  c.n_routed_experts = 64;
+  c.num_experts_per_tok = 6;
+  c.n_group = 8;
+  c.topk_group = 4;
+  c.q_lora_rank = 768;
+  c.kv_lora_rank = 512;
+  c.qk_nope_head_dim = 128;
+  c.qk_rope_head_dim = 64;
+  c.v_head_dim = 128;
+  c.rope_scaling = RopeScaling{true, 40.0, 4096, 32.0, 1.0, 1.0, 1.0};
+  c.max_position_embeddings = 163840;
+  return c;
+}
+
 const Preset kPresets[] = {
     {"tiny", "V3 layout, odd sizes (hidden 200), 3 layers, 16 experts, q-LoRA, MTP; ~3 MB", base_v3},
     {"tiny-noq", "as tiny with q_lora_rank null (plain q_proj, as V2-Lite)",
@@ -107,53 +131,16 @@ const Preset kPresets[] = {
        c.max_position_embeddings = 163840;
        return c;
      }},
-    {"bench-moe", "V3's routing shape (256 experts, 8 active, 8 groups keep 4, 1 shared) at hidden 2048, 4 layers, "
-                  "vocab 16000, MTP: routed experts ~90% of the bytes, as in V3 (expert-parallel runs)",
+    {"bench", "hidden 2048, 4 layers, 16 heads, 64 experts (6 active, 2 shared), vocab 129280, MTP", bench_shape},
+    {"bench-moe", "V3's routing shape (256 experts, 8 active, 8 groups keep 4, 1 shared) at bench's size, vocab "
+                  "16000: routed experts ~90% of the bytes, as in V3 (expert-parallel runs)",
      [] {
-       ModelConfig c = base_v3();
+       ModelConfig c = bench_shape();
        c.vocab_size = 16000;
-       c.hidden_size = 2048;
-       c.intermediate_size = 10944;
        c.moe_intermediate_size = 512;
-       c.num_hidden_layers = 4;
-       c.first_k_dense_replace = 1;
-       c.num_attention_heads = 16;
        c.n_shared_experts = 1;
        c.n_routed_experts = 256;
        c.num_experts_per_tok = 8;
-       c.n_group = 8;
-       c.topk_group = 4;
-       c.q_lora_rank = 768;
-       c.kv_lora_rank = 512;
-       c.qk_nope_head_dim = 128;
-       c.qk_rope_head_dim = 64;
-       c.v_head_dim = 128;
-       c.rope_scaling = RopeScaling{true, 40.0, 4096, 32.0, 1.0, 1.0, 1.0};
-       c.max_position_embeddings = 163840;
-       return c;
-     }},
-    {"bench", "hidden 2048, 4 layers, 16 heads, 64 experts (6 active, 2 shared), vocab 129280, MTP",
-     [] {
-       ModelConfig c = base_v3();
-       c.vocab_size = 129280;
-       c.hidden_size = 2048;
-       c.intermediate_size = 10944;
-       c.moe_intermediate_size = 1408;
-       c.num_hidden_layers = 4;
-       c.first_k_dense_replace = 1;
-       c.num_attention_heads = 16;
-       c.n_shared_experts = 2;
-       c.n_routed_experts = 64;
-       c.num_experts_per_tok = 6;
-       c.n_group = 8;
-       c.topk_group = 4;
-       c.q_lora_rank = 768;
-       c.kv_lora_rank = 512;
-       c.qk_nope_head_dim = 128;
-       c.qk_rope_head_dim = 64;
-       c.v_head_dim = 128;
-       c.rope_scaling = RopeScaling{true, 40.0, 4096, 32.0, 1.0, 1.0, 1.0};
-       c.max_position_embeddings = 163840;
        return c;
      }},
 };

@@ -2,6 +2,9 @@
 
 #include <httplib.h>
 
+#include <atomic>
+#include <memory>
+
 #include "api/errors.h"
 #include "base/error.h"
 #include "server/context.h"
@@ -42,11 +45,27 @@ struct HttpServer::Impl {
   }
   ~Impl() { engine.set_step_observer({}); }
 
+  // Expert parallelism: the host's counters, copied after every step on the engine's
+  // thread (the host is not thread-safe) and read at scrape time.
+  std::vector<std::unique_ptr<std::atomic<double>>> ep_values;
+
   void setup_metrics() {
-    engine.set_step_observer([this](int64_t seqs, int64_t tokens, double secs) {
+    const model::ExpertHost* host = ctx.model.expert_host();
+    if (host)
+      for (const auto& [name, value] : host->counters()) {
+        ep_values.push_back(std::make_unique<std::atomic<double>>(value));
+        std::atomic<double>* v = ep_values.back().get();
+        metrics.gauge("dsv3_expert_parallel_" + name, "Expert parallelism (docs/scale-out.md): " + name + ".",
+                      [v] { return v->load(); });
+      }
+    engine.set_step_observer([this, host](int64_t seqs, int64_t tokens, double secs) {
       metrics.histogram("dsv3_batch_size").observe(double(seqs));
       metrics.histogram("dsv3_step_tokens").observe(double(tokens));
       metrics.histogram("dsv3_step_seconds").observe(secs);
+      if (host) {
+        const auto c = host->counters();
+        for (size_t i = 0; i < c.size() && i < ep_values.size(); ++i) ep_values[i]->store(c[i].second);
+      }
     });
     auto s = [this] { return engine.stats(); };
     metrics.gauge("dsv3_queue_length", "Sequences waiting for admission.", [s] { return double(s().queued); });

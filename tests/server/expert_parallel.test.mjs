@@ -24,10 +24,12 @@ const haveMpi = (() => {
 const servers = [];
 const clients = {};
 
+const bases = {};
 async function start(ranks, draft) {
   const { child, base } = await startServe(dsv3, ['--model', path.join(root, 'default-model'), '--served-model-name', 'kjv',
     '--ctx-size', '512', '--max-seqs', '8', '--draft', draft], { ranks });
   servers.push(child);
+  bases[ranks] = base;
   return new OpenAI({ apiKey: 'none', baseURL: `${base}/v1`, maxRetries: 0, timeout: 120000 });
 }
 
@@ -73,4 +75,15 @@ test('seeded sampling in concurrent streams matches one process', { skip: !haveM
   const want = await run(clients.one);
   assert.deepEqual(await run(clients.two), want);
   assert.deepEqual(await run(clients.three), want);
+});
+
+test('/metrics counts the bytes and time of expert parallelism', { skip: !haveMpi && 'mpirun not found' }, async () => {
+  const m = await (await fetch(`${bases[2]}/metrics`)).text();
+  const value = (name) => Number((m.match(new RegExp(`^${name} ([0-9.e+-]+)`, 'm')) ?? [0, NaN])[1]);
+  assert.equal(value('dsv3_expert_parallel_ranks'), 2);
+  assert.ok(value('dsv3_expert_parallel_bytes_sent_total') > 0);
+  assert.ok(value('dsv3_expert_parallel_bytes_received_total') > value('dsv3_expert_parallel_bytes_sent_total'));
+  assert.ok(value('dsv3_expert_parallel_remote_layer_calls_total') > 0);
+  const one = await (await fetch(`${bases[1]}/metrics`)).text();
+  assert.doesNotMatch(one, /dsv3_expert_parallel_/, 'one process has no expert-parallel figures');
 });
