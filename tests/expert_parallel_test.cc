@@ -283,6 +283,12 @@ class ExpertParallelMpi : public ::testing::Test {
       o.out = (*dir_ / dtype);
       model::make_test_model(o);
     }
+    for (const char* preset : {"tiny-v2", "tiny-v2-lite", "tiny-noq"}) {  // V2 routings, plain q_proj
+      model::TestModelOptions o;
+      o.preset = preset;
+      o.out = (*dir_ / preset);
+      model::make_test_model(o);
+    }
   }
   static void TearDownTestSuite() { delete dir_; }
   void SetUp() override {
@@ -311,6 +317,23 @@ TEST_F(ExpertParallelMpi, LogitsAreBitIdenticalForOneTwoAndThreeRanks) {
         }
       }
     }
+}
+
+TEST_F(ExpertParallelMpi, OtherPresetsAndRoutingsToo) {
+  for (const char* preset : {"tiny-v2", "tiny-v2-lite", "tiny-noq"}) {
+    std::string want;
+    for (int np : {1, 3}) {
+      const std::string out = (*dir_ / (std::string(preset) + std::to_string(np) + ".safetensors"));
+      const auto r = testutil::run_shell(mpirun(np, "logits --model " + (*dir_ / preset) +
+                                                        " --routing --tokens 5,6,7,8,9,10,11,12 --out " + out));
+      ASSERT_EQ(r.code, 0) << r.out;
+      if (np == 1) {
+        want = file_bytes(out);
+      } else {
+        EXPECT_TRUE(file_bytes(out) == want) << preset;
+      }
+    }
+  }
 }
 
 TEST_F(ExpertParallelMpi, CopiedExpertsAndMapsKeepTheLogits) {
