@@ -323,7 +323,7 @@ void run(const BenchFlags& f, ThreadPool& pool, const dist::EpOptions& ep) {
   model::LoadOptions lo;
   lo.load_mtp = f.draft > 0;
   lo.memory = f.weights.memory();
-  model::Model model = dist::load_model(f.model, lo, ep);
+  model::Model model = dist::load_model(f.model, lo, ep, f.weights.recache);
   if (f.draft > 0 && !model.has_mtp()) fail("--draft needs a model with an MTP module (num_nextn_predict_layers >= 1)");
   const double huge_fraction = settle_weights(model.weights(), f.weights, false);  // faults are not timed
   const double load_s = since(t_load);

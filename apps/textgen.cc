@@ -33,7 +33,7 @@ TextModel load_text_model(const std::string& dir, bool need_template, const dist
   model::LoadOptions lo;
   lo.load_mtp = load_mtp;
   lo.memory = weights.memory();
-  tm.model = std::make_unique<model::Model>(dist::load_model(dir, lo, ep));
+  tm.model = std::make_unique<model::Model>(dist::load_model(dir, lo, ep, weights.recache));
   if (!fs::exists(fs::path(dir) / "tokenizer.json"))
     fail(dir, " has no tokenizer.json (a generated model gets one with `dsv3 make-test-model --tokenizer PATH`)");
   tm.tokenizer = std::make_unique<Tokenizer>(Tokenizer::load(dir));
@@ -48,8 +48,8 @@ TextModel load_text_model(const std::string& dir, bool need_template, const dist
 void add_weight_flags(CLI::App* cmd, WeightFlags& flags) {
   CLI::Option* h = cmd->add_flag(
       "--hugepages", flags.hugepages,
-      "read the weights into 2 MB huge pages instead of mapping the files: loading reads the whole checkpoint and "
-      "needs that much free memory besides the page cache");
+      "read the weights into 2 MB huge pages instead of mapping the files: loading reads every tensor this process uses "
+      "(the whole checkpoint, or a rank's share under mpirun) and needs that much free memory besides the page cache");
   cmd->add_flag("--recache", flags.recache,
                 "mapped weights: drop the checkpoint's pages from the page cache and read them again, so the kernel "
                 "holds and maps them in 2 MB pages (close to --hugepages decode speed, without the copy); later runs find them so")
@@ -63,11 +63,11 @@ double settle_weights(const model::ModelWeights& w, const WeightFlags& flags, bo
   auto touch = [&] { tty ? prefault(ck, skip) : ck.prefault(nullptr, skip); };
   touch();
   if (flags.hugepages) return 1.0;
-  double huge = ck.huge_mapped_fraction();
+  double huge = ck.huge_mapped_fraction(skip);
   if (flags.recache && huge < 0.99) {
     ck.drop_cached_pages();
     touch();
-    huge = ck.huge_mapped_fraction();
+    huge = ck.huge_mapped_fraction(skip);
   }
   // Mapped in small pages, decode takes a TLB miss every 4 KB (measured: 0.92x the speed
   // on a 4.5 GB checkpoint); below a gigabyte the TLB covers much of it anyway.

@@ -183,6 +183,7 @@ class LoopbackHost final : public model::ExpertHost {
     ++calls;
   }
   void collect(float* ye, int64_t hidden) override {
+    ++collects;
     for (const auto& r : pending)
       std::copy(&out[size_t(r.slot0 * hidden)], &out[size_t((r.slot0 + int64_t(r.tokens.size())) * hidden)],
                 ye + r.slot0 * hidden);
@@ -190,7 +191,24 @@ class LoopbackHost final : public model::ExpertHost {
   const model::Model* remote_model = nullptr;
   std::vector<model::ExpertRows> pending;
   std::vector<float> out;
-  int calls = 0;
+  int calls = 0, collects = 0;
+};
+
+// Claims that every expert but 1 runs here, though only the even ones are loaded here: the
+// local work fails after the remote work went out.
+class MisplacingHost final : public model::ExpertHost {
+ public:
+  bool holds(int64_t, int64_t e) const override { return e % 2 == 0; }
+  std::vector<bool> place(int64_t, const std::vector<std::pair<int32_t, int64_t>>& used) override {
+    std::vector<bool> here;
+    for (const auto& [e, n] : used) here.push_back(e != 1);
+    return here;
+  }
+  void dispatch(int64_t, kernels::Numerics, const float*, int64_t, int64_t, const std::vector<model::ExpertRows>&) override {
+    ++dispatches;
+  }
+  void collect(float*, int64_t) override { ++collects; }
+  int dispatches = 0, collects = 0;
 };
 
 class OddExpertsOnly final : public model::ExpertHost {
@@ -252,6 +270,28 @@ TEST(ExpertParallelModel, SplitLayersGiveTheSameLogitsBitForBit) {
     EXPECT_EQ(ma, mb) << kernels::numerics_name(n);
   }
   EXPECT_GT(host->calls, 0);
+}
+
+TEST(ExpertParallelModel, AFailureAfterDispatchStillCollects) {
+  testutil::TempDir dir("misplaced");
+  model::TestModelOptions o;
+  o.out = dir.str();
+  model::make_test_model(o);
+  auto host = std::make_shared<MisplacingHost>();
+  model::LoadOptions lo;
+  lo.experts = host;
+  const model::Model m = model::Model::load(dir.str(), lo);
+  model::Workspace ws(testutil::pool());
+  model::KvCache cache = m.new_cache(64);
+  std::vector<int32_t> tokens(48);
+  for (size_t i = 0; i < tokens.size(); ++i) tokens[i] = int32_t(7 * i + 3);
+  std::vector<float> logits(size_t(m.config().vocab_size));
+  model::ForwardOptions fo;
+  fo.last_only = true;
+  EXPECT_CONTAINS(testutil::error_of([&] { m.forward(ws, tokens.data(), int64_t(tokens.size()), cache, logits.data(), fo); }),
+                  "is not loaded in this process");
+  EXPECT_GT(host->dispatches, 0);
+  EXPECT_EQ(host->collects, host->dispatches) << "the other ranks' answers are taken before the error propagates";
 }
 
 // ---- mpirun ---------------------------------------------------------------------------------

@@ -107,6 +107,22 @@ std::vector<bool> LeaderHost::place(int64_t layer, const std::vector<std::pair<i
 void LeaderHost::dispatch(int64_t layer, kernels::Numerics numerics, const float* x, int64_t T, int64_t hidden,
                           const std::vector<model::ExpertRows>& remote) {
 #ifdef DSV3_HAVE_MPI
+  try {
+    dispatch_all(layer, numerics, x, T, hidden, remote);
+  } catch (const std::exception& e) {
+    // Some followers may hold work whose answer nobody will collect: the job cannot go on.
+    std::fprintf(stderr, "dsv3: error (rank 0) while sending a MoE layer's work: %s\n", e.what());
+    World::abort(1);
+  }
+#else
+  (void)layer, (void)numerics, (void)x, (void)T, (void)hidden, (void)remote;
+  fail("expert parallelism needs a dsv3 built with MPI");
+#endif
+}
+
+void LeaderHost::dispatch_all(int64_t layer, kernels::Numerics numerics, const float* x, int64_t T, int64_t hidden,
+                              const std::vector<model::ExpertRows>& remote) {
+#ifdef DSV3_HAVE_MPI
   const auto t0 = Clock::now();
   // The remote experts in place() order, each with the rank place() chose.
   std::vector<std::pair<int, const model::ExpertRows*>> work;
@@ -157,7 +173,6 @@ void LeaderHost::dispatch(int64_t layer, kernels::Numerics numerics, const float
   traffic_.send_s += since(t0);
 #else
   (void)layer, (void)numerics, (void)x, (void)T, (void)hidden, (void)remote;
-  fail("expert parallelism needs a dsv3 built with MPI");
 #endif
 }
 
@@ -193,7 +208,7 @@ std::vector<std::pair<std::string, double>> LeaderHost::counters() const {
 
 LeaderHost* leader_host(const model::Model& m) { return dynamic_cast<LeaderHost*>(m.expert_host()); }
 
-model::Model load_model(const std::string& dir, model::LoadOptions opts, const EpOptions& ep) {
+model::Model load_model(const std::string& dir, model::LoadOptions opts, const EpOptions& ep, bool recache) {
   namespace fs = std::filesystem;
   const int ranks = World::size();
   const bool record = !ep.save_expert_loads.empty();
@@ -220,6 +235,7 @@ model::Model load_model(const std::string& dir, model::LoadOptions opts, const E
                                 {"dir", fs::absolute(dir).string()},
                                 {"mtp", opts.load_mtp},
                                 {"hugepages", opts.memory == io::WeightMemory::HugePages},
+                                {"recache", recache},
                                 {"threads", ep.threads},
                                 {"placement", placement.to_json()}};
     for (int r = 1; r < ranks; ++r) protocol::send_json(msg, r, protocol::kControl);
@@ -238,8 +254,13 @@ std::vector<RankMemory> rank_memory(const model::Model& m) {
   std::vector<RankMemory> out;
   LeaderHost* host = leader_host(m);
   RankMemory own;
-  own.experts = host ? host->placement().held_by(0) : m.config().n_routed_experts *
-                                                          int64_t(ExpertPlacement::moe_layers(m.config()).size());
+  const int64_t below = m.has_mtp() ? INT64_MAX : m.config().num_hidden_layers;  // the layers loaded
+  if (host) {
+    own.experts = host->placement().held_by(0, below);
+  } else {
+    for (int64_t l : ExpertPlacement::moe_layers(m.config()))
+      if (l < below) own.experts += m.config().n_routed_experts;
+  }
   own.weight_bytes = weight_bytes(m.weights());
   own.weights_resident = m.weights().checkpoint->resident_bytes();
   own.resident_bytes = resident_bytes();
@@ -275,6 +296,8 @@ void finish(const EpOptions& ep) {
         }
       all.save(ep.save_expert_loads);
     }
+    if (!ep.save_expert_loads.empty() && hosts().empty())
+      std::fprintf(stderr, "dsv3: note: --save-expert-loads: this command loaded no model; nothing written\n");
     if (World::joined() && World::rank() == 0)
       for (int r = 1; r < World::size(); ++r) protocol::send_json({{"op", "end"}}, r, protocol::kControl);
     hosts().clear();

@@ -43,7 +43,7 @@ struct EpTraffic {
 //! One rank's share: what it holds and what it has resident.
 struct RankMemory {
   int rank = 0;
-  int64_t experts = 0;         // routed experts held (over all layers, copies included)
+  int64_t experts = 0;         // routed experts held (over the layers loaded, copies included)
   uint64_t weight_bytes = 0;   // tensor bytes bound
   uint64_t weights_resident = 0; // of the checkpoint's files, in memory (/proc/self/smaps)
   uint64_t resident_bytes = 0;   // VmRSS: weights, caches, buffers, libraries
@@ -68,6 +68,8 @@ class LeaderHost final : public model::ExpertHost {
   const ExpertLoads& loads() const { return loads_; }
 
  private:
+  void dispatch_all(int64_t layer, kernels::Numerics numerics, const float* x, int64_t T, int64_t hidden,
+                    const std::vector<model::ExpertRows>& remote);
   struct Pending {
     int rank;
     std::vector<std::pair<int64_t, int64_t>> slots;  // (slot0, rows) per expert, in send order
@@ -85,7 +87,8 @@ class LeaderHost final : public model::ExpertHost {
 //! the followers to load their experts (they do it while it loads its own share) and binds
 //! only its share; with --save-expert-loads a one-process run records loads too. Otherwise
 //! this is Model::load.
-model::Model load_model(const std::string& dir, model::LoadOptions opts, const EpOptions& ep);
+//! `recache` is the command's --recache, which the followers apply to their share too.
+model::Model load_model(const std::string& dir, model::LoadOptions opts, const EpOptions& ep, bool recache = false);
 
 //! The leader's host of a model loaded by load_model, or nullptr.
 LeaderHost* leader_host(const model::Model& m);

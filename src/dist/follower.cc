@@ -105,9 +105,14 @@ class Follower {
     opts.experts_only = true;
     Loaded l;
     l.model = std::make_unique<model::Model>(model::Model::load(dir, opts));
-    l.experts = host->placement().held_by(World::rank());
+    l.experts = host->placement().held_by(World::rank(), opts.load_mtp ? INT64_MAX : c.num_hidden_layers);
     const model::ModelWeights& w = l.model->weights();
-    w.checkpoint->prefault(nullptr, [&w](const std::string& name) { return w.idle.count(name) > 0; });
+    const auto skip = [&w](const std::string& name) { return w.idle.count(name) > 0; };
+    w.checkpoint->prefault(nullptr, skip);
+    if (msg.value("recache", false) && !msg.value("hugepages", false) && w.checkpoint->huge_mapped_fraction(skip) < 0.99) {
+      w.checkpoint->drop_cached_pages();  // as the leader's --recache: read again into 2 MB page-cache folios
+      w.checkpoint->prefault(nullptr, skip);
+    }
     models_[id] = std::move(l);
   }
 
@@ -123,7 +128,6 @@ class Follower {
     std::vector<int64_t> h(static_cast<size_t>(n));
     MPI_Recv(h.data(), n, MPI_INT64_T, 0, protocol::kWork, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
     if (n < protocol::kHeaderFixed) fail("a work message from the leader is too short");
-    const auto t0 = std::chrono::steady_clock::now();
     const Loaded& m = model(int(h[0]));
     const int64_t layer = h[1], hidden = h[4], rows = h[5], n_experts = h[6];
     std::vector<model::ExpertRows> experts;
@@ -141,6 +145,7 @@ class Follower {
     }
     std::vector<float> x(size_t(rows * hidden));
     recv(x.data(), int64_t(x.size()), protocol::kRows);
+    const auto t0 = std::chrono::steady_clock::now();  // busy: computing, not receiving
     const model::ModelConfig& c = m.model->config();
     const model::ModelWeights& w = m.model->weights();
     if (layer < 0 || layer > c.num_hidden_layers || (layer == c.num_hidden_layers && !w.mtp))

@@ -177,10 +177,11 @@ bool ExpertPlacement::holds(int rank, int64_t layer, int64_t e) const {
   return std::find(h.begin(), h.end(), rank) != h.end();
 }
 
-int64_t ExpertPlacement::held_by(int rank) const {
+int64_t ExpertPlacement::held_by(int rank, int64_t below_layer) const {
   int64_t n = 0;
   for (const auto& [l, per] : holders_)
-    for (const auto& rs : per) n += std::count(rs.begin(), rs.end(), rank);
+    if (l < below_layer)
+      for (const auto& rs : per) n += std::count(rs.begin(), rs.end(), rank);
   return n;
 }
 

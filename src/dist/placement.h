@@ -49,8 +49,8 @@ class ExpertPlacement {
   //! Ranks holding expert e of `layer`, ascending; empty for a layer that is not MoE.
   const std::vector<int>& holders(int64_t layer, int64_t e) const;
   bool holds(int rank, int64_t layer, int64_t e) const;
-  //! Experts held by `rank` over all layers (copies included).
-  int64_t held_by(int rank) const;
+  //! Experts held by `rank` over the layers below `below_layer` (copies included).
+  int64_t held_by(int rank, int64_t below_layer = INT64_MAX) const;
 
  private:
   int ranks_ = 1;

@@ -533,11 +533,13 @@ void Checkpoint::prefault(const std::function<void(uint64_t, uint64_t)>& progres
   }
 }
 
-double Checkpoint::huge_mapped_fraction() const {
+double Checkpoint::huge_mapped_fraction(const std::function<bool(const std::string&)>& skip) const {
   uint64_t huge = 0, total = 0;
   for (const SafetensorsFile& f : files_) {
     huge += f.mapping().huge_mapped_bytes();
-    total += f.mapping().size();
+    if (!skip) total += f.mapping().size();
+    else
+      for (const TensorInfo& t : f.tensors()) total += skip(t.name) ? 0 : t.end - t.begin;
   }
   return total ? std::min(1.0, double(huge) / double(total)) : 0.0;
 }

@@ -149,7 +149,8 @@ class Checkpoint {
                 const std::function<bool(const std::string&)>& skip = nullptr) const;
   //! The share of the shards' bytes mapped in 2 MB pages (after prefault): decode reads
   //! the weights with far fewer TLB misses when it is near 1.
-  double huge_mapped_fraction() const;
+  //! With `skip`: of the bytes of the tensors it does not skip (those prefault touches).
+  double huge_mapped_fraction(const std::function<bool(const std::string&)>& skip = nullptr) const;
   //! MappedFile::resident_bytes over every shard: the weight memory this process holds.
   uint64_t resident_bytes() const;
   //! MappedFile::drop_cached_pages for every shard: after it, prefault reads the weights

@@ -35,7 +35,8 @@ class ExpertHost {
   //! here and those that run elsewhere: returns true for each expert that runs here.
   virtual std::vector<bool> place(int64_t layer, const std::vector<std::pair<int32_t, int64_t>>& used) = 0;
   //! Starts the remote experts on x [T, hidden] (their rows travel now; returns without
-  //! waiting for results).
+  //! waiting for results). Every dispatch is followed by one collect, even when the local
+  //! work in between fails. A dispatch that fails must leave no work half sent.
   virtual void dispatch(int64_t layer, kernels::Numerics numerics, const float* x, int64_t T, int64_t hidden,
                         const std::vector<ExpertRows>& remote) = 0;
   //! Waits for the experts of the last dispatch and writes each one's output rows at its

@@ -113,7 +113,12 @@ void moe_forward(Workspace& ws, const ModelConfig& c, const MoeWeights& m, int64
   const MlpTask shared_task{m.shared ? &*m.shared : nullptr, x, T, sh};
   {
     const PhaseScope experts(ws.profile, Phase::Experts);
-    run_experts(ws, m, x, D, local, ye, m.shared ? &shared_task : nullptr);
+    try {
+      run_experts(ws, m, x, D, local, ye, m.shared ? &shared_task : nullptr);
+    } catch (...) {
+      if (!remote.empty()) host->collect(ye, D);  // take the other ranks' answers, so the next step starts in step
+      throw;
+    }
     if (!remote.empty()) host->collect(ye, D);
   }
 

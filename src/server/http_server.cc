@@ -56,7 +56,7 @@ struct HttpServer::Impl {
         ep_values.push_back(std::make_unique<std::atomic<double>>(value));
         std::atomic<double>* v = ep_values.back().get();
         metrics.gauge("dsv3_expert_parallel_" + name, "Expert parallelism (docs/scale-out.md): " + name + ".",
-                      [v] { return v->load(); });
+                      [v] { return v->load(); }, name.ends_with("_total"));
       }
     engine.set_step_observer([this, host](int64_t seqs, int64_t tokens, double secs) {
       metrics.histogram("dsv3_batch_size").observe(double(seqs));

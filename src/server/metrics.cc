@@ -89,9 +89,10 @@ Histogram& Metrics::histogram(const std::string& name) {
   return *h;
 }
 
-void Metrics::gauge(const std::string& name, const std::string& help_text, std::function<double()> read) {
+void Metrics::gauge(const std::string& name, const std::string& help_text, std::function<double()> read,
+                    bool monotonic) {
   std::lock_guard lk(mu_);
-  gauges_.emplace_back(name, help_text, std::move(read));
+  gauges_.emplace_back(name, help_text, std::move(read), monotonic);
 }
 
 std::string Metrics::render() const {
@@ -107,8 +108,8 @@ std::string Metrics::render() const {
     out += "# HELP " + name + " " + (h == help().end() ? name : h->second) + "\n";
     out += "# TYPE " + name + " counter\n" + name + " " + std::to_string(n) + "\n";
   }
-  for (const auto& [name, text, read] : gauges_) {
-    out += "# HELP " + name + " " + text + "\n# TYPE " + name + " gauge\n";
+  for (const auto& [name, text, read, monotonic] : gauges_) {
+    out += "# HELP " + name + " " + text + "\n# TYPE " + name + (monotonic ? " counter\n" : " gauge\n");
     out += name + " " + num(read()) + "\n";
   }
   for (const auto& [name, h] : histograms_) {

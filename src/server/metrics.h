@@ -35,8 +35,9 @@ class Metrics {
   void request(const std::string& endpoint, int status);
   void add(const std::string& counter, uint64_t n);
   Histogram& histogram(const std::string& name);
-  //! Gauges are sampled when /metrics is read.
-  void gauge(const std::string& name, const std::string& help, std::function<double()> read);
+  //! Gauges are sampled when /metrics is read; `monotonic` ones are reported as counters
+  //! (a cumulative figure kept elsewhere, e.g. the expert-parallel traffic).
+  void gauge(const std::string& name, const std::string& help, std::function<double()> read, bool monotonic = false);
   std::string render() const;
 
  private:
@@ -44,7 +45,7 @@ class Metrics {
   std::map<std::pair<std::string, int>, uint64_t> requests_;
   std::map<std::string, uint64_t> counters_;
   std::map<std::string, std::unique_ptr<Histogram>> histograms_;
-  std::vector<std::tuple<std::string, std::string, std::function<double()>>> gauges_;
+  std::vector<std::tuple<std::string, std::string, std::function<double()>, bool>> gauges_;
 };
 
 }  // namespace dsv3::server
