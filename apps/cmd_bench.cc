@@ -263,13 +263,8 @@ nlohmann::json expert_parallel_report(const model::Model& model, const dist::Lea
                                       const dist::EpTraffic& prefill, double prefill_tokens, const dist::EpTraffic& decode,
                                       double decode_tokens) {
   const model::ModelConfig& c = model.config();
-  const io::Checkpoint& ck = *model.weights().checkpoint;
-  const dist::TensorBytes bytes = [&ck, est = dist::estimated_bytes(c)](const model::TensorSpec& s) -> uint64_t {
-    const io::TensorRef* t = ck.find(s.name);
-    const io::TensorRef* scale = ck.find(s.name + "_scale_inv");
-    return t ? t->info->nbytes() + (scale ? scale->info->nbytes() : 0) : est(s);
-  };
-  const dist::EpPlan plan = dist::make_plan(c, host.placement(), bytes, model.has_mtp());
+  const dist::EpPlan plan =
+      dist::make_plan(c, host.placement(), dist::checkpoint_bytes(*model.weights().checkpoint, c), model.has_mtp());
   nlohmann::json ranks = nlohmann::json::array();
   for (const dist::RankMemory& r : dist::rank_memory(model)) {
     const uint64_t planned = plan.per_rank[size_t(r.rank)].bytes;
@@ -359,14 +354,6 @@ void run(const BenchFlags& f, ThreadPool& pool, const dist::EpOptions& ep) {
   // Expert parallelism: the leader's traffic and MPI time in the timed prefills and decodes.
   dist::LeaderHost* const host = dist::leader_host(model);
   dist::EpTraffic prefill_ep, decode_ep;
-  auto ep_add = [](dist::EpTraffic& sum, const dist::EpTraffic& a, const dist::EpTraffic& b) {
-    sum.bytes_sent += b.bytes_sent - a.bytes_sent;
-    sum.bytes_received += b.bytes_received - a.bytes_received;
-    sum.messages += b.messages - a.messages;
-    sum.layer_calls += b.layer_calls - a.layer_calls;
-    sum.send_s += b.send_s - a.send_s;
-    sum.wait_s += b.wait_s - a.wait_s;
-  };
   for (int rep = 0; rep < f.reps; ++rep) {
     model::KvCache cache = model.new_cache(cap);
     if (f.context > 0) {  // a long context of synthetic latents: only attention cost matters
@@ -384,7 +371,7 @@ void run(const BenchFlags& f, ThreadPool& pool, const dist::EpOptions& ep) {
       fo.last_only = true;
       model.forward(ws, prompt.data(), f.prompt_tokens, cache, logits.data(), fo);
       prefill_tps.push_back(double(f.prompt_tokens) / since(t0));
-      if (host) ep_add(prefill_ep, ep0, host->traffic());
+      if (host) prefill_ep += host->traffic() - ep0;
       profiling(nullptr);
     }
     // --batch B: B sequences after the same prompt decode together, one token each per step
@@ -421,7 +408,7 @@ void run(const BenchFlags& f, ThreadPool& pool, const dist::EpOptions& ep) {
       const double tokens = double(f.gen_tokens * f.batch);
       decode_tps.push_back(tokens / since(t0));
       decode_bytes.push_back(double(kernels::weight_bytes_read() - b0) / double(f.gen_tokens));
-      if (host) ep_add(decode_ep, ep0, host->traffic());
+      if (host) decode_ep += host->traffic() - ep0;
     }
   }
   const nlohmann::json spec = f.draft > 0 ? bench_drafting(f, model, ws, pool) : nlohmann::json();

@@ -106,16 +106,8 @@ void print_plan(const InspectFlags& f, const model::ModelConfig& c, const model:
   if (c.n_routed_experts == 0) fail("--ranks: this model has no routed experts to split");
   const dist::ExpertPlacement p = f.expert_map.empty() ? dist::ExpertPlacement::contiguous(c, f.ranks)
                                                        : dist::ExpertPlacement::from_file(f.expert_map, c, f.ranks);
-  dist::TensorBytes bytes = dist::estimated_bytes(c);
-  if (model) {
-    const io::Checkpoint& ck = *model->weights().checkpoint;
-    bytes = [&ck, est = bytes](const model::TensorSpec& s) -> uint64_t {
-      const io::TensorRef* t = ck.find(s.name);
-      if (!t) return est(s);
-      const io::TensorRef* scale = ck.find(s.name + "_scale_inv");
-      return t->info->nbytes() + (scale ? scale->info->nbytes() : 0);
-    };
-  }
+  const dist::TensorBytes bytes =
+      model ? dist::checkpoint_bytes(*model->weights().checkpoint, c) : dist::estimated_bytes(c);
   const dist::EpPlan plan = dist::make_plan(c, p, bytes);
   std::printf("\nexpert parallel over %d ranks (%s placement; bytes %s)\n", f.ranks,
               f.expert_map.empty() ? "contiguous" : f.expert_map.c_str(), model ? "from the checkpoint" : "estimated from config.json");

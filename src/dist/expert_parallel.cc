@@ -4,17 +4,12 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <mutex>
 
 #include "base/error.h"
 #include "dist/protocol.h"
 #include "dist/world.h"
 #include "kernels/isa.h"
-
-#ifdef DSV3_HAVE_MPI
-#include <mpi.h>
-#endif
 
 namespace dsv3::dist {
 namespace {
@@ -28,44 +23,8 @@ std::vector<std::shared_ptr<LeaderHost>>& hosts() {
   return h;
 }
 
-#ifdef DSV3_HAVE_MPI
-void send_ints(const std::vector<int64_t>& v, int rank, int tag) {
-  MPI_Send(v.data(), int(v.size()), MPI_INT64_T, rank, tag, MPI_COMM_WORLD);
-}
-// MPI counts are int: large prefill batches go in pieces.
-void send_floats(const float* p, int64_t n, int rank, int tag) {
-  constexpr int64_t kChunk = int64_t(1) << 28;
-  for (int64_t i = 0; i < n || i == 0; i += kChunk) {
-    const int64_t m = std::min(kChunk, n - i);
-    MPI_Send(p + i, int(m), MPI_FLOAT, rank, tag, MPI_COMM_WORLD);
-    if (n == 0) break;
-  }
-}
-void recv_floats(float* p, int64_t n, int rank, int tag) {
-  constexpr int64_t kChunk = int64_t(1) << 28;
-  for (int64_t i = 0; i < n || i == 0; i += kChunk) {
-    const int64_t m = std::min(kChunk, n - i);
-    MPI_Recv(p + i, int(m), MPI_FLOAT, rank, tag, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
-    if (n == 0) break;
-  }
-}
-#endif
 
 }  // namespace
-
-uint64_t resident_bytes() {
-  std::ifstream f("/proc/self/status");
-  std::string line;
-  while (std::getline(f, line))
-    if (line.rfind("VmRSS:", 0) == 0) return uint64_t(std::strtoull(line.c_str() + 6, nullptr, 10)) * 1024;
-  return 0;
-}
-
-uint64_t weight_bytes(const model::ModelWeights& w) {
-  uint64_t n = 0;
-  for (uint64_t b : w.bytes_by_dtype) n += b;
-  return n;
-}
 
 bool expert_parallel_command(const std::string& command) {
   for (const char* c : {"generate", "chat", "serve", "bench", "logits", "eval"})
@@ -106,7 +65,6 @@ std::vector<bool> LeaderHost::place(int64_t layer, const std::vector<std::pair<i
 
 void LeaderHost::dispatch(int64_t layer, kernels::Numerics numerics, const float* x, int64_t T, int64_t hidden,
                           const std::vector<model::ExpertRows>& remote) {
-#ifdef DSV3_HAVE_MPI
   try {
     dispatch_all(layer, numerics, x, T, hidden, remote);
   } catch (const std::exception& e) {
@@ -114,15 +72,10 @@ void LeaderHost::dispatch(int64_t layer, kernels::Numerics numerics, const float
     std::fprintf(stderr, "dsv3: error (rank 0) while sending a MoE layer's work: %s\n", e.what());
     World::abort(1);
   }
-#else
-  (void)layer, (void)numerics, (void)x, (void)T, (void)hidden, (void)remote;
-  fail("expert parallelism needs a dsv3 built with MPI");
-#endif
 }
 
 void LeaderHost::dispatch_all(int64_t layer, kernels::Numerics numerics, const float* x, int64_t T, int64_t hidden,
                               const std::vector<model::ExpertRows>& remote) {
-#ifdef DSV3_HAVE_MPI
   const auto t0 = Clock::now();
   // The remote experts in place() order, each with the rank place() chose.
   std::vector<std::pair<int, const model::ExpertRows*>> work;
@@ -162,8 +115,8 @@ void LeaderHost::dispatch_all(int64_t layer, kernels::Numerics numerics, const f
     std::vector<float> rows(tokens.size() * size_t(hidden));
     for (size_t i = 0; i < tokens.size(); ++i)
       std::copy(x + tokens[i] * hidden, x + (tokens[i] + 1) * hidden, &rows[i * size_t(hidden)]);
-    send_ints(header, rank, protocol::kWork);
-    send_floats(rows.data(), int64_t(rows.size()), rank, protocol::kRows);
+    protocol::send_int64s(header, rank, protocol::kWork);
+    protocol::send_floats(rows.data(), int64_t(rows.size()), rank, protocol::kRows);
     traffic_.bytes_sent += header.size() * 8 + rows.size() * 4;
     traffic_.messages += 2;
     p.out.resize(size_t(slots * hidden));
@@ -171,16 +124,12 @@ void LeaderHost::dispatch_all(int64_t layer, kernels::Numerics numerics, const f
   }
   ++traffic_.layer_calls;
   traffic_.send_s += since(t0);
-#else
-  (void)layer, (void)numerics, (void)x, (void)T, (void)hidden, (void)remote;
-#endif
 }
 
 void LeaderHost::collect(float* ye, int64_t hidden) {
-#ifdef DSV3_HAVE_MPI
   const auto t0 = Clock::now();
   for (Pending& p : pending_) {
-    recv_floats(p.out.data(), int64_t(p.out.size()), p.rank, protocol::kResult);
+    protocol::recv_floats(p.out.data(), int64_t(p.out.size()), p.rank, protocol::kResult);
     traffic_.bytes_received += p.out.size() * 4;
     ++traffic_.messages;
     const float* src = p.out.data();
@@ -191,9 +140,6 @@ void LeaderHost::collect(float* ye, int64_t hidden) {
   }
   pending_.clear();
   traffic_.wait_s += since(t0);
-#else
-  (void)ye, (void)hidden;
-#endif
 }
 
 std::vector<std::pair<std::string, double>> LeaderHost::counters() const {
@@ -253,30 +199,19 @@ model::Model load_model(const std::string& dir, model::LoadOptions opts, const E
 std::vector<RankMemory> rank_memory(const model::Model& m) {
   std::vector<RankMemory> out;
   LeaderHost* host = leader_host(m);
-  RankMemory own;
   const int64_t below = m.has_mtp() ? INT64_MAX : m.config().num_hidden_layers;  // the layers loaded
+  int64_t experts = 0;
   if (host) {
-    own.experts = host->placement().held_by(0, below);
+    experts = host->placement().held_by(0, below);
   } else {
     for (int64_t l : ExpertPlacement::moe_layers(m.config()))
-      if (l < below) own.experts += m.config().n_routed_experts;
+      if (l < below) experts += m.config().n_routed_experts;
   }
-  own.weight_bytes = weight_bytes(m.weights());
-  own.weights_resident = m.weights().checkpoint->resident_bytes();
-  own.resident_bytes = resident_bytes();
-  out.push_back(own);
+  out.push_back(protocol::measure_memory(m.weights(), experts));
   if (!host) return out;
   for (int r = 1; r < World::size(); ++r) {
     protocol::send_json({{"op", "stats"}, {"id", host->model_id()}}, r, protocol::kControl);
-    const nlohmann::json j = protocol::recv_json(r, protocol::kReply);
-    RankMemory rm;
-    rm.rank = r;
-    rm.experts = j.value("experts", int64_t(0));
-    rm.weight_bytes = j.value("weight_bytes", uint64_t(0));
-    rm.resident_bytes = j.value("resident_bytes", uint64_t(0));
-    rm.weights_resident = j.value("weights_resident", uint64_t(0));
-    rm.busy_s = j.value("busy_s", 0.0);
-    out.push_back(rm);
+    out.push_back(protocol::rank_memory_from_json(protocol::recv_json(r, protocol::kReply), r));
   }
   return out;
 }

@@ -38,6 +38,17 @@ struct EpTraffic {
   uint64_t bytes_sent = 0, bytes_received = 0, messages = 0;
   uint64_t layer_calls = 0;  // MoE layer calls that sent work to another rank
   double send_s = 0, wait_s = 0;  // time in MPI_Send, and waiting for results after local work
+
+  EpTraffic& operator+=(const EpTraffic& o) {
+    bytes_sent += o.bytes_sent, bytes_received += o.bytes_received, messages += o.messages;
+    layer_calls += o.layer_calls, send_s += o.send_s, wait_s += o.wait_s;
+    return *this;
+  }
+  //! What happened between two readings (`later - earlier`).
+  EpTraffic operator-(const EpTraffic& o) const {
+    return {bytes_sent - o.bytes_sent, bytes_received - o.bytes_received, messages - o.messages,
+            layer_calls - o.layer_calls, send_s - o.send_s, wait_s - o.wait_s};
+  }
 };
 
 //! One rank's share: what it holds and what it has resident.

@@ -18,9 +18,6 @@
 
 namespace dsv3::dist {
 
-uint64_t resident_bytes();
-uint64_t weight_bytes(const model::ModelWeights& w);
-
 namespace {
 
 // What a follower's loader binds: this rank's experts under the leader's placement.
@@ -72,12 +69,9 @@ class Follower {
         protocol::send_json(reply, 0, protocol::kReply);
       } else if (op == "stats") {
         const Loaded& m = model(msg.value("id", -1));
-        protocol::send_json({{"experts", m.experts},
-                             {"weight_bytes", weight_bytes(m.model->weights())},
-                             {"resident_bytes", resident_bytes()},
-                             {"weights_resident", m.model->weights().checkpoint->resident_bytes()},
-                             {"busy_s", busy_s_}},
-                            0, protocol::kReply);
+        RankMemory mem = protocol::measure_memory(m.model->weights(), m.experts);
+        mem.busy_s = busy_s_;
+        protocol::send_json(protocol::to_json(mem), 0, protocol::kReply);
       } else {
         fail("unknown control message '", op, "' from the leader");
       }
@@ -144,7 +138,7 @@ class Follower {
       experts.push_back(std::move(r));
     }
     std::vector<float> x(size_t(rows * hidden));
-    recv(x.data(), int64_t(x.size()), protocol::kRows);
+    protocol::recv_floats(x.data(), int64_t(x.size()), 0, protocol::kRows);
     const auto t0 = std::chrono::steady_clock::now();  // busy: computing, not receiving
     const model::ModelConfig& c = m.model->config();
     const model::ModelWeights& w = m.model->weights();
@@ -156,22 +150,7 @@ class Follower {
     out_.resize(size_t(slots * hidden));
     model::run_experts(*ws_, moe, x.data(), hidden, experts, out_.data());
     busy_s_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    send(out_.data(), int64_t(out_.size()), protocol::kResult);
-  }
-
-  static void recv(float* p, int64_t n, int tag) {
-    constexpr int64_t kChunk = int64_t(1) << 28;
-    for (int64_t i = 0; i < n || i == 0; i += kChunk) {
-      MPI_Recv(p + i, int(std::min(kChunk, n - i)), MPI_FLOAT, 0, tag, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
-      if (n == 0) break;
-    }
-  }
-  static void send(const float* p, int64_t n, int tag) {
-    constexpr int64_t kChunk = int64_t(1) << 28;
-    for (int64_t i = 0; i < n || i == 0; i += kChunk) {
-      MPI_Send(p + i, int(std::min(kChunk, n - i)), MPI_FLOAT, 0, tag, MPI_COMM_WORLD);
-      if (n == 0) break;
-    }
+    protocol::send_floats(out_.data(), int64_t(out_.size()), 0, protocol::kResult);
   }
 
   std::map<int, Loaded> models_;

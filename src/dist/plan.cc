@@ -43,6 +43,15 @@ TensorBytes estimated_bytes(const model::ModelConfig& c) {
   };
 }
 
+TensorBytes checkpoint_bytes(const io::Checkpoint& ck, const model::ModelConfig& c) {
+  return [&ck, est = estimated_bytes(c)](const model::TensorSpec& s) -> uint64_t {
+    const io::TensorRef* t = ck.find(s.name);
+    if (!t) return est(s);
+    const io::TensorRef* scale = ck.find(s.name + "_scale_inv");
+    return t->info->nbytes() + (scale ? scale->info->nbytes() : 0);
+  };
+}
+
 EpPlan make_plan(const model::ModelConfig& c, const ExpertPlacement& p, const TensorBytes& bytes, bool mtp) {
   EpPlan plan;
   plan.ranks = p.ranks();

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "dist/placement.h"
+#include "io/safetensors.h"
 #include "model/config.h"
 #include "model/tensor_table.h"
 
@@ -47,6 +48,9 @@ struct EpPlan {
 //! elsewhere).
 using TensorBytes = std::function<uint64_t(const model::TensorSpec&)>;
 TensorBytes estimated_bytes(const model::ModelConfig& c);
+//! The bytes in `ck` (a tensor with its block scales), estimated for tensors it lacks.
+//! Both must outlive the result.
+TensorBytes checkpoint_bytes(const io::Checkpoint& ck, const model::ModelConfig& c);
 
 //! Expectations assume routing spreads evenly (what the auxiliary-loss-free balancing aims
 //! at): a token keeps topk_group of n_group groups, then its experts anywhere in them.

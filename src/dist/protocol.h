@@ -5,8 +5,11 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
+
+#include "dist/expert_parallel.h"
 
 namespace dsv3::dist::protocol {
 
@@ -21,6 +24,17 @@ enum Tag : int {
 // kWork header: model id, layer, numerics, reference kernels (0/1), hidden, n_rows, n_experts,
 // then per expert: expert index, token count, that many row indices into the kRows rows.
 constexpr int kHeaderFixed = 7;
+
+//! Blocking transfers of any length (MPI counts are int: long prefills go in pieces).
+void send_int64s(const std::vector<int64_t>& v, int rank, int tag);
+void send_floats(const float* p, int64_t n, int rank, int tag);
+void recv_floats(float* p, int64_t n, int rank, int tag);
+
+//! This process's memory figures for a model it loaded (rank 0's own entry and a
+//! follower's `stats` reply), and their JSON form on the wire.
+RankMemory measure_memory(const model::ModelWeights& w, int64_t experts);
+nlohmann::json to_json(const RankMemory& m);
+RankMemory rank_memory_from_json(const nlohmann::json& j, int rank);
 
 //! Sends `j` as text to `rank` with `tag`.
 void send_json(const nlohmann::json& j, int rank, int tag);
