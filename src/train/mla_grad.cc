@@ -7,6 +7,7 @@
 
 #include "threading/pool.h"
 #include "kernels/gemm.h"
+#include "train/attention_tiles.h"
 #include "train/low_precision.h"
 #include "train/norm_rope_grad.h"
 #include "train/serial_jobs.h"
@@ -71,29 +72,18 @@ void mla_forward(kernels::Context& ctx, const model::ModelConfig& c, const MlaTe
   st.kv.resize(size_t(T * H * kvw));
   block_linear_forward(ctx, st.c.data(), T, w.kv_b, H * kvw, R, st.kv.data());
 
-  // Per head: scores = Q_h K_h^T and out = P V_h as GEMMs over the whole sequence (the
-  // masked upper triangle is computed and discarded: cheaper than scalar dot products).
-  st.p.resize(size_t(H * T * T));  // every element written below (the product, then the mask)
+  // Attention core, tiled (see attention_tile_forward): per head only the log-sum-exp of
+  // each row is kept for the backward pass, which recomputes the probabilities tile by tile.
+  st.lse.resize(size_t(H * T));
   st.attn.resize(size_t(T * H * vd));  // each head writes its slice
   const StepScope core(StepPhase::AttnCore);
   for_heads(ctx, H, [&](kernels::Context& k, int64_t h0, int64_t h1) {
     std::vector<S> qh(size_t(T * qk)), kh(size_t(T * qk)), vh(size_t(T * vd)), oh(size_t(T * vd));
+    TileScratch<S> tile;
     for (int64_t h = h0; h < h1; ++h) {
       gather_head(st, c, h, T, qh.data(), kh.data(), vh.data());
-      S* p = &st.p[size_t(h * T * T)];
-      kernels::gemm<S>(k, false, true, T, T, qk, qh.data(), kh.data(), p, false);
-      k.pool().parallel_for(T, [&](int, int64_t t0, int64_t t1) {
-        for (int64_t t = t0; t < t1; ++t) {
-          S* r = p + t * T;
-          S m = -std::numeric_limits<S>::infinity();
-          for (int64_t j = 0; j <= t; ++j) m = std::max(m, r[j] *= scale);
-          S sum = 0;
-          for (int64_t j = 0; j <= t; ++j) sum += (r[j] = std::exp(r[j] - m));
-          for (int64_t j = 0; j <= t; ++j) r[j] /= sum;
-          std::fill(r + t + 1, r + T, S(0));  // causal
-        }
-      });
-      kernels::gemm<S>(k, false, false, T, vd, T, p, vh.data(), oh.data(), false);
+      attention_tile_forward(k, T, qk, vd, scale, qh.data(), kh.data(), vh.data(), oh.data(), &st.lse[size_t(h * T)],
+                             tile);
       for (int64_t t = 0; t < T; ++t)
         std::copy(&oh[size_t(t * vd)], &oh[size_t((t + 1) * vd)], &st.attn[size_t((t * H + h) * vd)]);
     }
@@ -113,34 +103,24 @@ void mla_backward(kernels::Context& ctx, const model::ModelConfig& c, const MlaT
   std::vector<S> dattn(size_t(T * H * vd), S(0));
   block_linear_backward(ctx, st.attn.data(), dout, T, w.o, D, H * vd, dattn.data(), g.o);
 
-  // Attention core per head, as GEMMs: dV = P^T dO, dP = dO V^T, dS = softmax'(dP) * scale,
-  // dQ = dS K, dK = dS^T Q.
+  // Attention core per head, tiled (attention_tile_backward), recomputing each tile's
+  // probabilities from the saved log-sum-exp.
   std::vector<S> dq(size_t(T * H * qk)), dkv(size_t(T * H * kvw));  // each head writes its slices whole
   // Each head's share of the shared rope key's gradient, summed in head order afterwards.
   std::vector<S> dpe_h(size_t(H * T * rope)), dpe(size_t(T * rope), S(0));
   std::optional<StepScope> core(std::in_place, StepPhase::AttnCore);
   for_heads(ctx, H, [&](kernels::Context& k, int64_t h0, int64_t h1) {
-    std::vector<S> qh(size_t(T * qk)), kh(size_t(T * qk)), vh(size_t(T * vd)), doh(size_t(T * vd));
-    std::vector<S> dvh(size_t(T * vd)), ds(size_t(T * T)), dqh(size_t(T * qk)), dkh(size_t(T * qk));
+    std::vector<S> qh(size_t(T * qk)), kh(size_t(T * qk)), vh(size_t(T * vd)), oh(size_t(T * vd)), doh(size_t(T * vd));
+    std::vector<S> dvh(size_t(T * vd)), dqh(size_t(T * qk)), dkh(size_t(T * qk));
+    TileScratch<S> tile;
     for (int64_t h = h0; h < h1; ++h) {
       gather_head(st, c, h, T, qh.data(), kh.data(), vh.data());
-      for (int64_t t = 0; t < T; ++t)
+      for (int64_t t = 0; t < T; ++t) {
         std::copy(&dattn[size_t((t * H + h) * vd)], &dattn[size_t((t * H + h + 1) * vd)], &doh[size_t(t * vd)]);
-      const S* p = &st.p[size_t(h * T * T)];
-      kernels::gemm<S>(k, true, false, T, vd, T, p, doh.data(), dvh.data(), false);
-      kernels::gemm<S>(k, false, true, T, T, vd, doh.data(), vh.data(), ds.data(), false);
-      k.pool().parallel_for(T, [&](int, int64_t t0, int64_t t1) {
-        for (int64_t t = t0; t < t1; ++t) {
-          S* r = &ds[size_t(t * T)];
-          const S* pr = p + t * T;
-          S dot = 0;
-          for (int64_t j = 0; j <= t; ++j) dot += pr[j] * r[j];
-          for (int64_t j = 0; j <= t; ++j) r[j] = pr[j] * (r[j] - dot) * scale;
-          std::fill(r + t + 1, r + T, S(0));
-        }
-      });
-      kernels::gemm<S>(k, false, false, T, qk, T, ds.data(), kh.data(), dqh.data(), false);
-      kernels::gemm<S>(k, true, false, T, qk, T, ds.data(), qh.data(), dkh.data(), false);
+        std::copy(&st.attn[size_t((t * H + h) * vd)], &st.attn[size_t((t * H + h + 1) * vd)], &oh[size_t(t * vd)]);
+      }
+      attention_tile_backward(k, T, qk, vd, scale, qh.data(), kh.data(), vh.data(), oh.data(), doh.data(),
+                              &st.lse[size_t(h * T)], dqh.data(), dkh.data(), dvh.data(), tile);
       for (int64_t t = 0; t < T; ++t) {  // head h's own slices of dq, dkv and dpe_h
         for (int64_t i = 0; i < qk; ++i) dq[size_t((t * H + h) * qk + i)] = dqh[size_t(t * qk + i)];
         S* dk = &dkv[size_t((t * H + h) * kvw)];

@@ -1,7 +1,8 @@
 // Multi-head latent attention for training: the naive (expanded K/V) form over a whole
 // sequence at positions 0..T-1, with the activations the backward pass needs.
 // Shapes: x / out [T, hidden]; q [T, H, nope|rope]; latent [T, kv_lora | rope];
-// kv [T, H, nope|v]; probabilities [H, T, T] (causal, zero above the diagonal).
+// kv [T, H, nope|v]; per head and row the log-sum-exp of the scaled scores [H, T] (the
+// backward pass recomputes the probabilities from it, so no [T, T] matrix is ever kept).
 #pragma once
 
 #include <cstdint>
@@ -27,7 +28,7 @@ struct MlaState {
   std::vector<S> kva;                // kv_a(x) with the rope key rotated in place
   std::vector<S> c_rstd, c;          // kv_a_layernorm over the kv_lora part
   std::vector<S> kv;                 // kv_b(c)
-  std::vector<S> p;                  // attention probabilities
+  std::vector<S> lse;                // [H, T] log-sum-exp of each row's scaled, causal scores
   std::vector<S> attn;               // [T, H, v] before o_proj
 };
 
