@@ -5,16 +5,15 @@
 #include <cstdio>
 
 #include "base/error.h"
+#include "base/passkey_text.h"
 #include "base/rng.h"
 
 namespace dsv3::eval {
 namespace {
 
-const char* kIntro =
-    "There is an important info hidden inside a lot of irrelevant text. Find it and memorize it. I will quiz you "
-    "about the important information there.";
+using passkey_text::kIntro;
+using passkey_text::kQuestion;
 const char* kFiller = " The grass is green. The sky is blue. The sun is yellow. Here we go. There and back again.";
-const char* kQuestion = " What is the pass key? The pass key is";
 
 std::string with_filler(int64_t before, int64_t after, const std::string& needle) {
   std::string s = kIntro;
@@ -27,7 +26,7 @@ std::string with_filler(int64_t before, int64_t after, const std::string& needle
 }  // namespace
 
 std::string passkey_prompt(Backend& b, int64_t tokens, double depth, const std::string& key) {
-  const std::string needle = " The pass key is " + key + ". Remember it. " + key + " is the pass key.";
+  const std::string needle = passkey_text::needle(key);
   auto count = [&](int64_t n) {
     const int64_t before = int64_t(std::llround(depth * double(n)));
     return std::pair{int64_t(b.tokenize(with_filler(before, n - before, needle), true).size()), before};

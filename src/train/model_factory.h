@@ -12,12 +12,13 @@
 
 namespace dsv3::train {
 
-//! The model `run.model` asks for, freshly initialized from run.seed / run.init_std, for a
-//! tokenizer with ids below tokenizer_vocab, computing on `pool` (which must outlive it).
+//! The model `run.model` asks for, freshly initialized from run.seed / run.init_std (or with
+//! run.init_from's weights; the optimizer starts fresh either way), for a tokenizer with ids below tokenizer_vocab, computing on `pool` (which must outlive it).
 std::unique_ptr<Trainable> make_trainable(const RunConfig& run, int64_t tokenizer_vocab, ThreadPool& pool);
 
-//! The DeepSeek-V3 config of a deepseek_v3 run (model.config file or model.preset), checked
-//! against the tokenizer's vocabulary.
+//! The DeepSeek-V3 config of a deepseek_v3 run (model.config file, model.preset or the
+//! init_from checkpoint's config.json, with model.max_position_embeddings and
+//! model.rope_scaling applied), checked against the tokenizer's vocabulary.
 model::ModelConfig run_model_config(const RunConfig& run, int64_t tokenizer_vocab);
 
 }  // namespace dsv3::train

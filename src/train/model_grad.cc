@@ -264,7 +264,12 @@ TrainModel TrainModel::init(const model::ModelConfig& cfg, uint64_t seed, double
 TrainModel TrainModel::from_checkpoint(const std::string& dir, ThreadPool& pool) {
   namespace fs = std::filesystem;
   if (!fs::is_directory(dir)) fail("model folder ", dir, " does not exist or is not a folder");
-  const model::ModelConfig cfg = model::ModelConfig::load((fs::path(dir) / "config.json").string());
+  return from_checkpoint(dir, model::ModelConfig::load((fs::path(dir) / "config.json").string()), pool);
+}
+
+TrainModel TrainModel::from_checkpoint(const std::string& dir, const model::ModelConfig& cfg, ThreadPool& pool) {
+  namespace fs = std::filesystem;
+  if (!fs::is_directory(dir)) fail("model folder ", dir, " does not exist or is not a folder");
   check_trainable(cfg);
   model::ModelWeights w =
       model::ModelWeights::bind(cfg, std::make_shared<const io::Checkpoint>(io::Checkpoint::open(dir)));

@@ -27,6 +27,10 @@ class TrainModel final : public Trainable {
   //! Loads config.json and the checkpoint in `dir` through the inference loader (its checks
   //! and messages); FP8/BF16/F16/F32 become fp32 masters.
   static TrainModel from_checkpoint(const std::string& dir, ThreadPool& pool);
+  //! The same with `cfg` in place of the folder's config.json: the same architecture, where
+  //! only position settings (max_position_embeddings, rope_scaling) may differ (context
+  //! extension). The tensors' shapes are checked against cfg.
+  static TrainModel from_checkpoint(const std::string& dir, const model::ModelConfig& cfg, ThreadPool& pool);
 
   TrainModel(TrainModel&&) noexcept;
   TrainModel& operator=(TrainModel&&) noexcept;

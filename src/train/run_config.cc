@@ -164,8 +164,17 @@ RunConfig RunConfig::parse(const std::string& text, const std::string& source, c
     c.model.preset = m.string("preset", "");
     c.model.dim = m.integer("dim", c.model.dim, 1, 1 << 16);
     c.model.experts = m.integer("experts", c.model.experts, 1, 4096);
+    c.model.max_position_embeddings = m.integer("max_position_embeddings", 0, 1, int64_t(1) << 30);
+    if (m.has("rope_scaling")) {
+      Section r = m.section("rope_scaling");
+      for (const char* key : {"factor", "original_max_position_embeddings", "beta_fast", "beta_slow", "mscale",
+                              "mscale_all_dim"})
+        if (r.has(key)) c.model.rope_scaling.emplace_back(key, r.number(key, 0.0, key[0] == 'm' ? 0.0 : 1e-9, 1e9));
+      r.finish();
+    }
     m.finish();
   }
+  c.init_from = resolve(top.string("init_from", ""), base_dir);
   {
     Section d = top.section("data");
     c.data.tokenizer = resolve(d.string("tokenizer", ""), base_dir);
@@ -175,6 +184,7 @@ RunConfig RunConfig::parse(const std::string& text, const std::string& source, c
     c.data.add_bos = d.boolean("add_bos", c.data.add_bos);
     c.data.add_eos = d.boolean("add_eos", c.data.add_eos);
     c.data.eval_sequences = d.integer("eval_sequences", c.data.eval_sequences, 0, big);
+    c.data.passkey_fraction = d.number("passkey_fraction", c.data.passkey_fraction, 0.0, 1.0);
     d.finish();
   }
   c.seq_len = top.integer("seq_len", c.seq_len, 1, 1 << 24);
@@ -238,10 +248,13 @@ RunConfig RunConfig::parse(const std::string& text, const std::string& source, c
 void RunConfig::validate() const {
   const std::string& s = source;
   if (model.type == "deepseek_v3") {
-    if (model.config.empty() == model.preset.empty())
-      fail(s, ": 'model' needs exactly one of 'model.config' (a config.json) or 'model.preset'");
-  } else if (!model.config.empty() || !model.preset.empty()) {
-    fail(s, ": 'model.config' and 'model.preset' apply only to model.type deepseek_v3");
+    if (int(!model.config.empty()) + int(!model.preset.empty()) + int(!init_from.empty()) != 1)
+      fail(s, ": 'model' needs exactly one of 'model.config' (a config.json) or 'model.preset', or 'init_from' (a "
+              "checkpoint folder, whose config.json is the architecture)");
+  } else if (!model.config.empty() || !model.preset.empty() || !init_from.empty() ||
+             model.max_position_embeddings > 0 || !model.rope_scaling.empty()) {
+    fail(s, ": 'model.config', 'model.preset', 'init_from', 'model.max_position_embeddings' and 'model.rope_scaling' "
+            "apply only to model.type deepseek_v3");
   }
   if (data.tokenizer.empty()) fail(s, ": 'data.tokenizer' is required (a tokenizer.json or a folder holding one)");
   if (data.train_files.empty()) fail(s, ": 'data.train_files' is required (text files)");
@@ -269,6 +282,12 @@ std::string RunConfig::to_json() const {
   j["model"] = {{"type", model.type}};
   if (!model.config.empty()) j["model"]["config"] = model.config;
   if (!model.preset.empty()) j["model"]["preset"] = model.preset;
+  if (model.max_position_embeddings > 0) j["model"]["max_position_embeddings"] = model.max_position_embeddings;
+  if (!model.rope_scaling.empty()) {
+    j["model"]["rope_scaling"] = json::object();
+    for (const auto& [k, v] : model.rope_scaling) j["model"]["rope_scaling"][k] = v;
+  }
+  if (!init_from.empty()) j["init_from"] = init_from;
   if (model.type == "debug_moe_bigram") {
     j["model"]["dim"] = model.dim;
     j["model"]["experts"] = model.experts;
@@ -276,7 +295,7 @@ std::string RunConfig::to_json() const {
   j["data"] = {{"tokenizer", data.tokenizer},         {"train_files", data.train_files},
                {"eval_files", data.eval_files},       {"eval_fraction", data.eval_fraction},
                {"add_bos", data.add_bos},             {"add_eos", data.add_eos},
-               {"eval_sequences", data.eval_sequences}};
+               {"eval_sequences", data.eval_sequences}, {"passkey_fraction", data.passkey_fraction}};
   j["seq_len"] = seq_len;
   j["batch_size"] = batch_size;
   j["grad_accum"] = grad_accum;

@@ -15,6 +15,10 @@ struct ModelChoice {
   std::string preset;                 // deepseek_v3: a make-test-model preset instead of a file
   int64_t dim = 32;                   // debug_moe_bigram: embedding width
   int64_t experts = 4;                // debug_moe_bigram: routed experts (top-1)
+  // deepseek_v3: changes to the architecture's position settings (context extension);
+  // 0 / empty keep what the config, preset or init_from checkpoint says.
+  int64_t max_position_embeddings = 0;
+  std::vector<std::pair<std::string, double>> rope_scaling;  // YaRN keys to set, in file order
 };
 
 struct DataChoice {
@@ -24,6 +28,7 @@ struct DataChoice {
   double eval_fraction = 0.05;
   bool add_bos = true, add_eos = true;  // around each file
   int64_t eval_sequences = 16;        // windows scored at each evaluation
+  double passkey_fraction = 0;        // share of training windows turned into passkey examples
 };
 
 struct OptimizerChoice {
@@ -62,6 +67,7 @@ struct BalanceChoice {
 struct RunConfig {
   std::string source;                 // the file it came from (for messages)
   ModelChoice model;
+  std::string init_from;              // a Hugging Face checkpoint folder to start from
   DataChoice data;
   int64_t seq_len = 256;              // predicted tokens per sequence (windows hold seq_len+1)
   int64_t batch_size = 8;             // sequences per micro-batch

@@ -19,6 +19,7 @@
 #include "train/metrics_log.h"
 #include "train/model_factory.h"
 #include "train/optimizer.h"
+#include "train/passkey_data.h"
 #include "train/plot_svg.h"
 #include "train/schedule.h"
 #include "train/step_profile.h"
@@ -125,6 +126,11 @@ TrainResult run_training(const RunConfig& run, Trainable& model, const TokenData
   AdamW opt(run.optimizer, /*bf16_moments=*/run.precision != "fp32");
   opt.attach(params);
   WindowSampler sampler(data.train, window, run.seed);
+  std::optional<PasskeyExamples> passkey;
+  if (run.data.passkey_fraction > 0) {
+    if (!opts.tokenizer) fail("data.passkey_fraction needs the run's tokenizer");
+    passkey.emplace(*opts.tokenizer, run.data.passkey_fraction, window, run.seed);
+  }
   const std::vector<const int32_t*> eval_set = eval_windows(data.eval, window, run.data.eval_sequences);
   if (run.data.eval_sequences > 0 && eval_set.empty())
     fail("the evaluation text has ", data.eval.size(), " tokens, fewer than one window of seq_len+1 = ", window,
@@ -191,6 +197,7 @@ TrainResult run_training(const RunConfig& run, Trainable& model, const TokenData
       {
         const StepScope data_scope(StepPhase::Data);
         seq = sampler.next();
+        if (passkey && k % ranks == me && passkey->picks(s, k)) seq = passkey->make(seq, s, k);
       }
       if (k % ranks != me) continue;
       const StepScope model_scope(StepPhase::Model);
@@ -300,6 +307,7 @@ TrainResult train(const RunConfig& run, const TrainerOptions& opts, ThreadPool& 
   const Tokenizer tok = Tokenizer::load(run.data.tokenizer);
   std::unique_ptr<Trainable> model = make_trainable(run, tok.vocab_size(), pool);
   TrainerOptions o = opts;
+  o.tokenizer = &tok;
   std::string kind;
   if (o.peak_gflops <= 0 && model->hf_config()) o.peak_gflops = probe_training_peak(pool, run.precision, kind);
   TrainResult r = run_training(run, *model, data, o);

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "threading/pool.h"
+#include "tokenizer/tokenizer.h"
 #include "train/data.h"
 #include "train/run_config.h"
 #include "train/trainable.h"
@@ -24,6 +25,7 @@ struct TrainerOptions {
   bool progress = true;      // progress bar / lines on stderr
   bool profile = false;      // time the steps by phase (step_profile.h); the table goes to TrainResult::profile
   double peak_gflops = 0;    // the machine's peak for this precision (train() probes it); 0: no MFU
+  const Tokenizer* tokenizer = nullptr;  // needed for data.passkey_fraction (train() sets it)
 };
 
 struct TrainResult {
