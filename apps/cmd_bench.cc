@@ -21,6 +21,7 @@
 #include "apps/textgen.h"
 #include "base/error.h"
 #include "base/rng.h"
+#include "kernels/bf16.h"
 #include "kernels/isa.h"
 #include "kernels/matmul.h"
 #include "kernels/probes.h"
@@ -107,7 +108,8 @@ nlohmann::json bench_drafting(const BenchFlags& f, const model::Model& model, mo
   Rng rng(99);
   std::vector<int32_t> toks(static_cast<size_t>(ctx + N + 1));
   for (int32_t& t : toks) t = int32_t(rng.next() % uint64_t(V));
-  model::KvCache cache = model.new_cache(ctx + N + 1);
+  const model::LatentType latent = model::latent_type_for(ws.kernels.numerics());
+  model::KvCache cache = model.new_cache(ctx + N + 1, latent);
   std::vector<float> logits(static_cast<size_t>((N + 1) * V));
   model.forward(ws, toks.data(), ctx, cache, nullptr);
   // Verify steps of T = 1 .. N+1 tokens at the same context (rolled back after each).
@@ -124,7 +126,7 @@ nlohmann::json bench_drafting(const BenchFlags& f, const model::Model& model, mo
     step_s.push_back(median(times));
   }
   // The MTP module on 1 .. N+1 rows, with its head on the last (over a cache of zero latents).
-  model::KvCache mcache = model.new_mtp_cache(ctx + N + 1);
+  model::KvCache mcache = model.new_mtp_cache(ctx + N + 1, latent);
   mcache.set_size(ctx);
   std::vector<float> hidden(static_cast<size_t>((N + 1) * D));
   for (float& v : hidden) v = rng.symmetric(1.0f);
@@ -342,6 +344,7 @@ void run(const BenchFlags& f, ThreadPool& pool, const dist::EpOptions& ep) {
   std::vector<float> logits(size_t(std::max<int64_t>(std::max(f.prompt_tokens, f.batch), 1) * V));
   model::Workspace ws(pool);
   ws.kernels.set_numerics(numerics);
+  const model::LatentType latent = model::latent_type_for(numerics);
   // The profile covers every repetition; it is reported per token.
   model::Profile prefill_profile, decode_profile;
   auto profiling = [&](model::Profile* p) {
@@ -355,11 +358,15 @@ void run(const BenchFlags& f, ThreadPool& pool, const dist::EpOptions& ep) {
   dist::LeaderHost* const host = dist::leader_host(model);
   dist::EpTraffic prefill_ep, decode_ep;
   for (int rep = 0; rep < f.reps; ++rep) {
-    model::KvCache cache = model.new_cache(cap);
+    model::KvCache cache = model.new_cache(cap, latent);
     if (f.context > 0) {  // a long context of synthetic latents: only attention cost matters
       for (int64_t l = 0; l < c.num_hidden_layers; ++l)
         for (int64_t p = 0; p < f.context; ++p)
-          for (int64_t i = 0; i < c.latent_dim(); ++i) cache.at(l, p)[i] = rng.symmetric(1.0f);
+          for (int64_t i = 0; i < c.latent_dim(); ++i) {
+            const float v = rng.symmetric(1.0f);
+            if (latent == model::LatentType::BF16) cache.at_bf16(l, p)[i] = kernels::bf16_round(v);
+            else cache.at(l, p)[i] = v;
+          }
       cache.set_size(f.context);
     }
     const std::vector<int32_t> prompt = random_tokens(f.prompt_tokens);
@@ -453,6 +460,30 @@ void run(const BenchFlags& f, ThreadPool& pool, const dist::EpOptions& ep) {
   };
   const double prefill_tokens = double(f.prompt_tokens) * f.reps,
                decode_tokens = double(f.gen_tokens * f.batch) * f.reps;
+  // The latent cache: what a position costs, and the decode attention core's rate over it
+  // (scores against every cached row, 2(R + rope) FLOPs per head, and the weighted sum, 2R).
+  const int64_t cache_row_bytes = c.num_hidden_layers * c.latent_dim() * model::latent_type_bytes(latent);
+  j["latent_cache"] = {{"type", model::latent_type_name(latent)},
+                       {"bytes_per_token", cache_row_bytes},
+                       {"bytes_at_context", cache_row_bytes * (f.context + f.prompt_tokens + f.gen_tokens)}};
+  double attn_gflops = 0, attn_share = 0;
+  if (f.profile && decode_tokens > 0) {
+    const double mean_ctx = double(f.context + f.prompt_tokens) + double(f.gen_tokens + 1) / 2;
+    const double flops = 2.0 * double(c.num_hidden_layers * c.num_attention_heads) *
+                         double(2 * c.kv_lora_rank + c.qk_rope_head_dim) * mean_ctx;
+    const double core_s = decode_profile.phases[size_t(model::Phase::AttnCore)].seconds / decode_tokens;
+    double step_s = 0;
+    for (const model::PhaseStats& st : decode_profile.phases) step_s += st.seconds;
+    step_s /= decode_tokens;
+    attn_gflops = core_s > 0 ? flops / core_s / 1e9 : 0;
+    attn_share = step_s > 0 ? core_s / step_s : 0;
+    j["decode_attention"] = {{"flops_per_token", flops},
+                             {"core_us_per_token", 1e6 * core_s},
+                             {"share_of_step", attn_share},
+                             {"gflops", attn_gflops},
+                             {"fp32_peak_fraction", peak_gflops > 0 ? attn_gflops / peak_gflops : 0},
+                             {"bf16_peak_fraction", bf16_peak_gflops > 0 ? attn_gflops / bf16_peak_gflops : 0}};
+  }
   if (f.profile) {
     nlohmann::json p = nlohmann::json::object();
     for (auto [name, prof, n] : {std::tuple{"prefill", &prefill_profile, prefill_tokens},
@@ -492,6 +523,13 @@ void run(const BenchFlags& f, ThreadPool& pool, const dist::EpOptions& ep) {
                 dtps, f.batch > 1 ? (" over " + std::to_string(f.batch) + " sequences").c_str() : "",
                 (long long)(f.context + f.prompt_tokens), dbytes / 1e6, decode_gbs, 100 * decode_gbs / read_gbs,
                 f.reps);
+  std::printf("cache      %s latents, %lld bytes per token, %.1f MB at %lld tokens\n", model::latent_type_name(latent),
+              (long long)cache_row_bytes, double(cache_row_bytes * (f.context + f.prompt_tokens + f.gen_tokens)) / 1e6,
+              (long long)(f.context + f.prompt_tokens + f.gen_tokens));
+  if (j.contains("decode_attention"))
+    std::printf("attention  decode core %.1f GFLOP/s = %.0f%% of the fp32 FMA peak, %.0f%% of the BF16 peak; %.0f%% of a "
+                "step\n",
+                attn_gflops, 100 * attn_gflops / peak_gflops, 100 * attn_gflops / bf16_peak_gflops, 100 * attn_share);
   if (!spec.is_null()) print_drafting(spec);
   if (j.contains("expert_parallel")) print_expert_parallel(j["expert_parallel"]);
   if (!f.profile) return;

@@ -59,7 +59,8 @@ void run(const LogitsOptions& o, ThreadPool& pool, const dist::EpOptions& ep) {
   std::vector<float> logits(size_t(T * V)), normed(size_t(T * D));
   model::Workspace ws(pool);
   ws.kernels.set_numerics(o.numerics.value());
-  model::KvCache cache = model.new_cache(T);
+  const model::LatentType latent = model::latent_type_for(o.numerics.value());
+  model::KvCache cache = model.new_cache(T, latent);
   const auto t0 = std::chrono::steady_clock::now();
   if (o.decode) {
     for (int64_t t = 0; t < T; ++t) {
@@ -79,7 +80,7 @@ void run(const LogitsOptions& o, ThreadPool& pool, const dist::EpOptions& ep) {
   std::vector<float> mtp_logits;
   if (o.mtp && T >= 2) {
     mtp_logits.resize(size_t((T - 1) * V));
-    model::KvCache mcache = model.new_mtp_cache(T - 1);
+    model::KvCache mcache = model.new_mtp_cache(T - 1, latent);
     if (o.decode) {
       for (int64_t t = 0; t + 1 < T; ++t)
         model.forward_mtp(ws, &normed[t * D], &tokens[t + 1], 1, mcache, &mtp_logits[t * V], fo);

@@ -13,6 +13,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <memory>
 #include <mutex>
 #include <ostream>
@@ -34,6 +35,7 @@
 #include "kernels/context.h"
 #include "kernels/gemm.h"
 #include "kernels/attention.h"
+#include "kernels/bf16.h"
 #include "kernels/isa.h"
 #include "kernels/vector_ops.h"
 
@@ -326,6 +328,7 @@ class IsaParamTest : public ::testing::TestWithParam<kernels::Isa> {
 class KernelsDot : public IsaParamTest {};
 class KernelsWeightedRows : public IsaParamTest {};
 class KernelsLatentScores : public IsaParamTest {};
+class KernelsLatentBlock : public IsaParamTest {};
 class KernelsGemm : public IsaParamTest {};
 
 // ---- dot -----------------------------------------------------------------------------------
@@ -476,6 +479,78 @@ TEST_P(KernelsWeightedRows, MatchesAxpyLoopAndScalarTwin) {
 }
 
 
+// latent_block_bf16 (BF16 absorbed attention over a block of cached rows): every ISA tier
+// gives its scalar twin's bits (scores, max, sum, weighted rows), for V3's shape and for one
+// whose widths leave remainders (rows not a multiple of 32 wide, columns past the last 16,
+// an odd row count); and the normalised result is the exact softmax attention of the BF16
+// operands up to the rounding of the probabilities to BF16.
+TEST_P(KernelsLatentBlock, MatchesTheTwinAndTheExactAttention) {
+  for (const auto& [H, R, rope, nb] : {std::array<int64_t, 4>{16, 512, 64, 256}, std::array<int64_t, 4>{16, 512, 64, 37},
+                                       std::array<int64_t, 4>{3, 40, 8, 1}, std::array<int64_t, 4>{5, 40, 8, 21}}) {
+    const int64_t dim = R + rope, Dp = (dim + 31) / 32 * 32, nbp = nb + (nb & 1);
+    auto bf16_vec = [](int64_t n, uint64_t seed, float scale) {
+      const std::vector<float> f = random_vector(n, seed);
+      std::vector<uint16_t> b(f.size());
+      for (size_t i = 0; i < f.size(); ++i) b[i] = kernels::bf16_round(f[i] * scale);
+      return b;
+    };
+    std::vector<uint16_t> q = bf16_vec(H * Dp, 301, 1.0f), xb = bf16_vec(nbp * Dp, 302, 1.0f);
+    for (int64_t r = 0; r < H; ++r) std::fill(q.begin() + r * Dp + dim, q.begin() + (r + 1) * Dp, uint16_t(0));
+    for (int64_t j = 0; j < nbp; ++j)
+      std::fill(xb.begin() + j * Dp + (j < nb ? dim : 0), xb.begin() + (j + 1) * Dp, uint16_t(0));
+    const float scale = 0.12f;
+    std::vector<const uint16_t*> x;
+    for (int64_t j = 0; j < nbp; ++j) x.push_back(&xb[size_t(j * Dp)]);
+    std::vector<float> s(static_cast<size_t>(H * (nb + 1))), s2(s), m(static_cast<size_t>(H)), m2(m), l(m), l2(m);
+    std::vector<uint16_t> pb(s.size()), pb2(s.size());
+    std::vector<float> acc(static_cast<size_t>(H * R)), acc2(acc);
+    kernels::latent_block_bf16(q.data(), H, Dp, R, x.data(), nb, scale, s.data(), pb.data(), m.data(), l.data(),
+                               acc.data());
+    kernels::latent_block_bf16_ref(q.data(), H, Dp, R, x.data(), nb, scale, s2.data(), pb2.data(), m2.data(),
+                                   l2.data(), acc2.data());
+    for (int64_t h = 0; h < H; ++h) {
+      ASSERT_EQ(bits(m[size_t(h)]), bits(m2[size_t(h)])) << "H=" << H << " h=" << h;
+      ASSERT_EQ(bits(l[size_t(h)]), bits(l2[size_t(h)])) << "H=" << H << " h=" << h;
+      for (int64_t c = 0; c < R; ++c)
+        ASSERT_EQ(bits(acc[size_t(h * R + c)]), bits(acc2[size_t(h * R + c)])) << "H=" << H << " h=" << h << " c=" << c;
+      // Against softmax attention in double over the same BF16 operands.
+      std::vector<double> sc(static_cast<size_t>(nb));
+      double mx = -1e300, sum = 0;
+      for (int64_t j = 0; j < nb; ++j) {
+        double d = 0;
+        for (int64_t i = 0; i < dim; ++i)
+          d += double(kernels::bf16_value(q[size_t(h * Dp + i)])) * kernels::bf16_value(xb[size_t(j * Dp + i)]);
+        sc[size_t(j)] = d * scale;
+        mx = std::max(mx, sc[size_t(j)]);
+      }
+      for (double& v : sc) sum += (v = std::exp(v - mx));
+      EXPECT_NEAR(m[size_t(h)], mx, 1e-4 * (1 + std::fabs(mx)));
+      EXPECT_NEAR(l[size_t(h)], sum, 1e-5 * sum);
+      for (int64_t c = 0; c < R; ++c) {
+        double o = 0, mag = 0;
+        for (int64_t j = 0; j < nb; ++j) {
+          o += sc[size_t(j)] * kernels::bf16_value(xb[size_t(j * Dp + c)]);
+          mag += sc[size_t(j)] * std::fabs(kernels::bf16_value(xb[size_t(j * Dp + c)]));
+        }
+        EXPECT_NEAR(acc[size_t(h * R + c)] / l[size_t(h)], o / sum, 0.01 * mag / sum + 1e-6) << "h=" << h << " c=" << c;
+      }
+    }
+  }
+}
+
+TEST(KernelsExpPoly, CloseToExpAndFlooredAtMinus87) {
+  double worst = 0;
+  for (float x = -87.0f; x <= 0.0f; x += 0.0137f) {
+    const double e = std::exp(double(x));
+    worst = std::max(worst, std::fabs(kernels::exp_poly_ref(x) - e) / e);
+  }
+  EXPECT_LT(worst, 5e-7);
+  EXPECT_EQ(kernels::exp_poly_ref(0.0f), 1.0f);
+  EXPECT_EQ(kernels::exp_poly_ref(-1000.0f), kernels::exp_poly_ref(-87.0f));
+  EXPECT_EQ(kernels::exp_poly_ref(-std::numeric_limits<float>::infinity()), kernels::exp_poly_ref(-87.0f));
+}
+
+
 // latent_scores (attention scores over one cached latent row) against exact products, with
 // head counts and widths that leave every remainder path some work.
 TEST_P(KernelsLatentScores, MatchExactScoresWithinBound) {
@@ -543,6 +618,8 @@ TEST_P(KernelsGemm, MatchesTwinAndExactProductsInEveryLayout) {
 INSTANTIATE_TEST_SUITE_P(Isas, KernelsDot, ::testing::ValuesIn(testutil::supported_isas()),
                          [](const auto& info) { return testutil::isa_label(info.param); });
 INSTANTIATE_TEST_SUITE_P(Isas, KernelsWeightedRows, ::testing::ValuesIn(testutil::supported_isas()),
+                         [](const auto& info) { return testutil::isa_label(info.param); });
+INSTANTIATE_TEST_SUITE_P(Isas, KernelsLatentBlock, ::testing::ValuesIn(testutil::supported_isas()),
                          [](const auto& info) { return testutil::isa_label(info.param); });
 INSTANTIATE_TEST_SUITE_P(Isas, KernelsLatentScores, ::testing::ValuesIn(testutil::supported_isas()),
                          [](const auto& info) { return testutil::isa_label(info.param); });

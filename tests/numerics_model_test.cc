@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <vector>
 
+#include "base/error.h"
 #include "kernels/bf16.h"
 #include "model/model.h"
 #include "model/quantize.h"
@@ -31,19 +32,21 @@ struct Bf16Model {
 };
 
 std::vector<float> run(const model::Model& m, ThreadPool& pool, Numerics n, const std::vector<int32_t>& toks,
-                       bool decode) {
+                       bool decode, model::AttentionForm form = model::AttentionForm::Absorbed,
+                       model::LatentType latent = model::LatentType::F32) {
   model::Workspace ws(pool);
   ws.kernels.set_numerics(n);
   const int64_t T = int64_t(toks.size()), V = m.config().vocab_size;
   std::vector<float> logits(size_t(T * V));
-  model::KvCache cache = m.new_cache(T);
+  model::KvCache cache = m.new_cache(T, latent);
   model::ForwardOptions fo;
-  fo.attention = model::AttentionForm::Absorbed;
+  fo.attention = form;
   if (decode) {
     for (int64_t t = 0; t < T; ++t) m.forward(ws, &toks[size_t(t)], 1, cache, &logits[size_t(t * V)], fo);
   } else {
     m.forward(ws, toks.data(), T, cache, logits.data(), fo);
   }
+  if (latent == model::LatentType::BF16) return logits;
   for (int64_t l = 0; l < m.config().num_hidden_layers; ++l)
     for (int64_t p = 0; p < T; ++p)
       for (int64_t i = 0; i < m.config().latent_dim(); ++i) {
@@ -72,6 +75,23 @@ TEST(NumericsModel, Bf16DecodeEqualsPrefillAndThreadsDoNotMatter) {
     scale = std::max(scale, std::abs(exact[i]));
   }
   EXPECT_LT(worst, 0.1f * scale);
+}
+
+// A BF16 latent cache holds the very values the fp32 one holds in bf16 numerics (both
+// BF16-rounded), in half the memory: the logits are the same bits, in both attention forms,
+// decoding and prefilling, in bf16 and fp8 numerics. The exact path refuses it.
+TEST(NumericsModel, Bf16LatentCacheGivesTheSameBits) {
+  Bf16Model b;
+  ThreadPool& pool = testutil::pool();
+  for (Numerics n : {Numerics::Bf16, Numerics::Fp8})
+    for (auto form : {model::AttentionForm::Absorbed, model::AttentionForm::Naive})
+      for (bool decode : {false, true})
+        EXPECT_EQ(run(b.m, pool, n, kToks, decode, form, model::LatentType::F32),
+                  run(b.m, pool, n, kToks, decode, form, model::LatentType::BF16))
+            << kernels::numerics_name(n) << " form " << int(form) << " decode " << decode;
+  EXPECT_EQ(b.m.new_cache(10, model::LatentType::BF16).bytes() * 2, b.m.new_cache(10).bytes());
+  EXPECT_THROW(run(b.m, pool, Numerics::Fp32, kToks, false, model::AttentionForm::Absorbed, model::LatentType::BF16),
+               Error);
 }
 
 TEST(NumericsModel, Fp8DecodeEqualsPrefill) {

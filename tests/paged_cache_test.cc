@@ -5,6 +5,7 @@
 #include <cstring>
 #include <numeric>
 
+#include "base/error.h"
 #include "model/model.h"
 #include "model/testgen.h"
 #include "runtime/paged_cache.h"
@@ -43,6 +44,25 @@ TEST(PagedCache, RowsOfDifferentPagesAndLayersDoNotOverlap) {
   for (int64_t l = 0; l < 3; ++l)
     for (int64_t p = 0; p < 16; ++p)
       for (int i = 0; i < 5; ++i) ASSERT_EQ(s.row(l, p)[i], float(l * 1000 + p * 10 + i));
+}
+
+// A BF16 pool: the same layout in half the bytes, walked by rows_bf16; fp32 access refused.
+TEST(PagedCache, Bf16PoolHoldsHalfTheBytes) {
+  runtime::PagedLatentCache pool(3, 5, 4, 4, false, model::LatentType::BF16);
+  EXPECT_EQ(pool.bytes() * 2, runtime::PagedLatentCache(3, 5, 4, 4).bytes());
+  EXPECT_EQ(runtime::PagedLatentCache::pages_for_bytes(3, 5, 4, 1000, model::LatentType::BF16), 8);
+  runtime::PagedSequence s(pool);
+  ASSERT_TRUE(s.reserve(16));
+  for (int64_t l = 0; l < 3; ++l)
+    for (int64_t p = 0; p < 16; ++p)
+      for (int i = 0; i < 5; ++i) s.row_bf16(l, p)[i] = uint16_t(l * 1000 + p * 10 + i);
+  std::vector<const uint16_t*> rows(16);
+  for (int64_t l = 0; l < 3; ++l) {
+    s.rows_bf16(l, 16, rows.data());
+    for (int64_t p = 0; p < 16; ++p)
+      for (int i = 0; i < 5; ++i) ASSERT_EQ(rows[size_t(p)][i], uint16_t(l * 1000 + p * 10 + i));
+  }
+  EXPECT_THROW(s.row(0, 0), Error);
 }
 
 TEST(PagedCache, FullPagesAreReusedByASharedPrefix) {

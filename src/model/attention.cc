@@ -1,8 +1,11 @@
 #include "model/attention.h"
 
 #include <algorithm>
+#include <cmath>
 #include <optional>
+#include <utility>
 
+#include "base/error.h"
 #include "kernels/attention.h"
 #include "kernels/bf16.h"
 #include "kernels/matmul.h"
@@ -59,6 +62,116 @@ void absorbed_latent_attention(Workspace& ws, const ModelConfig& c, const float*
                                &ol[size_t(t * H * R + c0)], R);
     });
   }
+}
+
+// Row r of a cached latent as BF16: a BF16 store's as it is; an fp32 store in bf16 numerics
+// holds BF16-rounded values, so rounding gives them back exactly.
+inline void to_bf16(const uint16_t* row, int64_t n, uint16_t* out) { std::copy_n(row, n, out); }
+inline void to_bf16(const float* row, int64_t n, uint16_t* out) {
+  for (int64_t i = 0; i < n; ++i) out[i] = kernels::bf16_round(row[i]);
+}
+
+// Absorbed MLA for one sequence in the official inference's BF16 numerics: each query row's
+// absorbed and rope queries rounded to BF16 attend over fixed blocks of cached rows
+// (kernels::latent_block_bf16: BF16 products, fp32 sums, a block's rows read once for its
+// scores and its values), the blocks spread over the threads and combined in block order by
+// their maxima. Writes olat [T, H, R]. The results depend neither on the thread count nor on
+// the batch, and a row's results are the same in a prefill, a verify step or a decode step.
+template <class E>
+void absorbed_bf16_attention(Workspace& ws, const ModelConfig& c, const float* q, const float* qabs, int64_t T,
+                             int64_t start, const std::vector<const E*>& lat, float scale, float* olat) {
+  const int64_t H = c.num_attention_heads, nope = c.qk_nope_head_dim, rope = c.qk_rope_head_dim;
+  const int64_t qk = c.qk_head_dim(), R = c.kv_lora_rank, dim = c.latent_dim();
+  const int64_t Dp = (dim + 31) / 32 * 32, B = kernels::kLatentBlockRows;
+  kernels::Context& kc = ws.kernels;
+  std::vector<uint16_t>& qb = ws.q_bf16;
+  qb.assign(size_t(T * H * Dp), 0);
+  for (int64_t t = 0; t < T; ++t)
+    for (int64_t h = 0; h < H; ++h) {
+      uint16_t* d = &qb[size_t((t * H + h) * Dp)];
+      for (int64_t i = 0; i < R; ++i) d[i] = kernels::bf16_round(qabs[(t * H + h) * R + i]);
+      for (int64_t i = 0; i < rope; ++i) d[R + i] = kernels::bf16_round(q[(t * H + h) * qk + nope + i]);
+    }
+  // One job per (query row, block, group of heads); row t sees positions < start + t + 1.
+  // Heads are split only when there are too few blocks to keep every core busy; a head's
+  // results do not depend on which others share its job.
+  std::vector<std::pair<int64_t, int64_t>>& blocks = ws.latent_jobs;
+  blocks.clear();
+  std::vector<int64_t> first(size_t(T + 1));  // row t's blocks: [first[t], first[t + 1])
+  for (int64_t t = 0; t < T; ++t) {
+    first[size_t(t)] = int64_t(blocks.size());
+    for (int64_t b = 0; b * B < start + t + 1; ++b) blocks.emplace_back(t, b);
+  }
+  first[size_t(T)] = int64_t(blocks.size());
+  const int64_t nblocks = int64_t(blocks.size()), threads = kc.pool().size();
+  const int64_t groups = std::clamp<int64_t>((2 * threads + nblocks - 1) / nblocks, 1, H);
+  const int64_t hp = (H + groups - 1) / groups, per_block = (H + hp - 1) / hp;
+  const int64_t part = H * (R + 2);  // per block: m[H], l[H], acc[H][R]
+  float* const parts = ws.scores.get(size_t(nblocks * part));
+  // A block's rows are copied into one buffer of BF16 rows of Dp (zero-padded) first: a
+  // streaming copy, after which every pass over them hits L2. (Reading the cache in place
+  // measured slower: the first pass then waits on memory row by row.)
+  std::vector<uint16_t>& zero = ws.zero_bf16;
+  zero.assign(size_t(Dp), 0);
+  const size_t xb_floats = size_t((B + 1) * Dp + 1) / 2, s_floats = size_t(H * (B + 1));
+  const size_t ptr_floats = (size_t(B + 1) * sizeof(void*) + sizeof(float) - 1) / sizeof(float);
+  const size_t need = ptr_floats + xb_floats + s_floats + (s_floats + 1) / 2;
+  kc.pool().parallel_for(nblocks * per_block, [&](int th, int64_t k0, int64_t k1) {
+    float* const scratch = kc.scratch(th, need);
+    const uint16_t** const x = reinterpret_cast<const uint16_t**>(scratch);
+    uint16_t* const xb = reinterpret_cast<uint16_t*>(scratch + ptr_floats);
+    float* const s = scratch + ptr_floats + xb_floats;
+    uint16_t* const pb = reinterpret_cast<uint16_t*>(s + s_floats);
+    int64_t gathered = -1;  // the block x points at
+    for (int64_t k = k0; k < k1; ++k) {
+      const int64_t kb = k / per_block, h0 = k % per_block * hp, hn = std::min(hp, H - h0);
+      const auto [t, b] = blocks[size_t(kb)];
+      const int64_t j0 = b * B, nb = std::min(B, start + t + 1 - j0);
+      if (gathered != kb) {
+        for (int64_t j = 0; j < nb; ++j) {
+          uint16_t* row = xb + j * Dp;
+          to_bf16(lat[size_t(j0 + j)], dim, row);
+          std::fill(row + dim, row + Dp, uint16_t(0));
+          x[j] = row;
+        }
+        x[nb] = zero.data();  // read only when nb is odd
+        gathered = kb;
+        // The rows of this thread's next block start on their way to L2 while this one
+        // computes, so its copy finds them there.
+        if (k1 > k + per_block - k % per_block && kb + 1 < nblocks) {
+          const auto [tn, bn] = blocks[size_t(kb + 1)];
+          const int64_t jn = bn * B, nn = std::min(B, start + tn + 1 - jn);
+          const int64_t line = 64 / int64_t(sizeof(E));
+          for (int64_t j = 0; j < nn; ++j)
+            for (int64_t i = 0; i < dim; i += line) __builtin_prefetch(lat[size_t(jn + j)] + i, 0, 2);
+        }
+      }
+      float* const pt = parts + kb * part;
+      kernels::latent_block_bf16(&qb[size_t((t * H + h0) * Dp)], hn, Dp, R, x, nb, scale, s, pb, pt + h0, pt + H + h0,
+                                 pt + 2 * H + h0 * R);
+    }
+  });
+  // Combine each row's blocks: sum_b e^(m_b - M) acc_b / sum_b e^(m_b - M) l_b.
+  kc.pool().parallel_for(T * H, [&](int, int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) {
+      const int64_t t = i / H, h = i % H;
+      const int64_t k0 = first[size_t(t)], k1 = first[size_t(t + 1)];
+      float M = parts[k0 * part + h];
+      for (int64_t k = k0 + 1; k < k1; ++k) M = std::max(M, parts[k * part + h]);
+      float* o = olat + (t * H + h) * R;
+      std::fill(o, o + R, 0.0f);
+      float L = 0;
+      for (int64_t k = k0; k < k1; ++k) {
+        const float* pt = parts + k * part;
+        const float w = std::exp(pt[h] - M);
+        L += w * pt[H + h];
+        const float* a = pt + 2 * H + h * R;
+        for (int64_t x = 0; x < R; ++x) o[x] += w * a[x];
+      }
+      const float inv = 1.0f / L;
+      for (int64_t x = 0; x < R; ++x) o[x] *= inv;
+    }
+  });
 }
 
 // Naive MLA for one sequence: expands its cached latents to per-head K/V through kv_b.
@@ -130,17 +243,24 @@ void mla_attention(Workspace& ws, const ModelConfig& c, const AttentionWeights& 
   bool any_absorbed = false;
   for (size_t s = 0; s < seqs.size(); ++s) {
     const AttnSeq& sq = seqs[s];
+    const bool bf16_store = sq.cache->type() == LatentType::BF16;
+    if (bf16_store && kc.numerics() == kernels::Numerics::Fp32)
+      fail("a BF16 latent cache needs --numerics bf16 or fp8: the fp32 path keeps fp32 latents");
     for (int64_t t = 0; t < sq.T; ++t) {
       const int64_t r = sq.row0 + t, pos = sq.start + t;
       for (int64_t h = 0; h < H; ++h) ops::rope_interleaved(&q[(r * H + h) * qk + nope], rope, rope_freqs.data(), pos);
-      // New latents [c | k_pe] go straight into the cache.
-      float* dst = sq.cache->row(layer, pos);
+      // New latents [c | k_pe] go straight into an fp32 cache (through a buffer into a BF16 one).
+      float* dst = bf16_store ? ws.latent_new.get(size_t(dim)) : sq.cache->row(layer, pos);
       ops::rms_norm(&kv[r * dim], a.kv_a_norm.data(), R, c.rms_norm_eps, dst);
       std::copy(&kv[r * dim + R], &kv[r * dim + dim], dst + R);
       ops::rope_interleaved(dst + R, rope, rope_freqs.data(), pos);
       // The official inference keeps its latent cache in BF16.
-      if (kc.numerics() != kernels::Numerics::Fp32)
+      if (bf16_store) {
+        uint16_t* out = sq.cache->row_bf16(layer, pos);
+        for (int64_t i = 0; i < dim; ++i) out[i] = kernels::bf16_round(dst[i]);
+      } else if (kc.numerics() != kernels::Numerics::Fp32) {
         for (int64_t i = 0; i < dim; ++i) dst[i] = kernels::bf16_value(kernels::bf16_round(dst[i]));
+      }
     }
     const AttentionForm f = sq.form != AttentionForm::Auto ? sq.form : form;
     forms[s] = f == AttentionForm::Auto ? choose_attention_form(c, sq.T, sq.start) : f;
@@ -167,14 +287,29 @@ void mla_attention(Workspace& ws, const ModelConfig& c, const AttentionWeights& 
       }
     });
     proj.reset();
-    std::vector<const float*>& lat = ws.latent_rows;
     for (size_t s = 0; s < seqs.size(); ++s) {
       if (forms[s] != AttentionForm::Absorbed) continue;
       const AttnSeq& sq = seqs[s];
-      lat.resize(size_t(sq.start + sq.T));
-      sq.cache->rows(layer, sq.start + sq.T, lat.data());
-      absorbed_latent_attention(ws, c, &q[sq.row0 * H * qk], &qabs[sq.row0 * H * R], sq.T, sq.start, lat, scale,
+      const int64_t n = sq.start + sq.T;
+      if (sq.cache->type() == LatentType::BF16) {
+        std::vector<const uint16_t*>& lat = ws.latent_rows_bf16;
+        lat.resize(size_t(n));
+        sq.cache->rows_bf16(layer, n, lat.data());
+        absorbed_bf16_attention(ws, c, &q[sq.row0 * H * qk], &qabs[sq.row0 * H * R], sq.T, sq.start, lat, scale,
                                 &olat[sq.row0 * H * R]);
+      } else if (kc.numerics() != kernels::Numerics::Fp32) {
+        std::vector<const float*>& lat = ws.latent_rows;
+        lat.resize(size_t(n));
+        sq.cache->rows(layer, n, lat.data());
+        absorbed_bf16_attention(ws, c, &q[sq.row0 * H * qk], &qabs[sq.row0 * H * R], sq.T, sq.start, lat, scale,
+                                &olat[sq.row0 * H * R]);
+      } else {
+        std::vector<const float*>& lat = ws.latent_rows;
+        lat.resize(size_t(n));
+        sq.cache->rows(layer, n, lat.data());
+        absorbed_latent_attention(ws, c, &q[sq.row0 * H * qk], &qabs[sq.row0 * H * R], sq.T, sq.start, lat, scale,
+                                  &olat[sq.row0 * H * R]);
+      }
     }
     // Values come out of latent space through kv_b's v rows (rows of naive sequences are
     // overwritten below).
@@ -193,7 +328,15 @@ void mla_attention(Workspace& ws, const ModelConfig& c, const AttentionWeights& 
     const AttnSeq& sq = seqs[s];
     const int64_t L = sq.start + sq.T;
     const float* lat0 = sq.cache->contiguous(layer);
-    if (!lat0) {  // scattered pages: the kv_b expansion wants one strided block
+    if (!lat0 && sq.cache->type() == LatentType::BF16) {  // BF16 rows: widened (exactly) into one block
+      std::vector<const uint16_t*>& rows = ws.latent_rows_bf16;
+      rows.resize(size_t(L));
+      sq.cache->rows_bf16(layer, L, rows.data());
+      float* const g = ws.gathered.get(size_t(L * dim));
+      for (int64_t j = 0; j < L; ++j)
+        for (int64_t i = 0; i < dim; ++i) g[size_t(j * dim + i)] = kernels::bf16_value(rows[size_t(j)][i]);
+      lat0 = g;
+    } else if (!lat0) {  // scattered pages: the kv_b expansion wants one strided block
       std::vector<const float*>& rows = ws.latent_rows;
       rows.resize(size_t(L));
       sq.cache->rows(layer, L, rows.data());

@@ -11,9 +11,12 @@
 
 namespace dsv3::model {
 
-KvCache::KvCache(int64_t n_layers, int64_t latent_dim, int64_t capacity)
-    : n_layers_(n_layers), dim_(latent_dim), capacity_(capacity),
-      data_(size_t(n_layers) * size_t(capacity) * size_t(latent_dim)) {}
+KvCache::KvCache(int64_t n_layers, int64_t latent_dim, int64_t capacity, LatentType type)
+    : n_layers_(n_layers), dim_(latent_dim), capacity_(capacity), type_(type) {
+  const size_t n = size_t(n_layers) * size_t(capacity) * size_t(latent_dim);
+  if (type == LatentType::F32) data_.resize(n);
+  else half_.resize(n);
+}
 
 Model Model::load(const std::string& dir, const LoadOptions& opts) {
   namespace fs = std::filesystem;
@@ -48,11 +51,13 @@ Model::Model(ModelConfig config, ModelWeights weights) : config_(std::move(confi
   rope_freqs_ = config_.rope_frequencies();
 }
 
-KvCache Model::new_cache(int64_t capacity) const {
-  return KvCache(config_.num_hidden_layers, config_.latent_dim(), capacity);
+KvCache Model::new_cache(int64_t capacity, LatentType type) const {
+  return KvCache(config_.num_hidden_layers, config_.latent_dim(), capacity, type);
 }
 
-KvCache Model::new_mtp_cache(int64_t capacity) const { return KvCache(1, config_.latent_dim(), capacity); }
+KvCache Model::new_mtp_cache(int64_t capacity, LatentType type) const {
+  return KvCache(1, config_.latent_dim(), capacity, type);
+}
 
 void Model::check_tokens(const int32_t* tokens, int64_t T) const {
   for (int64_t t = 0; t < T; ++t)

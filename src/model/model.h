@@ -21,26 +21,44 @@ namespace dsv3::model {
 //! (kv_lora_rank values) followed by the rotated shared rope key (qk_rope_head_dim values).
 class KvCache final : public LatentStore {
  public:
-  KvCache(int64_t n_layers, int64_t latent_dim, int64_t capacity);
+  KvCache(int64_t n_layers, int64_t latent_dim, int64_t capacity, LatentType type = LatentType::F32);
   int64_t size() const { return len_; }
   int64_t capacity() const { return capacity_; }
   int64_t latent_dim() const { return dim_; }
-  float* at(int64_t layer, int64_t pos) { return data_.data() + (size_t(layer) * size_t(capacity_) + size_t(pos)) * size_t(dim_); }
-  const float* at(int64_t layer, int64_t pos) const {
-    return data_.data() + (size_t(layer) * size_t(capacity_) + size_t(pos)) * size_t(dim_);
-  }
+  LatentType type() const override { return type_; }
+  //! Row (layer, pos) of an F32 cache.
+  float* at(int64_t layer, int64_t pos) { return data_.data() + offset(layer, pos); }
+  const float* at(int64_t layer, int64_t pos) const { return data_.data() + offset(layer, pos); }
+  //! Row (layer, pos) of a BF16 cache.
+  uint16_t* at_bf16(int64_t layer, int64_t pos) { return half_.data() + offset(layer, pos); }
+  const uint16_t* at_bf16(int64_t layer, int64_t pos) const { return half_.data() + offset(layer, pos); }
   void set_size(int64_t n) { len_ = n; }
   void clear() { len_ = 0; }
-  uint64_t bytes() const { return data_.size() * sizeof(float); }
-  float* row(int64_t layer, int64_t pos) override { return at(layer, pos); }
-  const float* contiguous(int64_t layer) override { return at(layer, 0); }
+  uint64_t bytes() const { return data_.size() * sizeof(float) + half_.size() * sizeof(uint16_t); }
+  float* row(int64_t layer, int64_t pos) override {
+    if (type_ != LatentType::F32) fail("this latent cache holds bf16 rows, not fp32");
+    return at(layer, pos);
+  }
+  uint16_t* row_bf16(int64_t layer, int64_t pos) override {
+    if (type_ != LatentType::BF16) fail("this latent cache holds fp32 rows, not bf16");
+    return at_bf16(layer, pos);
+  }
+  const float* contiguous(int64_t layer) override { return type_ == LatentType::F32 ? at(layer, 0) : nullptr; }
   void rows(int64_t layer, int64_t n, const float** out) override {
-    for (int64_t j = 0; j < n; ++j) out[j] = at(layer, j);
+    for (int64_t j = 0; j < n; ++j) out[j] = row(layer, 0) + j * dim_;
+  }
+  void rows_bf16(int64_t layer, int64_t n, const uint16_t** out) override {
+    for (int64_t j = 0; j < n; ++j) out[j] = row_bf16(layer, 0) + j * dim_;
   }
 
  private:
+  size_t offset(int64_t layer, int64_t pos) const {
+    return (size_t(layer) * size_t(capacity_) + size_t(pos)) * size_t(dim_);
+  }
   int64_t n_layers_, dim_, capacity_, len_ = 0;
-  std::vector<float> data_;
+  LatentType type_;
+  std::vector<float> data_;     // F32 rows
+  std::vector<uint16_t> half_;  // BF16 rows
 };
 
 struct ForwardOptions {
@@ -100,8 +118,10 @@ class Model {
   const ModelConfig& config() const { return config_; }
   const ModelWeights& weights() const { return weights_; }
 
-  KvCache new_cache(int64_t capacity) const;
-  KvCache new_mtp_cache(int64_t capacity) const;
+  //! A cache for `capacity` positions; a BF16 one only for numerics other than fp32
+  //! (latent_type_for).
+  KvCache new_cache(int64_t capacity, LatentType type = LatentType::F32) const;
+  KvCache new_mtp_cache(int64_t capacity, LatentType type = LatentType::F32) const;
 
   //! Runs T tokens at positions cache.size() .. cache.size()+T-1, appending them to the
   //! cache. Writes logits [T, vocab] when `logits` is non-null (only the last row with

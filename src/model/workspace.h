@@ -52,8 +52,11 @@ class Workspace {
   // Model::forward / forward_batch / forward_mtp and each decoder block.
   Buffer hidden, normed, mtp_in, block_in, block_out;
   // mla_attention: queries, latents, absorbed queries and outputs, scores, expanded K/V.
-  Buffer q, q_lora, kv_a, q_abs, o_lat, attn, scores, kv_full, gathered;
+  Buffer q, q_lora, kv_a, q_abs, o_lat, attn, scores, kv_full, gathered, latent_new;
   std::vector<const float*> latent_rows;
+  std::vector<const uint16_t*> latent_rows_bf16;
+  std::vector<uint16_t> q_bf16, zero_bf16;             // BF16 absorbed attention: queries, a zero row
+  std::vector<std::pair<int64_t, int64_t>> latent_jobs;  // and its (query row, block) jobs
   // moe_forward / run_experts: router logits and weights, tokens gathered per expert,
   // their outputs.
   Buffer router, route_weights, expert_in, expert_out, shared_out;

@@ -132,17 +132,21 @@ Engine::Engine(const model::Model& model, const Tokenizer& tokenizer, ThreadPool
          " embedding rows; they do not belong together");
   // A drafting engine keeps the MTP layer's latents in the same pages, as one more layer.
   const int64_t cache_layers = c.num_hidden_layers + (drafting() ? 1 : 0);
-  const uint64_t page_bytes = PagedLatentCache::page_bytes(cache_layers, c.latent_dim(), opts_.page_tokens);
+  const model::LatentType latent = model::latent_type_for(opts_.numerics);
+  const uint64_t page_bytes = PagedLatentCache::page_bytes(cache_layers, c.latent_dim(), opts_.page_tokens, latent);
   int64_t pages;
   if (opts_.cache_bytes == 0) {
     pages = opts_.max_seqs * ((opts_.ctx_size + opts_.page_tokens - 1) / opts_.page_tokens);
   } else {
     if (opts_.cache_bytes < page_bytes)
       fail("--cache-mem ", opts_.cache_bytes, " bytes is less than one cache page (", page_bytes, " bytes: ",
-           opts_.page_tokens, " tokens x ", cache_layers, " layers x ", c.latent_dim(), " floats)");
-    pages = PagedLatentCache::pages_for_bytes(cache_layers, c.latent_dim(), opts_.page_tokens, opts_.cache_bytes);
+           opts_.page_tokens, " tokens x ", cache_layers, " layers x ", c.latent_dim(), " ",
+           model::latent_type_name(latent), " values)");
+    pages = PagedLatentCache::pages_for_bytes(cache_layers, c.latent_dim(), opts_.page_tokens, opts_.cache_bytes,
+                                              latent);
   }
-  pool_ = std::make_unique<PagedLatentCache>(cache_layers, c.latent_dim(), opts_.page_tokens, pages, drafting());
+  pool_ = std::make_unique<PagedLatentCache>(cache_layers, c.latent_dim(), opts_.page_tokens, pages, drafting(),
+                                             latent);
   for (int32_t id = 0; id < int32_t(c.vocab_size); ++id)
     if (!tokenizer.is_valid_id(id)) no_token_.push_back(id);
   stats_.pages_total = pages;

@@ -8,26 +8,28 @@
 namespace dsv3::runtime {
 
 PagedLatentCache::PagedLatentCache(int64_t n_layers, int64_t latent_dim, int64_t page_tokens, int64_t n_pages,
-                                   bool keyed_by_next)
+                                   bool keyed_by_next, model::LatentType type)
     : n_layers_(n_layers), dim_(latent_dim), page_tokens_(page_tokens), n_pages_(n_pages),
-      key_tokens_(page_tokens + (keyed_by_next ? 1 : 0)) {
+      key_tokens_(page_tokens + (keyed_by_next ? 1 : 0)), type_(type) {
   if (n_layers <= 0 || latent_dim <= 0 || page_tokens <= 0 || n_pages <= 0)
     fail("a paged cache needs positive sizes (layers ", n_layers, ", latent ", latent_dim, ", page ", page_tokens,
          ", pages ", n_pages, ")");
   if (n_pages > INT32_MAX) fail("too many cache pages (", n_pages, ")");
-  data_ = std::make_unique_for_overwrite<float[]>(size_t(n_pages) * size_t(n_layers) * size_t(page_tokens) *
-                                                 size_t(latent_dim));
+  const size_t values = size_t(n_pages) * size_t(n_layers) * size_t(page_tokens) * size_t(latent_dim);
+  data_ = std::make_unique_for_overwrite<float[]>(type == model::LatentType::F32 ? values : (values + 1) / 2);
   info_.resize(size_t(n_pages));
   free_.reserve(size_t(n_pages));
   for (int64_t p = n_pages - 1; p >= 0; --p) free_.push_back(int32_t(p));  // page 0 is handed out first
 }
 
-uint64_t PagedLatentCache::page_bytes(int64_t n_layers, int64_t latent_dim, int64_t page_tokens) {
-  return uint64_t(n_layers) * uint64_t(latent_dim) * uint64_t(page_tokens) * sizeof(float);
+uint64_t PagedLatentCache::page_bytes(int64_t n_layers, int64_t latent_dim, int64_t page_tokens,
+                                      model::LatentType type) {
+  return uint64_t(n_layers) * uint64_t(latent_dim) * uint64_t(page_tokens) * uint64_t(model::latent_type_bytes(type));
 }
 
-int64_t PagedLatentCache::pages_for_bytes(int64_t n_layers, int64_t latent_dim, int64_t page_tokens, uint64_t bytes) {
-  return std::max<int64_t>(1, int64_t(bytes / page_bytes(n_layers, latent_dim, page_tokens)));
+int64_t PagedLatentCache::pages_for_bytes(int64_t n_layers, int64_t latent_dim, int64_t page_tokens, uint64_t bytes,
+                                          model::LatentType type) {
+  return std::max<int64_t>(1, int64_t(bytes / page_bytes(n_layers, latent_dim, page_tokens, type)));
 }
 
 uint64_t PagedLatentCache::key_of(int32_t parent, uint64_t parent_key, const int32_t* tokens, int64_t n) {
@@ -197,9 +199,20 @@ void PagedSequence::publish() {
 }
 
 void PagedSequence::rows(int64_t layer, int64_t n, const float** out) {
+  if (pool_->type() != model::LatentType::F32) fail("this latent cache holds bf16 rows, not fp32");
   const int64_t P = pool_->page_tokens();
   for (int64_t j = 0, k = 0; j < n; ++k) {
     const float* r = pool_->row(pages_[size_t(k)], layer, 0);
+    const int64_t stride = pool_->latent_dim();
+    for (int64_t i = 0; i < P && j < n; ++i, ++j) out[j] = r + i * stride;
+  }
+}
+
+void PagedSequence::rows_bf16(int64_t layer, int64_t n, const uint16_t** out) {
+  if (pool_->type() != model::LatentType::BF16) fail("this latent cache holds fp32 rows, not bf16");
+  const int64_t P = pool_->page_tokens();
+  for (int64_t j = 0, k = 0; j < n; ++k) {
+    const uint16_t* r = pool_->row_bf16(pages_[size_t(k)], layer, 0);
     const int64_t stride = pool_->latent_dim();
     for (int64_t i = 0; i < P && j < n; ++i, ++j) out[j] = r + i * stride;
   }

@@ -11,6 +11,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "base/error.h"
 #include "model/latent_store.h"
 
 namespace dsv3::runtime {
@@ -21,29 +22,35 @@ class PagedLatentCache {
   //! keyed_by_next: a page's contents depend on the token after it too (the MTP layer's row of
   //! position i combines hidden state i with token i+1), so pages are registered and found
   //! under their tokens plus the next one.
+  //! type: fp32 or BF16 rows (model/latent_store.h).
   PagedLatentCache(int64_t n_layers, int64_t latent_dim, int64_t page_tokens, int64_t n_pages,
-                   bool keyed_by_next = false);
+                   bool keyed_by_next = false, model::LatentType type = model::LatentType::F32);
   //! How many pages fit in `bytes` (at least one).
-  static int64_t pages_for_bytes(int64_t n_layers, int64_t latent_dim, int64_t page_tokens, uint64_t bytes);
-  static uint64_t page_bytes(int64_t n_layers, int64_t latent_dim, int64_t page_tokens);
+  static int64_t pages_for_bytes(int64_t n_layers, int64_t latent_dim, int64_t page_tokens, uint64_t bytes,
+                                 model::LatentType type = model::LatentType::F32);
+  static uint64_t page_bytes(int64_t n_layers, int64_t latent_dim, int64_t page_tokens,
+                             model::LatentType type = model::LatentType::F32);
 
   int64_t page_tokens() const { return page_tokens_; }
   //! Tokens that name a page: page_tokens, plus the next one when keyed_by_next.
   int64_t key_tokens() const { return key_tokens_; }
   int64_t layers() const { return n_layers_; }
   int64_t latent_dim() const { return dim_; }
+  model::LatentType type() const { return type_; }
   int64_t total_pages() const { return n_pages_; }
   int64_t pages_in_use() const { return in_use_; }        // held by at least one sequence
   int64_t pages_cached() const { return int64_t(lru_.size()); }  // unused but kept for reuse
   int64_t pages_available() const { return n_pages_ - in_use_; }  // free or evictable
-  uint64_t bytes() const { return uint64_t(n_pages_) * page_bytes(n_layers_, dim_, page_tokens_); }
+  uint64_t bytes() const { return uint64_t(n_pages_) * page_bytes(n_layers_, dim_, page_tokens_, type_); }
   uint64_t reuse_hits() const { return hits_; }
 
   //! Layer-major: each layer's rows of all pages form one block, so the rows attention walks
   //! (one layer, consecutive pages, as a sequence's pages mostly are) lie close together.
   float* row(int32_t page, int64_t layer, int64_t offset) {
-    return data_.get() + ((size_t(layer) * size_t(n_pages_) + size_t(page)) * size_t(page_tokens_) + size_t(offset)) *
-                             size_t(dim_);
+    return reinterpret_cast<float*>(data_.get()) + index(page, layer, offset);
+  }
+  uint16_t* row_bf16(int32_t page, int64_t layer, int64_t offset) {
+    return reinterpret_cast<uint16_t*>(data_.get()) + index(page, layer, offset);
   }
 
   //! A page for exclusive writing (refcount 1), evicting the least recently used cached page
@@ -75,8 +82,13 @@ class PagedLatentCache {
   static uint64_t key_of(int32_t parent, uint64_t parent_key, const int32_t* tokens, int64_t n);
   void unregister(int32_t page);
 
+  size_t index(int32_t page, int64_t layer, int64_t offset) const {
+    return ((size_t(layer) * size_t(n_pages_) + size_t(page)) * size_t(page_tokens_) + size_t(offset)) * size_t(dim_);
+  }
+
   int64_t n_layers_, dim_, page_tokens_, n_pages_, key_tokens_;
-  std::unique_ptr<float[]> data_;  // not zero-filled: pages are touched only when first used
+  model::LatentType type_;
+  std::unique_ptr<float[]> data_;  // F32 or BF16 rows; not zero-filled: pages are touched only when first used
   std::vector<PageInfo> info_;
   std::vector<int32_t> free_;
   std::list<int32_t> lru_;  // cached pages, least recently used first
@@ -116,11 +128,19 @@ class PagedSequence final : public model::LatentStore {
 
   int64_t size() const { return int64_t(tokens_.size()); }
   int64_t pages() const { return int64_t(pages_.size()); }
+  model::LatentType type() const override { return pool_->type(); }
   float* row(int64_t layer, int64_t pos) override {
+    if (pool_->type() != model::LatentType::F32) fail("this latent cache holds bf16 rows, not fp32");
     const int64_t P = pool_->page_tokens();
     return pool_->row(pages_[size_t(pos / P)], layer, pos % P);
   }
+  uint16_t* row_bf16(int64_t layer, int64_t pos) override {
+    if (pool_->type() != model::LatentType::BF16) fail("this latent cache holds fp32 rows, not bf16");
+    const int64_t P = pool_->page_tokens();
+    return pool_->row_bf16(pages_[size_t(pos / P)], layer, pos % P);
+  }
   void rows(int64_t layer, int64_t n, const float** out) override;
+  void rows_bf16(int64_t layer, int64_t n, const uint16_t** out) override;
 
  private:
   PagedLatentCache* pool_;

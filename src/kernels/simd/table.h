@@ -39,6 +39,9 @@ struct SimdKernels {
                         int64_t rope, const float* row, float scale, float* out, int64_t out_stride);
   void (*weighted_rows)(const float* p, int64_t p_stride, int64_t H, const float* const* rows, int64_t n, int64_t c0,
                         int64_t c1, float* out, int64_t out_stride);
+  //! BF16 absorbed attention over one block of latent rows (kernels/attention.h).
+  void (*latent_block_bf16)(const uint16_t* q, int64_t H, int64_t Dp, int64_t R, const uint16_t* const* x, int64_t nb,
+                            float scale, float* s, uint16_t* pb, float* m, float* l, float* acc);
   //! C[kGemmMr, gemm_nr] = (add ? C : 0) + A [kGemmMr, K] (element (r, k) at
   //! a[r * a_row + k * a_k], rows >= m not read past row m - 1) * packed B [K][gemm_nr].
   void (*gemm_tile)(int64_t K, const float* a, int64_t a_row, int64_t a_k, const float* bp, float* c, int64_t ldc,
