@@ -166,6 +166,11 @@ TEST(TrainPasskeyExamples, ExactlyOneWindowEndingInTheAnswer) {
   EXPECT_EQ(text.substr(q + std::string(passkey_text::kQuestion).size()), " " + key + ".");
   EXPECT_NE(text.find(passkey_text::needle(key)), std::string::npos) << text;
   EXPECT_NE(make(4, 5), a);
+  // The loss mask: the predictions of the answer's tokens, the window's last ones.
+  (void)make(3, 5);
+  const std::vector<int32_t> answer = tok.encode(" " + key + ".");
+  for (int64_t i = 0; i < window - 1; ++i)
+    EXPECT_EQ(ex.mask()[i], i >= window - 1 - int64_t(answer.size()) ? 1 : 0) << i;
   EXPECT_CONTAINS(error_of([&] { train::PasskeyExamples(tok, 0.5, 100, 7); }),
                   "data.passkey_fraction needs windows of at least");
 }

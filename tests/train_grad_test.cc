@@ -143,6 +143,24 @@ TEST(TrainGrad, CrossEntropy) {
   EXPECT_NEAR(cross_entropy<double>(ctx(), u.data(), targets, 1, V, 1.0, nullptr), std::log(double(V)), 1e-12);
 }
 
+// With a mask only the counted rows make the loss (their mean) and get gradient.
+TEST(TrainGrad, MaskedCrossEntropy) {
+  const int64_t N = 4, V = 7;
+  const int32_t targets[N] = {0, 6, 3, 3};
+  const uint8_t mask[N] = {0, 1, 0, 1};
+  Vec z = random_vec(N * V, 8, 3.0), dz(z.size(), 5.0);
+  const double l = cross_entropy(ctx(), z.data(), targets, N, V, 0.7, dz.data(), mask);
+  check_grad(z, dz, [&] { return 0.7 * cross_entropy<double>(ctx(), z.data(), targets, N, V, 1.0, nullptr, mask); },
+             "masked CE");
+  for (int64_t v = 0; v < V; ++v) EXPECT_EQ(dz[size_t(v)], 0.0);  // row 0 is not counted
+  const double r1 = cross_entropy<double>(ctx(), z.data() + V, targets + 1, 1, V, 1.0, nullptr);
+  const double r3 = cross_entropy<double>(ctx(), z.data() + 3 * V, targets + 3, 1, V, 1.0, nullptr);
+  EXPECT_NEAR(l, (r1 + r3) / 2, 1e-12);
+  const uint8_t none[N] = {};
+  EXPECT_EQ(cross_entropy<double>(ctx(), z.data(), targets, N, V, 1.0, dz.data(), none), 0.0);
+  for (double d : dz) EXPECT_EQ(d, 0.0);
+}
+
 // Weights of one block (MLA + dense MLP or MoE) in double, with matching gradient buffers.
 struct BlockData {
   std::vector<std::pair<std::string, Vec>> w, g;

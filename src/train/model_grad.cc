@@ -153,7 +153,8 @@ LossTerms TrainModel::Impl::run(const int32_t* tokens, int64_t T, const LossWeig
   float* logits = sized(a.logits, N * V);
   linear_forward(ctx, hf, N, head, V, D, logits);
   const double main_scale = double(grad_scale);
-  stats.main_ce = cross_entropy(ctx, logits, tokens + 1, N, V, main_scale, backward ? logits : nullptr);
+  stats.main_ce =
+      cross_entropy(ctx, logits, tokens + 1, N, V, main_scale, backward ? logits : nullptr, lw.target_mask);
   for (int64_t l = 0; l < L; ++l) {
     const int64_t s = moe_slot[size_t(l)];
     if (s < 0) continue;
@@ -187,7 +188,8 @@ LossTerms TrainModel::Impl::run(const int32_t* tokens, int64_t T, const LossWeig
     float* mlogits = sized(a.mlogits, M * V);
     linear_forward(ctx, mf, M, head, V, D, mlogits);
     stats.mtp_ce =
-        cross_entropy(ctx, mlogits, tokens + 2, M, V, lw.mtp_weight * grad_scale, backward ? mlogits : nullptr);
+        cross_entropy(ctx, mlogits, tokens + 2, M, V, lw.mtp_weight * grad_scale, backward ? mlogits : nullptr,
+                      lw.target_mask ? lw.target_mask + 1 : nullptr);
     if (moe_slot[size_t(L)] >= 0) stats.expert_load[size_t(moe_slot[size_t(L)])] = a.mtp_block.moe.load;
   }
   stats.loss = stats.main_ce + lw.mtp_weight * stats.mtp_ce + lw.balance_alpha * stats.balance;

@@ -2,7 +2,9 @@
 // a share of the training windows become "needle in a haystack" examples of the same length,
 // so a model learns to fetch a fact from anywhere in a long context. The haystack is the
 // window the sampler drew (training text), the needle and question are the evaluation's
-// (base/passkey_text.h), and the window ends with the answer.
+// (base/passkey_text.h), and the window ends with the answer. Only the answer's tokens count
+// in the loss (mask()): a 2K-token example would otherwise weigh its few answer tokens
+// against two thousand of filler, and filler is what the other windows teach anyway.
 #pragma once
 
 #include <cstdint>
@@ -25,6 +27,9 @@ class PasskeyExamples {
   //! with the needle at a random depth, the question and " KEY."; exactly window tokens.
   //! Valid until the next call.
   const int32_t* make(const int32_t* haystack, int64_t step, int64_t k);
+  //! The last example's loss mask (LossWeights::target_mask, window - 1 entries): the
+  //! predictions of the answer's tokens.
+  const uint8_t* mask() const { return mask_.data(); }
 
  private:
   uint64_t mix(int64_t step, int64_t k, uint64_t salt) const;
@@ -33,7 +38,8 @@ class PasskeyExamples {
   double fraction_;
   int64_t window_;
   uint64_t seed_;
-  std::vector<int32_t> intro_, out_;
+  std::vector<int32_t> intro_, question_, out_;
+  std::vector<uint8_t> mask_;
 };
 
 }  // namespace dsv3::train

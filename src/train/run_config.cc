@@ -266,6 +266,8 @@ void RunConfig::validate() const {
     fail(s, ": 'schedule' needs decay_start <= decay_end <= tail_start, got ", schedule.decay_start, ", ",
          schedule.decay_end, ", ", schedule.tail_start);
   if (out_dir.empty()) fail(s, ": 'out_dir' is required (or pass --out)");
+  if (data.passkey_fraction > 0 && model.type != "deepseek_v3")
+    fail(s, ": 'data.passkey_fraction' applies to model.type deepseek_v3 only");
   if (precision != "fp32" && model.type != "deepseek_v3")
     fail(s, ": 'precision' ", precision, " applies to model.type deepseek_v3 only (", model.type, " trains in fp32)");
   if (precision != "fp32" && precision != "bf16" && precision != "fp8")

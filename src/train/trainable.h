@@ -42,6 +42,11 @@ struct Param {
 struct LossWeights {
   double mtp_weight = 0.0;
   double balance_alpha = 0.0;
+  //! If set, which predictions count (T - 1 entries): mask[i] for the main head's prediction
+  //! of token i + 1, and for the MTP module's of token i + 1 from position i - 1. The losses
+  //! are means over the counted predictions (a sequence with none adds nothing). Passkey
+  //! examples count only their answer (train/passkey_data.h).
+  const uint8_t* target_mask = nullptr;
 };
 
 //! What one loss evaluation returns. Losses are means over the sequence's predicted tokens.

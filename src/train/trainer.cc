@@ -194,14 +194,18 @@ TrainResult run_training(const RunConfig& run, Trainable& model, const TokenData
     const int ranks = DataParallel::size(), me = DataParallel::rank();
     for (int64_t k = 0; k < run.batch_size * run.grad_accum; ++k) {
       const int32_t* seq;
+      LossWeights sw = lw;
       {
         const StepScope data_scope(StepPhase::Data);
         seq = sampler.next();
-        if (passkey && k % ranks == me && passkey->picks(s, k)) seq = passkey->make(seq, s, k);
+        if (passkey && k % ranks == me && passkey->picks(s, k)) {
+          seq = passkey->make(seq, s, k);
+          sw.target_mask = passkey->mask();
+        }
       }
       if (k % ranks != me) continue;
       const StepScope model_scope(StepPhase::Model);
-      const LossTerms t = model.loss_and_grad(seq, window, lw, float(per_seq));
+      const LossTerms t = model.loss_and_grad(seq, window, sw, float(per_seq));
       sum.loss += t.loss * per_seq;
       sum.main_ce += t.main_ce * per_seq;
       sum.mtp_ce += t.mtp_ce * per_seq;
