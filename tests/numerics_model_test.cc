@@ -94,6 +94,31 @@ TEST(NumericsModel, Bf16LatentCacheGivesTheSameBits) {
                Error);
 }
 
+// Past one block of cached positions (kernels::kLatentBlockRows) the BF16 absorbed attention
+// splits a row's positions into blocks, and shares the blocks every row of a chunk sees:
+// a prefill in one piece, in two pieces and token by token still give the same bits.
+TEST(NumericsModel, Bf16LongSequencesDecodeEqualsPrefill) {
+  Bf16Model b;
+  const int64_t V = b.m.config().vocab_size;
+  std::vector<int32_t> toks;
+  for (int i = 0; i < 600; ++i) toks.push_back(int32_t((i * 7919 + 11) % V));
+  const int64_t T = int64_t(toks.size());
+  const std::vector<float> prefill = run(b.m, testutil::pool(), Numerics::Bf16, toks, false);
+  const std::vector<float> decode = run(b.m, testutil::pool(), Numerics::Bf16, toks, true);
+  for (int64_t t : {int64_t(0), int64_t(255), int64_t(256), int64_t(511), T - 1})
+    for (int64_t v = 0; v < V; ++v)
+      ASSERT_EQ(prefill[size_t(t * V + v)], decode[size_t(t * V + v)]) << "t=" << t << " v=" << v;
+  model::Workspace ws(testutil::pool());
+  ws.kernels.set_numerics(Numerics::Bf16);
+  model::KvCache cache = b.m.new_cache(T, model::LatentType::BF16);
+  model::ForwardOptions fo;
+  fo.attention = model::AttentionForm::Absorbed;
+  std::vector<float> logits(static_cast<size_t>(T * V));
+  b.m.forward(ws, toks.data(), 300, cache, logits.data(), fo);
+  b.m.forward(ws, toks.data() + 300, T - 300, cache, &logits[size_t(300 * V)], fo);
+  EXPECT_EQ(logits, prefill);
+}
+
 TEST(NumericsModel, Fp8DecodeEqualsPrefill) {
   Bf16Model b;
   const std::vector<float> prefill = run(b.m, testutil::pool(), Numerics::Fp8, kToks, false);

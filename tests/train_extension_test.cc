@@ -13,6 +13,7 @@
 #include "model/config.h"
 #include "test_util.h"
 #include "tokenizer/tokenizer.h"
+#include "train/model_factory.h"
 #include "train/passkey_data.h"
 #include "train/run_config.h"
 #include "train_test_util.h"
@@ -79,10 +80,11 @@ TEST_F(TrainExtension, InitFromKeepsTheWeightsAndWritesTheNewPositions) {
     std::ifstream in(p, std::ios::binary);
     return std::string(std::istreambuf_iterator<char>(in), {});
   };
-  for (const auto& f : std::filesystem::directory_iterator(dir_ / "base/hf"))
-    if (f.path().extension() == ".safetensors")
-      EXPECT_EQ(file_bytes(f.path()), file_bytes((dir_ / "ext/hf") + "/" + f.path().filename().string()))
-          << f.path().filename();
+  for (const auto& f : std::filesystem::directory_iterator(dir_ / "base/hf")) {
+    if (f.path().extension() != ".safetensors") continue;
+    EXPECT_EQ(file_bytes(f.path()), file_bytes((dir_ / "ext/hf") + "/" + f.path().filename().string()))
+        << f.path().filename();
+  }
   EXPECT_EQ(read_json(dir_ / "ext/run.json").at("init_from"), (dir_ / "base/hf"));
 }
 
@@ -135,6 +137,27 @@ TEST(TrainExtensionConfig, KeysRoundTripAndAreChecked) {
   EXPECT_CONTAINS(parse(R"({"model": {"type": "debug_moe_bigram"}, "init_from": "x",
                              "data": {"tokenizer": "t", "train_files": ["a"]}, "steps": 1, "out_dir": "r"})"),
                   "apply only to model.type deepseek_v3");
+}
+
+// Turning YaRN on over a config without it: the original length is the one the model was
+// trained at, not the new maximum.
+TEST(TrainExtensionConfig, TurningYarnOnKeepsTheTrainedLength) {
+  testutil::TempDir dir("yarnon");
+  train::RunConfig run;
+  run.model.preset = "tiny";
+  model::ModelConfig plain = train::run_model_config(run, 0);
+  plain.rope_scaling = model::RopeScaling{};  // plain RoPE
+  std::ofstream(dir / "config.json") << plain.to_json();
+  run.model.preset.clear();
+  run.model.config = dir / "config.json";
+  ASSERT_FALSE(train::run_model_config(run, 0).rope_scaling.yarn);
+  run.model.max_position_embeddings = 8 * plain.max_position_embeddings;
+  run.model.rope_scaling = {{"factor", 8.0}};
+  const model::ModelConfig c = train::run_model_config(run, 0);
+  EXPECT_TRUE(c.rope_scaling.yarn);
+  EXPECT_EQ(c.rope_scaling.original_max_position_embeddings, plain.max_position_embeddings);
+  EXPECT_EQ(c.max_position_embeddings, 8 * plain.max_position_embeddings);
+  EXPECT_EQ(c.rope_scaling.factor, 8.0);
 }
 
 // An example is exactly one window: the instruction, training text with the needle inside

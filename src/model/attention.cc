@@ -92,86 +92,127 @@ void absorbed_bf16_attention(Workspace& ws, const ModelConfig& c, const float* q
       for (int64_t i = 0; i < R; ++i) d[i] = kernels::bf16_round(qabs[(t * H + h) * R + i]);
       for (int64_t i = 0; i < rope; ++i) d[R + i] = kernels::bf16_round(q[(t * H + h) * qk + nope + i]);
     }
-  // One job per (query row, block, group of heads); row t sees positions < start + t + 1.
-  // Heads are split only when there are too few blocks to keep every core busy; a head's
-  // results do not depend on which others share its job.
-  std::vector<std::pair<int64_t, int64_t>>& blocks = ws.latent_jobs;
-  blocks.clear();
-  std::vector<int64_t> first(size_t(T + 1));  // row t's blocks: [first[t], first[t + 1])
-  for (int64_t t = 0; t < T; ++t) {
-    first[size_t(t)] = int64_t(blocks.size());
-    for (int64_t b = 0; b * B < start + t + 1; ++b) blocks.emplace_back(t, b);
-  }
-  first[size_t(T)] = int64_t(blocks.size());
-  const int64_t nblocks = int64_t(blocks.size()), threads = kc.pool().size();
-  const int64_t groups = std::clamp<int64_t>((2 * threads + nblocks - 1) / nblocks, 1, H);
-  const int64_t hp = (H + groups - 1) / groups, per_block = (H + hp - 1) / hp;
-  const int64_t part = H * (R + 2);  // per block: m[H], l[H], acc[H][R]
-  float* const parts = ws.scores.get(size_t(nblocks * part));
   // A block's rows are copied into one buffer of BF16 rows of Dp (zero-padded) first: a
   // streaming copy, after which every pass over them hits L2. (Reading the cache in place
   // measured slower: the first pass then waits on memory row by row.)
   std::vector<uint16_t>& zero = ws.zero_bf16;
   zero.assign(size_t(Dp), 0);
-  const size_t xb_floats = size_t((B + 1) * Dp + 1) / 2, s_floats = size_t(H * (B + 1));
+  const int64_t threads = kc.pool().size(), kMaxUnitHeads = 64;
+  const size_t xb_floats = size_t((B + 1) * Dp + 1) / 2, s_floats = size_t(kMaxUnitHeads * (B + 1));
   const size_t ptr_floats = (size_t(B + 1) * sizeof(void*) + sizeof(float) - 1) / sizeof(float);
   const size_t need = ptr_floats + xb_floats + s_floats + (s_floats + 1) / 2;
-  kc.pool().parallel_for(nblocks * per_block, [&](int th, int64_t k0, int64_t k1) {
-    float* const scratch = kc.scratch(th, need);
-    const uint16_t** const x = reinterpret_cast<const uint16_t**>(scratch);
-    uint16_t* const xb = reinterpret_cast<uint16_t*>(scratch + ptr_floats);
-    float* const s = scratch + ptr_floats + xb_floats;
-    uint16_t* const pb = reinterpret_cast<uint16_t*>(s + s_floats);
-    int64_t gathered = -1;  // the block x points at
-    for (int64_t k = k0; k < k1; ++k) {
-      const int64_t kb = k / per_block, h0 = k % per_block * hp, hn = std::min(hp, H - h0);
-      const auto [t, b] = blocks[size_t(kb)];
-      const int64_t j0 = b * B, nb = std::min(B, start + t + 1 - j0);
-      if (gathered != kb) {
-        for (int64_t j = 0; j < nb; ++j) {
-          uint16_t* row = xb + j * Dp;
-          to_bf16(lat[size_t(j0 + j)], dim, row);
-          std::fill(row + dim, row + Dp, uint16_t(0));
-          x[j] = row;
-        }
-        x[nb] = zero.data();  // read only when nb is odd
-        gathered = kb;
-        // The rows of this thread's next block start on their way to L2 while this one
-        // computes, so its copy finds them there.
-        if (k1 > k + per_block - k % per_block && kb + 1 < nblocks) {
-          const auto [tn, bn] = blocks[size_t(kb + 1)];
-          const int64_t jn = bn * B, nn = std::min(B, start + tn + 1 - jn);
-          const int64_t line = 64 / int64_t(sizeof(E));
-          for (int64_t j = 0; j < nn; ++j)
-            for (int64_t i = 0; i < dim; i += line) __builtin_prefetch(lat[size_t(jn + j)] + i, 0, 2);
-        }
-      }
-      float* const pt = parts + kb * part;
-      kernels::latent_block_bf16(&qb[size_t((t * H + h0) * Dp)], hn, Dp, R, x, nb, scale, s, pb, pt + h0, pt + H + h0,
-                                 pt + 2 * H + h0 * R);
+  // Query rows go in chunks that bound the partial results (m, l, acc per head and block).
+  const int64_t per_row = H * (R + 2) * ((start + T) / B + 2);
+  const int64_t nt = std::clamp<int64_t>((int64_t(1) << 23) / per_row, 1, T);
+  struct Job {
+    int64_t t0, rows, b, nb;  // rows t0 .. t0 + rows - 1 (as rows * H heads) over block b
+    size_t part;              // its results: m[heads], l[heads], acc[heads][R]
+  };
+  struct Unit {
+    int64_t job, h0, hn;
+  };
+  std::vector<Job> jobs;
+  std::vector<Unit> units;
+  std::vector<int64_t> own(size_t(nt + 1));  // row c0 + i's own jobs: [own[i], own[i + 1])
+  for (int64_t c0 = 0; c0 < T; c0 += nt) {
+    const int64_t rows = std::min(nt, T - c0);
+    // Blocks every row of the chunk sees whole are one job with the rows as extra heads
+    // (each block read once for all of them); the rest, up to each row's own position,
+    // are jobs of one row. A head's results do not depend on the others in its job, so a
+    // row's results are the same in any chunk, batch or thread count.
+    const int64_t full = (start + c0 + 1) / B;
+    jobs.clear();
+    size_t floats = 0;
+    auto add = [&](int64_t t0, int64_t n, int64_t b) {
+      jobs.push_back({t0, n, b, std::min(B, start + t0 + 1 - b * B), floats});
+      floats += size_t(n * H * (R + 2));
+    };
+    for (int64_t b = 0; b < full; ++b) add(c0, rows, b);
+    for (int64_t i = 0; i < rows; ++i) {
+      own[size_t(i)] = int64_t(jobs.size());
+      for (int64_t b = full; b * B < start + c0 + i + 1; ++b) add(c0 + i, 1, b);
     }
-  });
-  // Combine each row's blocks: sum_b e^(m_b - M) acc_b / sum_b e^(m_b - M) l_b.
-  kc.pool().parallel_for(T * H, [&](int, int64_t i0, int64_t i1) {
-    for (int64_t i = i0; i < i1; ++i) {
-      const int64_t t = i / H, h = i % H;
-      const int64_t k0 = first[size_t(t)], k1 = first[size_t(t + 1)];
-      float M = parts[k0 * part + h];
-      for (int64_t k = k0 + 1; k < k1; ++k) M = std::max(M, parts[k * part + h]);
-      float* o = olat + (t * H + h) * R;
-      std::fill(o, o + R, 0.0f);
-      float L = 0;
-      for (int64_t k = k0; k < k1; ++k) {
-        const float* pt = parts + k * part;
-        const float w = std::exp(pt[h] - M);
-        L += w * pt[H + h];
-        const float* a = pt + 2 * H + h * R;
-        for (int64_t x = 0; x < R; ++x) o[x] += w * a[x];
+    own[size_t(rows)] = int64_t(jobs.size());
+    // Units of at most kMaxUnitHeads heads, smaller when there are too few to keep every
+    // core busy.
+    int64_t heads = 0;
+    for (const Job& jb : jobs) heads += jb.rows * H;
+    const int64_t hp = std::clamp<int64_t>((heads + 2 * threads - 1) / (2 * threads), 1, kMaxUnitHeads);
+    units.clear();
+    for (int64_t k = 0; k < int64_t(jobs.size()); ++k)
+      for (int64_t h0 = 0; h0 < jobs[size_t(k)].rows * H; h0 += hp)
+        units.push_back({k, h0, std::min(hp, jobs[size_t(k)].rows * H - h0)});
+    float* const parts = ws.scores.get(floats);
+    kc.pool().parallel_for(int64_t(units.size()), [&](int th, int64_t u0, int64_t u1) {
+      float* const scratch = kc.scratch(th, need);
+      const uint16_t** const x = reinterpret_cast<const uint16_t**>(scratch);
+      uint16_t* const xb = reinterpret_cast<uint16_t*>(scratch + ptr_floats);
+      float* const sc = scratch + ptr_floats + xb_floats;
+      uint16_t* const pb = reinterpret_cast<uint16_t*>(sc + s_floats);
+      int64_t gathered = -1;  // the job whose block x points at
+      for (int64_t u = u0; u < u1; ++u) {
+        const Unit& un = units[size_t(u)];
+        const Job& jb = jobs[size_t(un.job)];
+        const int64_t j0 = jb.b * B;
+        if (gathered != un.job) {
+          for (int64_t j = 0; j < jb.nb; ++j) {
+            uint16_t* row = xb + j * Dp;
+            to_bf16(lat[size_t(j0 + j)], dim, row);
+            std::fill(row + dim, row + Dp, uint16_t(0));
+            x[j] = row;
+          }
+          x[jb.nb] = zero.data();  // read only when nb is odd
+          gathered = un.job;
+          // The rows of this thread's next block start on their way to L2 while this one
+          // computes, so its copy finds them there.
+          if (u + 1 < u1 && units[size_t(u + 1)].job != un.job) {
+            const Job& nx = jobs[size_t(units[size_t(u + 1)].job)];
+            const int64_t line = 64 / int64_t(sizeof(E));
+            for (int64_t j = 0; j < nx.nb; ++j)
+              for (int64_t i = 0; i < dim; i += line) __builtin_prefetch(lat[size_t(nx.b * B + j)] + i, 0, 2);
+          }
+        }
+        const int64_t jh = jb.rows * H;  // the job's heads
+        float* const pt = parts + jb.part;
+        kernels::latent_block_bf16(&qb[size_t((jb.t0 * H + un.h0) * Dp)], un.hn, Dp, R, x, jb.nb, scale, sc, pb,
+                                   pt + un.h0, pt + jh + un.h0, pt + 2 * jh + un.h0 * R);
       }
-      const float inv = 1.0f / L;
-      for (int64_t x = 0; x < R; ++x) o[x] *= inv;
-    }
-  });
+    });
+    // Combine each row's blocks in block order: sum_b e^(m_b - M) acc_b / sum_b e^(m_b - M) l_b.
+    kc.pool().parallel_for(rows * H, [&](int, int64_t i0, int64_t i1) {
+      for (int64_t i = i0; i < i1; ++i) {
+        const int64_t r = i / H, h = i % H;
+        // (job, head within it): the shared blocks, then the row's own.
+        auto at = [&](int64_t k) {
+          const Job& jb = jobs[size_t(k)];
+          return std::pair<const Job*, int64_t>{&jb, k < full ? r * H + h : h};
+        };
+        auto m_of = [&](int64_t k) {
+          const auto [jb, hh] = at(k);
+          return parts[jb->part + size_t(hh)];
+        };
+        const int64_t k_end = own[size_t(r + 1)];
+        auto next = [&](int64_t k) { return k + 1 == full ? own[size_t(r)] : k + 1; };
+        const int64_t k_first = full > 0 ? 0 : own[size_t(r)];
+        float M = m_of(k_first);
+        for (int64_t k = next(k_first); k < k_end; k = next(k)) M = std::max(M, m_of(k));
+        float* o = olat + ((c0 + r) * H + h) * R;
+        std::fill(o, o + R, 0.0f);
+        float L = 0;
+        for (int64_t k = k_first; k < k_end; k = next(k)) {
+          const auto [jb, hh] = at(k);
+          const int64_t jh = jb->rows * H;
+          const float* pt = parts + jb->part;
+          const float w = std::exp(pt[hh] - M);
+          L += w * pt[jh + hh];
+          const float* a = pt + 2 * jh + hh * R;
+          for (int64_t c = 0; c < R; ++c) o[c] += w * a[c];
+        }
+        const float inv = 1.0f / L;
+        for (int64_t c = 0; c < R; ++c) o[c] *= inv;
+      }
+    });
+  }
 }
 
 // Naive MLA for one sequence: expands its cached latents to per-head K/V through kv_b.

@@ -11,7 +11,6 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
-#include <utility>
 #include <vector>
 
 #include "kernels/context.h"
@@ -55,8 +54,7 @@ class Workspace {
   Buffer q, q_lora, kv_a, q_abs, o_lat, attn, scores, kv_full, gathered, latent_new;
   std::vector<const float*> latent_rows;
   std::vector<const uint16_t*> latent_rows_bf16;
-  std::vector<uint16_t> q_bf16, zero_bf16;             // BF16 absorbed attention: queries, a zero row
-  std::vector<std::pair<int64_t, int64_t>> latent_jobs;  // and its (query row, block) jobs
+  std::vector<uint16_t> q_bf16, zero_bf16;  // BF16 absorbed attention: queries, a zero row
   // moe_forward / run_experts: router logits and weights, tokens gathered per expert,
   // their outputs.
   Buffer router, route_weights, expert_in, expert_out, shared_out;

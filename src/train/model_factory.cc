@@ -11,13 +11,14 @@ namespace {
 
 // model.max_position_embeddings and model.rope_scaling over the architecture's own settings.
 void apply_position_settings(const RunConfig& run, model::ModelConfig& c) {
+  const int64_t trained_at = c.max_position_embeddings;
   if (run.model.max_position_embeddings > 0) c.max_position_embeddings = run.model.max_position_embeddings;
   if (run.model.rope_scaling.empty()) return;
   model::RopeScaling& y = c.rope_scaling;
   if (!y.yarn) {  // turning YaRN on: the length the model was trained at is the original
     y = model::RopeScaling{};
     y.yarn = true;
-    y.original_max_position_embeddings = c.max_position_embeddings;
+    y.original_max_position_embeddings = trained_at;
   }
   for (const auto& [key, v] : run.model.rope_scaling) {
     if (key == "factor") y.factor = v;

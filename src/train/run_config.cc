@@ -167,9 +167,17 @@ RunConfig RunConfig::parse(const std::string& text, const std::string& source, c
     c.model.max_position_embeddings = m.integer("max_position_embeddings", 0, 1, int64_t(1) << 30);
     if (m.has("rope_scaling")) {
       Section r = m.section("rope_scaling");
+      // "type" may say yarn (as config.json does): nothing else is supported.
+      if (r.has("type")) r.choice("type", "yarn", {"yarn"});
       for (const char* key : {"factor", "original_max_position_embeddings", "beta_fast", "beta_slow", "mscale",
-                              "mscale_all_dim"})
-        if (r.has(key)) c.model.rope_scaling.emplace_back(key, r.number(key, 0.0, key[0] == 'm' ? 0.0 : 1e-9, 1e9));
+                              "mscale_all_dim"}) {
+        if (!r.has(key)) continue;
+        const double v = std::string(key) == "original_max_position_embeddings"
+                             ? double(r.integer(key, 0, 1, int64_t(1) << 30))
+                             : r.number(key, NAN, key[0] == 'm' ? 0.0 : 1e-9, 1e9);
+        if (std::isnan(v)) fail(source, ": 'model.rope_scaling.", key, "' must be a number, got null");
+        c.model.rope_scaling.emplace_back(key, v);
+      }
       r.finish();
     }
     m.finish();

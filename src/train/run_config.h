@@ -18,7 +18,7 @@ struct ModelChoice {
   // deepseek_v3: changes to the architecture's position settings (context extension);
   // 0 / empty keep what the config, preset or init_from checkpoint says.
   int64_t max_position_embeddings = 0;
-  std::vector<std::pair<std::string, double>> rope_scaling;  // YaRN keys to set, in file order
+  std::vector<std::pair<std::string, double>> rope_scaling;  // YaRN keys to set (key, value)
 };
 
 struct DataChoice {
