@@ -20,8 +20,8 @@ struct NumericsFlag {
 inline void add_numerics_flags(CLI::App* cmd, NumericsFlag& f, const std::string& default_name) {
   f.name = default_name;
   CLI::Option* n = cmd->add_option("--numerics", f.name,
-                                   "bf16: BF16 inputs to every GEMM, fp32 sums, BF16 latent cache (the official "
-                                   "inference's numerics; the fast path); fp8: as the official gemm_impl \"fp8\", "
+                                   "bf16: BF16 inputs to every GEMM and BF16 products in attention over a BF16 "
+                                   "latent cache, fp32 sums (the official inference's numerics; the fast path); fp8: as the official gemm_impl \"fp8\", "
                                    "products with FP8 weights take activations quantized to e4m3 per 128 channels; "
                                    "fp32: fp32 throughout (the exact reference)")
                        ->check(CLI::IsMember({"bf16", "fp8", "fp32"}))
