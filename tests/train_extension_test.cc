@@ -181,7 +181,8 @@ TEST(TrainPasskeyExamples, ExactlyOneWindowEndingInTheAnswer) {
   };
   const std::vector<int32_t> a = make(3, 5);
   EXPECT_EQ(make(3, 5), a);
-  const std::string text = tok.decode(a);
+  EXPECT_EQ(a[0] == tok.bos_id(), tok.add_bos_by_default());  // as the evaluation's prompts
+  const std::string text = tok.decode(a, /*skip_special=*/true);
   EXPECT_EQ(text.rfind(passkey_text::kIntro, 0), 0u) << text;
   const size_t q = text.rfind(passkey_text::kQuestion);
   ASSERT_NE(q, std::string::npos) << text;

@@ -24,7 +24,9 @@ int64_t worst_case_tokens(const Tokenizer& tok, bool needle) {
 }  // namespace
 
 PasskeyExamples::PasskeyExamples(const Tokenizer& tok, double fraction, int64_t window, uint64_t seed)
-    : tok_(tok), fraction_(fraction), window_(window), seed_(seed), intro_(tok.encode(passkey_text::kIntro)),
+    : tok_(tok), fraction_(fraction), window_(window), seed_(seed),
+      // As the evaluation tokenizes its prompts: BOS first where the tokenizer adds one.
+      intro_(tok.encode(passkey_text::kIntro, tok.add_bos_by_default())),
       question_(tok.encode(passkey_text::kQuestion)) {
   const int64_t fixed =
       int64_t(intro_.size() + question_.size()) + worst_case_tokens(tok, true) + worst_case_tokens(tok, false);

@@ -23,7 +23,8 @@ class PasskeyExamples {
   //! Whether sequence k of step `step` becomes an example: a function of (seed, step, k)
   //! only, so a resumed run picks the same ones.
   bool picks(int64_t step, int64_t k) const;
-  //! The example for (step, k) over `haystack` (window tokens): the instruction, haystack
+  //! The example for (step, k) over `haystack` (window tokens): BOS where the tokenizer adds
+  //! one to a prompt (as the evaluation's prompts have it), the instruction, haystack
   //! with the needle at a random depth, the question and " KEY."; exactly window tokens.
   //! Valid until the next call.
   const int32_t* make(const int32_t* haystack, int64_t step, int64_t k);
