@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <optional>
 #include <utility>
 
@@ -182,32 +183,25 @@ void absorbed_bf16_attention(Workspace& ws, const ModelConfig& c, const float* q
     kc.pool().parallel_for(rows * H, [&](int, int64_t i0, int64_t i1) {
       for (int64_t i = i0; i < i1; ++i) {
         const int64_t r = i / H, h = i % H;
-        // (job, head within it): the shared blocks, then the row's own.
-        auto at = [&](int64_t k) {
-          const Job& jb = jobs[size_t(k)];
-          return std::pair<const Job*, int64_t>{&jb, k < full ? r * H + h : h};
+        // fn(job, its head for row r, head h) over the row's blocks in order: the shared
+        // ones, then its own.
+        auto each_block = [&](auto&& fn) {
+          for (int64_t k = 0; k < full; ++k) fn(jobs[size_t(k)], r * H + h);
+          for (int64_t k = own[size_t(r)]; k < own[size_t(r + 1)]; ++k) fn(jobs[size_t(k)], h);
         };
-        auto m_of = [&](int64_t k) {
-          const auto [jb, hh] = at(k);
-          return parts[jb->part + size_t(hh)];
-        };
-        const int64_t k_end = own[size_t(r + 1)];
-        auto next = [&](int64_t k) { return k + 1 == full ? own[size_t(r)] : k + 1; };
-        const int64_t k_first = full > 0 ? 0 : own[size_t(r)];
-        float M = m_of(k_first);
-        for (int64_t k = next(k_first); k < k_end; k = next(k)) M = std::max(M, m_of(k));
+        float M = -std::numeric_limits<float>::infinity();
+        each_block([&](const Job& jb, int64_t hh) { M = std::max(M, parts[jb.part + size_t(hh)]); });
         float* o = olat + ((c0 + r) * H + h) * R;
         std::fill(o, o + R, 0.0f);
         float L = 0;
-        for (int64_t k = k_first; k < k_end; k = next(k)) {
-          const auto [jb, hh] = at(k);
-          const int64_t jh = jb->rows * H;
-          const float* pt = parts + jb->part;
+        each_block([&](const Job& jb, int64_t hh) {
+          const int64_t jh = jb.rows * H;
+          const float* pt = parts + jb.part;
           const float w = std::exp(pt[hh] - M);
           L += w * pt[jh + hh];
           const float* a = pt + 2 * jh + hh * R;
           for (int64_t c = 0; c < R; ++c) o[c] += w * a[c];
-        }
+        });
         const float inv = 1.0f / L;
         for (int64_t c = 0; c < R; ++c) o[c] *= inv;
       }

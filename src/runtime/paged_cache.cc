@@ -198,24 +198,30 @@ void PagedSequence::publish() {
   }
 }
 
-void PagedSequence::rows(int64_t layer, int64_t n, const float** out) {
-  if (pool_->type() != model::LatentType::F32) fail("this latent cache holds bf16 rows, not fp32");
-  const int64_t P = pool_->page_tokens();
+namespace {
+
+// out[j] = row j of the sequence for j < n: the rows of page k start at first(page k) and
+// lie `stride` values apart.
+template <class T, class First>
+void page_rows(const std::vector<int32_t>& pages, int64_t P, int64_t stride, int64_t n, First first, const T** out) {
   for (int64_t j = 0, k = 0; j < n; ++k) {
-    const float* r = pool_->row(pages_[size_t(k)], layer, 0);
-    const int64_t stride = pool_->latent_dim();
+    const T* r = first(pages[size_t(k)]);
     for (int64_t i = 0; i < P && j < n; ++i, ++j) out[j] = r + i * stride;
   }
 }
 
+}  // namespace
+
+void PagedSequence::rows(int64_t layer, int64_t n, const float** out) {
+  if (pool_->type() != model::LatentType::F32) fail("this latent cache holds bf16 rows, not fp32");
+  page_rows(pages_, pool_->page_tokens(), pool_->latent_dim(), n,
+            [&](int32_t page) { return pool_->row(page, layer, 0); }, out);
+}
+
 void PagedSequence::rows_bf16(int64_t layer, int64_t n, const uint16_t** out) {
   if (pool_->type() != model::LatentType::BF16) fail("this latent cache holds fp32 rows, not bf16");
-  const int64_t P = pool_->page_tokens();
-  for (int64_t j = 0, k = 0; j < n; ++k) {
-    const uint16_t* r = pool_->row_bf16(pages_[size_t(k)], layer, 0);
-    const int64_t stride = pool_->latent_dim();
-    for (int64_t i = 0; i < P && j < n; ++i, ++j) out[j] = r + i * stride;
-  }
+  page_rows(pages_, pool_->page_tokens(), pool_->latent_dim(), n,
+            [&](int32_t page) { return pool_->row_bf16(page, layer, 0); }, out);
 }
 
 void PagedSequence::clear() {

@@ -12,6 +12,10 @@
 
 namespace dsv3::kernels::DSV3_SIMD_NS {
 
+// The polynomial's coefficients after the first (Horner order).
+constexpr float kExpPoly[] = {1.3981999507e-3f, 8.3334519073e-3f, 4.1665795894e-2f, 1.6666665459e-1f,
+                              5.0000001201e-1f, 1.0f,             1.0f};
+
 // exp(x) as kernels::exp_poly_ref computes it (see there), one lane.
 inline float exp_poly_lane(float x) {
   x = x > -87.0f ? x : -87.0f;
@@ -19,59 +23,26 @@ inline float exp_poly_lane(float x) {
   float r = __builtin_fmaf(n, -0.693359375f, x);
   r = __builtin_fmaf(n, 2.12194440e-4f, r);
   float y = 1.9875691500e-4f;
-  y = __builtin_fmaf(y, r, 1.3981999507e-3f);
-  y = __builtin_fmaf(y, r, 8.3334519073e-3f);
-  y = __builtin_fmaf(y, r, 4.1665795894e-2f);
-  y = __builtin_fmaf(y, r, 1.6666665459e-1f);
-  y = __builtin_fmaf(y, r, 5.0000001201e-1f);
-  y = __builtin_fmaf(y, r, 1.0f);
-  y = __builtin_fmaf(y, r, 1.0f);
+  for (float c : kExpPoly) y = __builtin_fmaf(y, r, c);
   const uint32_t e = uint32_t(int32_t(n) + 127) << 23;
   float scale;
   __builtin_memcpy(&scale, &e, 4);
   return y * scale;
 }
 
-// x[i] = exp_poly(x[i]) for i < n.
+// x[i] = exp_poly(x[i]) for i < n: exp_poly_lane's steps on V::N lanes at a time.
 inline void exp_poly_n(float* x, int64_t n) {
+  constexpr int N = V::N;
   int64_t i = 0;
-#if defined(__AVX512F__)
-  for (; i + 16 <= n; i += 16) {
-    const __m512 v = _mm512_max_ps(_mm512_loadu_ps(x + i), _mm512_set1_ps(-87.0f));
-    const __m512 k = _mm512_roundscale_ps(_mm512_mul_ps(v, _mm512_set1_ps(1.44269504f)),
-                                          _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_fmadd_ps(k, _mm512_set1_ps(-0.693359375f), v);
-    r = _mm512_fmadd_ps(k, _mm512_set1_ps(2.12194440e-4f), r);
-    __m512 y = _mm512_set1_ps(1.9875691500e-4f);
-    y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(1.3981999507e-3f));
-    y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(8.3334519073e-3f));
-    y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(4.1665795894e-2f));
-    y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(1.6666665459e-1f));
-    y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(5.0000001201e-1f));
-    y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(1.0f));
-    y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(1.0f));
-    const __m512i e = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(k), _mm512_set1_epi32(127)), 23);
-    _mm512_storeu_ps(x + i, _mm512_mul_ps(y, _mm512_castsi512_ps(e)));
+  for (; i + N <= n; i += N) {
+    const typename V::F v = V::max(V::load(x + i), V::set1(-87.0f));
+    const typename V::F k = V::round(V::mul(v, V::set1(1.44269504f)));
+    typename V::F r = V::fma(k, V::set1(-0.693359375f), v);
+    r = V::fma(k, V::set1(2.12194440e-4f), r);
+    typename V::F y = V::set1(1.9875691500e-4f);
+    for (float c : kExpPoly) y = V::fma(y, r, V::set1(c));
+    V::store(x + i, V::mul(y, V::pow2(k)));
   }
-#elif defined(__AVX2__)
-  for (; i + 8 <= n; i += 8) {
-    const __m256 v = _mm256_max_ps(_mm256_loadu_ps(x + i), _mm256_set1_ps(-87.0f));
-    const __m256 k = _mm256_round_ps(_mm256_mul_ps(v, _mm256_set1_ps(1.44269504f)),
-                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m256 r = _mm256_fmadd_ps(k, _mm256_set1_ps(-0.693359375f), v);
-    r = _mm256_fmadd_ps(k, _mm256_set1_ps(2.12194440e-4f), r);
-    __m256 y = _mm256_set1_ps(1.9875691500e-4f);
-    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(1.3981999507e-3f));
-    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(8.3334519073e-3f));
-    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(4.1665795894e-2f));
-    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(1.6666665459e-1f));
-    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(5.0000001201e-1f));
-    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(1.0f));
-    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(1.0f));
-    const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(k), _mm256_set1_epi32(127)), 23);
-    _mm256_storeu_ps(x + i, _mm256_mul_ps(y, _mm256_castsi256_ps(e)));
-  }
-#endif
   for (; i < n; ++i) x[i] = exp_poly_lane(x[i]);
 }
 
