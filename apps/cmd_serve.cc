@@ -43,12 +43,15 @@ uint64_t parse_bytes(const std::string& s) {
 }  // namespace
 
 void add_serve(CLI::App& app, AppContext& ctx) {
-  auto* cmd = app.add_subcommand("serve", "OpenAI-compatible HTTP server with continuous batching");
+  auto* cmd = app.add_subcommand("serve",
+                                 "HTTP server with continuous batching: OpenAI chat/text completions and Responses, "
+                                 "Anthropic Messages, a chat page at /");
   struct Opts {
     std::string model, host = "127.0.0.1", api_key, name, cache_mem;
     int port = 8080;
     int64_t max_seqs = 8, ctx_size = 4096, step_tokens = 256, page_tokens = 16;
     std::string attention = "absorbed";
+    bool no_webui = false;
     WeightFlags weights;
     NumericsFlag numerics;
     DraftFlag draft;
@@ -58,7 +61,10 @@ void add_serve(CLI::App& app, AppContext& ctx) {
   cmd->add_option("--host", o->host, "address to listen on (default 127.0.0.1: this machine only)");
   cmd->add_option("--port", o->port, "TCP port (default 8080; 0 picks a free one and prints it)")
       ->check(CLI::Range(0, 65535));
-  cmd->add_option("--api-key", o->api_key, "require 'Authorization: Bearer KEY' on /v1 routes");
+  cmd->add_option("--api-key", o->api_key,
+                  "require 'Authorization: Bearer KEY' or 'x-api-key: KEY' on the API routes (the chat page at / "
+                  "loads without it and asks for the key)");
+  cmd->add_flag("--no-webui", o->no_webui, "do not serve the chat page at /");
   cmd->add_option("--max-seqs", o->max_seqs, "sequences decoded together; more wait in a queue (default 8)")
       ->check(CLI::PositiveNumber);
   cmd->add_option("--ctx-size", o->ctx_size, "tokens per sequence, prompt + answer (default 4096)")
@@ -96,6 +102,7 @@ void add_serve(CLI::App& app, AppContext& ctx) {
     so.host = o->host;
     so.port = o->port;
     so.api_key = o->api_key;
+    so.webui = !o->no_webui;
     so.model_name = o->name.empty() ? std::filesystem::path(o->model).lexically_normal().filename().string() : o->name;
     if (so.model_name.empty()) so.model_name = std::filesystem::absolute(o->model).parent_path().filename().string();
     server::HttpServer http(*lt.model, *lt.tokenizer, engine, so);

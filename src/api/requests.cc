@@ -1,5 +1,7 @@
 #include "api/requests.h"
 
+#include "api/json_fields.h"
+
 #include <algorithm>
 #include <cctype>
 #include <cmath>
@@ -10,76 +12,7 @@
 namespace dsv3::api {
 namespace {
 
-[[noreturn]] void bad(const std::string& param, const std::string& message) {
-  throw ApiError::invalid(param, message);
-}
-
-const char* type_name(const ojson& v) {
-  switch (v.type()) {
-    case ojson::value_t::null: return "null";
-    case ojson::value_t::boolean: return "a boolean";
-    case ojson::value_t::string: return "a string";
-    case ojson::value_t::array: return "an array";
-    case ojson::value_t::object: return "an object";
-    case ojson::value_t::number_float: return "a number";
-    default: return "an integer";
-  }
-}
-
-// The value of `key`, or nullptr when absent or null (OpenAI treats null as "not given").
-const ojson* field(const ojson& obj, const char* key) {
-  const auto it = obj.find(key);
-  if (it == obj.end() || it->is_null()) return nullptr;
-  return &*it;
-}
-
-std::string join(const std::string& parent, const std::string& key) {
-  return parent.empty() ? key : parent + "." + key;
-}
-std::string at(const std::string& parent, size_t i) { return parent + "[" + std::to_string(i) + "]"; }
-
-[[noreturn]] void wrong_type(const std::string& param, const ojson& v, const char* want) {
-  bad(param, "Invalid type for '" + param + "': expected " + want + ", but got " + type_name(v) + ".");
-}
-
-double get_number(const ojson& v, const std::string& param) {
-  if (!v.is_number()) wrong_type(param, v, "a number");
-  return v.get<double>();
-}
-
-int64_t get_int(const ojson& v, const std::string& param) {
-  if (v.is_number_integer()) {
-    if (v.is_number_unsigned() && v.get<uint64_t>() > uint64_t(std::numeric_limits<int64_t>::max()))
-      bad(param, "Invalid value for '" + param + "': integer too large.");
-    return v.get<int64_t>();
-  }
-  // JavaScript clients may send 2.0 for 2.
-  if (v.is_number_float()) {
-    const double d = v.get<double>();
-    if (std::floor(d) == d && std::fabs(d) < 9e15) return int64_t(d);
-  }
-  wrong_type(param, v, "an integer");
-}
-
-bool get_bool(const ojson& v, const std::string& param) {
-  if (!v.is_boolean()) wrong_type(param, v, "a boolean");
-  return v.get<bool>();
-}
-
-const std::string& get_string(const ojson& v, const std::string& param) {
-  if (!v.is_string()) wrong_type(param, v, "a string");
-  return v.get_ref<const std::string&>();
-}
-
-const ojson& get_object(const ojson& v, const std::string& param) {
-  if (!v.is_object()) wrong_type(param, v, "an object");
-  return v;
-}
-
-const ojson& get_array(const ojson& v, const std::string& param) {
-  if (!v.is_array()) wrong_type(param, v, "an array");
-  return v;
-}
+using namespace json_fields;
 
 std::string fmt(double x) {
   char buf[32];
@@ -180,6 +113,7 @@ void parse_common(const ojson& body, const RequestLimits& limits, CommonRequest&
   }
   if (const ojson* v = field(body, "user")) r.user = get_string(*v, "user");
   if (const ojson* v = field(body, "ignore_eos")) r.ignore_eos = get_bool(*v, "ignore_eos");
+  if (const ojson* v = field(body, "speculative")) r.speculative = get_bool(*v, "speculative");
 }
 
 std::optional<int64_t> parse_max_tokens(const ojson& body, const char* key, int64_t least = 1) {
@@ -190,18 +124,6 @@ std::optional<int64_t> parse_max_tokens(const ojson& body, const char* key, int6
     bad(key, std::string("Invalid value for '") + key + "': " + std::to_string(x) + " must be at least " +
                  std::to_string(least) + ".");
   return x;
-}
-
-ojson parse_body(std::string_view body) {
-  ojson j = ojson::parse(body, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded())
-    throw ApiError(400, "We could not parse the JSON body of your request: it is not valid JSON.");
-  return j;
-}
-
-void check_body(const ojson& body) {
-  if (!body.is_object()) throw ApiError(400, "The request body must be a JSON object, got " +
-                                                 std::string(type_name(body)) + ".");
 }
 
 // ---- chat messages ---------------------------------------------------------------------

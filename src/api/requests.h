@@ -82,6 +82,7 @@ struct CommonRequest {
   bool include_usage = false;             //!< stream_options.include_usage (only with stream)
   std::string user;                       //!< accepted and ignored
   bool ignore_eos = false;                //!< extension (vLLM): keep going past end-of-sequence
+  bool speculative = true;                //!< extension: false turns the server's MTP drafting off for this request
 };
 
 struct ChatCompletionRequest : CommonRequest {

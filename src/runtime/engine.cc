@@ -263,7 +263,7 @@ void Engine::admit() {
     if (drafting()) {
       int64_t decoding = 0;
       for (const auto& a : active_) decoding += a->cache.size() >= int64_t(a->req.prompt.size());
-      s.draft_on = tuner_.worth_starting(decoding);
+      s.draft_on = s.req.draft && tuner_.worth_starting(decoding);
     }
     // Prompt logprobs need every prompt row's logits: nothing cached is used.
     s.cached = s.req.prompt_logprobs >= 0 ? 0 : s.cache.attach_prefix(s.req.prompt, s.draft_on);
@@ -290,6 +290,7 @@ void Engine::finish(Seq& s, FinishReason reason, const std::string& error) {
   FinishInfo f;
   f.reason = reason;
   f.error = error;
+  f.stop_string = s.stops->matched();
   if (reason != FinishReason::Error && !s.stops->stopped()) {
     try {
       f.tail = s.stops->push(s.detok->flush()) + s.stops->flush();

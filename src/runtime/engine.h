@@ -37,6 +37,7 @@ struct GenRequest {
   int64_t max_tokens = 256;        // generated tokens at most (also bounded by the context)
   std::vector<std::string> stop;   // stop strings (not shown)
   bool ignore_eos = false;
+  bool draft = true;               // may use speculative decoding (when the engine drafts)
   bool skip_special = true;        // special tokens decode to nothing
   int top_logprobs = -1;           // -1: no logprobs; else the chosen token's and this many others'
   //! -1: none. Else every prompt token's log-probability given the tokens before it (from the
@@ -87,6 +88,7 @@ struct FinishInfo {
   FinishReason reason = FinishReason::Stop;
   std::string error;   // for FinishReason::Error
   std::string tail;    // visible text released at the end (after the last token event)
+  std::string stop_string;  // the stop string that ended it ("" when none did)
   int64_t prompt_tokens = 0, completion_tokens = 0, cached_tokens = 0;
   double queue_seconds = 0, first_token_seconds = 0, total_seconds = 0;
   DraftStats drafts;

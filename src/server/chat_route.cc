@@ -118,14 +118,14 @@ class ChatRenderer final : public ChoiceRenderer {
 
 }  // namespace
 
-Plan plan_chat_completion(ServeContext& ctx, std::string_view body) {
+ChatSequences plan_chat_sequences(ServeContext& ctx, const api::ChatCompletionRequest& r, const char* messages_param) {
   if (!ctx.chat)
     throw api::ApiError(400, "this model has no chat template (tokenizer_config.json chat_template); use /v1/completions");
-  const api::ChatCompletionRequest r = api::parse_chat_request(body, ctx.limits());
   ctx.check_model(r.model);
-  const api::ChatPrompt prompt = ctx.chat->build(r);
+  ChatSequences out{ctx.chat->build(r), Plan{}};
+  const api::ChatPrompt& prompt = out.prompt;
   const std::vector<int32_t> ids = ctx.tok.encode(prompt.text, false, false);
-  ctx.check_fits(ids.size(), "messages", "the messages are");
+  ctx.check_fits(ids.size(), messages_param, "the messages are");
   const int64_t max_tokens = ctx.answer_tokens(ids.size(), r.max_tokens);
   const std::vector<int32_t> forced =
       prompt.forced_prefix.empty() ? std::vector<int32_t>{} : ctx.tok.encode(prompt.forced_prefix, false, false);
@@ -137,7 +137,7 @@ Plan plan_chat_completion(ServeContext& ctx, std::string_view body) {
     return std::make_unique<SegmentConstraint>(call, ctx.vocab(), ctx.eos_ids(), size_t(ctx.model.config().vocab_size),
                                                max_tokens, forced.size());
   };
-  Plan plan;
+  Plan& plan = out.plan;
   for (int k = 0; k < r.n; ++k) {
     runtime::GenRequest g = ctx.sequence(r, ids, max_tokens, size_t(k));
     g.skip_special = !prompt.tools_offered;  // the tool-call parser reads the markers
@@ -148,10 +148,19 @@ Plan plan_chat_completion(ServeContext& ctx, std::string_view body) {
     plan.prompt_of.push_back(0);
   }
   plan.prompt_tokens = int64_t(ids.size());
-  plan.stream = r.stream;
-  plan.include_usage = r.include_usage;
-  plan.renderer = std::make_unique<ChatRenderer>(ctx.tok, prompt, size_t(r.n), r.logprobs, r.top_logprobs);
-  return plan;
+  return out;
+}
+
+Plan plan_chat_completion(ServeContext& ctx, std::string_view body) {
+  if (!ctx.chat)
+    throw api::ApiError(400, "this model has no chat template (tokenizer_config.json chat_template); use /v1/completions");
+  const api::ChatCompletionRequest r = api::parse_chat_request(body, ctx.limits());
+  ChatSequences s = plan_chat_sequences(ctx, r);
+  s.plan.stream = r.stream;
+  s.plan.protocol = choices_protocol(
+      ctx, std::make_unique<ChatRenderer>(ctx.tok, s.prompt, size_t(r.n), r.logprobs, r.top_logprobs), size_t(r.n),
+      r.include_usage);
+  return std::move(s.plan);
 }
 
 }  // namespace dsv3::server

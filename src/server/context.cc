@@ -63,6 +63,7 @@ runtime::GenRequest ServeContext::sequence(const api::CommonRequest& r, std::vec
   g.max_tokens = max_tokens;
   g.stop = r.stop;
   g.ignore_eos = r.ignore_eos;
+  g.draft = r.speculative;
   return g;
 }
 

@@ -20,15 +20,13 @@
 #include "sampling/token_mask.h"
 #include "server/http_server.h"
 #include "server/metrics.h"
+#include "server/protocol.h"
 #include "tokenizer/tokenizer.h"
 
 namespace dsv3::server {
 
 using ojson = nlohmann::ordered_json;
 
-//! Generated text of random models is often not valid UTF-8: dumps with U+FFFD instead of
-//! throwing (which would turn into a 500).
-std::string dump(const ojson& j);
 //! prefix + 24 random letters and digits.
 std::string random_id(const char* prefix);
 

@@ -10,13 +10,32 @@
 #include "server/context.h"
 #include "server/request_path.h"
 #include "server/token_routes.h"
+#include "server/webui.h"
 
 namespace dsv3::server {
 namespace {
 
-void send_error(httplib::Response& res, const api::ApiError& e) {
+// Whose error bodies a route speaks.
+enum class Dialect { OpenAI, Anthropic };
+
+Dialect dialect_of(const std::string& path) {
+  return path.starts_with("/v1/messages") ? Dialect::Anthropic : Dialect::OpenAI;
+}
+
+// Anthropic's body: {"type": "error", "error": {"type", "message"}}, with its type names.
+ojson anthropic_error_body(const api::ApiError& e) {
+  std::string type = e.type;
+  if (e.status == 413) type = "request_too_large";
+  else if (e.status == 404) type = "not_found_error";
+  else if (e.status >= 500) type = "api_error";
+  std::string message = e.message;
+  if (!e.param.empty() && message.find(e.param) == std::string::npos) message = e.param + ": " + message;
+  return ojson{{"type", "error"}, {"error", {{"type", type}, {"message", message}}}};
+}
+
+void send_error(httplib::Response& res, const api::ApiError& e, Dialect d = Dialect::OpenAI) {
   res.status = e.status;
-  res.set_content(dump(e.to_json()), "application/json");
+  res.set_content(dump(d == Dialect::Anthropic ? anthropic_error_body(e) : e.to_json()), "application/json");
 }
 
 api::ApiError status_error(int status) {
@@ -83,16 +102,19 @@ struct HttpServer::Impl {
 
   // --- plumbing -------------------------------------------------------------------------
 
-  bool authorized(const httplib::Request& req, httplib::Response& res) {
+  // The key as OpenAI clients send it (Authorization: Bearer) or Anthropic's (x-api-key),
+  // on every route.
+  bool authorized(const httplib::Request& req, httplib::Response& res, Dialect d) {
     if (opts.api_key.empty()) return true;
-    const std::string h = req.get_header_value("Authorization");
-    if (h.empty()) {
-      send_error(res, api::ApiError(401, "Missing API key: send the header 'Authorization: Bearer KEY'.",
-                                    "authentication_error", "", "invalid_api_key"));
+    const std::string bearer = req.get_header_value("Authorization");
+    const std::string x_key = req.get_header_value("x-api-key");
+    if (bearer.empty() && x_key.empty()) {
+      send_error(res, api::ApiError(401, "Missing API key: send the header 'Authorization: Bearer KEY' or 'x-api-key: KEY'.",
+                                    "authentication_error", "", "invalid_api_key"), d);
       return false;
     }
-    if (h != "Bearer " + opts.api_key) {
-      send_error(res, api::ApiError(401, "Incorrect API key provided.", "authentication_error", "", "invalid_api_key"));
+    if (bearer != "Bearer " + opts.api_key && x_key != opts.api_key) {
+      send_error(res, api::ApiError(401, "Incorrect API key provided.", "authentication_error", "", "invalid_api_key"), d);
       return false;
     }
     return true;
@@ -100,24 +122,26 @@ struct HttpServer::Impl {
 
   ojson model_card() const {
     return ojson{{"id", opts.model_name}, {"object", "model"}, {"created", ctx.created}, {"owned_by", "dsv3"},
-                 {"max_model_len", engine.options().ctx_size}};
+                 {"max_model_len", engine.options().ctx_size},
+                 {"draft_tokens", engine.options().draft}};  // speculative decoding: MTP drafts per step (0: off)
   }
 
   // --- routes ---------------------------------------------------------------------------
 
-  // Runs a handler: API errors become OpenAI error bodies, anything else a 500; the
-  // outcome is counted by endpoint and status.
+  // Runs a handler: API errors become error bodies of the route's dialect, anything else a
+  // 500; the outcome is counted by endpoint and status.
   httplib::Server::Handler wrap(const std::string& endpoint, bool auth,
                                 std::function<void(const httplib::Request&, httplib::Response&)> f) {
-    return [this, endpoint, auth, f](const httplib::Request& req, httplib::Response& res) {
+    const Dialect d = dialect_of(endpoint);
+    return [this, endpoint, auth, f, d](const httplib::Request& req, httplib::Response& res) {
       try {
-        if (!auth || authorized(req, res)) f(req, res);
+        if (!auth || authorized(req, res, d)) f(req, res);
       } catch (const api::ApiError& e) {
-        send_error(res, e);
+        send_error(res, e, d);
       } catch (const Error& e) {
-        send_error(res, api::ApiError(400, e.what()));
+        send_error(res, api::ApiError(400, e.what()), d);
       } catch (const std::exception& e) {
-        send_error(res, api::ApiError(500, std::string("internal error: ") + e.what(), "server_error"));
+        send_error(res, api::ApiError(500, std::string("internal error: ") + e.what(), "server_error"), d);
       }
       // A streamed (content-provider) response has no status yet: httplib sends 200.
       metrics.request(endpoint, res.status < 0 ? 200 : res.status);
@@ -153,6 +177,25 @@ struct HttpServer::Impl {
     svr.Post("/v1/completions", wrap("/v1/completions", true, [this](const httplib::Request& req, httplib::Response& res) {
       respond(ctx, plan_text_completion(ctx, req.body), res);
     }));
+    svr.Post("/v1/responses", wrap("/v1/responses", true, [this](const httplib::Request& req, httplib::Response& res) {
+      respond(ctx, plan_response(ctx, req.body), res);
+    }));
+    svr.Post("/v1/messages", wrap("/v1/messages", true, [this](const httplib::Request& req, httplib::Response& res) {
+      respond(ctx, plan_message(ctx, req.body), res);
+    }));
+    svr.Post("/v1/messages/count_tokens", wrap("/v1/messages/count_tokens", true,
+                                               [this](const httplib::Request& req, httplib::Response& res) {
+      res.set_content(count_message_tokens(ctx, req.body), "application/json");
+    }));
+    // The chat page: no key needed to load it; it asks for one when the API answers 401.
+    if (opts.webui)
+      svr.Get("/", wrap("/", false, [](const httplib::Request&, httplib::Response& res) {
+        res.set_header("Content-Security-Policy",
+                       "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; "
+                       "img-src data:; base-uri 'none'; form-action 'none'");
+        res.set_header("X-Content-Type-Options", "nosniff");
+        res.set_content(std::string(webui_page()), "text/html; charset=utf-8");
+      }));
     for (const char* p : {"/tokenize", "/v1/tokenize"})
       svr.Post(p, wrap(p, true, [this](const httplib::Request& req, httplib::Response& res) {
         res.set_content(tokenize_body(ctx, req.body), "application/json");
@@ -166,11 +209,12 @@ struct HttpServer::Impl {
       return [this, allow](const httplib::Request& req, httplib::Response& res) {
         res.set_header("Allow", allow);
         send_error(res, api::ApiError(405, "Method " + req.method + " is not allowed on " + req.path + " (use " + allow + ").",
-                                      "invalid_request_error", "", "method_not_allowed"));
+                                      "invalid_request_error", "", "method_not_allowed"), dialect_of(req.path));
         metrics.request(req.path, 405);
       };
     };
-    for (const char* p : {"/v1/chat/completions", "/v1/completions", "/tokenize", "/detokenize"}) {
+    for (const char* p : {"/v1/chat/completions", "/v1/completions", "/v1/responses", "/v1/messages",
+                          "/v1/messages/count_tokens", "/tokenize", "/detokenize"}) {
       svr.Get(p, not_allowed("POST"));
       svr.Put(p, not_allowed("POST"));
       svr.Patch(p, not_allowed("POST"));
@@ -184,7 +228,7 @@ struct HttpServer::Impl {
     }
     svr.Options(R"(.*)", [](const httplib::Request&, httplib::Response& res) {
       res.set_header("Access-Control-Allow-Methods", "GET, POST, OPTIONS");
-      res.set_header("Access-Control-Allow-Headers", "Authorization, Content-Type");
+      res.set_header("Access-Control-Allow-Headers", "Authorization, Content-Type, x-api-key, anthropic-version, anthropic-beta");
       res.status = 204;
     });
     // Unmatched routes, oversized bodies and other protocol errors get an OpenAI body too.
@@ -192,7 +236,7 @@ struct HttpServer::Impl {
       if (!res.body.empty()) return;
       api::ApiError e = status_error(res.status);
       if (res.status == 404) e.message = "Unknown route " + req.method + " " + req.path;
-      send_error(res, e);
+      send_error(res, e, dialect_of(req.path));
       metrics.request(res.status == 404 ? "unknown" : req.path, res.status);
     });
     svr.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {

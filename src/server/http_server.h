@@ -1,8 +1,10 @@
-// `dsv3 serve`: the OpenAI-compatible HTTP API on cpp-httplib: routes, authentication,
-// metrics and error bodies here; both completion routes take one path (request_path.h) that
-// hands one sequence per choice to the runtime::Engine and turns its token events into OpenAI
-// responses or SSE chunks, with chat_route.cc and text_route.cc rendering the choices. Every
-// error is an OpenAI error body; nothing a client sends can stop the server.
+// `dsv3 serve`: the HTTP API on cpp-httplib: routes, authentication, metrics and error bodies
+// here. OpenAI chat and text completions, the OpenAI Responses API and the Anthropic Messages
+// API take one path (request_path.h) that hands one sequence per choice to the
+// runtime::Engine and turns its token events into the API's responses or SSE events
+// (chat_route.cc, text_route.cc, responses_route.cc, messages_route.cc). The chat page at `/`
+// (webui/) calls the same routes. Every error is an OpenAI error body (an Anthropic one on
+// /v1/messages); nothing a client sends can stop the server.
 #pragma once
 
 #include <cstdint>
@@ -23,6 +25,7 @@ struct ServerOptions {
   size_t max_body_bytes = 8u << 20;  // larger bodies get 413
   int max_n = 16;                   // choices per request
   int http_threads = 0;             // 0: 2 * max_seqs + 8
+  bool webui = true;                // the chat page at /
 };
 
 class HttpServer {

@@ -3,11 +3,8 @@
 #include <httplib.h>
 
 #include <chrono>
-#include <ctime>
 #include <functional>
 #include <optional>
-
-#include "api/errors.h"
 
 namespace dsv3::server {
 namespace {
@@ -28,16 +25,11 @@ struct Exchange {
   std::vector<Choice> choices;
   std::vector<size_t> prompt_of;
   int64_t prompt_tokens = 0;
-  bool include_usage = false;
-  std::unique_ptr<ChoiceRenderer> render;
-  std::string id;
-  int64_t created = std::time(nullptr);
+  std::unique_ptr<Protocol> protocol;
 
-  Exchange(ServeContext& c, Plan& plan) : ctx(c), render(std::move(plan.renderer)) {
+  Exchange(ServeContext& c, Plan& plan) : ctx(c), protocol(std::move(plan.protocol)) {
     prompt_of = std::move(plan.prompt_of);
     prompt_tokens = plan.prompt_tokens;
-    include_usage = plan.include_usage;
-    id = random_id(render->id_prefix());
     for (auto& s : ctx.submit_all(plan.gens)) choices.push_back(Choice{std::move(s), std::nullopt});
   }
   ~Exchange() { cancel(); }
@@ -48,29 +40,22 @@ struct Exchange {
     return false;
   }
 
-  ojson envelope(const char* object) const {
-    return ojson{{"id", id}, {"object", object}, {"created", created}, {"model", ctx.opts.model_name},
-                 {"system_fingerprint", "dsv3"}};
+  Usage usage() const {
+    Usage u;
+    u.prompt = prompt_tokens;
+    for (size_t i = 0; i < choices.size(); ++i) {
+      u.completion += choices[i].done->completion_tokens;
+      if (i == 0 || prompt_of[i] != prompt_of[i - 1]) u.cached += choices[i].done->cached_tokens;
+      u.drafted += choices[i].done->drafts.drafted_total();
+      u.accepted += choices[i].done->drafts.accepted_total();
+    }
+    return u;
   }
 
-  // Prompt tokens counted once per prompt, and the cache hits of each prompt's first choice.
-  ojson usage() const {
-    int64_t completion = 0, cached = 0, drafted = 0, accepted = 0;
-    for (size_t i = 0; i < choices.size(); ++i) {
-      completion += choices[i].done->completion_tokens;
-      if (i == 0 || prompt_of[i] != prompt_of[i - 1]) cached += choices[i].done->cached_tokens;
-      drafted += choices[i].done->drafts.drafted_total();
-      accepted += choices[i].done->drafts.accepted_total();
-    }
-    ojson u{{"prompt_tokens", prompt_tokens},
-            {"completion_tokens", completion},
-            {"total_tokens", prompt_tokens + completion},
-            {"prompt_tokens_details", {{"cached_tokens", cached}}}};
-    // Speculative decoding's drafts, in the fields OpenAI uses for predicted outputs.
-    if (drafted > 0)
-      u["completion_tokens_details"] = {{"accepted_prediction_tokens", accepted},
-                                        {"rejected_prediction_tokens", drafted - accepted}};
-    return u;
+  std::vector<runtime::FinishInfo> finishes() const {
+    std::vector<runtime::FinishInfo> f;
+    for (const Choice& c : choices) f.push_back(*c.done);
+    return f;
   }
 
   // Runs the choices to the end. `on_event(i, event)` sees each token, `on_finish(i)` each
@@ -119,43 +104,14 @@ struct Exchange {
     }
   }
 
-  // SSE: a chunk per choice object, error events for failed choices, usage, [DONE].
+  // Server-sent events, as the protocol writes them.
   bool stream(httplib::DataSink& sink) {
-    auto send = [&](const ojson& j) {
-      const std::string line = "data: " + dump(j) + "\n\n";
-      return sink.write(line.data(), line.size());
-    };
-    auto chunk = [&](ojson choice) {
-      ojson c = envelope(render->chunk_object());
-      c["choices"] = ojson::array({std::move(choice)});
-      return send(c);
-    };
-    for (size_t i = 0; i < choices.size(); ++i) {
-      ojson open = render->opening(i);
-      if (!open.is_null() && !chunk(std::move(open))) return cancel();
-    }
-    const bool ok = drive(
-        [&](size_t i, const runtime::TokenEvent& ev) {
-          ojson c = render->token(i, ev);
-          return c.is_null() || chunk(std::move(c));
-        },
-        [&](size_t i) {
-          const runtime::FinishInfo& f = *choices[i].done;
-          for (ojson& c : render->finish(i, f))
-            if (!chunk(std::move(c))) return false;
-          if (f.reason != runtime::FinishReason::Error) return true;
-          return send(api::ApiError(500, f.error, "server_error").to_json());
-        },
-        [] { return true; });
+    auto send = [&](const std::string& s) { return s.empty() || sink.write(s.data(), s.size()); };
+    if (!send(protocol->open())) return cancel();
+    const bool ok = drive([&](size_t i, const runtime::TokenEvent& ev) { return send(protocol->token(i, ev)); },
+                          [&](size_t i) { return send(protocol->finish(i, *choices[i].done)); }, [] { return true; });
     if (!ok) return false;
-    if (include_usage) {
-      ojson u = envelope(render->chunk_object());
-      u["choices"] = ojson::array();
-      u["usage"] = usage();
-      send(u);
-    }
-    const std::string done = "data: [DONE]\n\n";
-    sink.write(done.data(), done.size());
+    send(protocol->close(finishes(), usage()));
     sink.done();
     return true;
   }
@@ -166,27 +122,16 @@ struct Exchange {
   bool whole(httplib::DataSink& sink) {
     const bool ok = drive(
         [&](size_t i, const runtime::TokenEvent& ev) {
-          render->token(i, ev);
+          protocol->token(i, ev);
           return true;
         },
         [&](size_t i) {
-          render->finish(i, *choices[i].done);
+          protocol->finish(i, *choices[i].done);
           return true;
         },
         [&] { return sink.write(" ", 1); });
     if (!ok) return false;
-    ojson body = envelope(render->body_object());
-    body["choices"] = ojson::array();
-    for (size_t i = 0; i < choices.size(); ++i) {
-      const runtime::FinishInfo& f = *choices[i].done;
-      if (f.reason == runtime::FinishReason::Error) {
-        body = api::ApiError(500, f.error, "server_error").to_json();
-        break;
-      }
-      body["choices"].push_back(render->final_choice(i, f));
-    }
-    if (body.contains("choices")) body["usage"] = usage();
-    const std::string text = dump(body);
+    const std::string text = dump(protocol->body(finishes(), usage()));
     sink.write(text.data(), text.size());
     sink.done();
     return true;

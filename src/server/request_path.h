@@ -1,11 +1,13 @@
-// The one path every completion request takes, chat or text:
-//   plan (the route parses and validates the body into sequences and a renderer)
+// The one path every generating request takes, whatever its API:
+//   plan (the route parses and validates the body into sequences and a protocol)
 //   -> submit (one engine sequence per choice, all or none)
-//   -> drive (streaming: SSE chunks as tokens arrive; non-streaming: a keep-alive space every
+//   -> drive (streaming: SSE events as tokens arrive; non-streaming: a keep-alive space every
 //      2 s, then one JSON body) with cancellation when the client goes away
-//   -> render (the route's renderer turns token events and finishes into choice objects).
-// The envelopes (ids, object names, usage, error events, the [DONE] terminator) are written
-// here once; a route only says what a choice looks like.
+//   -> render (the route's protocol turns token events and finishes into its wire format).
+// OpenAI's completion envelopes (ids, object names, usage, error events, the [DONE]
+// terminator) are written once (choices_protocol.cc); a completion route only says what a
+// choice looks like. The chat-shaped APIs (chat completions, Responses, Messages) share the
+// planning of a chat request's sequences (plan_chat_sequences).
 #pragma once
 
 #include <cstdint>
@@ -14,8 +16,11 @@
 
 #include <nlohmann/json.hpp>
 
+#include "api/prompt.h"
+#include "api/requests.h"
 #include "runtime/engine.h"
 #include "server/context.h"
+#include "server/protocol.h"
 
 namespace httplib {
 struct Response;
@@ -45,15 +50,30 @@ class ChoiceRenderer {
   virtual ojson final_choice(size_t i, const runtime::FinishInfo& f) = 0;
 };
 
+//! OpenAI's chat.completion / text_completion envelopes around a renderer's `choices`
+//! choices; include_usage: streaming ends with a chunk that carries usage.
+std::unique_ptr<Protocol> choices_protocol(const ServeContext& ctx, std::unique_ptr<ChoiceRenderer> renderer,
+                                           size_t choices, bool include_usage);
+
 //! A validated request, ready to run.
 struct Plan {
   std::vector<runtime::GenRequest> gens;  //!< one per choice, in choice-index order
   std::vector<size_t> prompt_of;          //!< per choice: which prompt it answers
   int64_t prompt_tokens = 0;              //!< usage.prompt_tokens: every prompt counted once
   bool stream = false;
-  bool include_usage = false;             //!< streaming: a last chunk with usage
-  std::unique_ptr<ChoiceRenderer> renderer;
+  std::unique_ptr<Protocol> protocol;
 };
+
+//! A chat request's sequences: the prompt through the chat template, the context check
+//! (naming `messages_param`), forced tool-call prefixes and their constraint, or the
+//! response_format constraint. prompt_of and prompt_tokens are filled, protocol and stream
+//! are left to the route.
+struct ChatSequences {
+  api::ChatPrompt prompt;
+  Plan plan;
+};
+ChatSequences plan_chat_sequences(ServeContext& ctx, const api::ChatCompletionRequest& r,
+                                  const char* messages_param = "messages");
 
 //! Submits the plan's sequences and answers through `res` (a chunked provider that drives
 //! them). Throws ApiError when the engine refuses a sequence.
@@ -63,5 +83,10 @@ void respond(ServeContext& ctx, Plan plan, httplib::Response& res);
 //! prompts and sequences. Throw ApiError for anything the client got wrong.
 Plan plan_chat_completion(ServeContext& ctx, std::string_view body);
 Plan plan_text_completion(ServeContext& ctx, std::string_view body);
+//! POST /v1/responses (OpenAI Responses API) and POST /v1/messages (Anthropic Messages API).
+Plan plan_response(ServeContext& ctx, std::string_view body);
+Plan plan_message(ServeContext& ctx, std::string_view body);
+//! POST /v1/messages/count_tokens: {"input_tokens": N} for a Messages body.
+std::string count_message_tokens(ServeContext& ctx, std::string_view body);
 
 }  // namespace dsv3::server

@@ -155,8 +155,10 @@ Plan plan_text_completion(ServeContext& ctx, std::string_view body) {
     }
   }
   plan.stream = r.stream;
-  plan.include_usage = r.include_usage;
-  plan.renderer = std::make_unique<TextRenderer>(ctx.tok, r.echo, std::move(echo), r.logprobs, std::move(prompts));
+  const size_t choices = plan.gens.size();
+  plan.protocol = choices_protocol(
+      ctx, std::make_unique<TextRenderer>(ctx.tok, r.echo, std::move(echo), r.logprobs, std::move(prompts)), choices,
+      r.include_usage);
   return plan;
 }
 
