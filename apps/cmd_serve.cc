@@ -111,6 +111,7 @@ void add_serve(CLI::App& app, AppContext& ctx) {
     std::fprintf(stderr, "dsv3 serve: '%s' on http://%s:%d  (max %lld sequences x %lld tokens, cache %.1f MB = %lld pages)\n",
                  so.model_name.c_str(), so.host.c_str(), http.port(), (long long)eo.max_seqs, (long long)eo.ctx_size,
                  double(st.cache_bytes) / 1e6, (long long)st.pages_total);
+    if (so.webui) std::fprintf(stderr, "dsv3 serve: chat page at http://%s:%d/\n", so.host.c_str(), http.port());
     std::fflush(stderr);
     g_server = &http;
     std::signal(SIGINT, on_signal);

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Soak test of `dsv3 serve`: C concurrent clients for M minutes, mixing streamed and plain chat
-// and text completions, tools (tool_choice auto, required, named), JSON modes (json_object,
-// json_schema), clients that hang up mid-answer (a stream aborted after a few chunks, a plain
+// and text completions, Responses and Messages requests, tools (tool_choice auto, required,
+// named), JSON modes (json_object, json_schema), clients that hang up mid-answer (a stream aborted after a few chunks, a plain
 // request closed before its answer), malformed JSON, wrong types, oversized bodies and other
 // requests that must be refused. Then, with the load stopped, it checks that the engine let
 // everything go (GET /metrics: no active or queued sequence, no cache page held) and, when it
@@ -12,8 +12,9 @@
 //
 // Every good request must get 200 and a well-formed answer (a JSON body, or SSE chunks ending
 // in [DONE]; JSON modes that stop parse as JSON, matching the schema; forced tool calls present
-// with JSON arguments that match their function), every bad one its 4xx with an OpenAI error
-// body. Prints a summary (requests by kind, latency p50/p90, RSS start/warm/end) and exits
+// with JSON arguments that match their function; Responses and Messages event streams in their
+// documented order), every bad one its 4xx with an OpenAI error body (an Anthropic one on
+// /v1/messages). Prints a summary (requests by kind, latency p50/p90, RSS start/warm/end) and exits
 // non-zero on any violation.
 //
 //   node bench/soak.mjs [--minutes 1] [--concurrency 12] [--seed 1]
@@ -105,6 +106,11 @@ const messages = () => [
   ...(rand() < 0.3 ? [{ role: 'system', content: 'You are a careful assistant who answers briefly.' }] : []),
   { role: 'user', content: rand() < 0.2 ? [{ type: 'text', text: sentence() }, { type: 'text', text: sentence() }] : sentence() },
 ];
+// The same as an Anthropic body's fields: the system prompt beside the messages.
+const anthropic = () => ({
+  ...(rand() < 0.3 ? { system: 'You are a careful assistant who answers briefly.' } : {}),
+  messages: [{ role: 'user', content: rand() < 0.2 ? [{ type: 'text', text: sentence() }, { type: 'text', text: sentence() }] : sentence() }],
+});
 
 const weather = { type: 'object', properties: { city: { type: 'string', maxLength: 12 }, unit: { enum: ['celsius', 'fahrenheit'] } },
   required: ['city', 'unit'], additionalProperties: false };
@@ -158,6 +164,23 @@ const kinds = {
   bad_text: [2, () => ({ route: 'text', expect: 400, body: pick([{ prompt: 5 }, { prompt: [] }, { prompt: 'x', logprobs: 9 },
     { prompt: 'word '.repeat(1500) }]) })],
   unknown_model: [1, () => ({ route: 'chat', expect: 404, body: { model: 'gpt-9', messages: messages() } })],
+  // The Responses and Messages APIs: plain, streamed, forced tool calls, hang-ups, refusals.
+  responses: [4, () => ({ route: 'responses', stream: rand() < 0.5, body: { input: sentence(), instructions: rand() < 0.5 ? 'Be brief.' : undefined,
+    max_output_tokens: between(1, 24), temperature: rand() } })],
+  responses_tool: [3, () => ({ route: 'responses', stream: rand() < 0.5, forcedCall: 'get_time',
+    body: { input: sentence(), tools: tools.map((t) => ({ type: 'function', ...t.function })), tool_choice: { type: 'function', name: 'get_time' },
+      temperature: 1, max_output_tokens: 60 } })],
+  messages: [4, () => ({ route: 'messages', stream: rand() < 0.5, body: { ...anthropic(), max_tokens: between(1, 24),
+    temperature: rand(), ...(rand() < 0.3 ? { stop_sequences: ['the', 'and'] } : {}) } })],
+  messages_tool: [3, () => ({ route: 'messages', stream: rand() < 0.5, forcedCall: 'get_time',
+    body: { ...anthropic(), tools: tools.map((t) => ({ name: t.function.name, input_schema: t.function.parameters })),
+      tool_choice: { type: 'tool', name: 'get_time' }, temperature: 1, max_tokens: 60 } })],
+  doors_hangup: [3, () => ({ route: pick(['responses', 'messages']), stream: rand() < 0.5, hangup: 'either',
+    body: { input: sentence(), ...anthropic(), max_output_tokens: 300, max_tokens: 300, ignore_eos: true } })],
+  doors_bad: [2, () => pick([
+    { route: 'responses', expect: 400, body: pick([{ input: 5 }, { input: 'x', previous_response_id: 'r' }, { input: [{ type: 'item_reference' }] }]) },
+    { route: 'messages', expect: 400, body: pick([{ ...anthropic() }, { max_tokens: 5, messages: [] },
+      { max_tokens: 5, messages: [{ role: 'user', content: [{ type: 'image' }] }] }]) }])],
   oversized: [1, () => ({ route: pick(['chat', 'text']), expect: 413, oversize: true })],
 };
 const table = Object.entries(kinds).flatMap(([name, [w, make]]) => Array(w).fill([name, make]));
@@ -165,7 +188,8 @@ let oversizedBody = null;
 
 // The result of one request: { status, body | events, ms }, or throws for network errors.
 async function send(req) {
-  const route = req.route === 'chat' ? '/v1/chat/completions' : '/v1/completions';
+  const route = { chat: '/v1/chat/completions', text: '/v1/completions', responses: '/v1/responses', messages: '/v1/messages' }[req.route];
+  if (req.hangup === 'either') req.hangup = req.stream ? 'stream' : 'plain';
   let body;
   if (req.oversize) {
     oversizedBody ??= JSON.stringify({ model, messages: [{ role: 'user', content: 'x'.repeat(Number(opt['oversize-mib']) << 20) }] });
@@ -174,7 +198,10 @@ async function send(req) {
     body = req.raw;
   } else {
     const b = { model, ...req.body };
-    if (req.route === 'chat') delete b.prompt; else delete b.messages;
+    if (req.route === 'chat') delete b.prompt;
+    else if (req.route === 'text') delete b.messages;
+    else if (req.route === 'responses') { delete b.messages; delete b.system; delete b.max_tokens; }
+    else { delete b.input; delete b.max_output_tokens; }
     if (req.stream) b.stream = true;
     body = JSON.stringify(b);
   }
@@ -233,15 +260,65 @@ function answer(req, r) {
   return { choices };
 }
 
+// A Responses or Messages answer, streamed or not: its text and its one call's arguments (or an error).
+function doorAnswer(req, r) {
+  const responses = req.route === 'responses';
+  if (!req.stream) {
+    const j = JSON.parse(r.text);
+    if (responses) {
+      if (j.object !== 'response' || !['completed', 'incomplete'].includes(j.status)) return { error: `not a finished response: ${r.text.slice(0, 200)}` };
+      const call = j.output.find((o) => o.type === 'function_call');
+      return { call: call && { name: call.name, arguments: call.arguments }, cut: j.status === 'incomplete' };
+    }
+    if (j.type !== 'message' || !j.stop_reason) return { error: `not a finished message: ${r.text.slice(0, 200)}` };
+    const use = j.content.find((b) => b.type === 'tool_use');
+    return { call: use && { name: use.name, arguments: JSON.stringify(use.input) }, cut: j.stop_reason === 'max_tokens' };
+  }
+  if (r.rest) return { error: `bytes after the last event: ${r.rest.slice(0, 100)}` };
+  const events = [];
+  for (const e of r.events) {
+    const m = e.match(/^event: (\S+)\ndata: (.*)$/s);
+    if (!m) return { error: `not a named SSE event: ${e.slice(0, 100)}` };
+    const j = JSON.parse(m[2]);
+    if (j.type !== m[1]) return { error: `event name ${m[1]} but type ${j.type}` };
+    events.push(j);
+  }
+  const types = events.map((e) => e.type);
+  if (responses) {
+    if (types[0] !== 'response.created' || !['response.completed', 'response.incomplete'].includes(types.at(-1)))
+      return { error: `response events: ${types.join(',')}` };
+    if (events.some((e, i) => e.sequence_number !== i)) return { error: 'sequence numbers out of order' };
+    const done = events.find((e) => e.type === 'response.function_call_arguments.done');
+    return { call: done && { name: done.name, arguments: done.arguments }, cut: types.at(-1) === 'response.incomplete' };
+  }
+  if (types[0] !== 'message_start' || types.at(-1) !== 'message_stop') return { error: `message events: ${types.join(',')}` };
+  const start = events.find((e) => e.type === 'content_block_start' && e.content_block.type === 'tool_use');
+  const args = events.filter((e) => e.type === 'content_block_delta' && e.delta.type === 'input_json_delta').map((e) => e.delta.partial_json).join('');
+  return { call: start && { name: start.content_block.name, arguments: args }, cut: events.at(-2).delta?.stop_reason === 'max_tokens' };
+}
+
 // null when the result is what the request should get.
 function verdict(req, r) {
+  const door = req.route === 'responses' || req.route === 'messages';
   if (req.expect) {
     if (r.status !== req.expect) return `expected ${req.expect}, got ${r.status}: ${r.text.slice(0, 200)}`;
     const j = JSON.parse(r.text);
+    if (req.route === 'messages')
+      return j.type === 'error' && typeof j.error?.type === 'string' ? null : `not an Anthropic error body: ${r.text.slice(0, 200)}`;
     return j.error && typeof j.error.message === 'string' ? null : `not an OpenAI error body: ${r.text.slice(0, 200)}`;
   }
   if (r.status !== 200) return `status ${r.status}: ${(r.text || '').slice(0, 300)}`;
   if (r.aborted) return null;
+  if (door) {
+    const a = doorAnswer(req, r);
+    if (a.error) return a.error;
+    if (req.forcedCall) {
+      if (!a.call) return 'forced call missing';
+      if (a.call.name !== req.forcedCall) return `wrong function ${a.call.name}`;
+      if (!validArgs({ function: a.call })) return `arguments do not match the schema: ${a.call.arguments}`;
+    }
+    return null;
+  }
   const a = answer(req, r);
   if (a.error) return a.error;
   for (const c of a.choices) {

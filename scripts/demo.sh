@@ -17,3 +17,5 @@ build/dsv3 generate "${model_flag[@]}" --prompt "And God said" --max-tokens 60 -
 echo
 echo '$ dsv3 generate --chat --prompt "Who made the heaven and the earth?"'
 build/dsv3 generate "${model_flag[@]}" --chat --prompt "Who made the heaven and the earth?" --max-tokens 48 --seed 1
+echo
+echo 'Chat with it in a browser: build/dsv3 serve, then open http://127.0.0.1:8080/'

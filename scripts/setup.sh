@@ -14,6 +14,7 @@ packages=(
   libcpp-httplib-dev                            # HTTP server (dsv3 serve)
   libopenmpi-dev openmpi-bin                    # mpirun -np N: data-parallel training, expert-parallel inference
   bible-kjv bible-kjv-text                      # training text of the default model
+  chromium                                      # the chat page's tests in a real browser (puppeteer-core)
 )
 missing=()
 for p in "${packages[@]}"; do

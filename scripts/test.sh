@@ -2,8 +2,9 @@
 # The test suite: the optimized build and an ASan+UBSan build run every GoogleTest test
 # under CTest; the PyTorch reference checks itself and is cross-checked live against the
 # engine, and its autograd twin against `dsv3 grad`, on freshly generated checkpoints; the
-# official `openai` npm client drives `dsv3 serve` on loopback, then a one-minute soak
-# (bench/soak.mjs) abuses it; the safetensors header fuzzer gets a short run.
+# official `openai` and `@anthropic-ai/sdk` npm clients drive `dsv3 serve` on loopback, headless
+# Chromium drives its chat page, then a one-minute soak (bench/soak.mjs) abuses it; the
+# safetensors header fuzzer gets a short run.
 # Usage: scripts/test.sh [--quick]   (--quick: optimized build only)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,8 +20,11 @@ echo "== PyTorch reference self-check and live cross-check"
 /usr/bin/python3 scripts/cross_check.py --dsv3 build/dsv3
 /usr/bin/python3 scripts/grad_cross_check.py --dsv3 build/dsv3
 
-echo "== OpenAI client against dsv3 serve (the test starts the server on a free loopback port)"
+echo "== OpenAI and Anthropic clients against dsv3 serve (the tests start the server on a free loopback port)"
 DSV3_BINARY="$PWD/build/dsv3" node --test tests/server/
+
+echo "== the chat page in headless Chromium (puppeteer-core) against dsv3 serve with the default model"
+DSV3_BINARY="$PWD/build/dsv3" node --test tests/browser/
 
 echo "== soak: 1 minute of mixed, aborted and malformed requests against dsv3 serve (its own server on a free loopback port)"
 DSV3_BINARY="$PWD/build/dsv3" node bench/soak.mjs --minutes 1
