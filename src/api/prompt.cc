@@ -129,7 +129,7 @@ ojson ChatPromptBuilder::template_messages(const std::vector<ChatMessage>& messa
   return out;
 }
 
-ChatPrompt ChatPromptBuilder::build(const ChatCompletionRequest& r) const {
+ChatPrompt ChatPromptBuilder::build(const ChatCompletionRequest& r, bool add_generation_prompt) const {
   ChatPrompt p;
   p.format = traits_.format;
   p.tools_offered = !r.tools.empty() && r.tool_choice.mode != ToolChoice::Mode::None;
@@ -144,7 +144,7 @@ ChatPrompt ChatPromptBuilder::build(const ChatCompletionRequest& r) const {
   }
   ojson ctx = r.chat_template_kwargs.is_object() ? r.chat_template_kwargs : ojson::object();
   ctx["messages"] = std::move(messages);
-  ctx["add_generation_prompt"] = true;
+  ctx["add_generation_prompt"] = add_generation_prompt;
   ctx["bos_token"] = bos_;
   ctx["eos_token"] = eos_;
   if (p.tools_offered && traits_.renders_tools)

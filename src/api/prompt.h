@@ -60,10 +60,11 @@ class ChatPromptBuilder {
                     std::string name = "chat_template");
 
   //! The prompt for a validated request. Template variables: messages, add_generation_prompt
-  //! (true), bos_token, eos_token, tools (when rendered by the template), plus the request's
+  //! (true unless asked otherwise: training renders a conversation that ends with its answer),
+  //! bos_token, eos_token, tools (when rendered by the template), plus the request's
   //! chat_template_kwargs (which cannot override those). A template that raises (e.g.
   //! "roles must alternate") gives ApiError 400 with param "messages".
-  ChatPrompt build(const ChatCompletionRequest& request) const;
+  ChatPrompt build(const ChatCompletionRequest& request, bool add_generation_prompt = true) const;
 
   //! The messages as the template sees them (tools section not included).
   ojson template_messages(const std::vector<ChatMessage>& messages) const;

@@ -118,8 +118,8 @@ TokenData load_token_data(const DataChoice& d, const std::string& cache_dir) {
   return out;
 }
 
-WindowSampler::WindowSampler(const std::vector<int32_t>& tokens, int64_t window, uint64_t seed)
-    : tokens_(tokens), window_(window) {
+WindowSampler::WindowSampler(const std::vector<int32_t>& tokens, int64_t window, uint64_t seed, bool aligned)
+    : tokens_(tokens), window_(window), aligned_(aligned) {
   if (window < 2) fail("a training window needs at least 2 tokens, got ", window);
   if (int64_t(tokens.size()) < window)
     fail("the training text has ", tokens.size(), " tokens, fewer than one window of seq_len+1 = ", window,
@@ -130,11 +130,11 @@ WindowSampler::WindowSampler(const std::vector<int32_t>& tokens, int64_t window,
 
 void WindowSampler::start_epoch() {
   Rng rng(state_.epoch_rng);
-  const int64_t stride = window_ - 1;
+  const int64_t stride = aligned_ ? window_ : window_ - 1;
   const int64_t n = int64_t(tokens_.size());
   // An offset only when the stream has room for it, so tiny streams still yield a window.
   const int64_t slack = n - window_;
-  offset_ = int64_t(rng.below(uint64_t(std::min(stride, slack + 1))));
+  offset_ = aligned_ ? 0 : int64_t(rng.below(uint64_t(std::min(stride, slack + 1))));
   const int64_t count = (n - offset_ - window_) / stride + 1;
   order_.resize(size_t(count));
   for (int64_t i = 0; i < count; ++i) order_[size_t(i)] = i;
@@ -150,7 +150,7 @@ const int32_t* WindowSampler::next() {
     start_epoch();
   }
   const int64_t k = order_[size_t(state_.cursor++)];
-  return tokens_.data() + offset_ + k * (window_ - 1);
+  return tokens_.data() + offset_ + k * (aligned_ ? window_ : window_ - 1);
 }
 
 void WindowSampler::restore(const State& s) {

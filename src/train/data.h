@@ -16,6 +16,11 @@ namespace dsv3::train {
 struct TokenData {
   std::vector<int32_t> train, eval;
   bool from_cache = false;
+  //! Chat data (chat_data.h): the streams are whole windows of seq_len+1 tokens back to back,
+  //! to be read aligned (WindowSampler's `aligned`), and *_answer flags each token an
+  //! assistant wrote (only those count in the loss). Empty for text data.
+  bool packed = false;
+  std::vector<uint8_t> train_answer, eval_answer;
 };
 
 //! Tokenizes data.train_files (and data.eval_files, or holds out the last eval_fraction of
@@ -34,8 +39,10 @@ class WindowSampler {
     int64_t cursor = 0;      // windows of this epoch already handed out
   };
 
-  //! Throws dsv3::Error when the stream is shorter than one window.
-  WindowSampler(const std::vector<int32_t>& tokens, int64_t window, uint64_t seed);
+  //! Throws dsv3::Error when the stream is shorter than one window. aligned: the stream is
+  //! whole windows back to back (packed chat data): windows start at multiples of `window`,
+  //! no random offset, no shared token.
+  WindowSampler(const std::vector<int32_t>& tokens, int64_t window, uint64_t seed, bool aligned = false);
 
   //! The next window (window tokens; a pointer into the stream).
   const int32_t* next();
@@ -48,6 +55,7 @@ class WindowSampler {
 
   const std::vector<int32_t>& tokens_;
   int64_t window_;
+  bool aligned_;
   State state_;
   int64_t offset_ = 0;
   uint64_t next_epoch_rng_ = 0;  // where the RNG stood after drawing this epoch

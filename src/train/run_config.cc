@@ -193,6 +193,7 @@ RunConfig RunConfig::parse(const std::string& text, const std::string& source, c
     c.data.add_eos = d.boolean("add_eos", c.data.add_eos);
     c.data.eval_sequences = d.integer("eval_sequences", c.data.eval_sequences, 0, big);
     c.data.passkey_fraction = d.number("passkey_fraction", c.data.passkey_fraction, 0.0, 1.0);
+    c.data.format = d.string("format", c.data.format);
     d.finish();
   }
   c.seq_len = top.integer("seq_len", c.seq_len, 1, 1 << 24);
@@ -276,6 +277,12 @@ void RunConfig::validate() const {
   if (out_dir.empty()) fail(s, ": 'out_dir' is required (or pass --out)");
   if (data.passkey_fraction > 0 && model.type != "deepseek_v3")
     fail(s, ": 'data.passkey_fraction' applies to model.type deepseek_v3 only");
+  if (data.format != "text" && data.format != "chat")
+    fail(s, ": 'data.format' must be \"text\" or \"chat\", got \"", data.format, "\"");
+  if (data.format == "chat" && model.type != "deepseek_v3")
+    fail(s, ": 'data.format' \"chat\" applies to model.type deepseek_v3 only (its loss takes the answer mask)");
+  if (data.format == "chat" && data.passkey_fraction > 0)
+    fail(s, ": 'data.passkey_fraction' works on text data, not with 'data.format' \"chat\"");
   if (precision != "fp32" && model.type != "deepseek_v3")
     fail(s, ": 'precision' ", precision, " applies to model.type deepseek_v3 only (", model.type, " trains in fp32)");
   if (precision != "fp32" && precision != "bf16" && precision != "fp8")
@@ -305,7 +312,8 @@ std::string RunConfig::to_json() const {
   j["data"] = {{"tokenizer", data.tokenizer},         {"train_files", data.train_files},
                {"eval_files", data.eval_files},       {"eval_fraction", data.eval_fraction},
                {"add_bos", data.add_bos},             {"add_eos", data.add_eos},
-               {"eval_sequences", data.eval_sequences}, {"passkey_fraction", data.passkey_fraction}};
+               {"eval_sequences", data.eval_sequences}, {"passkey_fraction", data.passkey_fraction},
+               {"format", data.format}};
   j["seq_len"] = seq_len;
   j["batch_size"] = batch_size;
   j["grad_accum"] = grad_accum;

@@ -19,6 +19,7 @@
 #include "train/metrics_log.h"
 #include "train/model_factory.h"
 #include "train/optimizer.h"
+#include "train/chat_data.h"
 #include "train/passkey_data.h"
 #include "train/plot_svg.h"
 #include "train/schedule.h"
@@ -70,7 +71,9 @@ class ProgressBar {
   int64_t total_;
 };
 
-EvalRecord evaluate(Trainable& model, const std::vector<const int32_t*>& windows, int64_t window, int64_t step) {
+// answer: the stream's answer flags (packed chat data: only answers count), or empty.
+EvalRecord evaluate(Trainable& model, const std::vector<const int32_t*>& windows, int64_t window, int64_t step,
+                    const std::vector<int32_t>& stream, const std::vector<uint8_t>& answer) {
   // A model with an MTP module runs it too (its loss weight does not change the main loss),
   // so the eval line also shows how well it predicts the token after next: what MTP
   // speculative decoding would accept.
@@ -80,6 +83,7 @@ EvalRecord evaluate(Trainable& model, const std::vector<const int32_t*>& windows
   double ce = 0, mtp_ce = 0;
   int64_t tokens = 0, correct = 0, mtp_correct = 0, mtp_tokens = 0;
   for (const int32_t* win : windows) {
+    if (!answer.empty()) w.target_mask = answer.data() + (win - stream.data()) + 1;
     const LossTerms t = model.loss_only(win, window, w);
     ce += t.main_ce * double(t.tokens);
     tokens += t.tokens;
@@ -125,7 +129,7 @@ TrainResult run_training(const RunConfig& run, Trainable& model, const TokenData
   const std::vector<ParamView> params = model.params();
   AdamW opt(run.optimizer, /*bf16_moments=*/run.precision != "fp32");
   opt.attach(params);
-  WindowSampler sampler(data.train, window, run.seed);
+  WindowSampler sampler(data.train, window, run.seed, data.packed);
   std::optional<PasskeyExamples> passkey;
   if (run.data.passkey_fraction > 0) {
     if (!opts.tokenizer) fail("data.passkey_fraction needs the run's tokenizer");
@@ -198,6 +202,7 @@ TrainResult run_training(const RunConfig& run, Trainable& model, const TokenData
       {
         const StepScope data_scope(StepPhase::Data);
         seq = sampler.next();
+        if (!data.train_answer.empty()) sw.target_mask = data.train_answer.data() + (seq - data.train.data()) + 1;
         if (passkey && k % ranks == me && passkey->picks(s, k)) {
           seq = passkey->make(seq, s, k);
           sw.target_mask = passkey->mask();
@@ -275,7 +280,7 @@ TrainResult run_training(const RunConfig& run, Trainable& model, const TokenData
     bar.update(pr.step, sum.loss, rec.tokens_per_s, eta);
     if (eval_now) {
       const StepScope eval_scope(StepPhase::Eval);
-      const EvalRecord e = evaluate(model, eval_set, window, pr.step);
+      const EvalRecord e = evaluate(model, eval_set, window, pr.step, data.eval, data.eval_answer);
       log.write(e);
       res.eval_loss = e.loss;
       res.eval_perplexity = e.perplexity;
@@ -305,9 +310,16 @@ TrainResult train(const RunConfig& run, const TrainerOptions& opts, ThreadPool& 
   // Rank 0 tokenizes and fills the cache first; the others then read it.
   const std::string cache = (fs::path(run.out_dir) / "cache").string();
   TokenData data;
-  if (DataParallel::is_root()) data = load_token_data(run.data, cache);
-  DataParallel::barrier();
-  if (!DataParallel::is_root()) data = load_token_data(run.data, cache);
+  if (run.data.format == "chat") {
+    // Rendered and packed by every rank (no cache): a few seconds even for large sets.
+    std::string summary;
+    data = load_chat_data(run.data, run.seq_len + 1, &summary);
+    if (DataParallel::is_root() && opts.progress) std::fprintf(stderr, "%s\n", summary.c_str());
+  } else {
+    if (DataParallel::is_root()) data = load_token_data(run.data, cache);
+    DataParallel::barrier();
+    if (!DataParallel::is_root()) data = load_token_data(run.data, cache);
+  }
   const Tokenizer tok = Tokenizer::load(run.data.tokenizer);
   std::unique_ptr<Trainable> model = make_trainable(run, tok.vocab_size(), pool);
   TrainerOptions o = opts;

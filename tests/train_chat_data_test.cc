@@ -1,0 +1,200 @@
+// Chat-format training data (train/chat_data.h): conversations rendered through the real
+// DeepSeek-V3 chat template into prompts exactly as `dsv3 serve` renders them, answers (and
+// their end-of-sequence token) flagged for the loss, packing into windows, and a short
+// training run on chat data whose loss counts the answers only.
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "api/prompt.h"
+#include "api/requests.h"
+#include "chat/chat_template.h"
+#include "test_util.h"
+#include "tokenized_model.h"
+#include "tokenizer/tokenizer.h"
+#include "train/chat_data.h"
+#include "train/run_config.h"
+#include "train_test_util.h"
+
+namespace dsv3 {
+namespace {
+
+using ojson = nlohmann::ordered_json;
+using testutil::error_of;
+
+struct V3 {
+  Tokenizer tok = Tokenizer::load(testutil::v3_tokenizer_dir().string());
+  ChatConfig cfg = load_chat_config(testutil::v3_tokenizer_dir().string());
+  api::ChatPromptBuilder chat{cfg.chat_template, cfg.bos_token, cfg.eos_token};
+};
+
+V3& v3() {
+  static V3 v;
+  return v;
+}
+
+// The decoded text of the tokens whose flag is `flag`, runs joined by "|".
+std::string flagged(const Tokenizer& tok, const train::ChatExample& ex, uint8_t flag) {
+  std::string out, run;
+  std::vector<int32_t> ids;
+  for (size_t i = 0; i <= ex.tokens.size(); ++i) {
+    if (i < ex.tokens.size() && ex.answer[i] == flag) {
+      ids.push_back(ex.tokens[i]);
+    } else if (!ids.empty()) {
+      if (!out.empty()) out += '|';
+      out += tok.decode(ids, false);
+      ids.clear();
+    }
+  }
+  return out;
+}
+
+TEST(ChatData, AnswersOfEveryTurnAreFlaggedAndPromptsMatchServing) {
+  const ojson conv = ojson::parse(R"({"messages": [
+      {"role": "system", "content": "Be brief."},
+      {"role": "user", "content": "Recite Genesis 1:1."},
+      {"role": "assistant", "content": "In the beginning God created the heaven and the earth."},
+      {"role": "user", "content": "And the next verse?"},
+      {"role": "assistant", "content": "And the earth was without form, and void."}]})");
+  const auto ex = train::chat_examples(v3().chat, v3().tok, conv, "t:1");
+  ASSERT_EQ(ex.size(), 1u);  // V3's template continues earlier prompts: one example
+  const std::string eos = v3().cfg.eos_token;
+  EXPECT_EQ(flagged(v3().tok, ex[0], 1), "In the beginning God created the heaven and the earth." + eos +
+                                              "|And the earth was without form, and void." + eos);
+  // The tokens before the first answer are the prompt serving builds for that turn.
+  api::ChatCompletionRequest r = api::parse_chat_request_json(ojson{{"messages", ojson::array({conv["messages"][0], conv["messages"][1]})}});
+  const std::vector<int32_t> served = v3().tok.encode(v3().chat.build(r).text, false, false);
+  ASSERT_GE(ex[0].tokens.size(), served.size());
+  EXPECT_EQ(std::vector<int32_t>(ex[0].tokens.begin(), ex[0].tokens.begin() + std::ptrdiff_t(served.size())), served);
+  EXPECT_EQ(ex[0].answer[served.size() - 1], 0);
+  EXPECT_EQ(ex[0].answer[served.size()], 1);
+  EXPECT_EQ(ex[0].tokens.back(), v3().tok.eos_id());
+}
+
+TEST(ChatData, ToolCallsAreAnswersAndToolResultsAreNot) {
+  const ojson conv = ojson::parse(R"({"tools": [{"type": "function", "function": {"name": "verse", "parameters": {"type": "object"}}}],
+    "messages": [
+      {"role": "user", "content": "Look up John 3:16."},
+      {"role": "assistant", "content": null, "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "verse", "arguments": "{\"ref\": \"John 3:16\"}"}}]},
+      {"role": "tool", "tool_call_id": "c1", "content": "For God so loved the world"},
+      {"role": "assistant", "content": "It says: For God so loved the world."}]})");
+  const auto ex = train::chat_examples(v3().chat, v3().tok, conv, "t:1");
+  ASSERT_EQ(ex.size(), 1u);
+  const std::string answers = flagged(v3().tok, ex[0], 1);
+  EXPECT_NE(answers.find("verse"), std::string::npos) << answers;
+  EXPECT_NE(answers.find("{\"ref\": \"John 3:16\"}"), std::string::npos) << answers;
+  EXPECT_NE(answers.find("It says: For God so loved the world."), std::string::npos) << answers;
+  const std::string prompts = flagged(v3().tok, ex[0], 0);
+  EXPECT_NE(prompts.find("For God so loved the world"), std::string::npos);  // the tool's output
+  EXPECT_NE(prompts.find("## Tools"), std::string::npos);  // the tools section, as serving writes it
+}
+
+TEST(ChatData, TemplateThatRewritesHistoryGivesOneExamplePerTurn) {
+  // Like R1's: earlier answers lose their thoughts, so a later prompt does not continue the
+  // text of the earlier answer.
+  const std::string tpl =
+      "{{ bos_token }}{% for m in messages %}{% if m['role'] == 'user' %}<u>{{ m['content'] }}"
+      "{% else %}<a>{% if loop.last %}{{ m['content'] }}{% else %}{{ m['content'].split('</think>')[-1] }}{% endif %}"
+      "{{ eos_token }}{% endif %}{% endfor %}{% if add_generation_prompt %}<a>{% endif %}";
+  const api::ChatPromptBuilder chat(tpl, "<｜begin▁of▁sentence｜>", "<｜end▁of▁sentence｜>");
+  const ojson conv = ojson::parse(R"({"messages": [{"role": "user", "content": "a"},
+      {"role": "assistant", "content": "<think>x</think>b"}, {"role": "user", "content": "c"},
+      {"role": "assistant", "content": "d"}]})");
+  const auto ex = train::chat_examples(chat, v3().tok, conv, "t:1");
+  ASSERT_EQ(ex.size(), 2u);
+  EXPECT_EQ(flagged(v3().tok, ex[0], 1), "<think>x</think>b<｜end▁of▁sentence｜>");
+  EXPECT_EQ(flagged(v3().tok, ex[1], 0), "<｜begin▁of▁sentence｜><u>a<a>b<｜end▁of▁sentence｜><u>c<a>");
+  EXPECT_EQ(flagged(v3().tok, ex[1], 1), "d<｜end▁of▁sentence｜>");
+}
+
+TEST(ChatData, BadLinesNameTheirPlace) {
+  auto examples = [](const std::string& line) {
+    train::chat_examples(v3().chat, v3().tok, ojson::parse(line), "data.jsonl:7");
+  };
+  EXPECT_CONTAINS(error_of([&] { examples(R"({"text": "x"})"); }), "data.jsonl:7: messages");
+  EXPECT_CONTAINS(error_of([&] { examples(R"({"messages": [{"role": "wizard", "content": "x"}]})"); }), "data.jsonl:7");
+  EXPECT_CONTAINS(error_of([&] { examples(R"([1, 2])"); }), "data.jsonl:7: expected a JSON object");
+  EXPECT_TRUE(train::chat_examples(v3().chat, v3().tok, ojson::parse(R"({"messages": [{"role": "user", "content": "x"}]})"), "w")
+                  .empty());
+}
+
+TEST(ChatData, PackingKeepsExamplesWholeAndPaddingOutOfTheLoss) {
+  auto example = [](int n, int answer_from) {
+    train::ChatExample e;
+    for (int i = 0; i < n; ++i) {
+      e.tokens.push_back(100 + i);
+      e.answer.push_back(i >= answer_from ? 1 : 0);
+    }
+    return e;
+  };
+  std::vector<int32_t> tokens;
+  std::vector<uint8_t> answer;
+  // 4 + 5 fit a window of 10; 6 opens the next; 12 is cut to 10; one whose only answer
+  // token would be a window's first (never predicted) trains nothing and is dropped.
+  const train::PackStats st = train::pack_examples({example(4, 2), example(5, 3), example(6, 1), example(12, 8), example(1, 0)},
+                                                   10, 7, tokens, answer);
+  EXPECT_EQ(st.windows, 3);
+  EXPECT_EQ(st.examples, 4);
+  EXPECT_EQ(st.cut, 1);
+  ASSERT_EQ(tokens.size(), 30u);
+  ASSERT_EQ(answer.size(), 30u);
+  EXPECT_EQ(std::vector<int32_t>(tokens.begin(), tokens.begin() + 10),
+            (std::vector<int32_t>{100, 101, 102, 103, 100, 101, 102, 103, 104, 7}));
+  EXPECT_EQ(std::vector<uint8_t>(answer.begin(), answer.begin() + 10), (std::vector<uint8_t>{0, 0, 1, 1, 0, 0, 0, 1, 1, 0}));
+  EXPECT_EQ(answer[10], 0);  // a window's first token is never predicted
+  EXPECT_EQ(tokens[29], 109);  // the last window: the cut example fills it
+  EXPECT_EQ(st.answer_tokens, 2 + 2 + 5 + 2);
+  std::vector<int32_t> t2;
+  std::vector<uint8_t> a2;
+  EXPECT_EQ(train::pack_examples({example(3, 0)}, 10, 7, t2, a2).examples, 1);  // answers from token 1 count
+}
+
+// A run on chat data: the loss is the answers' only (a run whose answers are all the same
+// text learns them, far below the loss of the whole text), and the eval too.
+TEST(ChatData, TrainingOnChatDataLearnsTheAnswers) {
+  testutil::TempDir dir("chatdata");
+  testutil::write_byte_tokenizer(dir.str());
+  const std::string tpl =
+      "{{ bos_token }}{% for m in messages %}{% if m['role'] == 'user' %}<u>{{ m['content'] }}"
+      "{% else %}<a>{{ m['content'] }}{{ eos_token }}{% endif %}{% endfor %}{% if add_generation_prompt %}<a>{% endif %}";
+  std::ofstream(dir / "tokenizer_config.json")
+      << nlohmann::json{{"bos_token", "<bos>"}, {"eos_token", "<eos>"}, {"add_bos_token", true}, {"chat_template", tpl}}.dump();
+  {
+    std::ofstream f(dir / "chat.jsonl");
+    const std::string text = testutil::corpus_text(5, 3000);
+    for (size_t i = 0; i + 40 < text.size(); i += 37)
+      f << ojson{{"messages", ojson::array({ojson{{"role", "user"}, {"content", text.substr(i, 30)}},
+                                            ojson{{"role", "assistant"}, {"content", "Amen."}}})}}.dump()
+        << "\n";
+  }
+  const nlohmann::json cfg = {{"model", {{"type", "deepseek_v3"}, {"preset", "tiny"}}},
+                              {"data", {{"tokenizer", "."}, {"train_files", {"chat.jsonl"}}, {"format", "chat"},
+                                        {"eval_fraction", 0.1}, {"eval_sequences", 4}}},
+                              {"seq_len", 63}, {"batch_size", 4}, {"steps", 30},
+                              {"optimizer", {{"lr", 0.01}}}, {"export_dtype", "none"}, {"out_dir", "out"}};
+  std::ofstream(dir / "run.json") << cfg.dump(2);
+  const auto r = testutil::run_dsv3("train --config " + (dir / "run.json"));
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_CONTAINS(r.out, "chat data: ");
+  EXPECT_CONTAINS(r.out, "answer tokens");
+  // The eval loss (answers only: "Amen." and EOS, always the same) ends far below a text loss.
+  std::ifstream m(dir / "out/metrics.jsonl");
+  double eval_loss = -1;
+  for (std::string line; std::getline(m, line);) {
+    const auto j = nlohmann::json::parse(line);
+    if (j.contains("eval_loss")) eval_loss = j["eval_loss"];
+  }
+  EXPECT_GE(eval_loss, 0);
+  EXPECT_LT(eval_loss, 1.0);  // a text loss starts near ln(258) = 5.6
+  // Refusals.
+  std::ofstream(dir / "bad.json") << nlohmann::json{{"model", {{"type", "debug_moe_bigram"}}},
+                                                    {"data", {{"tokenizer", "."}, {"train_files", {"chat.jsonl"}}, {"format", "chat"}}},
+                                                    {"steps", 1}, {"out_dir", "bad"}}.dump();
+  EXPECT_CONTAINS(testutil::run_dsv3("train --config " + (dir / "bad.json")).out, "deepseek_v3 only");
+}
+
+}  // namespace
+}  // namespace dsv3
