@@ -113,6 +113,26 @@ TEST(ResponsesRequest, ToolChoiceFormatAndReasoning) {
   EXPECT_EQ(r.echo["text"]["format"]["name"], "out");
   const auto none = api::parse_responses_request(R"({"input": "x", "reasoning": {"effort": "none"}})");
   EXPECT_EQ(none.chat.chat_template_kwargs["thinking"], false);
+  // Responses function tools are strict unless they say otherwise.
+  EXPECT_TRUE(r.chat.tools[0].strict);
+  const auto loose = api::parse_responses_request(
+      R"({"input": "x", "tools": [{"type": "function", "name": "f", "strict": false}]})");
+  EXPECT_FALSE(loose.chat.tools[0].strict);
+}
+
+TEST(ResponsesRequest, ReasoningItemsJoinTheAssistantMessageOfTheirTurn) {
+  const auto r = api::parse_responses_request(R"({"input": [
+      {"role": "user", "content": "q1"},
+      {"type": "reasoning", "content": [{"type": "reasoning_text", "text": "lost"}]},
+      {"role": "user", "content": "q2"},
+      {"type": "reasoning", "summary": [{"type": "summary_text", "text": "plan"}]},
+      {"role": "assistant", "content": "a"},
+      {"type": "reasoning", "content": [{"type": "reasoning_text", "text": " more"}]},
+      {"type": "function_call", "call_id": "c", "name": "f", "arguments": "{}"}]})");
+  const auto& m = r.chat.messages;
+  ASSERT_EQ(m.size(), 3u);
+  EXPECT_EQ(m[2].json["reasoning_content"], "plan more");  // thoughts without an answer are dropped
+  EXPECT_EQ(m[2].tool_calls.size(), 1u);
 }
 
 TEST(ResponsesRequest, RefusalsNameTheField) {
@@ -120,6 +140,7 @@ TEST(ResponsesRequest, RefusalsNameTheField) {
              {
                  {R"({})", "input", "Missing required parameter"},
                  {R"({"input": 3})", "input", "a string or an array"},
+                 {R"({"input": []})", "input", "empty array"},
                  {R"({"input": "x", "previous_response_id": "resp_1"})", "previous_response_id", "stores no responses"},
                  {R"({"input": "x", "store": true})", "store", "store"},
                  {R"({"input": "x", "background": true})", "background", "not supported"},
@@ -195,6 +216,9 @@ TEST(MessagesRequest, BlocksBecomeChatMessages) {
 }
 
 TEST(MessagesRequest, RefusalsNameTheField) {
+  std::string long_stops = R"({"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}], "stop_sequences": [")";
+  long_stops.append(9000, 'a');
+  long_stops.append(R"("]})");
   expect_bad([](const std::string& b) { api::parse_messages_request(b); },
              {
                  {R"({"max_tokens": 5, "messages": [{"role": "user", "content": "x"}]})", "model", "Field required"},
@@ -216,6 +240,7 @@ TEST(MessagesRequest, RefusalsNameTheField) {
                   "tool_choice.type", "'any'"},
                  {R"({"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}], "stop_sequences": [""]})",
                   "stop_sequences[0]", "empty"},
+                 {long_stops, "stop_sequences", "bytes"},
              });
   // count_tokens needs no max_tokens.
   const auto c = api::parse_messages_request(R"({"model": "m", "messages": [{"role": "user", "content": "x"}]})", {}, true);
@@ -229,10 +254,12 @@ using server::BlockEvent;
 
 std::string trace(const std::vector<BlockEvent>& evs) {
   std::string s;
-  for (const BlockEvent& e : evs)
-    s += e.type == BlockEvent::Type::Start ? "S" + std::to_string(e.block) + " "
-         : e.type == BlockEvent::Type::Stop ? "E" + std::to_string(e.block) + " "
-                                            : "D" + std::to_string(e.block) + "(" + e.delta + ") ";
+  for (const BlockEvent& e : evs) {
+    s += e.type == BlockEvent::Type::Start ? 'S' : e.type == BlockEvent::Type::Stop ? 'E' : 'D';
+    s += std::to_string(e.block);
+    if (e.type == BlockEvent::Type::Delta) s.append("(").append(e.delta).append(")");
+    s += ' ';
+  }
   return s;
 }
 

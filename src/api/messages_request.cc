@@ -166,14 +166,22 @@ ChatCompletionRequest parse_messages_request(std::string_view text, const Reques
     chat["chat_template_kwargs"] = ojson{{"thinking", type != "disabled"}};
   }
   ChatCompletionRequest r = parse_chat_request_json(chat, limits);
-  // Stop sequences: Anthropic allows more than chat completions' four.
+  // Stop sequences: Anthropic allows more than chat completions' four. Bounded, since every
+  // sequence is matched against every generated token on the engine's thread.
+  constexpr size_t kMaxStops = 64, kMaxStopBytes = 8192;
   if (const ojson* v = field(body, "stop_sequences")) {
     get_array(*v, "stop_sequences");
+    if (v->size() > kMaxStops)
+      bad("stop_sequences", "stop_sequences: at most " + std::to_string(kMaxStops) + " sequences");
+    size_t bytes = 0;
     for (size_t i = 0; i < v->size(); ++i) {
       const std::string& s = get_string((*v)[i], at("stop_sequences", i));
       if (s.empty()) bad(at("stop_sequences", i), "stop_sequences: entries must not be empty");
+      bytes += s.size();
       r.stop.push_back(s);
     }
+    if (bytes > kMaxStopBytes)
+      bad("stop_sequences", "stop_sequences: at most " + std::to_string(kMaxStopBytes) + " bytes in all");
   }
   return r;
 }

@@ -50,7 +50,8 @@ ojson input_messages(const ojson& input) {
     return msgs;
   }
   if (!input.is_array()) wrong_type("input", input, "a string or an array of input items");
-  std::string reasoning;
+  if (input.empty()) bad("input", "Invalid 'input': empty array. Send at least one item.");
+  std::string reasoning;  // thoughts waiting for the assistant message of their turn
   bool assistant_open = false;  // the last message is an assistant message calls may join
   auto assistant = [&](ojson content) -> ojson& {
     ojson m{{"role", "assistant"}, {"content", std::move(content)}};
@@ -75,6 +76,7 @@ ojson input_messages(const ojson& input) {
       } else {
         msgs.push_back(ojson{{"role", role}, {"content", text}});
         assistant_open = false;
+        reasoning.clear();  // thoughts without an answer of their own
       }
     } else if (type == "function_call") {
       ojson call{{"id", get_string(required(item, "call_id", p), join(p, "call_id"))},
@@ -91,16 +93,25 @@ ojson input_messages(const ojson& input) {
                            {"tool_call_id", get_string(required(item, "call_id", p), join(p, "call_id"))},
                            {"content", item_text(out, join(p, "output"))}});
       assistant_open = false;
+      reasoning.clear();
     } else if (type == "reasoning") {
-      // The text of earlier thoughts: content (reasoning_text parts), else the summary.
+      // The text of earlier thoughts: content (reasoning_text parts), else the summary. They
+      // belong to the assistant message of their turn: the open one, else the next.
+      std::string text;
       for (const char* key : {"content", "summary"}) {
         const ojson* parts = field(item, key);
         if (!parts || !parts->is_array() || parts->empty()) continue;
         for (size_t k = 0; k < parts->size(); ++k) {
           const ojson& part = get_object((*parts)[k], at(join(p, key), k));
-          if (const ojson* t = field(part, "text")) reasoning += get_string(*t, join(at(join(p, key), k), "text"));
+          if (const ojson* t = field(part, "text")) text += get_string(*t, join(at(join(p, key), k), "text"));
         }
         break;
+      }
+      if (assistant_open) {
+        ojson& m = msgs.back();
+        m["reasoning_content"] = m.value("reasoning_content", "") + text;
+      } else {
+        reasoning += text;
       }
     } else if (type == "item_reference") {
       bad(join(p, "type"), "Item references need stored responses, and this server stores none: send the items themselves.");
@@ -123,8 +134,10 @@ ojson chat_tools(const ojson& tools) {
     if (type != "function")
       bad(join(p, "type"), "Unsupported tool type '" + type + "': this server runs only 'function' tools (the client executes them).");
     ojson f{{"name", get_string(required(t, "name", p), join(p, "name"))}};
-    for (const char* k : {"description", "parameters", "strict"})
+    for (const char* k : {"description", "parameters"})
       if (const ojson* v = field(t, k)) f[k] = *v;
+    // The Responses API's function tools are strict unless they say otherwise.
+    f["strict"] = field(t, "strict") ? get_bool(t["strict"], join(p, "strict")) : true;
     out.push_back(ojson{{"type", "function"}, {"function", std::move(f)}});
   }
   return out;

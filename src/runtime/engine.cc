@@ -290,13 +290,13 @@ void Engine::finish(Seq& s, FinishReason reason, const std::string& error) {
   FinishInfo f;
   f.reason = reason;
   f.error = error;
-  f.stop_string = s.stops->matched();
   if (reason != FinishReason::Error && !s.stops->stopped()) {
     try {
       f.tail = s.stops->push(s.detok->flush()) + s.stops->flush();
     } catch (const std::exception&) {
     }
   }
+  f.stop_string = s.stops->matched();  // after the flush, which may complete one
   const auto now = Clock::now();
   f.prompt_tokens = int64_t(s.req.prompt.size());
   f.completion_tokens = s.generated;

@@ -15,6 +15,9 @@
 namespace dsv3::server {
 namespace {
 
+// Where the chat page takes the nonce its Content-Security-Policy names.
+constexpr std::string_view kNonceSlot = "__CSP_NONCE__";
+
 // Whose error bodies a route speaks.
 enum class Dialect { OpenAI, Anthropic };
 
@@ -190,11 +193,19 @@ struct HttpServer::Impl {
     // The chat page: no key needed to load it; it asks for one when the API answers 401.
     if (opts.webui)
       svr.Get("/", wrap("/", false, [](const httplib::Request&, httplib::Response& res) {
+        // Only the page's own script and style run (a fresh nonce per load), nothing frames it
+        // (it holds the API key), and it talks to this server only.
+        const std::string nonce = random_id("");
+        std::string page(webui_page());
+        for (size_t at = page.find(kNonceSlot); at != std::string::npos; at = page.find(kNonceSlot, at))
+          page.replace(at, kNonceSlot.size(), nonce);
         res.set_header("Content-Security-Policy",
-                       "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; "
-                       "img-src data:; base-uri 'none'; form-action 'none'");
+                       "default-src 'none'; script-src 'nonce-" + nonce + "'; style-src 'nonce-" + nonce +
+                           "'; connect-src 'self'; img-src data:; base-uri 'none'; form-action 'none'; "
+                           "frame-ancestors 'none'");
         res.set_header("X-Content-Type-Options", "nosniff");
-        res.set_content(std::string(webui_page()), "text/html; charset=utf-8");
+        res.set_header("Cache-Control", "no-store");
+        res.set_content(page, "text/html; charset=utf-8");
       }));
     for (const char* p : {"/tokenize", "/v1/tokenize"})
       svr.Post(p, wrap(p, true, [this](const httplib::Request& req, httplib::Response& res) {
@@ -239,7 +250,7 @@ struct HttpServer::Impl {
       send_error(res, e, dialect_of(req.path));
       metrics.request(res.status == 404 ? "unknown" : req.path, res.status);
     });
-    svr.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
+    svr.set_exception_handler([](const httplib::Request& req, httplib::Response& res, std::exception_ptr ep) {
       std::string what = "unknown";
       try {
         if (ep) std::rethrow_exception(ep);
@@ -247,7 +258,7 @@ struct HttpServer::Impl {
         what = e.what();
       } catch (...) {
       }
-      send_error(res, api::ApiError(500, "internal error: " + what, "server_error"));
+      send_error(res, api::ApiError(500, "internal error: " + what, "server_error"), dialect_of(req.path));
     });
   }
 };

@@ -17,15 +17,27 @@ ojson anthropic_error(const std::string& type, const std::string& message) {
   return ojson{{"type", "error"}, {"error", {{"type", type}, {"message", message}}}};
 }
 
+// A tool call's arguments as tool_use input: a JSON object, else null (a call the model left
+// unfinished at max_tokens or wrote as invalid JSON).
+ojson tool_input(const AnswerBlock& b) {
+  ojson input = ojson::parse(b.text, nullptr, false);
+  return !input.is_discarded() && input.is_object() ? input : ojson(nullptr);
+}
+
+// Anthropic's blocks are what a client can use as is: a tool call becomes a tool_use block
+// only once its arguments are complete and valid (streaming holds its events until then), a
+// broken call is kept as a text block of its arguments (an empty one is dropped), and blocks
+// are numbered as they are sent.
 class MessagesProtocol final : public Protocol {
  public:
   MessagesProtocol(const ServeContext& ctx, const api::ChatPrompt& prompt, int64_t prompt_tokens)
       : blocks_(prompt), id_(random_id("msg_")), model_(ctx.opts.model_name), prompt_tokens_(prompt_tokens) {}
 
   std::string open() override {
-    ojson m = message({}, nullptr);
+    ojson m = message(ojson::array(), nullptr);
     m["usage"] = {{"input_tokens", prompt_tokens_}, {"output_tokens", 0}};
-    return event("message_start", {{"message", m}}) + event("ping", ojson::object());
+    std::string out = event("message_start", {{"message", m}});
+    return out + event("ping", ojson::object());
   }
 
   std::string token(size_t, const runtime::TokenEvent& ev) override { return events(blocks_.push(ev.text)); }
@@ -39,13 +51,19 @@ class MessagesProtocol final : public Protocol {
   std::string close(const std::vector<runtime::FinishInfo>& f, const Usage& u) override {
     if (f[0].reason == runtime::FinishReason::Error) return {};
     ojson delta{{"stop_reason", stop_reason(f[0])}, {"stop_sequence", stop_sequence(f[0])}};
-    return event("message_delta", {{"delta", delta}, {"usage", usage(u)}}) + event("message_stop", ojson::object());
+    std::string out = event("message_delta", {{"delta", delta}, {"usage", usage(u)}});
+    return out + event("message_stop", ojson::object());
   }
 
+  // An engine error cannot change the status any more (keep-alive bytes went out): the
+  // body is then Anthropic's error body with status 200.
   ojson body(const std::vector<runtime::FinishInfo>& f, const Usage& u) override {
     if (f[0].reason == runtime::FinishReason::Error) return anthropic_error("api_error", f[0].error);
     ojson content = ojson::array();
-    for (size_t b = 0; b < blocks_.blocks().size(); ++b) content.push_back(block(b, true));
+    for (const AnswerBlock& b : blocks_.blocks()) {
+      ojson c = whole(b);
+      if (!c.is_null()) content.push_back(std::move(c));
+    }
     ojson m = message(std::move(content), stop_reason(f[0]));
     m["stop_sequence"] = stop_sequence(f[0]);
     m["usage"] = usage(u);
@@ -58,7 +76,7 @@ class MessagesProtocol final : public Protocol {
                  {"type", "message"},
                  {"role", "assistant"},
                  {"model", model_},
-                 {"content", content.is_null() ? ojson::array() : std::move(content)},
+                 {"content", std::move(content)},
                  {"stop_reason", std::move(stop)},
                  {"stop_sequence", nullptr}};
   }
@@ -70,9 +88,15 @@ class MessagesProtocol final : public Protocol {
                  {"output_tokens", u.completion}};
   }
 
+  bool valid_tool_use() const {
+    for (const AnswerBlock& b : blocks_.blocks())
+      if (b.kind == AnswerBlock::Kind::ToolCall && !tool_input(b).is_null()) return true;
+    return false;
+  }
+
   std::string stop_reason(const runtime::FinishInfo& f) const {
-    if (blocks_.has_tool_calls() && blocks_.finish_reason(f.reason) == "tool_calls") return "tool_use";
     if (f.reason == runtime::FinishReason::Length) return "max_tokens";
+    if (valid_tool_use()) return "tool_use";
     if (!f.stop_string.empty()) return "stop_sequence";
     return "end_turn";
   }
@@ -80,24 +104,16 @@ class MessagesProtocol final : public Protocol {
     return f.stop_string.empty() ? ojson(nullptr) : ojson(f.stop_string);
   }
 
-  // Content block b: whole, or as content_block_start announces it (empty).
-  ojson block(size_t b, bool done) const {
-    const AnswerBlock& blk = blocks_.blocks()[b];
-    switch (blk.kind) {
-      case AnswerBlock::Kind::Reasoning:
-        return ojson{{"type", "thinking"}, {"thinking", done ? blk.text : ""}, {"signature", ""}};
-      case AnswerBlock::Kind::Text:
-        return ojson{{"type", "text"}, {"text", done ? blk.text : ""}};
+  // A block as the body holds it (null: dropped).
+  static ojson whole(const AnswerBlock& b) {
+    switch (b.kind) {
+      case AnswerBlock::Kind::Reasoning: return ojson{{"type", "thinking"}, {"thinking", b.text}, {"signature", ""}};
+      case AnswerBlock::Kind::Text: return ojson{{"type", "text"}, {"text", b.text}};
       case AnswerBlock::Kind::ToolCall: {
-        ojson input = ojson::object();
-        if (done) {
-          // A call the model left unfinished (max_tokens) or wrote as invalid JSON: its text
-          // is kept as a text block rather than dropped or turned into a made-up object.
-          input = ojson::parse(blk.text, nullptr, false);
-          if (input.is_discarded() || !input.is_object())
-            return ojson{{"type", "text"}, {"text", blk.text}};
-        }
-        return ojson{{"type", "tool_use"}, {"id", blk.call_id}, {"name", blk.name}, {"input", std::move(input)}};
+        ojson input = tool_input(b);
+        if (!input.is_null())
+          return ojson{{"type", "tool_use"}, {"id", b.call_id}, {"name", b.name}, {"input", std::move(input)}};
+        return b.text.empty() ? ojson(nullptr) : ojson{{"type", "text"}, {"text", b.text}};
       }
     }
     return nullptr;
@@ -109,43 +125,72 @@ class MessagesProtocol final : public Protocol {
     return sse(e, type);
   }
 
-  std::string events(const std::vector<BlockEvent>& evs) const {
+  std::string delta(int64_t index, ojson d) const {
+    return event("content_block_delta", {{"index", index}, {"delta", std::move(d)}});
+  }
+
+  std::string events(const std::vector<BlockEvent>& evs) {
     std::string out;
     for (const BlockEvent& ev : evs) {
       const AnswerBlock& blk = blocks_.blocks()[ev.block];
+      if (blk.kind == AnswerBlock::Kind::ToolCall) {
+        if (ev.type == BlockEvent::Type::Stop) out += whole_tool_call(blk);
+        continue;  // held until complete
+      }
+      const bool thought = blk.kind == AnswerBlock::Kind::Reasoning;
       switch (ev.type) {
         case BlockEvent::Type::Start:
-          out += event("content_block_start", {{"index", ev.block}, {"content_block", block(ev.block, false)}});
+          out += event("content_block_start",
+                       {{"index", sent_},
+                        {"content_block", thought ? ojson{{"type", "thinking"}, {"thinking", ""}, {"signature", ""}}
+                                                  : ojson{{"type", "text"}, {"text", ""}}}});
           break;
-        case BlockEvent::Type::Delta: {
-          ojson d;
-          if (blk.kind == AnswerBlock::Kind::Reasoning) d = {{"type", "thinking_delta"}, {"thinking", ev.delta}};
-          else if (blk.kind == AnswerBlock::Kind::Text) d = {{"type", "text_delta"}, {"text", ev.delta}};
-          else d = {{"type", "input_json_delta"}, {"partial_json", ev.delta}};
-          out += event("content_block_delta", {{"index", ev.block}, {"delta", std::move(d)}});
+        case BlockEvent::Type::Delta:
+          out += delta(sent_, thought ? ojson{{"type", "thinking_delta"}, {"thinking", ev.delta}}
+                                      : ojson{{"type", "text_delta"}, {"text", ev.delta}});
           break;
-        }
         case BlockEvent::Type::Stop:
-          if (blk.kind == AnswerBlock::Kind::Reasoning)
-            out += event("content_block_delta",
-                         {{"index", ev.block}, {"delta", {{"type", "signature_delta"}, {"signature", ""}}}});
-          out += event("content_block_stop", {{"index", ev.block}});
+          if (thought) out += delta(sent_, {{"type", "signature_delta"}, {"signature", ""}});
+          out += event("content_block_stop", {{"index", sent_++}});
           break;
       }
     }
     return out;
   }
 
+  // A finished tool call, sent whole: as tool_use with its input in one input_json_delta,
+  // or as the text block the body has.
+  std::string whole_tool_call(const AnswerBlock& b) {
+    const ojson c = whole(b);
+    if (c.is_null()) return {};
+    std::string out;
+    if (c["type"] == "tool_use") {
+      out += event("content_block_start",
+                   {{"index", sent_},
+                    {"content_block",
+                     ojson{{"type", "tool_use"}, {"id", b.call_id}, {"name", b.name}, {"input", ojson::object()}}}});
+      out += delta(sent_, {{"type", "input_json_delta"}, {"partial_json", c["input"].dump()}});
+    } else {
+      out += event("content_block_start", {{"index", sent_}, {"content_block", {{"type", "text"}, {"text", ""}}}});
+      out += delta(sent_, {{"type", "text_delta"}, {"text", b.text}});
+    }
+    return out + event("content_block_stop", {{"index", sent_++}});
+  }
+
   AnswerBlocks blocks_;
   const std::string id_;
   const std::string model_;
   const int64_t prompt_tokens_;
+  int64_t sent_ = 0;  // content blocks sent so far (the next one's index)
 };
 
 }  // namespace
 
+// The model field names whatever the client is configured with (Claude Code's background
+// requests name a small model): any name is accepted, and the answer names the served model.
 Plan plan_message(ServeContext& ctx, std::string_view body) {
-  const api::ChatCompletionRequest r = api::parse_messages_request(body, ctx.limits());
+  api::ChatCompletionRequest r = api::parse_messages_request(body, ctx.limits());
+  r.model.clear();
   ChatSequences s = plan_chat_sequences(ctx, r);
   s.plan.stream = r.stream;
   s.plan.protocol = std::make_unique<MessagesProtocol>(ctx, s.prompt, s.plan.prompt_tokens);
@@ -156,7 +201,6 @@ std::string count_message_tokens(ServeContext& ctx, std::string_view body) {
   if (!ctx.chat)
     throw api::ApiError(400, "this model has no chat template (tokenizer_config.json chat_template); use /v1/completions");
   const api::ChatCompletionRequest r = api::parse_messages_request(body, ctx.limits(), true);
-  ctx.check_model(r.model);
   const api::ChatPrompt prompt = ctx.chat->build(r);
   return dump(ojson{{"input_tokens", ctx.tok.encode(prompt.text, false, false).size()}});
 }

@@ -28,6 +28,7 @@ class ResponsesProtocol final : public Protocol {
   std::string token(size_t, const runtime::TokenEvent& ev) override { return events(blocks_.push(ev.text)); }
 
   std::string finish(size_t, const runtime::FinishInfo& f) override {
+    cut_ = f.reason == runtime::FinishReason::Length;
     std::string out = events(blocks_.finish(f.tail));
     if (f.reason == runtime::FinishReason::Error) {
       ojson r = response("failed", nullptr);
@@ -44,8 +45,14 @@ class ResponsesProtocol final : public Protocol {
     return event(status == "completed" ? "response.completed" : "response.incomplete", {{"response", r}});
   }
 
+  // An engine error cannot change the status any more (keep-alive bytes went out): it is a
+  // response with status "failed", a shape Responses clients read.
   ojson body(const std::vector<runtime::FinishInfo>& f, const Usage& u) override {
-    if (f[0].reason == runtime::FinishReason::Error) return api::ApiError(500, f[0].error, "server_error").to_json();
+    if (f[0].reason == runtime::FinishReason::Error) {
+      ojson r = response("failed", nullptr);
+      r["error"] = {{"code", "server_error"}, {"message", f[0].error}};
+      return r;
+    }
     return final_response(f[0], u);
   }
 
@@ -77,19 +84,16 @@ class ResponsesProtocol final : public Protocol {
                              {"output_tokens_details", {{"reasoning_tokens", 0}}},
                              {"total_tokens", u.prompt + u.completion}});
     if (cut) r["incomplete_details"] = {{"reason", "max_output_tokens"}};
-    const size_t n = blocks_.blocks().size();
-    for (size_t b = 0; b < n; ++b) {
-      ojson it = item(b, true);
-      if (cut && b + 1 == n && it.contains("status")) it["status"] = "incomplete";  // the item the limit cut
-      r["output"].push_back(std::move(it));
-    }
+    for (size_t b = 0; b < blocks_.blocks().size(); ++b) r["output"].push_back(item(b, true));
     return r;
   }
 
-  // Output item of block b, whole (done) or as first announced.
+  // Output item of block b, whole (done) or as first announced. The last one is
+  // "incomplete" when max_output_tokens cut the answer.
   ojson item(size_t b, bool done) const {
     const AnswerBlock& blk = blocks_.blocks()[b];
     const std::string& text = done ? blk.text : std::string();
+    const char* status = !done ? "in_progress" : cut_ && b + 1 == blocks_.blocks().size() ? "incomplete" : "completed";
     switch (blk.kind) {
       case AnswerBlock::Kind::Reasoning:
         return ojson{{"id", item_id(b)},
@@ -99,13 +103,13 @@ class ResponsesProtocol final : public Protocol {
       case AnswerBlock::Kind::Text:
         return ojson{{"id", item_id(b)},
                      {"type", "message"},
-                     {"status", done ? "completed" : "in_progress"},
+                     {"status", status},
                      {"role", "assistant"},
                      {"content", done ? ojson::array({part(b, text)}) : ojson::array()}};
       case AnswerBlock::Kind::ToolCall:
         return ojson{{"id", item_id(b)},
                      {"type", "function_call"},
-                     {"status", done ? "completed" : "in_progress"},
+                     {"status", status},
                      {"call_id", blk.call_id},
                      {"name", blk.name},
                      {"arguments", text}};
@@ -178,6 +182,7 @@ class ResponsesProtocol final : public Protocol {
   const std::string model_;
   const int64_t created_ = std::time(nullptr);
   int64_t seq_ = 0;
+  bool cut_ = false;  // the answer ended at max_output_tokens
 };
 
 }  // namespace

@@ -45,6 +45,11 @@ async function newPage(base) {
   const errors = [];
   page.on('pageerror', (e) => errors.push(e.message));
   page.errors = errors;
+  // Anything the Content-Security-Policy blocks is an error too.
+  await page.exposeFunction('__cspViolation', (d) => errors.push('CSP blocked: ' + d));
+  await page.evaluateOnNewDocument(() => {
+    document.addEventListener('securitypolicyviolation', (e) => window.__cspViolation(e.violatedDirective + ' ' + e.blockedURI));
+  });
   await page.setViewport({ width: 1200, height: 760 });
   await page.goto(base + '/');
   return page;
@@ -231,7 +236,13 @@ test('--no-webui serves no page; / needs no key but the API does', async () => {
   const res = await fetch(keyed.base + '/');
   assert.equal(res.status, 200);
   assert.match(res.headers.get('content-type'), /text\/html/);
-  assert.match(res.headers.get('content-security-policy'), /default-src 'none'/);
+  const csp = res.headers.get('content-security-policy');
+  assert.match(csp, /default-src 'none'/);
+  assert.match(csp, /frame-ancestors 'none'/);
+  const nonce = csp.match(/script-src 'nonce-([A-Za-z0-9]+)'/)[1];
+  const html = await res.text();
+  assert.ok(html.includes(`<script nonce="${nonce}">`) && !html.includes('__CSP_NONCE__'));
+  assert.notEqual((await fetch(keyed.base + '/')).headers.get('content-security-policy'), csp);  // fresh per load
   assert.equal((await fetch(keyed.base + '/v1/models')).status, 401);
   const off = await startServe(dsv3, ['--ctx-size', '64', '--max-seqs', '1', '--no-webui']);
   try {
