@@ -69,6 +69,7 @@ LossTerms DebugMoeBigram::loss_only(const int32_t* tokens, int64_t T, const Loss
 LossTerms DebugMoeBigram::run(const int32_t* tokens, int64_t T, const LossWeights& lw, float grad_scale, bool backward) {
   if (T < 2) fail("debug_moe_bigram: a sequence needs at least 2 tokens, got ", T);
   if (lw.target_mask) fail("debug_moe_bigram takes no loss masks (passkey examples are for deepseek_v3 models)");
+  if (lw.teacher_logits) fail("debug_moe_bigram takes no teacher (distillation is for deepseek_v3 models)");
   for (int64_t i = 0; i < T; ++i)
     if (tokens[i] < 0 || tokens[i] >= V_) fail("token id ", tokens[i], " at position ", i, " is outside the vocabulary of ", V_);
   const int64_t N = T - 1, D = D_, E = E_, V = V_;

@@ -37,6 +37,66 @@ double cross_entropy(kernels::Context& ctx, const S* logits, const int32_t* targ
   return total / double(counted);
 }
 
+template <class S>
+DistillTerms distill_cross_entropy(kernels::Context& ctx, const S* logits, const float* teacher, const int32_t* targets,
+                                   int64_t N, int64_t V, double weight, double temperature, double scale, S* dlogits,
+                                   const uint8_t* mask) {
+  DistillTerms out;
+  if (N <= 0) return out;
+  const int64_t counted = mask ? std::count_if(mask, mask + N, [](uint8_t m) { return m != 0; }) : N;
+  const double T = temperature;
+  std::vector<double> row_ce(static_cast<size_t>(N), 0.0), row_kl(static_cast<size_t>(N), 0.0);
+  ctx.pool().parallel_for(N, [&](int, int64_t r0, int64_t r1) {
+    std::vector<double> ps(static_cast<size_t>(V)), pt(static_cast<size_t>(V));
+    for (int64_t r = r0; r < r1; ++r) {
+      if (mask && !mask[r]) {
+        if (dlogits) std::fill(dlogits + r * V, dlogits + (r + 1) * V, S(0));
+        continue;
+      }
+      const S* z = logits + r * V;
+      const float* t = teacher + r * V;
+      // log-sum-exps of z, z / T and t / T.
+      const double zm = double(*std::max_element(z, z + V)), tm = double(*std::max_element(t, t + V));
+      double s1 = 0, sT = 0, tT = 0;
+      for (int64_t v = 0; v < V; ++v) {
+        s1 += std::exp(double(z[v]) - zm);
+        sT += std::exp((double(z[v]) - zm) / T);
+        tT += std::exp((double(t[v]) - tm) / T);
+      }
+      const double lse1 = std::log(s1) + zm, lseT = std::log(sT) + zm / T, lteT = std::log(tT) + tm / T;
+      double kl = 0;
+      for (int64_t v = 0; v < V; ++v) {
+        const double log_ps = double(z[v]) / T - lseT, log_pt = double(t[v]) / T - lteT;
+        ps[size_t(v)] = std::exp(log_ps);
+        pt[size_t(v)] = std::exp(log_pt);
+        kl += pt[size_t(v)] * (log_pt - log_ps);
+      }
+      row_kl[size_t(r)] = kl;
+      row_ce[size_t(r)] = lse1 - double(z[targets[r]]);
+      if (!dlogits) continue;
+      S* d = dlogits + r * V;
+      const double k = scale / double(counted);
+      for (int64_t v = 0; v < V; ++v)
+        d[v] = S(k * ((1 - weight) * std::exp(double(z[v]) - lse1) + weight * T * (ps[size_t(v)] - pt[size_t(v)])));
+      d[targets[r]] -= S(k * (1 - weight));
+    }
+  });
+  if (counted == 0) return out;
+  for (int64_t r = 0; r < N; ++r) {
+    out.ce += row_ce[size_t(r)];
+    out.kl += row_kl[size_t(r)];
+  }
+  out.ce /= double(counted);
+  out.kl /= double(counted);
+  out.loss = (1 - weight) * out.ce + weight * T * T * out.kl;
+  return out;
+}
+
+template DistillTerms distill_cross_entropy<float>(kernels::Context&, const float*, const float*, const int32_t*, int64_t,
+                                                   int64_t, double, double, double, float*, const uint8_t*);
+template DistillTerms distill_cross_entropy<double>(kernels::Context&, const double*, const float*, const int32_t*,
+                                                    int64_t, int64_t, double, double, double, double*, const uint8_t*);
+
 template double cross_entropy<float>(kernels::Context&, const float*, const int32_t*, int64_t, int64_t, double, float*,
                                      const uint8_t*);
 template double cross_entropy<double>(kernels::Context&, const double*, const int32_t*, int64_t, int64_t, double,

@@ -15,4 +15,20 @@ template <class S>
 double cross_entropy(kernels::Context& ctx, const S* logits, const int32_t* targets, int64_t N, int64_t V, double scale,
                      S* dlogits, const uint8_t* mask = nullptr);
 
+struct DistillTerms {
+  double ce = 0;  //!< mean cross-entropy against the targets
+  double kl = 0;  //!< mean KL(teacher_T || student_T), softmax at temperature T on both sides
+  double loss = 0;  //!< (1 - weight) * ce + weight * T^2 * kl
+};
+
+//! Logit distillation (Hinton et al.): the loss above over the same rows as cross_entropy
+//! (all, or the masked ones), teacher logits [N, V] beside the student's. The T^2 factor keeps
+//! the soft term's gradient on the scale of the hard one's. When dlogits is non-null it
+//! receives scale * d(loss)/d(logits): per row, (1 - w) (softmax(z) - onehot) +
+//! w T (softmax(z / T) - softmax(t / T)), over the counted rows.
+template <class S>
+DistillTerms distill_cross_entropy(kernels::Context& ctx, const S* logits, const float* teacher, const int32_t* targets,
+                                   int64_t N, int64_t V, double weight, double temperature, double scale, S* dlogits,
+                                   const uint8_t* mask = nullptr);
+
 }  // namespace dsv3::train

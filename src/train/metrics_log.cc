@@ -44,6 +44,7 @@ void MetricsLog::write(const StepRecord& r) {
             {"balance", num(r.balance)}, {"grad_norm", num(r.grad_norm)}, {"mtp_weight", r.mtp_weight},
             {"gamma", r.gamma},     {"tokens", r.tokens},   {"tokens_per_s", num(r.tokens_per_s)}};
   if (r.mfu >= 0) j["mfu"] = num(r.mfu);
+  if (!std::isnan(r.kd)) j["kd"] = num(r.kd);
   j["maxvio"] = json::array();
   for (double m : r.maxvio) j["maxvio"].push_back(num(m));
   if (!r.expert_load.empty()) j["expert_load"] = r.expert_load;

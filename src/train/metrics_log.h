@@ -15,6 +15,7 @@ namespace dsv3::train {
 struct StepRecord {
   int64_t step = 0;                 // 1-based: the optimizer step just taken
   double lr = 0, loss = 0, main_ce = 0, mtp_ce = 0, balance = 0, grad_norm = 0;
+  double kd = NAN;                  // KL to the teacher (distillation); NaN: none (not logged)
   double mtp_weight = 0, gamma = 0;
   int64_t tokens = 0;               // training tokens so far
   double tokens_per_s = 0;

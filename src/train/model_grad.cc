@@ -153,8 +153,18 @@ LossTerms TrainModel::Impl::run(const int32_t* tokens, int64_t T, const LossWeig
   float* logits = sized(a.logits, N * V);
   linear_forward(ctx, hf, N, head, V, D, logits);
   const double main_scale = double(grad_scale);
-  stats.main_ce =
-      cross_entropy(ctx, logits, tokens + 1, N, V, main_scale, backward ? logits : nullptr, lw.target_mask);
+  double main_loss = 0;
+  if (lw.teacher_logits) {
+    const DistillTerms d = distill_cross_entropy(ctx, logits, lw.teacher_logits, tokens + 1, N, V, lw.kd_weight,
+                                                 lw.kd_temperature, main_scale, backward ? logits : nullptr, lw.target_mask);
+    stats.main_ce = d.ce;
+    stats.kd = d.kl;
+    main_loss = d.loss;
+  } else {
+    stats.main_ce =
+        cross_entropy(ctx, logits, tokens + 1, N, V, main_scale, backward ? logits : nullptr, lw.target_mask);
+    main_loss = stats.main_ce;
+  }
   for (int64_t l = 0; l < L; ++l) {
     const int64_t s = moe_slot[size_t(l)];
     if (s < 0) continue;
@@ -192,7 +202,7 @@ LossTerms TrainModel::Impl::run(const int32_t* tokens, int64_t T, const LossWeig
                       lw.target_mask ? lw.target_mask + 1 : nullptr);
     if (moe_slot[size_t(L)] >= 0) stats.expert_load[size_t(moe_slot[size_t(L)])] = a.mtp_block.moe.load;
   }
-  stats.loss = stats.main_ce + lw.mtp_weight * stats.mtp_ce + lw.balance_alpha * stats.balance;
+  stats.loss = main_loss + lw.mtp_weight * stats.mtp_ce + lw.balance_alpha * stats.balance;
   if (!backward) {
     // The logits are still logits (no gradient was written into them): count argmax hits.
     auto hits = [&](const float* lg, int64_t rows, const int32_t* target) {

@@ -239,6 +239,13 @@ RunConfig RunConfig::parse(const std::string& text, const std::string& source, c
     m.finish();
   }
   {
+    Section k = top.section("distill");
+    c.distill.teacher = resolve(k.string("teacher", ""), base_dir);
+    c.distill.weight = k.number("weight", c.distill.weight, 0.0, 1.0);
+    c.distill.temperature = k.number("temperature", c.distill.temperature, 0.05, 100.0);
+    k.finish();
+  }
+  {
     Section b = top.section("balance");
     c.balance.mode = b.choice("mode", "aux_free", {"aux_free", "classic"}) == "classic" ? BalanceMode::Classic : BalanceMode::AuxFree;
     c.balance.alpha = b.number("alpha", c.balance.alpha, 0.0, 100.0);
@@ -281,6 +288,8 @@ void RunConfig::validate() const {
     fail(s, ": 'data.format' must be \"text\" or \"chat\", got \"", data.format, "\"");
   if (data.format == "chat" && model.type != "deepseek_v3")
     fail(s, ": 'data.format' \"chat\" applies to model.type deepseek_v3 only (its loss takes the answer mask)");
+  if (!distill.teacher.empty() && model.type != "deepseek_v3")
+    fail(s, ": 'distill' applies to model.type deepseek_v3 only");
   if (data.format == "chat" && data.passkey_fraction > 0)
     fail(s, ": 'data.passkey_fraction' works on text data, not with 'data.format' \"chat\"");
   if (precision != "fp32" && model.type != "deepseek_v3")
@@ -340,6 +349,8 @@ std::string RunConfig::to_json() const {
                   {"gamma", balance.gamma},
                   {"gamma_stop_at", balance.gamma_stop_at},
                   {"classic_alpha", balance.classic_alpha}};
+  if (!distill.teacher.empty())
+    j["distill"] = {{"teacher", distill.teacher}, {"weight", distill.weight}, {"temperature", distill.temperature}};
   j["out_dir"] = out_dir;
   j["threads"] = threads;
   return j.dump(2) + "\n";

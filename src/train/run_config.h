@@ -55,6 +55,14 @@ struct MtpChoice {
   double switch_at = 0.676;           // fraction of the total steps
 };
 
+//! Logit distillation (train/teacher.h): the main loss becomes (1 - weight) CE + weight T^2
+//! KL(teacher_T || student_T). No teacher: plain training.
+struct DistillChoice {
+  std::string teacher;                // a checkpoint folder with the student's tokenizer
+  double weight = 0.5;                // share of the soft (teacher) term
+  double temperature = 2.0;           // softmax temperature of both distributions in the KL
+};
+
 enum class BalanceMode { AuxFree, Classic };
 
 struct BalanceChoice {
@@ -87,6 +95,7 @@ struct RunConfig {
   int64_t export_shards = 1;
   MtpChoice mtp;
   BalanceChoice balance;
+  DistillChoice distill;
   std::string out_dir;
   int64_t threads = 0;                // 0: the global default
 

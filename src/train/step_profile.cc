@@ -20,6 +20,7 @@ const char* step_phase_name(StepPhase p) {
     case StepPhase::Optimizer: return "optimizer (clip, AdamW, gate biases)";
     case StepPhase::Eval: return "evaluation";
     case StepPhase::Data: return "data";
+    case StepPhase::Teacher: return "teacher forward (distillation)";
     case StepPhase::kCount: break;
   }
   return "?";

@@ -15,7 +15,7 @@
 
 namespace dsv3::train {
 
-enum class StepPhase { Other, Model, GemmFprop, GemmDgrad, GemmWgrad, Quantize, AttnCore, Experts, Optimizer, Eval, Data, kCount };
+enum class StepPhase { Other, Model, GemmFprop, GemmDgrad, GemmWgrad, Quantize, AttnCore, Experts, Optimizer, Eval, Data, Teacher, kCount };
 
 const char* step_phase_name(StepPhase p);
 

@@ -47,11 +47,17 @@ struct LossWeights {
   //! are means over the counted predictions (a sequence with none adds nothing). Passkey
   //! examples count only their answer (train/passkey_data.h).
   const uint8_t* target_mask = nullptr;
+  //! Logit distillation (train/teacher.h): if set, the teacher's logits [T - 1, V] for the
+  //! main head's predictions, and the main loss becomes (1 - kd_weight) CE + kd_weight
+  //! kd_temperature^2 KL (loss.h). The MTP head keeps its plain CE.
+  const float* teacher_logits = nullptr;
+  double kd_weight = 0.0, kd_temperature = 1.0;
 };
 
 //! What one loss evaluation returns. Losses are means over the sequence's predicted tokens.
 struct LossTerms {
   double loss = 0, main_ce = 0, mtp_ce = 0, balance = 0;
+  double kd = 0;                                        // KL to the teacher (distillation only)
   int64_t tokens = 0;                                   // predicted tokens (main head)
   // loss_only of a DeepSeek-V3 model also counts argmax hits: the main head's next token,
   // and (when the MTP module ran) its next-next token over mtp_tokens rows.

@@ -21,6 +21,7 @@
 #include "train/optimizer.h"
 #include "train/chat_data.h"
 #include "train/passkey_data.h"
+#include "train/teacher.h"
 #include "train/plot_svg.h"
 #include "train/schedule.h"
 #include "train/step_profile.h"
@@ -209,12 +210,19 @@ TrainResult run_training(const RunConfig& run, Trainable& model, const TokenData
         }
       }
       if (k % ranks != me) continue;
+      if (opts.teacher) {
+        const StepScope teacher_scope(StepPhase::Teacher);
+        sw.teacher_logits = opts.teacher->logits(seq, window);
+        sw.kd_weight = run.distill.weight;
+        sw.kd_temperature = run.distill.temperature;
+      }
       const StepScope model_scope(StepPhase::Model);
       const LossTerms t = model.loss_and_grad(seq, window, sw, float(per_seq));
       sum.loss += t.loss * per_seq;
       sum.main_ce += t.main_ce * per_seq;
       sum.mtp_ce += t.mtp_ce * per_seq;
       sum.balance += t.balance * per_seq;
+      sum.kd += t.kd * per_seq;
       sum.tokens += t.tokens;
       if (int64_t(t.expert_load.size()) != L) fail("the model reported expert load for ", t.expert_load.size(), " MoE layers, it has ", L);
       for (int64_t i = 0; i < L; ++i) {
@@ -225,9 +233,9 @@ TrainResult run_training(const RunConfig& run, Trainable& model, const TokenData
     }
     if (ranks > 1) {
       for (const ParamView& p : params) DataParallel::sum(p.grad, int64_t(p.numel()));
-      double terms[4] = {sum.loss, sum.main_ce, sum.mtp_ce, sum.balance};
-      DataParallel::sum(terms, 4);
-      sum.loss = terms[0], sum.main_ce = terms[1], sum.mtp_ce = terms[2], sum.balance = terms[3];
+      double terms[5] = {sum.loss, sum.main_ce, sum.mtp_ce, sum.balance, sum.kd};
+      DataParallel::sum(terms, 5);
+      sum.loss = terms[0], sum.main_ce = terms[1], sum.mtp_ce = terms[2], sum.balance = terms[3], sum.kd = terms[4];
       DataParallel::sum(&sum.tokens, 1);
       for (auto& l : load) DataParallel::sum(l.data(), int64_t(l.size()));
     }
@@ -258,6 +266,7 @@ TrainResult run_training(const RunConfig& run, Trainable& model, const TokenData
     rec.main_ce = sum.main_ce;
     rec.mtp_ce = sum.mtp_ce;
     rec.balance = sum.balance;
+    rec.kd = opts.teacher ? sum.kd : NAN;
     rec.grad_norm = gnorm;
     rec.mtp_weight = lw.mtp_weight;
     rec.gamma = gamma;
@@ -324,6 +333,11 @@ TrainResult train(const RunConfig& run, const TrainerOptions& opts, ThreadPool& 
   std::unique_ptr<Trainable> model = make_trainable(run, tok.vocab_size(), pool);
   TrainerOptions o = opts;
   o.tokenizer = &tok;
+  std::optional<Teacher> teacher;
+  if (!run.distill.teacher.empty() && !o.teacher) {
+    teacher.emplace(run.distill.teacher, &tok, model->vocab_size(), pool);
+    o.teacher = &*teacher;
+  }
   std::string kind;
   if (o.peak_gflops <= 0 && model->hf_config()) o.peak_gflops = probe_training_peak(pool, run.precision, kind);
   TrainResult r = run_training(run, *model, data, o);

@@ -19,6 +19,8 @@
 
 namespace dsv3::train {
 
+class Teacher;
+
 struct TrainerOptions {
   std::string resume;        // a state folder to continue from ("": a fresh run)
   int64_t stop_after = 0;    // stop after this step (state saved) without changing the schedule; 0: run to the end
@@ -26,6 +28,7 @@ struct TrainerOptions {
   bool profile = false;      // time the steps by phase (step_profile.h); the table goes to TrainResult::profile
   double peak_gflops = 0;    // the machine's peak for this precision (train() probes it); 0: no MFU
   const Tokenizer* tokenizer = nullptr;  // needed for data.passkey_fraction (train() sets it)
+  Teacher* teacher = nullptr;            // run.distill's teacher (train() loads it); null: no distillation
 };
 
 struct TrainResult {
