@@ -19,6 +19,7 @@
 #include "train/metrics_log.h"
 #include "train/model_factory.h"
 #include "train/optimizer.h"
+#include "base/progress.h"
 #include "train/chat_data.h"
 #include "train/passkey_data.h"
 #include "train/teacher.h"
@@ -33,44 +34,6 @@ namespace {
 
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
-
-std::string duration(double s) {
-  if (!std::isfinite(s) || s < 0) return "?";
-  const int64_t t = int64_t(s + 0.5);
-  char buf[32];
-  if (t >= 3600) std::snprintf(buf, sizeof buf, "%lldh%02lldm", (long long)(t / 3600), (long long)(t / 60 % 60));
-  else if (t >= 60) std::snprintf(buf, sizeof buf, "%lldm%02llds", (long long)(t / 60), (long long)(t % 60));
-  else std::snprintf(buf, sizeof buf, "%llds", (long long)t);
-  return buf;
-}
-
-// A one-line bar redrawn in place on a terminal; elsewhere (logs, tests) about 20 plain lines.
-class ProgressBar {
- public:
-  ProgressBar(bool on, int64_t total) : on_(on), tty_(isatty(STDERR_FILENO)), total_(total) {}
-  void update(int64_t step, double loss, double tok_s, double eta_s) {
-    if (!on_) return;
-    const int64_t every = std::max<int64_t>(1, total_ / 20);
-    if (!tty_ && step % every != 0 && step != total_) return;
-    const int width = 24;
-    const int fill = total_ > 0 ? int(double(width) * double(step) / double(total_)) : width;
-    std::fprintf(stderr, "%sstep %lld/%lld [%.*s%*s] loss %.4f | %.0f tok/s | ETA %s%s", tty_ ? "\r" : "",
-                 (long long)step, (long long)total_, fill, "########################", width - fill, "", loss, tok_s,
-                 duration(eta_s).c_str(), tty_ ? "   " : "\n");
-    std::fflush(stderr);
-  }
-  void note(const std::string& line) {
-    if (!on_) return;
-    std::fprintf(stderr, "%s%s\n", tty_ ? "\r\x1b[K" : "", line.c_str());
-  }
-  void finish() {
-    if (on_ && tty_) std::fprintf(stderr, "\n");
-  }
-
- private:
-  bool on_, tty_;
-  int64_t total_;
-};
 
 // answer: the stream's answer flags (packed chat data: only answers count), or empty.
 EvalRecord evaluate(Trainable& model, const std::vector<const int32_t*>& windows, int64_t window, int64_t step,
@@ -286,7 +249,10 @@ TrainResult run_training(const RunConfig& run, Trainable& model, const TokenData
 
     const double so_far = std::chrono::duration<double>(Clock::now() - t_start).count();
     const double eta = so_far / double(pr.step - res.first_step) * double(res.total_steps - pr.step);
-    bar.update(pr.step, sum.loss, rec.tokens_per_s, eta);
+    char figures[96];
+    std::snprintf(figures, sizeof figures, "loss %.4f | %.0f tok/s | ETA %s", sum.loss, rec.tokens_per_s,
+                  duration(eta).c_str());
+    bar.update(pr.step, figures);
     if (eval_now) {
       const StepScope eval_scope(StepPhase::Eval);
       const EvalRecord e = evaluate(model, eval_set, window, pr.step, data.eval, data.eval_answer);
