@@ -88,6 +88,26 @@ inline const ojson& get_array(const ojson& v, const std::string& param) {
   return v;
 }
 
+//! A content field as one string: a string as it is, or an array of parts (objects with a
+//! "type") whose texts `part_text(part, param_of_part, type)` gives, joined by "\n" (what
+//! vLLM does with OpenAI content parts). part_text throws for a part it refuses.
+template <class PartText>
+std::string joined_parts(const ojson& content, const std::string& param, const char* want, PartText part_text) {
+  if (content.is_string()) return content.get<std::string>();
+  if (!content.is_array()) wrong_type(param, content, want);
+  std::string out;
+  for (size_t i = 0; i < content.size(); ++i) {
+    const std::string p = at(param, i);
+    const ojson& part = get_object(content[i], p);
+    const ojson* t = field(part, "type");
+    if (!t) bad(join(p, "type"), "Missing required parameter: '" + join(p, "type") + "'.");
+    const std::string text = part_text(part, p, get_string(*t, join(p, "type")));
+    if (i) out += '\n';
+    out += text;
+  }
+  return out;
+}
+
 //! A request body as JSON; malformed JSON is a 400.
 inline ojson parse_body(std::string_view body) {
   ojson j = ojson::parse(body, nullptr, /*allow_exceptions=*/false);

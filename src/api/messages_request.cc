@@ -19,20 +19,13 @@ const ojson& required(const ojson& obj, const char* key, const std::string& p) {
   bad(join(p, "type"), join(p, "type") + ": unsupported content block type '" + type + "'.");
 }
 
-// A tool_result's content: a string or text blocks.
-std::string result_text(const ojson& c, const std::string& p) {
-  if (c.is_string()) return c.get<std::string>();
-  if (!c.is_array()) wrong_type(p, c, "a string or an array of content blocks");
-  std::string out;
-  for (size_t i = 0; i < c.size(); ++i) {
-    const std::string pp = at(p, i);
-    const ojson& b = get_object(c[i], pp);
-    const std::string& type = get_string(required(b, "type", pp), join(pp, "type"));
-    if (type != "text") unsupported_block(pp, type);
-    if (i) out += '\n';
-    out += get_string(required(b, "text", pp), join(pp, "text"));
-  }
-  return out;
+// A tool_result's content (or the system prompt): a string or text blocks.
+std::string result_text(const ojson& content, const std::string& param) {
+  return joined_parts(content, param, "a string or an array of content blocks",
+                      [](const ojson& b, const std::string& p, const std::string& type) -> std::string {
+                        if (type != "text") unsupported_block(p, type);
+                        return get_string(required(b, "text", p), join(p, "text"));
+                      });
 }
 
 // One Anthropic message as chat messages: a user turn's tool results come first as tool

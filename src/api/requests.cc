@@ -131,37 +131,24 @@ std::optional<int64_t> parse_max_tokens(const ojson& body, const char* key, int6
 // A content field as one string: text parts joined by "\n" (what vLLM does). Anything but
 // text is refused by name, so a client learns that images are the problem, not the JSON.
 std::string content_text(const ojson& content, const std::string& param, bool assistant) {
-  if (content.is_string()) return content.get<std::string>();
-  if (!content.is_array()) wrong_type(param, content, "a string or an array of content parts");
-  std::string out;
-  for (size_t i = 0; i < content.size(); ++i) {
-    const std::string p = at(param, i);
-    const ojson& part = get_object(content[i], p);
-    const ojson* t = field(part, "type");
-    if (!t) bad(join(p, "type"), "Missing required parameter: '" + join(p, "type") + "'.");
-    const std::string& type = get_string(*t, join(p, "type"));
-    std::string text;
-    if (type == "text" || type == "input_text") {
-      const ojson* v = field(part, "text");
-      if (!v) bad(join(p, "text"), "Missing required parameter: '" + join(p, "text") + "'.");
-      text = get_string(*v, join(p, "text"));
-    } else if (assistant && type == "refusal") {
-      const ojson* v = field(part, "refusal");
-      if (!v) bad(join(p, "refusal"), "Missing required parameter: '" + join(p, "refusal") + "'.");
-      text = get_string(*v, join(p, "refusal"));
-    } else if (type == "image_url" || type == "input_image" || type == "image") {
-      bad(join(p, "type"), "Invalid content part type '" + type + "': images are not supported (this model reads text only).");
-    } else if (type == "input_audio" || type == "audio") {
-      bad(join(p, "type"), "Invalid content part type '" + type + "': audio is not supported (this model reads text only).");
-    } else if (type == "file" || type == "input_file") {
-      bad(join(p, "type"), "Invalid content part type '" + type + "': files are not supported; send the file's text as a text part.");
-    } else {
-      bad(join(p, "type"), "Unsupported content part type '" + type + "': only 'text' parts are supported.");
-    }
-    if (i) out += '\n';
-    out += text;
-  }
-  return out;
+  return joined_parts(
+      content, param, "a string or an array of content parts",
+      [assistant](const ojson& part, const std::string& p, const std::string& type) -> std::string {
+        auto text_of = [&](const char* key) -> std::string {
+          const ojson* v = field(part, key);
+          if (!v) bad(join(p, key), "Missing required parameter: '" + join(p, key) + "'.");
+          return get_string(*v, join(p, key));
+        };
+        if (type == "text" || type == "input_text") return text_of("text");
+        if (assistant && type == "refusal") return text_of("refusal");
+        if (type == "image_url" || type == "input_image" || type == "image")
+          bad(join(p, "type"), "Invalid content part type '" + type + "': images are not supported (this model reads text only).");
+        if (type == "input_audio" || type == "audio")
+          bad(join(p, "type"), "Invalid content part type '" + type + "': audio is not supported (this model reads text only).");
+        if (type == "file" || type == "input_file")
+          bad(join(p, "type"), "Invalid content part type '" + type + "': files are not supported; send the file's text as a text part.");
+        bad(join(p, "type"), "Unsupported content part type '" + type + "': only 'text' parts are supported.");
+      });
 }
 
 ToolCall parse_tool_call(const ojson& v, const std::string& p) {

@@ -16,28 +16,17 @@ const ojson& required(const ojson& obj, const char* key, const std::string& p) {
 }
 
 // Message content: a string, or input_text / output_text / refusal parts joined by "\n".
-std::string item_text(const ojson& content, const std::string& p) {
-  if (content.is_string()) return content.get<std::string>();
-  if (!content.is_array()) wrong_type(p, content, "a string or an array of content parts");
-  std::string out;
-  for (size_t i = 0; i < content.size(); ++i) {
-    const std::string pp = at(p, i);
-    const ojson& part = get_object(content[i], pp);
-    const std::string& type = get_string(required(part, "type", pp), join(pp, "type"));
-    std::string text;
-    if (type == "input_text" || type == "output_text" || type == "text") {
-      text = get_string(required(part, "text", pp), join(pp, "text"));
-    } else if (type == "refusal") {
-      text = get_string(required(part, "refusal", pp), join(pp, "refusal"));
-    } else if (type == "input_image" || type == "input_file" || type == "input_audio") {
-      bad(join(pp, "type"), "Invalid content part type '" + type + "': this model reads text only; send 'input_text'.");
-    } else {
-      bad(join(pp, "type"), "Unsupported content part type '" + type + "': use 'input_text'.");
-    }
-    if (i) out += '\n';
-    out += text;
-  }
-  return out;
+std::string item_text(const ojson& content, const std::string& param) {
+  return joined_parts(content, param, "a string or an array of content parts",
+                      [](const ojson& part, const std::string& p, const std::string& type) -> std::string {
+                        if (type == "input_text" || type == "output_text" || type == "text")
+                          return get_string(required(part, "text", p), join(p, "text"));
+                        if (type == "refusal") return get_string(required(part, "refusal", p), join(p, "refusal"));
+                        if (type == "input_image" || type == "input_file" || type == "input_audio")
+                          bad(join(p, "type"), "Invalid content part type '" + type +
+                                                   "': this model reads text only; send 'input_text'.");
+                        bad(join(p, "type"), "Unsupported content part type '" + type + "': use 'input_text'.");
+                      });
 }
 
 // The input items as chat messages. Function calls join the assistant message just before
