@@ -1,5 +1,6 @@
 #include "apps/batch_generate.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -7,21 +8,43 @@
 #include <optional>
 #include <regex>
 
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "api/errors.h"
+#include "api/prompt.h"
+#include "api/requests.h"
 #include "base/error.h"
 #include "base/progress.h"
 
 namespace dsv3::app {
 namespace {
 
-using json = nlohmann::json;
+using json = nlohmann::ordered_json;
 
 struct Item {
   json messages;                     // the prompt as a conversation
+  json tools;                        // null: none
   std::vector<std::string> targets;  // exact
   std::string regex;                 // regex
+  std::vector<int32_t> prompt;       // rendered as serving and training render it
 };
 
-std::vector<Item> read_items(const std::string& path, const std::string& check) {
+// The prompt as `dsv3 serve` renders it and `dsv3 train` (data.format chat) trains on it:
+// validated, tools injected or rendered, content parts joined.
+std::vector<int32_t> render(const api::ChatPromptBuilder& chat, const Tokenizer& tok, const Item& it,
+                            const std::string& where) {
+  try {
+    json body{{"messages", it.messages}};
+    if (!it.tools.is_null()) body["tools"] = it.tools;
+    return tok.encode(chat.build(api::parse_chat_request_json(body)).text, false, false);
+  } catch (const api::ApiError& e) {
+    fail(where, ": ", e.param.empty() ? "" : e.param + ": ", e.message);
+  }
+}
+
+std::vector<Item> read_items(const std::string& path, const std::string& check, const api::ChatPromptBuilder& chat,
+                             const Tokenizer& tok) {
   std::ifstream in(path);
   if (!in) fail("cannot open the prompts file '", path, "'");
   std::vector<Item> items;
@@ -54,6 +77,8 @@ std::vector<Item> read_items(const std::string& path, const std::string& check) 
       if (!j["regex"].is_string()) fail(where, ": \"regex\" must be a string");
       it.regex = j["regex"];
     }
+    if (j.contains("tools")) it.tools = j["tools"];
+    it.prompt = render(chat, tok, it, where);
     if (check == "exact" && it.targets.empty()) fail(where, ": --check exact needs \"targets\" (or \"target\")");
     if (check == "regex" && it.regex.empty()) fail(where, ": --check regex needs \"regex\"");
     items.push_back(std::move(it));
@@ -67,14 +92,42 @@ std::string trim(const std::string& s) {
   return a == std::string::npos ? std::string() : s.substr(a, b - a + 1);
 }
 
-// The script check: the answer's JSON in a file on the command's stdin; exit status 0 accepts.
-bool script_accepts(const std::string& cmd, const Item& it, const std::string& answer, const std::filesystem::path& tmp) {
-  {
-    std::ofstream f(tmp);
-    f << json{{"messages", it.messages}, {"answer", answer}, {"targets", it.targets}}.dump() << "\n";
+// A private temporary file (mkstemp: never a path someone else prepared), removed when done.
+class TempFile {
+ public:
+  TempFile() {
+    std::string pattern = (std::filesystem::temp_directory_path() / "dsv3-check-XXXXXX").string();
+    const int fd = ::mkstemp(pattern.data());
+    if (fd < 0) fail("cannot create a temporary file in ", std::filesystem::temp_directory_path().string());
+    ::close(fd);
+    path_ = pattern;
   }
-  const std::string full = "(" + cmd + ") < '" + tmp.string() + "' > /dev/null";
-  return std::system(full.c_str()) == 0;
+  ~TempFile() { std::filesystem::remove(path_); }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+std::string shell_quote(const std::string& s) {
+  std::string q = "'";
+  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return q + "'";
+}
+
+// The script check: the answer's JSON on the command's stdin; exit status 0 accepts, 1-125
+// rejects, anything else (command not found, killed) stops the run rather than reject all.
+bool script_accepts(const std::string& cmd, const Item& it, const std::string& answer, const TempFile& tmp) {
+  {
+    std::ofstream f(tmp.path(), std::ios::trunc);
+    json j{{"messages", it.messages}, {"answer", answer}, {"targets", it.targets}};
+    f << j.dump() << "\n";
+  }
+  const int status = std::system(("(" + cmd + ") < " + shell_quote(tmp.path()) + " > /dev/null").c_str());
+  if (status == -1 || !WIFEXITED(status) || WEXITSTATUS(status) >= 126)
+    fail("--check-script '", cmd, "' did not run to an exit status (", status == -1 ? "could not start" : "exit status " +
+         std::to_string(WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status)), "): fix the command");
+  return WEXITSTATUS(status) == 0;
 }
 
 }  // namespace
@@ -85,7 +138,9 @@ void run_batch(const TextModel& tm, const BatchOptions& o, ThreadPool& pool) {
     fail("--check must be none, exact, regex or script, got '", o.check, "'");
   if ((o.check == "script") != !o.check_script.empty())
     fail("--check script and --check-script CMD go together");
-  const std::vector<Item> items = read_items(o.in, o.check);
+  if (tm.tokenizer->chat_template().empty()) fail("--batch needs a model with a chat template");
+  const api::ChatPromptBuilder chat(tm.tokenizer->chat_template(), tm.tokenizer->bos_token(), tm.tokenizer->eos_token());
+  const std::vector<Item> items = read_items(o.in, o.check, chat, *tm.tokenizer);
   std::vector<std::regex> patterns(items.size());
   for (size_t i = 0; i < items.size(); ++i)
     if (o.check == "regex") {
@@ -114,13 +169,13 @@ void run_batch(const TextModel& tm, const BatchOptions& o, ThreadPool& pool) {
     std::string text;
   };
   std::vector<Job> jobs;
+  for (size_t i = 0; i < items.size(); ++i)
+    if (int64_t(items[i].prompt.size()) >= o.ctx_size)
+      fail(o.in, ": prompt ", i + 1, " has ", items[i].prompt.size(), " tokens, not shorter than --ctx-size ", o.ctx_size);
   for (size_t i = 0; i < items.size(); ++i) {
-    const std::vector<int32_t> prompt = chat_prompt(tm, items[i].messages);
-    if (int64_t(prompt.size()) >= o.ctx_size)
-      fail(o.in, ": prompt ", i + 1, " has ", prompt.size(), " tokens, not shorter than --ctx-size ", o.ctx_size);
     for (int64_t k = 0; k < o.samples; ++k) {
       runtime::GenRequest g;
-      g.prompt = prompt;
+      g.prompt = items[i].prompt;
       g.sampling = o.gen.sampling;
       if (g.sampling.seed) g.sampling.seed = *g.sampling.seed + uint64_t(i) * uint64_t(o.samples) + uint64_t(k);
       g.max_tokens = o.gen.max_tokens;
@@ -131,9 +186,9 @@ void run_batch(const TextModel& tm, const BatchOptions& o, ThreadPool& pool) {
   }
   ProgressBar bar(o.progress, int64_t(jobs.size()), "answer");
   const auto t0 = std::chrono::steady_clock::now();
-  const std::filesystem::path tmp = std::filesystem::temp_directory_path() /
-                                    ("dsv3-check-" + std::to_string(::getpid()) + ".json");
-  int64_t accepted = 0, tokens = 0, finished = 0;
+  std::optional<TempFile> tmp;
+  if (o.check == "script") tmp.emplace();
+  int64_t accepted = 0, tokens = 0, finished = 0, cut = 0;
   std::vector<int64_t> per_item(items.size(), 0);
   for (Job& job : jobs) {  // in submission order: the output file is deterministic
     runtime::TokenEvent ev;
@@ -146,19 +201,22 @@ void run_batch(const TextModel& tm, const BatchOptions& o, ThreadPool& pool) {
     tokens += done->completion_tokens;
     const Item& it = items[job.item];
     const std::string answer = trim(job.text);
-    bool ok = true;
-    if (o.check == "exact") {
-      ok = false;
-      for (const std::string& t : it.targets) ok |= trim(t) == answer;
-    } else if (o.check == "regex") {
-      ok = std::regex_search(answer, patterns[job.item]);
-    } else if (o.check == "script") {
-      ok = script_accepts(o.check_script, it, answer, tmp);
-    }
-    if (ok && !answer.empty()) {
+    // An answer cut by --max-tokens is never data: trained on, it would teach stopping there.
+    const bool whole = done->reason != runtime::FinishReason::Length;
+    cut += !whole;
+    auto accepts = [&] {
+      if (o.check == "exact")
+        return std::any_of(it.targets.begin(), it.targets.end(), [&](const std::string& t) { return trim(t) == answer; });
+      if (o.check == "regex") return std::regex_search(answer, patterns[job.item]);
+      if (o.check == "script") return script_accepts(o.check_script, it, answer, *tmp);
+      return true;
+    };
+    if (whole && !answer.empty() && accepts()) {
       json conv = it.messages;
-      conv.push_back({{"role", "assistant"}, {"content", answer}});
-      out << json{{"messages", conv}}.dump() << "\n";
+      conv.push_back(json{{"role", "assistant"}, {"content", answer}});
+      json line{{"messages", std::move(conv)}};
+      if (!it.tools.is_null()) line["tools"] = it.tools;
+      out << line.dump() << "\n";
       ++accepted;
       ++per_item[job.item];
     }
@@ -166,7 +224,6 @@ void run_batch(const TextModel& tm, const BatchOptions& o, ThreadPool& pool) {
     std::snprintf(figures, sizeof figures, "accepted %lld", (long long)accepted);
     bar.update(++finished, figures);
   }
-  std::filesystem::remove(tmp);
   bar.finish();
   out.flush();
   if (!out) fail("cannot write '", o.out, "'");
@@ -174,10 +231,10 @@ void run_batch(const TextModel& tm, const BatchOptions& o, ThreadPool& pool) {
   int64_t covered = 0;
   for (int64_t c : per_item) covered += c > 0;
   std::fprintf(stderr,
-               "generate --batch: %zu prompts x %lld samples = %zu answers (%lld tokens, %.1f tok/s); check %s accepted "
-               "%lld (%.1f%%), %lld of %zu prompts have at least one; wrote %s\n",
+               "generate --batch: %zu prompts x %lld samples = %zu answers (%lld tokens, %.1f tok/s), %lld cut by "
+               "--max-tokens; check %s accepted %lld (%.1f%%), %lld of %zu prompts have at least one; wrote %s\n",
                items.size(), (long long)o.samples, jobs.size(), (long long)tokens, secs > 0 ? double(tokens) / secs : 0.0,
-               o.check.c_str(), (long long)accepted, 100.0 * double(accepted) / double(jobs.size()), (long long)covered,
+               (long long)cut, o.check.c_str(), (long long)accepted, 100.0 * double(accepted) / double(jobs.size()), (long long)covered,
                items.size(), o.out.c_str());
 }
 

@@ -34,8 +34,10 @@ std::string file_text(const std::string& path) {
 class GenerateBatch : public ::testing::Test {
  protected:
   std::string run(const std::string& in, const std::string& out, const std::string& flags) {
+    // Answers end at the first full stop (a stop string: a whole answer); one still going at
+    // 60 tokens is cut, and a cut answer is never kept.
     const auto r = run_dsv3("generate --threads 2 --batch " + (dir_ / in) + " --out " + (dir_ / out) +
-                            " --max-tokens 12 --seed 5 " + flags);
+                            " --max-tokens 60 --stop . --seed 5 " + flags);
     EXPECT_EQ(r.code, 0) << r.out;
     return r.out;
   }
@@ -47,28 +49,38 @@ class GenerateBatch : public ::testing::Test {
 };
 
 TEST_F(GenerateBatch, SamplesAreCheckedAndWrittenAsConversations) {
+  const json tools = json::parse(R"([{"type": "function", "function": {"name": "verse", "parameters": {"type": "object"}}}])");
   write("p.jsonl", {{{"prompt", "Who made the heaven and the earth?"}, {"targets", {"nothing"}}, {"regex", "."}},
                     {{"messages", {{{"role", "system"}, {"content", "Answer briefly."}}, {{"role", "user"}, {"content", "And God said"}}}},
-                     {"targets", {"nothing"}}, {"regex", "."}}});
-  // No check: every sample is kept, with its prompt's messages in front.
+                     {"tools", tools}, {"targets", {"nothing"}}, {"regex", "."}}});
+  // No check: every whole answer is kept, with its prompt's messages in front.
   const std::string all = run("p.jsonl", "all.jsonl", "--samples 3");
   EXPECT_CONTAINS(all, "2 prompts x 3 samples = 6 answers");
   const std::vector<json> kept = read_jsonl(dir_ / "all.jsonl");
-  ASSERT_EQ(kept.size(), 6u);
-  EXPECT_EQ(kept[0]["messages"][0]["content"], "Who made the heaven and the earth?");
-  EXPECT_EQ(kept[0]["messages"][1]["role"], "assistant");
-  EXPECT_EQ(kept[3]["messages"][0]["role"], "system");
-  EXPECT_EQ(kept[3]["messages"][2]["role"], "assistant");
-  std::vector<std::string> answers;
-  for (const json& k : kept) answers.push_back(k["messages"].back()["content"]);
-  EXPECT_NE(answers[0], answers[1]);  // samples differ...
+  ASSERT_GE(kept.size(), 3u);
+  std::vector<std::string> answers;  // the first prompt's
+  for (const json& k : kept) {
+    const json& m = k["messages"];
+    ASSERT_EQ(m.back()["role"], "assistant");
+    EXPECT_FALSE(m.back()["content"].get<std::string>().empty());
+    if (m[0]["role"] == "system") {
+      EXPECT_EQ(m[1]["content"], "And God said");
+      EXPECT_EQ(k["tools"], tools);  // passed on: the student trains on the prompt the teacher saw
+    } else {
+      EXPECT_EQ(m[0]["content"], "Who made the heaven and the earth?");
+      EXPECT_FALSE(k.contains("tools"));
+      answers.push_back(m.back()["content"]);
+    }
+  }
+  ASSERT_GE(answers.size(), 1u);
+  if (answers.size() > 1) EXPECT_NE(answers[0], answers[1]);  // samples differ...
   run("p.jsonl", "again.jsonl", "--samples 3");
   EXPECT_EQ(file_text(dir_ / "again.jsonl"), file_text(dir_ / "all.jsonl"));  // ...and repeat with the seed
 
   // Exact: an answer equal to a target is kept, others are not.
   write("t.jsonl", {{{"prompt", "Who made the heaven and the earth?"}, {"targets", {answers[0], "God"}}},
                     {{"prompt", "And God said"}, {"target", "surely not this"}}});
-  EXPECT_CONTAINS(run("t.jsonl", "exact.jsonl", "--samples 3 --check exact"), "accepted 1 (16.7%), 1 of 2 prompts");
+  EXPECT_CONTAINS(run("t.jsonl", "exact.jsonl", "--samples 3 --check exact"), "check exact accepted 1 (16.7%), 1 of 2 prompts");
   const std::vector<json> exact = read_jsonl(dir_ / "exact.jsonl");
   ASSERT_EQ(exact.size(), 1u);
   EXPECT_EQ(exact[0]["messages"][1]["content"], answers[0]);
@@ -86,6 +98,20 @@ TEST_F(GenerateBatch, SamplesAreCheckedAndWrittenAsConversations) {
   run("r.jsonl", "script.jsonl", "--samples 3 --check script --check-script 'python3 " + (dir_ / "check.py") + " " + word + "'");
   EXPECT_GE(read_jsonl(dir_ / "regex.jsonl").size(), 1u);
   EXPECT_EQ(file_text(dir_ / "script.jsonl"), file_text(dir_ / "regex.jsonl"));
+}
+
+TEST_F(GenerateBatch, AnswersCutByMaxTokensAreNeverKept) {
+  write("p.jsonl", {{{"prompt", "Who made the heaven and the earth?"}}});
+  const auto r = run_dsv3("generate --threads 2 --batch " + (dir_ / "p.jsonl") + " --out " + (dir_ / "o.jsonl") +
+                          " --max-tokens 2 --ignore-eos --samples 2 --seed 1");
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_CONTAINS(r.out, "2 cut by --max-tokens; check none accepted 0");
+  EXPECT_TRUE(read_jsonl(dir_ / "o.jsonl").empty());
+  // A script that cannot run stops the batch instead of rejecting every answer.
+  const auto bad = run_dsv3("generate --threads 2 --batch " + (dir_ / "p.jsonl") + " --out " + (dir_ / "o.jsonl") +
+                            " --max-tokens 60 --stop . --samples 3 --seed 5 --check script --check-script no-such-command-xyz");
+  EXPECT_NE(bad.code, 0);
+  EXPECT_CONTAINS(bad.out, "did not run to an exit status");
 }
 
 TEST_F(GenerateBatch, BadInputIsNamed) {

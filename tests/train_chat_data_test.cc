@@ -93,8 +93,8 @@ TEST(ChatData, ToolCallsAreAnswersAndToolResultsAreNot) {
 }
 
 TEST(ChatData, TemplateThatRewritesHistoryGivesOneExamplePerTurn) {
-  // Like R1's: earlier answers lose their thoughts, so a later prompt does not continue the
-  // text of the earlier answer.
+  // Earlier answers lose their thoughts (as R1's template does to history), so a later prompt
+  // does not continue the text of the earlier answer; the last answer is rendered as written.
   const std::string tpl =
       "{{ bos_token }}{% for m in messages %}{% if m['role'] == 'user' %}<u>{{ m['content'] }}"
       "{% else %}<a>{% if loop.last %}{{ m['content'] }}{% else %}{{ m['content'].split('</think>')[-1] }}{% endif %}"
@@ -108,6 +108,18 @@ TEST(ChatData, TemplateThatRewritesHistoryGivesOneExamplePerTurn) {
   EXPECT_EQ(flagged(v3().tok, ex[0], 1), "<think>x</think>b<｜end▁of▁sentence｜>");
   EXPECT_EQ(flagged(v3().tok, ex[1], 0), "<｜begin▁of▁sentence｜><u>a<a>b<｜end▁of▁sentence｜><u>c<a>");
   EXPECT_EQ(flagged(v3().tok, ex[1], 1), "d<｜end▁of▁sentence｜>");
+}
+
+TEST(ChatData, ReasoningTemplateThatStripsThoughtsIsRefused) {
+  // R1's template opens <think> in the prompt and strips thoughts from every rendered answer:
+  // an answer's rendering does not continue its prompt.
+  std::ifstream f(std::string(DSV3_SOURCE_DIR) + "/tests/data/templates/deepseek-ai-DeepSeek-R1-Distill-Qwen-32B.jinja");
+  const std::string tpl((std::istreambuf_iterator<char>(f)), {});
+  ASSERT_FALSE(tpl.empty());
+  const api::ChatPromptBuilder chat(tpl, "<｜begin▁of▁sentence｜>", "<｜end▁of▁sentence｜>");
+  const ojson conv = ojson::parse(R"({"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "<think>x</think>b"}]})");
+  EXPECT_CONTAINS(error_of([&] { train::chat_examples(chat, v3().tok, conv, "r1.jsonl:1"); }),
+                  "r1.jsonl:1: the chat template does not render assistant message 1 as a continuation of its prompt");
 }
 
 TEST(ChatData, BadLinesNameTheirPlace) {

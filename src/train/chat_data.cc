@@ -55,10 +55,12 @@ std::vector<ChatExample> chat_examples(const api::ChatPromptBuilder& chat, const
   };
   auto ids = [&](const std::string& text) { return tok.encode(text, false, false); };
   const int32_t eos = tok.eos_id();
-  // An answer ends with end-of-sequence: the template writes it (V3's does); if not, it is added.
-  auto answer_ids = [&](const std::string& text) {
+  // An answer ends with end-of-sequence: the template writes it (V3's does); if not, it is
+  // added where nothing of the conversation follows (an example's last answer), so later
+  // prompts stay exactly what serving renders.
+  auto answer_ids = [&](const std::string& text, bool last) {
     std::vector<int32_t> a = ids(text);
-    if (eos >= 0 && (a.empty() || a.back() != eos)) a.push_back(eos);
+    if (last && eos >= 0 && (a.empty() || a.back() != eos)) a.push_back(eos);
     return a;
   };
 
@@ -79,7 +81,7 @@ std::vector<ChatExample> chat_examples(const api::ChatPromptBuilder& chat, const
     size_t done = 0;  // characters of the rendered text already in the example
     for (size_t k = 0; k < turns.size(); ++k) {
       append(ex, ids(prompts[k].substr(done)), 0);
-      append(ex, answer_ids(wholes[k].substr(prompts[k].size())), 1);
+      append(ex, answer_ids(wholes[k].substr(prompts[k].size()), k + 1 == turns.size()), 1);
       done = wholes[k].size();
     }
     out.push_back(std::move(ex));
@@ -87,7 +89,7 @@ std::vector<ChatExample> chat_examples(const api::ChatPromptBuilder& chat, const
     for (size_t k = 0; k < turns.size(); ++k) {
       ChatExample ex;
       append(ex, ids(prompts[k]), 0);
-      append(ex, answer_ids(wholes[k].substr(prompts[k].size())), 1);
+      append(ex, answer_ids(wholes[k].substr(prompts[k].size()), true), 1);
       out.push_back(std::move(ex));
     }
   }

@@ -8,8 +8,10 @@
 // Each assistant turn's prompt is what the template renders for the conversation up to that
 // turn with the generation prompt, so training sees what inference sees. When the template
 // renders history as a continuation of earlier prompts (DeepSeek V3's does), a conversation is
-// one example with all its answers; a template that rewrites history (R1's drops old
-// thoughts) gives one example per assistant turn instead.
+// one example with all its answers; a template that rewrites earlier turns gives one example
+// per assistant turn instead. A template whose rendering of an answer does not continue its
+// own generation prompt (R1's strips the thoughts even from the last answer, and its prompt
+// opens a <think> block) cannot be trained on this way and is refused with an error.
 //
 // Packing: examples are laid into windows of seq_len+1 tokens in file order, as many whole
 // examples per window as fit, the rest padded (padding never counts). Examples in one window

@@ -96,6 +96,7 @@ LossTerms DebugMoeBigram::run(const int32_t* tokens, int64_t T, const LossWeight
   };
   LossTerms out;
   out.tokens = N;
+  out.counted = N;
   out.expert_load.assign(1, std::vector<int64_t>(size_t(E), 0));
   double ce = 0;
   for (int64_t t = 0; t < N; ++t) {

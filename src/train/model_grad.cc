@@ -137,6 +137,8 @@ LossTerms TrainModel::Impl::run(const int32_t* tokens, int64_t T, const LossWeig
 
   LossTerms stats;
   stats.tokens = T - 1;
+  stats.counted = lw.target_mask ? std::count_if(lw.target_mask, lw.target_mask + T - 1, [](uint8_t m) { return m != 0; })
+                                 : T - 1;
   stats.expert_load.assign(size_t(std::count_if(moe_slot.begin(), moe_slot.end(), [](int64_t s) { return s >= 0; })),
                            std::vector<int64_t>(size_t(c.n_routed_experts), 0));
 
@@ -205,17 +207,20 @@ LossTerms TrainModel::Impl::run(const int32_t* tokens, int64_t T, const LossWeig
   stats.loss = main_loss + lw.mtp_weight * stats.mtp_ce + lw.balance_alpha * stats.balance;
   if (!backward) {
     // The logits are still logits (no gradient was written into them): count argmax hits.
-    auto hits = [&](const float* lg, int64_t rows, const int32_t* target) {
+    auto hits = [&](const float* lg, int64_t rows, const int32_t* target, const uint8_t* mask, int64_t& counted) {
       int64_t n = 0;
-      for (int64_t t = 0; t < rows; ++t)
+      counted = 0;
+      for (int64_t t = 0; t < rows; ++t) {
+        if (mask && !mask[t]) continue;
+        ++counted;
         n += std::max_element(lg + t * V, lg + (t + 1) * V) - (lg + t * V) == target[t];
+      }
       return n;
     };
-    stats.main_correct = hits(logits, N, tokens + 1);
-    if (mtp) {
-      stats.mtp_correct = hits(a.mlogits.data(), M, tokens + 2);
-      stats.mtp_tokens = M;
-    }
+    int64_t main_rows = 0;
+    stats.main_correct = hits(logits, N, tokens + 1, lw.target_mask, main_rows);
+    if (mtp)
+      stats.mtp_correct = hits(a.mlogits.data(), M, tokens + 2, lw.target_mask ? lw.target_mask + 1 : nullptr, stats.mtp_tokens);
     return stats;
   }
 

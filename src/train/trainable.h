@@ -59,8 +59,10 @@ struct LossTerms {
   double loss = 0, main_ce = 0, mtp_ce = 0, balance = 0;
   double kd = 0;                                        // KL to the teacher (distillation only)
   int64_t tokens = 0;                                   // predicted tokens (main head)
-  // loss_only of a DeepSeek-V3 model also counts argmax hits: the main head's next token,
-  // and (when the MTP module ran) its next-next token over mtp_tokens rows.
+  int64_t counted = 0;                                  // of those, the ones the loss counts (target_mask)
+  // loss_only of a DeepSeek-V3 model also counts argmax hits among the counted predictions:
+  // the main head's next token, and (when the MTP module ran) its next-next token over
+  // mtp_tokens rows.
   int64_t main_correct = 0, mtp_correct = 0, mtp_tokens = 0;
   std::vector<std::vector<int64_t>> expert_load;        // [moe layer][routed expert] tokens routed
 };

@@ -49,8 +49,9 @@ EvalRecord evaluate(Trainable& model, const std::vector<const int32_t*>& windows
   for (const int32_t* win : windows) {
     if (!answer.empty()) w.target_mask = answer.data() + (win - stream.data()) + 1;
     const LossTerms t = model.loss_only(win, window, w);
-    ce += t.main_ce * double(t.tokens);
-    tokens += t.tokens;
+    // Weighted by the predictions each window's loss counts (with chat data: its answers').
+    ce += t.main_ce * double(t.counted);
+    tokens += t.counted;
     correct += t.main_correct;
     mtp_ce += t.mtp_ce * double(t.mtp_tokens);
     mtp_correct += t.mtp_correct;
