@@ -73,7 +73,9 @@ TEST_F(GenerateBatch, SamplesAreCheckedAndWrittenAsConversations) {
     }
   }
   ASSERT_GE(answers.size(), 1u);
-  if (answers.size() > 1) EXPECT_NE(answers[0], answers[1]);  // samples differ...
+  if (answers.size() > 1) {
+    EXPECT_NE(answers[0], answers[1]);  // samples differ...
+  }
   run("p.jsonl", "again.jsonl", "--samples 3");
   EXPECT_EQ(file_text(dir_ / "again.jsonl"), file_text(dir_ / "all.jsonl"));  // ...and repeat with the seed
 

@@ -25,15 +25,16 @@ WORK = "build/kjv"
 
 
 def kind_of(prompt):
+    """The question kind of a held-out prompt (scripts/kjv/make_instructions.py's phrasings)."""
     q = prompt.split("<｜User｜>", 1)[-1]
-    if q.startswith(("Recite", "Quote", "What does", "Say ")) or re.search(r"\d+:\d+", q):
-        return "recite"
-    if "book and chapter" in q or "In which book" in q:
-        return "locate"
-    if q.startswith(("Continue", "What is the next verse", "Give the verse")) or "next verse" in q or "comes after" in q:
-        return "continue"
-    if q.startswith("How many verses") or q.startswith("How many chapters"):
+    if q.startswith(("How many verses", "How many chapters", "Count the")):
         return "count"
+    if "book and chapter" in q or q.startswith("Where is this verse"):
+        return "locate"
+    if q.startswith(("Continue", "Give the verse that comes after", "What is the next verse", "Which verse follows")):
+        return "continue"
+    if re.search(r"\d+:\d+", q):
+        return "recite"
     return "fact"
 
 
