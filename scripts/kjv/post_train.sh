@@ -10,8 +10,9 @@
 #      objective kept in both;
 #   4. every model scored the same way (scripts/kjv/post_train_eval.py): exact match on the
 #      held-out questions, perplexity on the held-out books, MTP draft acceptance.
-# Results and wall times go to build/kjv/post/. About 90 minutes on 2 cores; the student with
-# distillation is what scripts/kjv/ship_chat.sh ships.
+# Results and wall times go to build/kjv/post/. About 80 minutes on an idle 2-core machine.
+# Nothing is shipped: the figures (docs/training.md, "The KJV run") show held-out perplexity
+# rising far past the 5% a post-trained default model may lose, until SFT replays text.
 #   scripts/kjv/post_train.sh [THREADS]     (DSV3=path/to/dsv3 to use another binary)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
