@@ -153,13 +153,7 @@ void run_batch(const TextModel& tm, const BatchOptions& o, ThreadPool& pool) {
   std::ofstream out(o.out);
   if (!out) fail("cannot write '", o.out, "'");
 
-  runtime::EngineOptions eo;
-  eo.max_seqs = o.max_seqs;
-  eo.ctx_size = o.ctx_size;
-  eo.numerics = o.numerics;
-  eo.draft = o.draft;
-  eo.draft_auto = o.draft_auto;
-  runtime::Engine engine(*tm.model, *tm.tokenizer, pool, eo);
+  runtime::Engine engine(*tm.model, *tm.tokenizer, pool, o.engine);
 
   // Every (prompt, sample) is one sequence; the engine batches them and queues the rest. The
   // seed is offset per sample so answers differ but a rerun repeats them.
@@ -170,8 +164,8 @@ void run_batch(const TextModel& tm, const BatchOptions& o, ThreadPool& pool) {
   };
   std::vector<Job> jobs;
   for (size_t i = 0; i < items.size(); ++i)
-    if (int64_t(items[i].prompt.size()) >= o.ctx_size)
-      fail(o.in, ": prompt ", i + 1, " has ", items[i].prompt.size(), " tokens, not shorter than --ctx-size ", o.ctx_size);
+    if (int64_t(items[i].prompt.size()) >= o.engine.ctx_size)
+      fail(o.in, ": prompt ", i + 1, " has ", items[i].prompt.size(), " tokens, not shorter than --ctx-size ", o.engine.ctx_size);
   for (size_t i = 0; i < items.size(); ++i) {
     for (int64_t k = 0; k < o.samples; ++k) {
       runtime::GenRequest g;

@@ -13,7 +13,7 @@
 #include <string>
 
 #include "apps/textgen.h"
-#include "kernels/numerics.h"
+#include "runtime/engine.h"
 #include "runtime/generate.h"
 #include "threading/pool.h"
 
@@ -24,12 +24,8 @@ struct BatchOptions {
   int64_t samples = 1;          // answers per prompt
   std::string check = "none";   // none | exact | regex | script
   std::string check_script;     // with check "script": a shell command; the answer's JSON on stdin, exit 0 accepts
-  int64_t max_seqs = 8;         // sequences decoded together
-  int64_t ctx_size = 4096;
+  runtime::EngineOptions engine;  // max_seqs (sequences decoded together), ctx_size, numerics, drafting
   runtime::GenerateOptions gen;
-  kernels::Numerics numerics = kernels::Numerics::Bf16;
-  int64_t draft = 0;
-  bool draft_auto = false;
   bool progress = true;
 };
 

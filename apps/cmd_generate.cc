@@ -30,13 +30,10 @@ void run(const GenerateFlags& f, ThreadPool& pool, const dist::EpOptions& ep) {
     if (!f.system.empty()) fail("--system applies to --prompt; put a system message in the batch file's messages");
     TextModel tm = load_text_model(resolve_model_dir(f.model), true, ep, f.weights, f.draft.wants_mtp());
     BatchOptions b = f.batch;
-    b.ctx_size = f.ctx_size;
+    b.engine.ctx_size = f.ctx_size;
+    b.engine.numerics = f.numerics.value();
+    f.draft.apply(*tm.model, b.engine);
     b.gen = f.gen;
-    b.numerics = f.numerics.value();
-    runtime::EngineOptions eo;
-    f.draft.apply(*tm.model, eo);
-    b.draft = eo.draft;
-    b.draft_auto = eo.draft_auto;
     run_batch(tm, b, pool);
     return;
   }
@@ -86,7 +83,7 @@ void add_generate(CLI::App& app, AppContext& ctx) {
   cmd->add_option("--check-script", f->batch.check_script,
                   "with --check script: a shell command given {messages, answer, targets} as JSON on stdin; exit 0 "
                   "accepts");
-  cmd->add_option("--max-seqs", f->batch.max_seqs, "with --batch: sequences decoded together (default 8)")
+  cmd->add_option("--max-seqs", f->batch.engine.max_seqs, "with --batch: sequences decoded together (default 8)")
       ->check(CLI::PositiveNumber);
   cmd->add_flag("--chat", f->chat, "wrap the prompt as a user turn with the model's chat template");
   cmd->add_option("--system", f->system, "system prompt (with --chat)");

@@ -59,10 +59,4 @@ std::vector<BlockEvent> AnswerBlocks::finish(const std::string& tail) {
   return ev;
 }
 
-bool AnswerBlocks::has_tool_calls() const {
-  for (const AnswerBlock& b : blocks_)
-    if (b.kind == AnswerBlock::Kind::ToolCall) return true;
-  return false;
-}
-
 }  // namespace dsv3::server

@@ -8,7 +8,6 @@
 #include <vector>
 
 #include "api/prompt.h"
-#include "runtime/engine.h"
 #include "server/choice_output.h"
 
 namespace dsv3::server {
@@ -39,9 +38,6 @@ class AnswerBlocks {
   std::vector<BlockEvent> finish(const std::string& tail);
 
   const std::vector<AnswerBlock>& blocks() const { return blocks_; }
-  bool has_tool_calls() const;
-  //! OpenAI's word for the end: "stop", "length" or "tool_calls".
-  std::string finish_reason(runtime::FinishReason r) const { return out_.finish_reason(r); }
 
  private:
   void apply(const nlohmann::ordered_json& delta, std::vector<BlockEvent>& ev);

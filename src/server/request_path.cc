@@ -4,7 +4,6 @@
 
 #include <chrono>
 #include <functional>
-#include <optional>
 
 namespace dsv3::server {
 namespace {
@@ -12,17 +11,16 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using namespace std::chrono_literals;
 
-struct Choice {
-  std::shared_ptr<runtime::Stream> stream;
-  std::optional<runtime::FinishInfo> done;
-};
-
 // One request in flight. Held by the response's content provider; when httplib drops the
 // response without running it to the end (the client left before the headers went out),
 // the destructor still takes the sequences out of the engine.
 struct Exchange {
   ServeContext& ctx;
-  std::vector<Choice> choices;
+  std::vector<std::shared_ptr<runtime::Stream>> streams;  // one per choice
+  // Each choice's finish once it ended: protocols read them in place (an echo's
+  // prompt_logprobs can be large).
+  std::vector<runtime::FinishInfo> finished;
+  std::vector<bool> done;
   std::vector<size_t> prompt_of;
   int64_t prompt_tokens = 0;
   std::unique_ptr<Protocol> protocol;
@@ -30,32 +28,28 @@ struct Exchange {
   Exchange(ServeContext& c, Plan& plan) : ctx(c), protocol(std::move(plan.protocol)) {
     prompt_of = std::move(plan.prompt_of);
     prompt_tokens = plan.prompt_tokens;
-    for (auto& s : ctx.submit_all(plan.gens)) choices.push_back(Choice{std::move(s), std::nullopt});
+    streams = ctx.submit_all(plan.gens);
+    finished.resize(streams.size());
+    done.assign(streams.size(), false);
   }
   ~Exchange() { cancel(); }
 
   bool cancel() {
-    for (auto& c : choices)
-      if (!c.done) c.stream->cancel();
+    for (size_t i = 0; i < streams.size(); ++i)
+      if (!done[i]) streams[i]->cancel();
     return false;
   }
 
   Usage usage() const {
     Usage u;
     u.prompt = prompt_tokens;
-    for (size_t i = 0; i < choices.size(); ++i) {
-      u.completion += choices[i].done->completion_tokens;
-      if (i == 0 || prompt_of[i] != prompt_of[i - 1]) u.cached += choices[i].done->cached_tokens;
-      u.drafted += choices[i].done->drafts.drafted_total();
-      u.accepted += choices[i].done->drafts.accepted_total();
+    for (size_t i = 0; i < finished.size(); ++i) {
+      u.completion += finished[i].completion_tokens;
+      if (i == 0 || prompt_of[i] != prompt_of[i - 1]) u.cached += finished[i].cached_tokens;
+      u.drafted += finished[i].drafts.drafted_total();
+      u.accepted += finished[i].drafts.accepted_total();
     }
     return u;
-  }
-
-  std::vector<runtime::FinishInfo> finishes() const {
-    std::vector<runtime::FinishInfo> f;
-    for (const Choice& c : choices) f.push_back(*c.done);
-    return f;
   }
 
   // Runs the choices to the end. `on_event(i, event)` sees each token, `on_finish(i)` each
@@ -66,18 +60,18 @@ struct Exchange {
     auto last_io = Clock::now();
     for (;;) {
       bool progressed = false, all_done = true;
-      for (size_t i = 0; i < choices.size(); ++i) {
-        Choice& c = choices[i];
-        if (c.done) continue;
+      for (size_t i = 0; i < streams.size(); ++i) {
+        if (done[i]) continue;
         all_done = false;
         runtime::TokenEvent ev;
-        while (c.stream->next(ev, 0ms)) {
+        while (streams[i]->next(ev, 0ms)) {
           progressed = true;
           if (!on_event(i, ev)) return cancel();
         }
-        if (auto f = c.stream->finished()) {
-          c.done = f;
-          ctx.record(*f);
+        if (auto f = streams[i]->finished()) {
+          finished[i] = std::move(*f);
+          done[i] = true;
+          ctx.record(finished[i]);
           progressed = true;
           if (!on_finish(i)) return cancel();
         }
@@ -88,10 +82,10 @@ struct Exchange {
         continue;
       }
       // Nothing new: wait on the first unfinished choice (its event is handled next round).
-      for (size_t i = 0; i < choices.size(); ++i) {
-        if (choices[i].done) continue;
+      for (size_t i = 0; i < streams.size(); ++i) {
+        if (done[i]) continue;
         runtime::TokenEvent ev;
-        if (choices[i].stream->next(ev, 20ms)) {
+        if (streams[i]->next(ev, 20ms)) {
           if (!on_event(i, ev)) return cancel();
           last_io = Clock::now();
         }
@@ -109,9 +103,9 @@ struct Exchange {
     auto send = [&](const std::string& s) { return s.empty() || sink.write(s.data(), s.size()); };
     if (!send(protocol->open())) return cancel();
     const bool ok = drive([&](size_t i, const runtime::TokenEvent& ev) { return send(protocol->token(i, ev)); },
-                          [&](size_t i) { return send(protocol->finish(i, *choices[i].done)); }, [] { return true; });
+                          [&](size_t i) { return send(protocol->finish(i, finished[i])); }, [] { return true; });
     if (!ok) return false;
-    send(protocol->close(finishes(), usage()));
+    send(protocol->close(finished, usage()));
     sink.done();
     return true;
   }
@@ -126,12 +120,12 @@ struct Exchange {
           return true;
         },
         [&](size_t i) {
-          protocol->finish(i, *choices[i].done);
+          protocol->finish(i, finished[i]);
           return true;
         },
         [&] { return sink.write(" ", 1); });
     if (!ok) return false;
-    const std::string text = dump(protocol->body(finishes(), usage()));
+    const std::string text = dump(protocol->body(finished, usage()));
     sink.write(text.data(), text.size());
     sink.done();
     return true;

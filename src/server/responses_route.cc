@@ -40,7 +40,7 @@ class ResponsesProtocol final : public Protocol {
 
   std::string close(const std::vector<runtime::FinishInfo>& f, const Usage& u) override {
     if (f[0].reason == runtime::FinishReason::Error) return {};
-    ojson r = final_response(f[0], u);
+    ojson r = final_response(u);
     const std::string status = r["status"];
     return event(status == "completed" ? "response.completed" : "response.incomplete", {{"response", r}});
   }
@@ -53,7 +53,7 @@ class ResponsesProtocol final : public Protocol {
       r["error"] = {{"code", "server_error"}, {"message", f[0].error}};
       return r;
     }
-    return final_response(f[0], u);
+    return final_response(u);
   }
 
  private:
@@ -74,16 +74,16 @@ class ResponsesProtocol final : public Protocol {
     return r;
   }
 
-  ojson final_response(const runtime::FinishInfo& f, const Usage& u) const {
-    const bool cut = f.reason == runtime::FinishReason::Length;
+  // After finish(), which set cut_.
+  ojson final_response(const Usage& u) const {
     // reasoning_tokens stays 0: thoughts are split from the answer as text, not counted by token.
-    ojson r = response(cut ? "incomplete" : "completed",
+    ojson r = response(cut_ ? "incomplete" : "completed",
                        ojson{{"input_tokens", u.prompt},
                              {"input_tokens_details", {{"cached_tokens", u.cached}}},
                              {"output_tokens", u.completion},
                              {"output_tokens_details", {{"reasoning_tokens", 0}}},
                              {"total_tokens", u.prompt + u.completion}});
-    if (cut) r["incomplete_details"] = {{"reason", "max_output_tokens"}};
+    if (cut_) r["incomplete_details"] = {{"reason", "max_output_tokens"}};
     for (size_t b = 0; b < blocks_.blocks().size(); ++b) r["output"].push_back(item(b, true));
     return r;
   }

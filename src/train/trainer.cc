@@ -1,6 +1,5 @@
 #include "train/trainer.h"
 
-#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
