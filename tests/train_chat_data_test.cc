@@ -16,6 +16,7 @@
 #include "tokenized_model.h"
 #include "tokenizer/tokenizer.h"
 #include "train/chat_data.h"
+#include "train/data.h"
 #include "train/run_config.h"
 #include "train_test_util.h"
 
@@ -206,6 +207,125 @@ TEST(ChatData, TrainingOnChatDataLearnsTheAnswers) {
                                                     {"data", {{"tokenizer", "."}, {"train_files", {"chat.jsonl"}}, {"format", "chat"}}},
                                                     {"steps", 1}, {"out_dir", "bad"}}.dump();
   EXPECT_CONTAINS(testutil::run_dsv3("train --config " + (dir / "bad.json")).out, "deepseek_v3 only");
+}
+
+TEST(ChatData, ReplayWindowsAreSpreadEvenly) {
+  for (double share : {0.1, 0.25, 0.5, 0.9}) {
+    int64_t total = 0;
+    for (int64_t g = 0; g < 1000; ++g) total += train::replay_window(g, share);
+    EXPECT_NEAR(double(total), 1000 * share, 1.0) << share;
+    for (int64_t start : {0, 7, 333})  // any 16 consecutive windows (a batch) hold round(16 share) +-1
+      for (int64_t n = 0, c = 0; n < 16; ++n) {
+        c += train::replay_window(start + n, share);
+        if (n == 15) EXPECT_NEAR(double(c), 16 * share, 1.0) << share << " from " << start;
+      }
+  }
+  EXPECT_FALSE(train::replay_window(5, 0.0));
+}
+
+TEST(ChatData, ReplayConfigIsCheckedAndWrittenBack) {
+  const std::string head = R"({"model": {"type": "deepseek_v3", "preset": "tiny"}, "steps": 2, "out_dir": "o", "data": {"tokenizer": "t", "train_files": ["c.jsonl"], )";
+  const train::RunConfig c = train::RunConfig::parse(
+      head + R"("format": "chat", "replay": {"train_files": ["a.txt"], "eval_files": ["b.txt"], "share": 0.3}}})", "run.json", "/d");
+  EXPECT_EQ(c.data.replay_files, std::vector<std::string>{"/d/a.txt"});
+  EXPECT_EQ(c.data.replay_eval_files, std::vector<std::string>{"/d/b.txt"});
+  EXPECT_DOUBLE_EQ(c.data.replay_share, 0.3);
+  const train::RunConfig again = train::RunConfig::parse(c.to_json(), "again", "/elsewhere");
+  EXPECT_EQ(again.data.replay_files, c.data.replay_files);
+  EXPECT_DOUBLE_EQ(again.data.replay_share, 0.3);
+  auto error = [&](const std::string& data) {
+    return error_of([&] { train::RunConfig::parse(head + data + "}}", "run.json", "/d"); });
+  };
+  EXPECT_CONTAINS(error(R"("replay": {"train_files": ["a.txt"], "share": 0.3})"), "needs 'data.format' \"chat\"");
+  EXPECT_CONTAINS(error(R"("format": "chat", "replay": {"train_files": ["a.txt"]})"), "'data.replay.share' is required");
+  EXPECT_CONTAINS(error(R"("format": "chat", "replay": {"train_files": ["a.txt"], "share": 1})"), "data.replay.share");
+  EXPECT_CONTAINS(error(R"("format": "chat", "replay": {"share": 0.5})"), "'data.replay.train_files' is required");
+  EXPECT_CONTAINS(error(R"("format": "chat", "replay": {"train_files": ["a.txt"], "share": 0})"), "must be above 0");
+  EXPECT_CONTAINS(error(R"("format": "chat", "replay": {"train_files": ["a.txt"], "share": 0.5, "ratio": 1})"),
+                  "unknown key 'data.replay.ratio'");
+}
+
+// Replay: a share of the windows comes from text, scored at each evaluation too, and a run
+// stopped and resumed draws exactly the windows (chat and text) an uninterrupted one does.
+TEST(ChatData, ReplayMixesTextIntoChatTrainingAndResumesExactly) {
+  testutil::TempDir dir("chatreplay");
+  testutil::write_byte_tokenizer(dir.str());
+  const std::string tpl =
+      "{{ bos_token }}{% for m in messages %}{% if m['role'] == 'user' %}<u>{{ m['content'] }}"
+      "{% else %}<a>{{ m['content'] }}{{ eos_token }}{% endif %}{% endfor %}{% if add_generation_prompt %}<a>{% endif %}";
+  std::ofstream(dir / "tokenizer_config.json")
+      << nlohmann::json{{"bos_token", "<bos>"}, {"eos_token", "<eos>"}, {"add_bos_token", true}, {"chat_template", tpl}}.dump();
+  const std::string text = testutil::corpus_text(6, 4000);
+  {
+    std::ofstream f(dir / "chat.jsonl");
+    for (size_t i = 0; i + 40 < 2000; i += 37)
+      f << ojson{{"messages", ojson::array({ojson{{"role", "user"}, {"content", text.substr(i, 30)}},
+                                            ojson{{"role", "assistant"}, {"content", "Amen."}}})}}.dump()
+        << "\n";
+  }
+  std::ofstream(dir / "text.txt") << text.substr(0, 3000);
+  std::ofstream(dir / "heldout.txt") << text.substr(3000);
+  auto config = [&](const std::string& name, double share) {
+    std::ofstream(dir / (name + ".json"))
+        << nlohmann::json{{"model", {{"type", "deepseek_v3"}, {"preset", "tiny"}}},
+                          {"data", {{"tokenizer", "."}, {"train_files", {"chat.jsonl"}}, {"format", "chat"},
+                                    {"eval_fraction", 0.1}, {"eval_sequences", 4},
+                                    {"replay", {{"train_files", {"text.txt"}}, {"eval_files", {"heldout.txt"}}, {"share", share}}}}},
+                          {"seq_len", 63}, {"batch_size", 4}, {"steps", 12}, {"eval_interval", 4},
+                          {"optimizer", {{"lr", 0.01}}}, {"export_dtype", "none"}, {"out_dir", name}}
+               .dump(2);
+    return "train --config " + (dir / (name + ".json"));
+  };
+  auto metrics = [&](const std::string& name) {
+    std::vector<nlohmann::json> lines;
+    std::ifstream m(dir / (name + "/metrics.jsonl"));
+    for (std::string line; std::getline(m, line);) lines.push_back(nlohmann::json::parse(line));
+    return lines;
+  };
+  auto last_train_loss = [&](const std::string& name) {
+    double loss = -1;
+    for (const auto& j : metrics(name))
+      if (j["kind"] == "train") loss = j["loss"];
+    return loss;
+  };
+  const auto full = testutil::run_dsv3(config("full", 0.5));
+  ASSERT_EQ(full.code, 0) << full.out;
+  EXPECT_CONTAINS(full.out, "replay text: ");
+  EXPECT_CONTAINS(full.out, "50% of the windows");
+  EXPECT_CONTAINS(full.out, "replay text perplexity");
+  int evals = 0;
+  for (const auto& j : metrics("full"))
+    if (j["kind"] == "eval") {
+      ++evals;
+      ASSERT_TRUE(j.contains("eval_text_loss")) << j.dump();
+      EXPECT_GT(j["eval_text_loss"].get<double>(), 0.5);  // text, not the one answer "Amen."
+      EXPECT_LT(j["eval_loss"].get<double>(), j["eval_text_loss"].get<double>());
+    }
+  EXPECT_EQ(evals, 3);
+
+  // Stopped after 5 steps (mid-batch phase of the replay pattern) and resumed: the same run.
+  ASSERT_EQ(testutil::run_dsv3(config("half", 0.5) + " --stop-after 5 -q").code, 0);
+  const auto resumed = testutil::run_dsv3("train --resume " + (dir / "half") + " -q");
+  ASSERT_EQ(resumed.code, 0) << resumed.out;
+  const auto a = metrics("full"), b = metrics("half");
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i) {
+    EXPECT_EQ(a[i]["step"], b[i]["step"]) << i;
+    for (const char* key : {"loss", "eval_loss", "eval_text_loss"})
+      if (a[i].contains(key)) EXPECT_EQ(a[i][key], b[i][key]) << key << " at line " << i;
+  }
+
+  // More text in the mix: the training loss (mean over the batch's windows) rises, since the
+  // answers are one phrase the model learns at once and text is not.
+  ASSERT_EQ(testutil::run_dsv3(config("mostly_text", 0.75) + " -q").code, 0);
+  ASSERT_EQ(testutil::run_dsv3(config("mostly_chat", 0.25) + " -q").code, 0);
+  EXPECT_GT(last_train_loss("mostly_text"), last_train_loss("mostly_chat") + 0.5);
+
+  // A resumed run whose replay text changed is refused.
+  std::ofstream(dir / "text.txt", std::ios::app) << "and more text";
+  ASSERT_EQ(testutil::run_dsv3(config("changed", 0.5) + " --stop-after 2 -q").code, 0);
+  std::ofstream(dir / "text.txt", std::ios::app) << "and even more";
+  EXPECT_CONTAINS(testutil::run_dsv3("train --resume " + (dir / "changed") + " -q").out, "the replay text changed");
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 #include "train/data.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -116,6 +117,11 @@ TokenData load_token_data(const DataChoice& d, const std::string& cache_dir) {
   }
   if (!cache.empty()) write_cache(cache, out);
   return out;
+}
+
+bool replay_window(int64_t g, double share) {
+  if (share <= 0) return false;
+  return std::floor(double(g + 1) * share) > std::floor(double(g) * share);
 }
 
 WindowSampler::WindowSampler(const std::vector<int32_t>& tokens, int64_t window, uint64_t seed, bool aligned)

@@ -21,7 +21,14 @@ struct TokenData {
   //! assistant wrote (only those count in the loss). Empty for text data.
   bool packed = false;
   std::vector<uint8_t> train_answer, eval_answer;
+  //! Text replayed among chat windows (data.replay): plain token streams, every token counted.
+  std::vector<int32_t> replay, replay_eval;
 };
+
+//! Whether the g-th training window of a run (counted over all steps) comes from the replay
+//! text: spread evenly, exactly round(share * n) of any n consecutive windows up to one, and
+//! a function of g alone so a resumed run draws as an uninterrupted one.
+bool replay_window(int64_t g, double share);
 
 //! Tokenizes data.train_files (and data.eval_files, or holds out the last eval_fraction of
 //! the training tokens). Each file becomes [BOS] + ids + [EOS] as add_bos / add_eos say.

@@ -59,6 +59,10 @@ void MetricsLog::write(const EvalRecord& r) {
   if (std::isfinite(r.accuracy)) j["eval_accuracy"] = r.accuracy;
   if (std::isfinite(r.mtp_loss)) j["eval_mtp_ce"] = r.mtp_loss;
   if (std::isfinite(r.mtp_accuracy)) j["eval_mtp_accuracy"] = r.mtp_accuracy;
+  if (std::isfinite(r.text_loss)) {
+    j["eval_text_loss"] = r.text_loss;
+    j["eval_text_perplexity"] = num(r.text_perplexity);
+  }
   out_ << j.dump() << "\n";
   out_.flush();
   if (!out_) fail("cannot write the metrics log '", path_, "'");

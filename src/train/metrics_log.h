@@ -30,6 +30,7 @@ struct EvalRecord {
   int64_t tokens = 0;               // evaluated tokens
   double accuracy = NAN;            // main head's argmax = next token (NaN: not counted)
   double mtp_loss = NAN, mtp_accuracy = NAN;  // the MTP head on the next-next token (NaN: no MTP module)
+  double text_loss = NAN, text_perplexity = NAN;  // the replay text's held-out windows (NaN: none)
 };
 
 class MetricsLog {

@@ -194,6 +194,14 @@ RunConfig RunConfig::parse(const std::string& text, const std::string& source, c
     c.data.eval_sequences = d.integer("eval_sequences", c.data.eval_sequences, 0, big);
     c.data.passkey_fraction = d.number("passkey_fraction", c.data.passkey_fraction, 0.0, 1.0);
     c.data.format = d.string("format", c.data.format);
+    if (d.has("replay")) {
+      Section r = d.section("replay");
+      for (const std::string& f : r.strings("train_files")) c.data.replay_files.push_back(resolve(f, base_dir));
+      for (const std::string& f : r.strings("eval_files")) c.data.replay_eval_files.push_back(resolve(f, base_dir));
+      c.data.replay_share = r.number("share", NAN, 0.0, 0.99);
+      if (std::isnan(c.data.replay_share)) fail(source, ": 'data.replay.share' is required (the fraction of windows drawn from the replay text)");
+      r.finish();
+    }
     d.finish();
   }
   c.seq_len = top.integer("seq_len", c.seq_len, 1, 1 << 24);
@@ -292,6 +300,11 @@ void RunConfig::validate() const {
     fail(s, ": 'distill' applies to model.type deepseek_v3 only");
   if (data.format == "chat" && data.passkey_fraction > 0)
     fail(s, ": 'data.passkey_fraction' works on text data, not with 'data.format' \"chat\"");
+  if (data.replay_share > 0 || !data.replay_files.empty() || !data.replay_eval_files.empty()) {
+    if (data.format != "chat") fail(s, ": 'data.replay' mixes text into chat data: it needs 'data.format' \"chat\"");
+    if (data.replay_files.empty()) fail(s, ": 'data.replay.train_files' is required (the text files to replay)");
+    if (data.replay_share <= 0) fail(s, ": 'data.replay.share' must be above 0 (0 draws nothing from the replay text)");
+  }
   if (precision != "fp32" && model.type != "deepseek_v3")
     fail(s, ": 'precision' ", precision, " applies to model.type deepseek_v3 only (", model.type, " trains in fp32)");
   if (precision != "fp32" && precision != "bf16" && precision != "fp8")
@@ -323,6 +336,9 @@ std::string RunConfig::to_json() const {
                {"add_bos", data.add_bos},             {"add_eos", data.add_eos},
                {"eval_sequences", data.eval_sequences}, {"passkey_fraction", data.passkey_fraction},
                {"format", data.format}};
+  if (data.replay_share > 0)
+    j["data"]["replay"] = {{"train_files", data.replay_files}, {"eval_files", data.replay_eval_files},
+                           {"share", data.replay_share}};
   j["seq_len"] = seq_len;
   j["batch_size"] = batch_size;
   j["grad_accum"] = grad_accum;

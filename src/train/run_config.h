@@ -30,6 +30,11 @@ struct DataChoice {
   int64_t eval_sequences = 16;        // windows scored at each evaluation
   double passkey_fraction = 0;        // share of training windows turned into passkey examples
   std::string format = "text";        // "text": plain text files; "chat": JSONL conversations (chat_data.h)
+  // Chat data only: a share of the training windows drawn from text files instead (replay of
+  // pretraining text while fine-tuning, so the model keeps modelling text), every token of
+  // them counted; replay_eval_files are scored at each evaluation as well.
+  std::vector<std::string> replay_files, replay_eval_files;
+  double replay_share = 0;            // fraction of each batch's windows; 0: no replay
 };
 
 struct OptimizerChoice {

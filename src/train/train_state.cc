@@ -85,6 +85,9 @@ void save_train_state(const std::string& dir, Trainable& model, AdamW& opt, cons
   // 64-bit RNG state as a string: JSON readers elsewhere may hold numbers as doubles.
   j["data"] = {{"epoch_rng", std::to_string(pr.data.epoch_rng)}, {"epoch", pr.data.epoch}, {"cursor", pr.data.cursor},
                {"train_tokens", pr.train_tokens}};
+  if (pr.replay_tokens > 0)
+    j["replay"] = {{"epoch_rng", std::to_string(pr.replay.epoch_rng)}, {"epoch", pr.replay.epoch},
+                   {"cursor", pr.replay.cursor}, {"train_tokens", pr.replay_tokens}};
   j["run_config"] = json::parse(run.to_json());
   if (const model::ModelConfig* c = model.hf_config()) j["model_config"] = json::parse(c->to_json());
   {
@@ -121,11 +124,18 @@ TrainProgress load_train_state(const std::string& dir, Trainable& model, AdamW& 
     pr.data.epoch = j.at("data").at("epoch").get<int64_t>();
     pr.data.cursor = j.at("data").at("cursor").get<int64_t>();
     pr.train_tokens = j.at("data").at("train_tokens").get<int64_t>();
+    if (j.contains("replay")) {
+      const json& r = j.at("replay");
+      pr.replay.epoch_rng = std::stoull(r.at("epoch_rng").get<std::string>());
+      pr.replay.epoch = r.at("epoch").get<int64_t>();
+      pr.replay.cursor = r.at("cursor").get<int64_t>();
+      pr.replay_tokens = r.at("train_tokens").get<int64_t>();
+    }
     opt.set_steps(j.at("optimizer_steps").get<int64_t>());
   } catch (const json::exception& e) {
     fail(where, ": malformed training state: ", e.what());
   } catch (const std::logic_error& e) {  // stoull
-    fail(where, ": malformed data.epoch_rng");
+    fail(where, ": malformed data.epoch_rng or replay.epoch_rng");
   }
   const io::SafetensorsFile f = io::SafetensorsFile::open((fs::path(dir) / "state.safetensors").string());
   const std::vector<ParamView> params = model.params();

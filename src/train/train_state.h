@@ -20,6 +20,8 @@ struct TrainProgress {
   double elapsed_s = 0;       // training wall time so far
   WindowSampler::State data;
   int64_t train_tokens = 0;   // size of the token stream the sampler state refers to
+  WindowSampler::State replay;  // the replay text's sampler (data.replay), and its stream's size
+  int64_t replay_tokens = 0;
 };
 
 //! Writes the state into `dir`, replacing an older one only once the new one is complete.

@@ -84,7 +84,7 @@ TrainResult run_training(const RunConfig& run, Trainable& model, const TokenData
     cfg << run.to_json();
   }
   const int64_t window = run.seq_len + 1;
-  for (const auto* stream : {&data.train, &data.eval})
+  for (const auto* stream : {&data.train, &data.eval, &data.replay, &data.replay_eval})
     for (int32_t id : *stream)
       if (id < 0 || id >= model.vocab_size())
         fail("token id ", id, " from the tokenizer is outside the model's vocabulary of ", model.vocab_size(),
@@ -94,24 +94,38 @@ TrainResult run_training(const RunConfig& run, Trainable& model, const TokenData
   AdamW opt(run.optimizer, /*bf16_moments=*/run.precision != "fp32");
   opt.attach(params);
   WindowSampler sampler(data.train, window, run.seed, data.packed);
+  std::optional<WindowSampler> replay;  // its own seed, so adding replay leaves weight init alone
+  if (run.data.replay_share > 0) {
+    if (data.replay.empty()) fail("data.replay: the replay text was not loaded");
+    replay.emplace(data.replay, window, run.seed ^ 0x7e91a7ull, false);
+  }
   std::optional<PasskeyExamples> passkey;
   if (run.data.passkey_fraction > 0) {
     if (!opts.tokenizer) fail("data.passkey_fraction needs the run's tokenizer");
     passkey.emplace(*opts.tokenizer, run.data.passkey_fraction, window, run.seed);
   }
   const std::vector<const int32_t*> eval_set = eval_windows(data.eval, window, run.data.eval_sequences);
+  const std::vector<const int32_t*> text_eval_set = eval_windows(data.replay_eval, window, run.data.eval_sequences);
+  if (!run.data.replay_eval_files.empty() && run.data.eval_sequences > 0 && text_eval_set.empty())
+    fail("the replay evaluation text has ", data.replay_eval.size(), " tokens, fewer than one window of seq_len+1 = ",
+         window);
   if (run.data.eval_sequences > 0 && eval_set.empty())
     fail("the evaluation text has ", data.eval.size(), " tokens, fewer than one window of seq_len+1 = ", window,
          "; add evaluation text, raise data.eval_fraction or set data.eval_sequences to 0");
 
   TrainProgress pr;
   pr.train_tokens = int64_t(data.train.size());
+  pr.replay_tokens = replay ? int64_t(data.replay.size()) : 0;
   if (!opts.resume.empty()) {
     pr = load_train_state(opts.resume, model, opt);
     if (pr.train_tokens != int64_t(data.train.size()))
       fail("the training data changed since the state in '", opts.resume, "' was saved (", pr.train_tokens,
            " tokens then, ", data.train.size(), " now): a resumed run must see the same data");
+    if (pr.replay_tokens != (replay ? int64_t(data.replay.size()) : 0))
+      fail("the replay text changed since the state in '", opts.resume, "' was saved (", pr.replay_tokens,
+           " tokens then, ", replay ? data.replay.size() : 0, " now): a resumed run must see the same data");
     sampler.restore(pr.data);
+    if (replay) replay->restore(pr.replay);
   }
   MetricsLog log(root ? (out / "metrics.jsonl").string() : "/dev/null", opts.resume.empty() || !root ? -1 : pr.step);
 
@@ -133,6 +147,7 @@ TrainResult run_training(const RunConfig& run, Trainable& model, const TokenData
 
   auto save = [&](int64_t step) {
     pr.data = sampler.state();
+    if (replay) pr.replay = replay->state();
     res.export_dir = run.export_dtype != "none" && model.hf_config() ? (out / "hf").string() : "";
     if (!root) return;
     save_train_state(res.state_dir, model, opt, pr, run);
@@ -165,8 +180,13 @@ TrainResult run_training(const RunConfig& run, Trainable& model, const TokenData
       LossWeights sw = lw;
       {
         const StepScope data_scope(StepPhase::Data);
-        seq = sampler.next();
-        if (!data.train_answer.empty()) sw.target_mask = data.train_answer.data() + (seq - data.train.data()) + 1;
+        const int64_t g = s * run.batch_size * run.grad_accum + k;  // this window's index in the run
+        if (replay && replay_window(g, run.data.replay_share)) {
+          seq = replay->next();  // text: every token counts
+        } else {
+          seq = sampler.next();
+          if (!data.train_answer.empty()) sw.target_mask = data.train_answer.data() + (seq - data.train.data()) + 1;
+        }
         if (passkey && k % ranks == me && passkey->picks(s, k)) {
           seq = passkey->make(seq, s, k);
           sw.target_mask = passkey->mask();
@@ -255,12 +275,22 @@ TrainResult run_training(const RunConfig& run, Trainable& model, const TokenData
     bar.update(pr.step, figures);
     if (eval_now) {
       const StepScope eval_scope(StepPhase::Eval);
-      const EvalRecord e = evaluate(model, eval_set, window, pr.step, data.eval, data.eval_answer);
+      EvalRecord e = evaluate(model, eval_set, window, pr.step, data.eval, data.eval_answer);
+      if (!text_eval_set.empty()) {
+        const EvalRecord t = evaluate(model, text_eval_set, window, pr.step, data.replay_eval, {});
+        e.text_loss = t.loss;
+        e.text_perplexity = t.perplexity;
+      }
       log.write(e);
       res.eval_loss = e.loss;
       res.eval_perplexity = e.perplexity;
-      char buf[96];
-      std::snprintf(buf, sizeof buf, "step %lld: eval loss %.4f, perplexity %.2f", (long long)pr.step, e.loss, e.perplexity);
+      res.text_perplexity = e.text_perplexity;
+      char buf[160];
+      int n = std::snprintf(buf, sizeof buf, "step %lld: eval loss %.4f, perplexity %.2f", (long long)pr.step, e.loss,
+                            e.perplexity);
+      if (std::isfinite(e.text_loss))
+        std::snprintf(buf + n, sizeof buf - size_t(n), "; replay text loss %.4f, perplexity %.2f", e.text_loss,
+                      e.text_perplexity);
       bar.note(buf);
     }
     if (run.checkpoint_interval > 0 && pr.step % run.checkpoint_interval == 0 && pr.step != end) save(pr.step);
@@ -290,6 +320,23 @@ TrainResult train(const RunConfig& run, const TrainerOptions& opts, ThreadPool& 
     std::string summary;
     data = load_chat_data(run.data, run.seq_len + 1, &summary);
     if (DataParallel::is_root() && opts.progress) std::fprintf(stderr, "%s\n", summary.c_str());
+    if (run.data.replay_share > 0) {
+      // The replay text as text data (cached like it), nothing held out of it.
+      DataChoice text = run.data;
+      text.format = "text";
+      text.train_files = run.data.replay_files;
+      text.eval_files = run.data.replay_eval_files;
+      text.eval_fraction = 0;
+      TokenData t;
+      if (DataParallel::is_root()) t = load_token_data(text, cache);
+      DataParallel::barrier();
+      if (!DataParallel::is_root()) t = load_token_data(text, cache);
+      data.replay = std::move(t.train);
+      data.replay_eval = std::move(t.eval);
+      if (DataParallel::is_root() && opts.progress)
+        std::fprintf(stderr, "replay text: %zu training tokens, %zu held out; %.0f%% of the windows\n",
+                     data.replay.size(), data.replay_eval.size(), 100 * run.data.replay_share);
+    }
   } else {
     if (DataParallel::is_root()) data = load_token_data(run.data, cache);
     DataParallel::barrier();
@@ -340,6 +387,10 @@ std::string summary_line(const TrainResult& r) {
   if (std::isfinite(r.eval_loss)) {
     std::snprintf(buf, sizeof buf, "; eval loss %.4f, perplexity %.2f", r.eval_loss, r.eval_perplexity);
     s += buf;
+    if (std::isfinite(r.text_perplexity)) {
+      std::snprintf(buf, sizeof buf, " (replay text perplexity %.2f)", r.text_perplexity);
+      s += buf;
+    }
   }
   s += "; state " + r.state_dir;
   if (!r.export_dir.empty()) s += "; checkpoint " + r.export_dir;

@@ -40,6 +40,7 @@ struct TrainResult {
   int64_t run_tokens = 0;             // training tokens of this call's steps
   std::vector<double> losses;         // training loss of each step this call took
   double eval_loss = NAN, eval_perplexity = NAN;  // last evaluation (NaN: none)
+  double text_perplexity = NAN;       // last evaluation's replay text (data.replay.eval_files; NaN: none)
   std::vector<double> maxvio;         // last step's, per MoE layer
   std::string state_dir, export_dir;  // export_dir empty when nothing was exported
   double flops = 0;                   // model FLOPs of this call's steps (train_flops.h; 0 for models without a V3 config)
