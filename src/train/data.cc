@@ -124,6 +124,13 @@ bool replay_window(int64_t g, double share) {
   return std::floor(double(g + 1) * share) > std::floor(double(g) * share);
 }
 
+const int32_t* replay_tokens(const int32_t* seq, int64_t window, int32_t bos, std::vector<int32_t>& buf) {
+  if (bos < 0) return seq;
+  buf.assign(seq, seq + window);
+  buf[0] = bos;
+  return buf.data();
+}
+
 WindowSampler::WindowSampler(const std::vector<int32_t>& tokens, int64_t window, uint64_t seed, bool aligned)
     : tokens_(tokens), window_(window), aligned_(aligned) {
   if (window < 2) fail("a training window needs at least 2 tokens, got ", window);

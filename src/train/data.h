@@ -30,6 +30,10 @@ struct TokenData {
 //! a function of g alone so a resumed run draws as an uninterrupted one.
 bool replay_window(int64_t g, double share);
 
+//! A replay window as training reads it: `window` tokens from `seq`, the first replaced by
+//! `bos` when bos >= 0 (copied into buf, which the result then points into).
+const int32_t* replay_tokens(const int32_t* seq, int64_t window, int32_t bos, std::vector<int32_t>& buf);
+
 //! Tokenizes data.train_files (and data.eval_files, or holds out the last eval_fraction of
 //! the training tokens). Each file becomes [BOS] + ids + [EOS] as add_bos / add_eos say.
 //! With a non-empty cache_dir the ids are read from / written to a cache file there.

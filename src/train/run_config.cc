@@ -199,6 +199,7 @@ RunConfig RunConfig::parse(const std::string& text, const std::string& source, c
       for (const std::string& f : r.strings("train_files")) c.data.replay_files.push_back(resolve(f, base_dir));
       for (const std::string& f : r.strings("eval_files")) c.data.replay_eval_files.push_back(resolve(f, base_dir));
       c.data.replay_share = r.number("share", NAN, 0.0, 0.99);
+      c.data.replay_bos = r.boolean("bos", c.data.replay_bos);
       if (std::isnan(c.data.replay_share)) fail(source, ": 'data.replay.share' is required (the fraction of windows drawn from the replay text)");
       r.finish();
     }
@@ -338,7 +339,7 @@ std::string RunConfig::to_json() const {
                {"format", data.format}};
   if (data.replay_share > 0)
     j["data"]["replay"] = {{"train_files", data.replay_files}, {"eval_files", data.replay_eval_files},
-                           {"share", data.replay_share}};
+                           {"share", data.replay_share}, {"bos", data.replay_bos}};
   j["seq_len"] = seq_len;
   j["batch_size"] = batch_size;
   j["grad_accum"] = grad_accum;

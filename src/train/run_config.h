@@ -35,6 +35,10 @@ struct DataChoice {
   // them counted; replay_eval_files are scored at each evaluation as well.
   std::vector<std::string> replay_files, replay_eval_files;
   double replay_share = 0;            // fraction of each batch's windows; 0: no replay
+  // Each replay window starts with BOS (in place of its first token), as every prompt does at
+  // inference: chat windows always follow BOS with the template's user marker, so without
+  // it a model learns that BOS + plain text ends at the first line (with an EOS).
+  bool replay_bos = true;
 };
 
 struct OptimizerChoice {

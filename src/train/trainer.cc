@@ -95,9 +95,16 @@ TrainResult run_training(const RunConfig& run, Trainable& model, const TokenData
   opt.attach(params);
   WindowSampler sampler(data.train, window, run.seed, data.packed);
   std::optional<WindowSampler> replay;  // its own seed, so adding replay leaves weight init alone
+  int32_t replay_bos = -1;
+  std::vector<int32_t> replay_buf;
   if (run.data.replay_share > 0) {
     if (data.replay.empty()) fail("data.replay: the replay text was not loaded");
     replay.emplace(data.replay, window, run.seed ^ 0x7e91a7ull, false);
+    if (run.data.replay_bos) {
+      if (!opts.tokenizer || opts.tokenizer->bos_id() < 0)
+        fail("data.replay.bos needs a tokenizer with a BOS token (or set data.replay.bos to false)");
+      replay_bos = opts.tokenizer->bos_id();
+    }
   }
   std::optional<PasskeyExamples> passkey;
   if (run.data.passkey_fraction > 0) {
@@ -182,7 +189,7 @@ TrainResult run_training(const RunConfig& run, Trainable& model, const TokenData
         const StepScope data_scope(StepPhase::Data);
         const int64_t g = s * run.batch_size * run.grad_accum + k;  // this window's index in the run
         if (replay && replay_window(g, run.data.replay_share)) {
-          seq = replay->next();  // text: every token counts
+          seq = replay_tokens(replay->next(), window, replay_bos, replay_buf);  // text: every token counts
         } else {
           seq = sampler.next();
           if (!data.train_answer.empty()) sw.target_mask = data.train_answer.data() + (seq - data.train.data()) + 1;
