@@ -53,6 +53,17 @@ std::string flagged(const Tokenizer& tok, const train::ChatExample& ex, uint8_t 
   return out;
 }
 
+// A byte tokenizer in `dir` with BOS, EOS and a minimal chat template (user turns "<u>",
+// answers "<a>" ending in EOS), for training runs on chat data.
+void write_chat_tokenizer(const testutil::TempDir& dir) {
+  testutil::write_byte_tokenizer(dir.str());
+  const std::string tpl =
+      "{{ bos_token }}{% for m in messages %}{% if m['role'] == 'user' %}<u>{{ m['content'] }}"
+      "{% else %}<a>{{ m['content'] }}{{ eos_token }}{% endif %}{% endfor %}{% if add_generation_prompt %}<a>{% endif %}";
+  std::ofstream(dir / "tokenizer_config.json")
+      << nlohmann::json{{"bos_token", "<bos>"}, {"eos_token", "<eos>"}, {"add_bos_token", true}, {"chat_template", tpl}}.dump();
+}
+
 TEST(ChatData, AnswersOfEveryTurnAreFlaggedAndPromptsMatchServing) {
   const ojson conv = ojson::parse(R"({"messages": [
       {"role": "system", "content": "Be brief."},
@@ -169,12 +180,7 @@ TEST(ChatData, PackingKeepsExamplesWholeAndPaddingOutOfTheLoss) {
 // text learns them, far below the loss of the whole text), and the eval too.
 TEST(ChatData, TrainingOnChatDataLearnsTheAnswers) {
   testutil::TempDir dir("chatdata");
-  testutil::write_byte_tokenizer(dir.str());
-  const std::string tpl =
-      "{{ bos_token }}{% for m in messages %}{% if m['role'] == 'user' %}<u>{{ m['content'] }}"
-      "{% else %}<a>{{ m['content'] }}{{ eos_token }}{% endif %}{% endfor %}{% if add_generation_prompt %}<a>{% endif %}";
-  std::ofstream(dir / "tokenizer_config.json")
-      << nlohmann::json{{"bos_token", "<bos>"}, {"eos_token", "<eos>"}, {"add_bos_token", true}, {"chat_template", tpl}}.dump();
+  write_chat_tokenizer(dir);
   {
     std::ofstream f(dir / "chat.jsonl");
     const std::string text = testutil::corpus_text(5, 3000);
@@ -262,12 +268,7 @@ TEST(ChatData, ReplayConfigIsCheckedAndWrittenBack) {
 // stopped and resumed draws exactly the windows (chat and text) an uninterrupted one does.
 TEST(ChatData, ReplayMixesTextIntoChatTrainingAndResumesExactly) {
   testutil::TempDir dir("chatreplay");
-  testutil::write_byte_tokenizer(dir.str());
-  const std::string tpl =
-      "{{ bos_token }}{% for m in messages %}{% if m['role'] == 'user' %}<u>{{ m['content'] }}"
-      "{% else %}<a>{{ m['content'] }}{{ eos_token }}{% endif %}{% endfor %}{% if add_generation_prompt %}<a>{% endif %}";
-  std::ofstream(dir / "tokenizer_config.json")
-      << nlohmann::json{{"bos_token", "<bos>"}, {"eos_token", "<eos>"}, {"add_bos_token", true}, {"chat_template", tpl}}.dump();
+  write_chat_tokenizer(dir);
   const std::string text = testutil::corpus_text(6, 4000);
   {
     std::ofstream f(dir / "chat.jsonl");
