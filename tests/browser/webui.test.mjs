@@ -63,6 +63,10 @@ async function setField(page, id, value) {
   await page.$eval(id, (el, v) => { el.value = v; el.dispatchEvent(new Event('input')); }, String(value));
 }
 
+async function setCheck(page, id, on) {
+  await page.$eval(id, (el, v) => { el.checked = v; el.dispatchEvent(new Event('change')); }, on);
+}
+
 async function sendMessage(page, text) {
   await page.type('#input', text);
   await page.keyboard.press('Enter');
@@ -85,6 +89,9 @@ test('a message gets a streamed answer with its figures', async () => {
   assert.equal(await page.$eval('#model-name', (e) => e.textContent), 'default-model');
   await setField(page, '#max-tokens', 200);
   await setField(page, '#seed', 3);
+  // The chat-tuned default model answers in a line; past its EOS the answer runs to
+  // max_tokens, long enough to watch it stream.
+  await setCheck(page, '#ignore-eos', true);
   // Record what the answer shows each time the page changes it.
   await page.evaluate(() => {
     window.__lengths = [];
@@ -98,14 +105,32 @@ test('a message gets a streamed answer with its figures', async () => {
   const a = await lastAnswer(page);
   assert.ok(a.text.length > 20, a.text);
   assert.match(a.stats, /\d+ prompt tokens · \d+ generated · [\d.]+ tokens\/s · first token [\d.]+ s · \d+ cached/);
+  // The page sends the conversation as the API takes it: the answer being written is not in
+  // the request (an empty assistant turn after the question changes what the model sees).
+  const direct = await (await fetch(open.base + '/v1/chat/completions', {
+    method: 'POST', headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ messages: [{ role: 'user', content: 'And God said' }], max_tokens: 1 }),
+  })).json();
+  assert.equal(Number(a.stats.match(/(\d+) prompt tokens/)[1]), direct.usage.prompt_tokens);
   const lengths = await page.evaluate(() => window.__lengths);
   const partial = new Set(lengths.filter((n) => n > 0 && n < a.text.length));
   assert.ok(partial.size >= 2, `the answer should appear piece by piece, saw lengths ${[...new Set(lengths)]}`);
   assert.equal(await page.$eval('#conversations li.current span', (e) => e.textContent), 'And God said');
+  await setCheck(page, '#ignore-eos', false);
   if (shots) {
+    // The README's picture: questions of the kinds post-training taught, greedy.
+    await page.click('#new-chat');
+    await setField(page, '#temperature', 0);
+    const questions = ['Who begat Nahshon?', 'How long did Adam live?', 'How many chapters are in Ruth?'];
+    for (let i = 0; i < questions.length; ++i) {
+      await sendMessage(page, questions[i]);
+      await page.waitForFunction((n) => document.querySelectorAll('#messages .msg.assistant .stats').length === n,
+                                 { timeout: 60000 }, i + 1);
+    }
     await page.click('#toggle-settings');
     await page.screenshot({ path: path.join(shots, 'webui.png') });
     await page.click('#toggle-settings');
+    await setField(page, '#temperature', 0.7);
   }
   assert.deepEqual(page.errors, []);
   await page.close();
