@@ -1,8 +1,9 @@
 #!/bin/bash
-# Speculative decoding on the shipped default model, over prompts from the books it never saw
-# in training (docs/speculation.md): the first 8 words of every 8th verse of the held-out
-# books, 64 greedy tokens each, without drafts, with --draft N and with --draft auto.
-#   scripts/draft_prompts.sh [N] [extra dsv3 bench flags]
+# Speculative decoding on a KJV model (MODEL, default the shipped default-model; docs/
+# speculation.md measured the base model, MODEL=build/kjv/run/hf), over prompts from the books
+# it never saw in training: the first 8 words of every 8th verse of the held-out books, 64
+# greedy tokens each, without drafts, with --draft N and with --draft auto.
+#   [MODEL=DIR] scripts/draft_prompts.sh [N] [extra dsv3 bench flags]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DSV3=${DSV3:-build/dsv3}
@@ -20,5 +21,5 @@ fi
 grep -v -E '^([1-3] )?[A-Z][a-z]+ [0-9]+$' "$work/eval.txt" |
   awk 'NR % 8 == 1 { n = NF < 8 ? NF : 8; s = $1; for (i = 2; i <= n; i++) s = s " " $i; print s }' > "$work/draft_prompts.txt"
 echo "$(wc -l < "$work/draft_prompts.txt") held-out prompts in $work/draft_prompts.txt" >&2
-"$DSV3" bench --model default-model --prompt-tokens 32 --gen-tokens 64 --draft "$n" \
+"$DSV3" bench --model "${MODEL:-default-model}" --prompt-tokens 32 --gen-tokens 64 --draft "$n" \
   --draft-prompts "$work/draft_prompts.txt" "$@"

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Train the default model (default-model/): a small DeepSeek-V3 (MLA, MoE with noaux_tc
-# routing, 1 MTP layer) on the King James Bible, from bible-kjv's text (scripts/setup.sh
-# installs it). Deterministic: the text comes from the package, the tokenizer trainer has
-# no randomness and the run config fixes the seed (the thread count changes only the
-# floating-point summation order). About 35 minutes on 2 cores.
+# routing, 1 MTP layer) pretrained on the King James Bible, from bible-kjv's text
+# (scripts/setup.sh installs it), then post-trained to answer questions about it
+# (scripts/kjv/post_train.sh). Deterministic: the text comes from the package, the tokenizer
+# trainer has no randomness and the run configs fix their seeds (the thread count changes
+# only the floating-point summation order). About 35 minutes of pretraining and three hours
+# of post-training on 2 cores.
 #   scripts/train_default_model.sh [THREADS]     (DSV3=path/to/dsv3 to use another binary)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,5 +34,12 @@ start=$(date +%s)
 "$DSV3" train --config scripts/kjv/run.json --threads "$threads"
 wall=$(( $(date +%s) - start ))
 
-# 4. Ship the export with its loss curve and TRAINING.md.
-scripts/kjv/ship.sh "$work/run" "$wall"
+scripts/kjv/base_card.sh "$work/run" "$wall"
+
+# 4. Post-training: SFT on instructions about the text, distilled from a larger teacher,
+#    replaying the text (scripts/kjv/post_train.sh; its figures in build/kjv/post/).
+scripts/kjv/post_train.sh "$threads"
+
+# 5. Ship the post-trained model with its loss curves and TRAINING.md.
+scripts/kjv/ship.sh "$work/run" "$work/student_kd_replay" "$work/post/results.json" \
+  "$(awk '$1 == "student_kd_replay" {print $2}' "$work/post/wall.txt")"

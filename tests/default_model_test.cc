@@ -1,6 +1,7 @@
-// The shipped default model (default-model/, trained on the King James Bible): generate,
-// chat and serve use it when --model is omitted, DSV3_MODEL overrides it, and it writes
-// English text.
+// The shipped default model (default-model/, pretrained on the King James Bible, then
+// post-trained on questions about it): generate, chat and serve use it when --model is
+// omitted, DSV3_MODEL overrides it, it writes English text and answers questions in the
+// forms post-training taught it.
 #include <gtest/gtest.h>
 
 #include <cctype>
@@ -9,6 +10,9 @@
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <utility>
+
+#include <nlohmann/json.hpp>
 
 #include "test_util.h"
 
@@ -40,7 +44,7 @@ const std::string kGreedy = "generate --prompt \"In the beginning\" --max-tokens
 TEST(CliDefaultModel, ShippedFolderIsComplete) {
   const fs::path dir = fs::path(DSV3_SOURCE_DIR) / "default-model";
   for (const char* f : {"config.json", "model.safetensors.index.json", "tokenizer.json", "tokenizer_config.json",
-                        "TRAINING.md", "loss.svg"})
+                        "TRAINING.md", "loss.svg", "base_loss.svg"})
     EXPECT_TRUE(fs::exists(dir / f)) << f;
   uintmax_t bytes = 0;
   for (const auto& e : fs::directory_iterator(dir)) bytes += e.is_regular_file() ? e.file_size() : 0;
@@ -97,9 +101,9 @@ TEST(CliDefaultModel, HelpNamesTheDefault) {
 }
 
 TEST(CliDefaultModel, ChatWithoutModelAnswers) {
-  // Chat reads turns from stdin; a base model trained on raw scripture still answers.
+  // Chat reads turns from stdin; the post-trained model answers with a name and stops.
   testutil::TempDir dir("default_model_chat");
-  { std::ofstream(dir / "in") << "Who made the heaven and the earth?\n"; }
+  { std::ofstream(dir / "in") << "Who begat Nahshon?\n"; }
   const Outcome r = dsv3_env("-u DSV3_MODEL", "chat --max-tokens 16 --temperature 0", dir / "in");
   ASSERT_EQ(r.code, 0) << r.err;
   const size_t header_end = r.out.find('\n');
@@ -107,7 +111,42 @@ TEST(CliDefaultModel, ChatWithoutModelAnswers) {
   EXPECT_CONTAINS(r.out.substr(0, header_end), "default-model");
   int letters = 0;
   for (unsigned char c : r.out.substr(header_end)) letters += std::isalpha(c) ? 1 : 0;
-  EXPECT_GE(letters, 10) << r.out;
+  EXPECT_GE(letters, 3) << r.out;
+}
+
+// Post-training taught the model answer forms: held-out questions (scripts/kjv/
+// make_instructions.py's held-out tenth) asking for a book and chapter get "Book N", those
+// asking for a count get a number, greedy, through the chat template (measured: 200 of 200
+// held-out questions of these kinds; the base model: 0). Whether the answer is right is the
+// exact-match figure of default-model/TRAINING.md, low at this size.
+TEST(CliDefaultModel, AnswersInTheFormsPostTrainingTaught) {
+  testutil::TempDir dir("default_model_forms");
+  const std::string book = R"(^(?:[1-3] )?[A-Z][a-z]+(?: of [A-Z][a-z]+)? [0-9]+$)", number = "^[0-9]+$";
+  const std::pair<const char*, const std::string*> questions[] = {
+      {"Which book and chapter says: \"And forgat his works, and his wonders that he had shewed them.\"?", &book},
+      {"Which book and chapter says: \"Hodijah, Hashum, Bezai,\"?", &book},
+      {"Where is this verse found? Answer with book and chapter: And through a window in a basket was I let down "
+       "by the wall, and escaped his hands.", &book},
+      {"Which book and chapter says: \"Or what man is there of you, whom if his son ask bread, will he give him a "
+       "stone?\"?", &book},
+      {"Which book and chapter says: \"He that turneth away his ear from hearing the law, even his prayer shall be "
+       "abomination.\"?", &book},
+      {"How many verses are in Isaiah 26?", &number},
+      {"How many verses are in 1 Samuel 15?", &number},
+      {"How many verses are in Malachi 3?", &number},
+  };
+  {
+    std::ofstream f(dir / "forms.jsonl");
+    for (const auto& [q, rx] : questions)
+      f << nlohmann::json{{"prompt", std::string("<｜User｜>") + q + "<｜Assistant｜>"},
+                          {"regex", *rx},
+                          {"stop", {"\n", "<｜User｜>", "<｜end▁of▁sentence｜>"}}}.dump()
+        << "\n";
+  }
+  const Outcome r = dsv3_env("-u DSV3_MODEL", "eval --generation " + (dir / "forms.jsonl") + " --json " + (dir / "r.json"));
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto j = nlohmann::json::parse(std::ifstream(dir / "r.json"));
+  EXPECT_EQ(j["tasks"][0]["metrics"]["exact_match"].get<double>(), 1.0) << j.dump();
 }
 
 }  // namespace

@@ -5,14 +5,14 @@
 #      questions held out (scripts/kjv/make_instructions.py);
 #   2. a larger teacher (scripts/kjv/teacher_config.json: 6 layers, hidden 384) pretrained
 #      on the same text for longer, then fine-tuned on the instructions;
-#   3. the student (the shipped base model) fine-tuned on the instructions twice: SFT alone,
-#      and SFT with logit distillation from the teacher (distill weight 0.5, T 2), the MTP
-#      objective kept in both;
+#   3. the student (the base model, build/kjv/run/hf) fine-tuned on the instructions four ways,
+#      the MTP objective kept in all: SFT alone; SFT with logit distillation from the teacher
+#      (distill weight 0.5, T 2); both again with half of the windows replaying the
+#      pretraining text (data.replay) for twice the steps. The last one is shipped;
 #   4. every model scored the same way (scripts/kjv/post_train_eval.py): exact match on the
 #      held-out questions, perplexity on the held-out books, MTP draft acceptance.
-# Results and wall times go to build/kjv/post/. About 80 minutes on an idle 2-core machine.
-# Nothing is shipped: the figures (docs/training.md, "The KJV run") show held-out perplexity
-# rising far past the 5% a post-trained default model may lose, until SFT replays text.
+# Results and wall times go to build/kjv/post/ (results.json, wall.txt). About three hours on
+# an idle 2-core machine. scripts/train_default_model.sh runs it, then ships the result.
 #   scripts/kjv/post_train.sh [THREADS]     (DSV3=path/to/dsv3 to use another binary)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -21,7 +21,8 @@ DSV3=${DSV3:-build/dsv3}
 work=build/kjv
 out=$work/post
 [ -f "$work/train.txt" ] || { echo "$work/train.txt is missing: run scripts/train_default_model.sh (its first steps) first" >&2; exit 1; }
-for run in teacher teacher_sft student_sft student_kd; do
+[ -f "$work/run/hf/config.json" ] || { echo "$work/run/hf (the base model) is missing: run scripts/train_default_model.sh" >&2; exit 1; }
+for run in teacher teacher_sft student_sft student_kd student_sft_replay student_kd_replay; do
   [ -e "$work/$run/state" ] && { echo "$work/$run already holds a run; remove it to start over" >&2; exit 1; }
 done
 mkdir -p "$out"
@@ -38,7 +39,10 @@ timed teacher scripts/kjv/teacher_run.json
 timed teacher_sft scripts/kjv/sft_teacher.json
 timed student_sft scripts/kjv/sft_student.json
 timed student_kd scripts/kjv/kd_student.json
+timed student_sft_replay scripts/kjv/sft_student_replay.json
+timed student_kd_replay scripts/kjv/kd_student_replay.json
 
 DSV3="$DSV3" python3 scripts/kjv/post_train_eval.py --out "$out/results.json" \
-  base=default-model teacher=$work/teacher/hf teacher_sft=$work/teacher_sft/hf \
-  student_sft=$work/student_sft/hf student_kd=$work/student_kd/hf
+  base=$work/run/hf teacher=$work/teacher/hf teacher_sft=$work/teacher_sft/hf \
+  student_sft=$work/student_sft/hf student_kd=$work/student_kd/hf \
+  student_sft_replay=$work/student_sft_replay/hf student_kd_replay=$work/student_kd_replay/hf

@@ -1,54 +1,99 @@
 #!/usr/bin/env bash
-# Copy a finished run's export into default-model/ and write its TRAINING.md (figures from the
-# metrics, three sample generations and a chat answer).
-#   scripts/kjv/ship.sh RUN_DIR WALL_SECONDS      (from the repository root; DSV3=binary)
+# Ship the post-trained model into default-model/: its export, both loss curves, and a
+# TRAINING.md with the post-training pipeline and its evaluation table, answers to held-out
+# questions, and the base model's card (RUN/BASE.md from scripts/kjv/base_card.sh).
+#   scripts/kjv/ship.sh BASE_RUN POST_RUN RESULTS.json WALL_SECONDS   (repository root; DSV3=binary)
+# e.g. scripts/kjv/ship.sh build/kjv/run build/kjv/student_kd_replay build/kjv/post/results.json 2400
 set -euo pipefail
-run=$1
-wall=$2
+base=$1
+post=$2
+results=$3
+wall=$4
 dsv3=${DSV3:-build/dsv3}
 ship=default-model
-[ -f "$run/hf/config.json" ] || { echo "$run/hf holds no export" >&2; exit 1; }
+heldout=build/kjv/sft/heldout_tasks.jsonl
+for f in "$post/hf/config.json" "$base/BASE.md" "$base/loss.svg" "$results" "$heldout"; do
+  [ -f "$f" ] || { echo "$f is missing (scripts/train_default_model.sh makes it)" >&2; exit 1; }
+done
 
 rm -rf "$ship.new"
 mkdir -p "$ship.new"
-cp "$run"/hf/* "$run/loss.svg" "$ship.new/"
-"$dsv3" inspect --model "$ship.new" > "$ship.new/inspect.txt"
+cp "$post"/hf/* "$ship.new/"
+cp "$post/loss.svg" "$ship.new/loss.svg"
+cp "$base/loss.svg" "$ship.new/base_loss.svg"
 
-gen() { "$dsv3" generate --model "$ship.new" "$@" 2>/dev/null; }
+# One held-out question of each kind, the first in the file.
+questions=$(python3 - "$heldout" <<'PY'
+import json, sys
+sys.path.insert(0, "scripts/kjv")
+from post_train_eval import kind_of
+seen = set()
+for line in open(sys.argv[1]):
+    it = json.loads(line)
+    k = kind_of(it["prompt"])
+    if k in seen:
+        continue
+    seen.add(k)
+    q = it["prompt"].split("<｜User｜>", 1)[-1].split("<｜Assistant｜>")[0]
+    print(json.dumps({"q": q, "a": it["targets"][0]}, ensure_ascii=False))
+PY
+)
 {
   cat <<'MD'
-# The default model: DeepSeek-V3, small, trained on the King James Bible
+# The default model: DeepSeek-V3, small, trained on the King James Bible and fine-tuned to answer questions about it
 
 A DeepSeek-V3 architecture at toy scale (MLA with q-LoRA, one dense layer then DeepSeekMoE
 layers with a shared expert and 16 routed experts under `noaux_tc` sigmoid routing with 4
-groups, one MTP module, YaRN rope), trained from scratch by `dsv3 train` on the KJV text of
-the Debian package bible-kjv. It is a base model: it continues text in the style of the
-King James Bible and knows nothing else; `dsv3 chat` wraps a question in the chat template,
-which it never saw in training, and it answers with scripture-like text, not an answer.
+groups, one MTP module, YaRN rope), built by `dsv3 train` the way DeepSeek-V3 was, at the
+heart of it:
+1. **pretrained** from scratch on the KJV text of the Debian package bible-kjv (all books but
+   Philippians, Colossians, Titus, Philemon and Jude, the held-out set);
+2. **post-trained**: supervised fine-tuning on 15,458 instruction conversations about the
+   training books (`scripts/kjv/make_instructions.py`: recite a verse, continue a verse, find
+   a verse's book and chapter, count verses or chapters, facts such as who begat whom), with
+   logit distillation from a larger teacher (25.0 M parameters, pretrained and fine-tuned the
+   same way) and half of the windows replaying the pretraining text, so the model keeps
+   modelling text. The MTP objective stays on throughout, so speculative decoding works.
 
-Reproduce: `scripts/train_default_model.sh` (text extraction `scripts/kjv/extract_kjv.py`,
-a 4096-token BPE from `dsv3 train-tokenizer`, model `scripts/kjv/config.json`, run
-`scripts/kjv/run.json`, seed 1). Training text: all books but Philippians, Colossians, Titus,
-Philemon and Jude, which are the held-out set; one verse per line under "Book N" chapter
-headings, verse numbers dropped. Loss curves: `loss.svg` (train and held-out).
+It answers in chat in the forms it was taught (a verse, a book and chapter, a number), but
+with 8 M parameters it has learned few of the facts: see the exact-match column below. It
+still continues KJV text as a base model does (`dsv3 generate`).
 
-## Figures
+Reproduce: `scripts/train_default_model.sh` (pretraining about 35 minutes, post-training
+`scripts/kjv/post_train.sh` about three hours on 2 cores). Loss curves: `loss.svg`
+(post-training: train, held-out answers) and `base_loss.svg` (pretraining).
+
+## Post-training
+
+Every model of the pipeline, scored the same way by `scripts/kjv/post_train_eval.py`: greedy
+exact match on 1,657 held-out questions (by kind), answer form (the share of the 619
+"which book and chapter" and "how many" questions answered as "Book N" or a number, right or
+wrong), perplexity on the held-out books (32 windows of 257 tokens, `dsv3 eval`, bf16
+numerics; relative to the base model), and the share of MTP drafts accepted (`--draft 1`,
+greedy, 40 held-out questions). The shipped model is `student_kd_replay`; the other rows are
+the pipeline's teacher and ablations (docs/training.md, "The KJV run").
 
 MD
-  python3 scripts/kjv/training_report.py "$run/metrics.jsonl" "$ship.new/config.json" "$wall" "$ship.new/inspect.txt"
+  python3 scripts/kjv/post_train_report.py "$results" "$post" "$wall"
   echo
-  echo "## Samples"
+  echo "## Answers"
   echo
-  echo "Greedy, \`dsv3 generate --prompt \"And God said\" --max-tokens 60 --temperature 0\`:"
-  echo; echo '```'; echo "And God said$(gen --prompt "And God said" --max-tokens 60 --temperature 0)"; echo '```'; echo
-  echo "Sampled, \`--prompt \"In the beginning\" --max-tokens 60 --temperature 0.8 --top-p 0.95 --seed 1\`:"
-  echo; echo '```'; echo "In the beginning$(gen --prompt "In the beginning" --max-tokens 60 --temperature 0.8 --top-p 0.95 --seed 1)"; echo '```'; echo
-  echo "Sampled, \`--prompt \"The LORD is my shepherd\" --max-tokens 60 --temperature 0.8 --top-p 0.95 --seed 2\`:"
-  echo; echo '```'; echo "The LORD is my shepherd$(gen --prompt "The LORD is my shepherd" --max-tokens 60 --temperature 0.8 --top-p 0.95 --seed 2)"; echo '```'; echo
-  echo "Chat (\`dsv3 chat\`, greedy), asked \"Who made the heaven and the earth?\":"
-  echo; echo '```'; printf 'Who made the heaven and the earth?\n' | "$dsv3" chat --model "$ship.new" --max-tokens 40 --temperature 0 2>/dev/null | tail -n +2; echo '```'
+  echo "Held-out questions, one of each kind (\`dsv3 generate --chat\`, greedy), with the answer the text gives:"
+  echo
+  while IFS= read -r line; do
+    q=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["q"])' "$line")
+    a=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["a"])' "$line")
+    got=$("$dsv3" generate --model "$ship.new" --chat --prompt "$q" --max-tokens 60 --temperature 0 2>/dev/null)
+    echo "- **Q:** $q"
+    echo "  - **dsv3:** $got"
+    echo "  - **text:** $a"
+  done <<< "$questions"
+  echo
+  echo "Text, \`dsv3 generate --prompt \"And God said\" --max-tokens 60 --temperature 0\`:"
+  echo; echo '```'; echo "And God said$("$dsv3" generate --model "$ship.new" --prompt "And God said" --max-tokens 60 --temperature 0 2>/dev/null)"; echo '```'
+  echo
+  cat "$base/BASE.md"
 } > "$ship.new/TRAINING.md"
-rm "$ship.new/inspect.txt"
 rm -rf "$ship"
 mv "$ship.new" "$ship"
 du -sh "$ship"
