@@ -22,7 +22,7 @@ cp "$post"/hf/* "$ship.new/"
 cp "$post/loss.svg" "$ship.new/loss.svg"
 cp "$base/loss.svg" "$ship.new/base_loss.svg"
 
-# One held-out question of each kind, the first in the file.
+# One held-out question of each kind, the first in the file: "question<TAB>answer" lines.
 questions=$(python3 - "$heldout" <<'PY'
 import json, sys
 sys.path.insert(0, "scripts/kjv")
@@ -35,7 +35,7 @@ for line in open(sys.argv[1]):
         continue
     seen.add(k)
     q = it["prompt"].split("<｜User｜>", 1)[-1].split("<｜Assistant｜>")[0]
-    print(json.dumps({"q": q, "a": it["targets"][0]}, ensure_ascii=False))
+    print(f"{q}\t{it['targets'][0]}")
 PY
 )
 {
@@ -80,9 +80,7 @@ MD
   echo
   echo "Held-out questions, one of each kind (\`dsv3 generate --chat\`, greedy), with the answer the text gives:"
   echo
-  while IFS= read -r line; do
-    q=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["q"])' "$line")
-    a=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["a"])' "$line")
+  while IFS=$'\t' read -r q a; do
     got=$("$dsv3" generate --model "$ship.new" --chat --prompt "$q" --max-tokens 60 --temperature 0 2>/dev/null)
     echo "- **Q:** $q"
     echo "  - **dsv3:** $got"

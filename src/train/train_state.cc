@@ -44,6 +44,20 @@ void copy_into(const io::SafetensorsFile& f, const std::string& name, float* dst
   std::memcpy(dst, f.data(*t), n * 4);
 }
 
+// A window sampler's state and the size of the stream it walks. The 64-bit RNG state is a
+// string: JSON readers elsewhere may hold numbers as doubles.
+json sampler_json(const WindowSampler::State& st, int64_t stream_tokens) {
+  return {{"epoch_rng", std::to_string(st.epoch_rng)}, {"epoch", st.epoch}, {"cursor", st.cursor},
+          {"train_tokens", stream_tokens}};
+}
+
+void read_sampler(const json& j, WindowSampler::State& st, int64_t& stream_tokens) {
+  st.epoch_rng = std::stoull(j.at("epoch_rng").get<std::string>());
+  st.epoch = j.at("epoch").get<int64_t>();
+  st.cursor = j.at("cursor").get<int64_t>();
+  stream_tokens = j.at("train_tokens").get<int64_t>();
+}
+
 }  // namespace
 
 void save_train_state(const std::string& dir, Trainable& model, AdamW& opt, const TrainProgress& pr,
@@ -82,12 +96,8 @@ void save_train_state(const std::string& dir, Trainable& model, AdamW& opt, cons
   j["tokens_seen"] = pr.tokens_seen;
   j["elapsed_s"] = pr.elapsed_s;
   j["optimizer_steps"] = opt.steps();
-  // 64-bit RNG state as a string: JSON readers elsewhere may hold numbers as doubles.
-  j["data"] = {{"epoch_rng", std::to_string(pr.data.epoch_rng)}, {"epoch", pr.data.epoch}, {"cursor", pr.data.cursor},
-               {"train_tokens", pr.train_tokens}};
-  if (pr.replay_tokens > 0)
-    j["replay"] = {{"epoch_rng", std::to_string(pr.replay.epoch_rng)}, {"epoch", pr.replay.epoch},
-                   {"cursor", pr.replay.cursor}, {"train_tokens", pr.replay_tokens}};
+  j["data"] = sampler_json(pr.data, pr.train_tokens);
+  if (pr.replay_tokens > 0) j["replay"] = sampler_json(pr.replay, pr.replay_tokens);
   j["run_config"] = json::parse(run.to_json());
   if (const model::ModelConfig* c = model.hf_config()) j["model_config"] = json::parse(c->to_json());
   {
@@ -120,17 +130,8 @@ TrainProgress load_train_state(const std::string& dir, Trainable& model, AdamW& 
     pr.step = j.at("step").get<int64_t>();
     pr.tokens_seen = j.at("tokens_seen").get<int64_t>();
     pr.elapsed_s = j.at("elapsed_s").get<double>();
-    pr.data.epoch_rng = std::stoull(j.at("data").at("epoch_rng").get<std::string>());
-    pr.data.epoch = j.at("data").at("epoch").get<int64_t>();
-    pr.data.cursor = j.at("data").at("cursor").get<int64_t>();
-    pr.train_tokens = j.at("data").at("train_tokens").get<int64_t>();
-    if (j.contains("replay")) {
-      const json& r = j.at("replay");
-      pr.replay.epoch_rng = std::stoull(r.at("epoch_rng").get<std::string>());
-      pr.replay.epoch = r.at("epoch").get<int64_t>();
-      pr.replay.cursor = r.at("cursor").get<int64_t>();
-      pr.replay_tokens = r.at("train_tokens").get<int64_t>();
-    }
+    read_sampler(j.at("data"), pr.data, pr.train_tokens);
+    if (j.contains("replay")) read_sampler(j.at("replay"), pr.replay, pr.replay_tokens);
     opt.set_steps(j.at("optimizer_steps").get<int64_t>());
   } catch (const json::exception& e) {
     fail(where, ": malformed training state: ", e.what());

@@ -321,6 +321,13 @@ TrainResult run_training(const RunConfig& run, Trainable& model, const TokenData
 TrainResult train(const RunConfig& run, const TrainerOptions& opts, ThreadPool& pool) {
   // Rank 0 tokenizes and fills the cache first; the others then read it.
   const std::string cache = (fs::path(run.out_dir) / "cache").string();
+  auto load_text = [&](const DataChoice& d) {
+    TokenData t;
+    if (DataParallel::is_root()) t = load_token_data(d, cache);
+    DataParallel::barrier();
+    if (!DataParallel::is_root()) t = load_token_data(d, cache);
+    return t;
+  };
   TokenData data;
   if (run.data.format == "chat") {
     // Rendered and packed by every rank (no cache): a few seconds even for large sets.
@@ -334,10 +341,7 @@ TrainResult train(const RunConfig& run, const TrainerOptions& opts, ThreadPool& 
       text.train_files = run.data.replay_files;
       text.eval_files = run.data.replay_eval_files;
       text.eval_fraction = 0;
-      TokenData t;
-      if (DataParallel::is_root()) t = load_token_data(text, cache);
-      DataParallel::barrier();
-      if (!DataParallel::is_root()) t = load_token_data(text, cache);
+      TokenData t = load_text(text);
       data.replay = std::move(t.train);
       data.replay_eval = std::move(t.eval);
       if (DataParallel::is_root() && opts.progress)
@@ -345,9 +349,7 @@ TrainResult train(const RunConfig& run, const TrainerOptions& opts, ThreadPool& 
                      data.replay.size(), data.replay_eval.size(), 100 * run.data.replay_share);
     }
   } else {
-    if (DataParallel::is_root()) data = load_token_data(run.data, cache);
-    DataParallel::barrier();
-    if (!DataParallel::is_root()) data = load_token_data(run.data, cache);
+    data = load_text(run.data);
   }
   const Tokenizer tok = Tokenizer::load(run.data.tokenizer);
   std::unique_ptr<Trainable> model = make_trainable(run, tok.vocab_size(), pool);
