@@ -144,7 +144,7 @@ std::vector<Bf16Case> bf16_cases() {
       {"f32", io::DType::F32, 7, 129},        {"f16", io::DType::F16, 6, 65},
   };
   for (const MatrixCase& m : shapes)
-    for (int64_t T : {1, 3, 5, 17, 70}) out.push_back({m, T});
+    for (int64_t T : {1, 3, 5, 8, 13, 16, 17, 70}) out.push_back({m, T});
   return out;
 }
 
