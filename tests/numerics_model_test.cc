@@ -119,6 +119,35 @@ TEST(NumericsModel, Bf16LongSequencesDecodeEqualsPrefill) {
   EXPECT_EQ(logits, prefill);
 }
 
+// The naive form in bf16 numerics runs its scores and weighted values through the BF16
+// matrix kernels (each product as matmul_bf16_test checks it against its twin), a block of
+// queries at a time: the result depends neither on the thread count nor on how the prompt is
+// chunked (one piece, two pieces, token by token), across several query blocks. Its
+// accuracy is checked on the trained model below.
+TEST(NumericsModel, Bf16NaiveAttentionIsChunkInvariant) {
+  Bf16Model b;
+  const int64_t V = b.m.config().vocab_size;
+  std::vector<int32_t> toks;
+  for (int i = 0; i < 150; ++i) toks.push_back(int32_t((i * 7919 + 11) % V));
+  const int64_t T = int64_t(toks.size());
+  const auto naive = model::AttentionForm::Naive;
+  ThreadPool one(1), two(2);
+  const std::vector<float> prefill = run(b.m, two, Numerics::Bf16, toks, false, naive);
+  EXPECT_EQ(prefill, run(b.m, one, Numerics::Bf16, toks, false, naive));
+  EXPECT_EQ(prefill, run(b.m, two, Numerics::Bf16, toks, true, naive));
+  {
+    model::Workspace ws(two);
+    ws.kernels.set_numerics(Numerics::Bf16);
+    model::KvCache cache = b.m.new_cache(T);
+    model::ForwardOptions fo;
+    fo.attention = naive;
+    std::vector<float> logits(static_cast<size_t>(T * V));
+    b.m.forward(ws, toks.data(), 70, cache, logits.data(), fo);
+    b.m.forward(ws, toks.data() + 70, T - 70, cache, &logits[size_t(70 * V)], fo);
+    EXPECT_EQ(logits, prefill);
+  }
+}
+
 TEST(NumericsModel, Fp8DecodeEqualsPrefill) {
   Bf16Model b;
   const std::vector<float> prefill = run(b.m, testutil::pool(), Numerics::Fp8, kToks, false);
@@ -168,6 +197,18 @@ TEST(NumericsModel, DefaultModelBf16AgreesWithFp32) {
   }
   EXPECT_GE(double(agree) / double(T), 0.97) << agree << " of " << T;
   EXPECT_LT(worst, 2.0f);
+  // The naive form's bf16 core (BF16 keys, values and probabilities) too.
+  const std::vector<float> n = run(m, testutil::pool(), Numerics::Bf16, toks, false, model::AttentionForm::Naive);
+  int agree_naive = 0;
+  float worst_naive = 0;
+  for (int64_t t = 0; t < T; ++t) {
+    const float* x = &a[size_t(t * V)];
+    const float* y = &n[size_t(t * V)];
+    agree_naive += std::max_element(x, x + V) - x == std::max_element(y, y + V) - y;
+    for (int64_t v = 0; v < V; ++v) worst_naive = std::max(worst_naive, std::abs(x[v] - y[v]));
+  }
+  EXPECT_GE(double(agree_naive) / double(T), 0.97) << agree_naive << " of " << T;
+  EXPECT_LT(worst_naive, 2.0f);
 
   // Quantized to FP8 (dsv3 quantize), its fp8 numerics (activations in e4m3 too) still pick
   // the bf16 numerics' token almost always.

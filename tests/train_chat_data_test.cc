@@ -223,7 +223,9 @@ TEST(ChatData, ReplayWindowsAreSpreadEvenly) {
     for (int64_t start : {0, 7, 333})  // any 16 consecutive windows (a batch) hold round(16 share) +-1
       for (int64_t n = 0, c = 0; n < 16; ++n) {
         c += train::replay_window(start + n, share);
-        if (n == 15) EXPECT_NEAR(double(c), 16 * share, 1.0) << share << " from " << start;
+        if (n == 15) {
+          EXPECT_NEAR(double(c), 16 * share, 1.0) << share << " from " << start;
+        }
       }
   }
   EXPECT_FALSE(train::replay_window(5, 0.0));
@@ -329,7 +331,9 @@ TEST(ChatData, ReplayMixesTextIntoChatTrainingAndResumesExactly) {
   for (size_t i = 0; i < a.size(); ++i) {
     EXPECT_EQ(a[i]["step"], b[i]["step"]) << i;
     for (const char* key : {"loss", "eval_loss", "eval_text_loss"})
-      if (a[i].contains(key)) EXPECT_EQ(a[i][key], b[i][key]) << key << " at line " << i;
+      if (a[i].contains(key)) {
+        EXPECT_EQ(a[i][key], b[i][key]) << key << " at line " << i;
+      }
   }
 
   // More text in the mix: the training loss (mean over the batch's windows) rises, since the

@@ -18,6 +18,7 @@ namespace {
 std::atomic<uint64_t> g_weight_bytes{0};
 
 void count_rows(const WeightMatrix& w, int64_t r0, int64_t r1) {
+  if (!w.is_weight) return;
   uint64_t b = uint64_t(r1 - r0) * uint64_t(w.cols) * io::dtype_size(w.dtype);
   if (w.scale) b += uint64_t((r1 - r0 + w.block_rows - 1) / w.block_rows) * uint64_t(w.scale_cols) * 4;
   g_weight_bytes.fetch_add(b, std::memory_order_relaxed);

@@ -23,6 +23,9 @@ struct WeightMatrix {
   // FP8 only: `--numerics fp8` rounds the activations' scales up to powers of two (V3.1's
   // quantization_config.scale_fmt "ue8m0").
   bool ue8m0 = false;
+  // False for activations viewed as a matrix (the naive attention's keys and values): the
+  // products do not count them as weight bytes read (weight_bytes_read, the bench's bytes).
+  bool is_weight = true;
 
   bool empty() const { return data == nullptr; }
   uint64_t bytes() const;  // stored bytes, scales included

@@ -209,6 +209,67 @@ void absorbed_bf16_attention(Workspace& ws, const ModelConfig& c, const float* q
   }
 }
 
+// The naive form's core in bf16 (and fp8) numerics, as the official naive mode's two einsums
+// compute it: per head, the keys (kv_b's nope part, the latents' rope part) and the values
+// are rounded to BF16 once, the scores are BF16 products of query and key with fp32 sums
+// (times the softmax scale, then the fp32 softmax), and the probabilities, rounded to BF16,
+// weight the values with exact products and fp32 sums. Both products run through the BF16
+// matrix kernels, a block of queries at a time against the keys they may see, so each key
+// and value read serves the whole block (the fp32 path takes one query at a time). Every
+// output is computed as the kernels compute one (row, token) product, and the probabilities
+// past a query's causal end are zero, so the result depends neither on the thread count nor
+// on how the prompt is chunked. kvfull: [L, H, nope | v] from kv_b; writes attn [T, H, v].
+void naive_core_bf16(Workspace& ws, const ModelConfig& c, const float* q, int64_t T, int64_t start, const float* lat0,
+                     const float* kvfull, float scale, float* attn) {
+  const int64_t H = c.num_attention_heads, nope = c.qk_nope_head_dim, rope = c.qk_rope_head_dim;
+  const int64_t qk = c.qk_head_dim(), vd = c.v_head_dim, R = c.kv_lora_rank, dim = c.latent_dim();
+  const int64_t L = start + T, kvw = H * (nope + vd);
+  constexpr int64_t kQueryBlock = 64;
+  kernels::Context& kc = ws.kernels;
+  kernels::WeightMatrix keys, values;  // activations viewed as matrices: [L, qk] and [vd, L]
+  keys.name = "attention keys";
+  values.name = "attention values";
+  keys.dtype = values.dtype = io::DType::BF16;
+  keys.is_weight = values.is_weight = false;
+  keys.rows = L;
+  keys.cols = qk;
+  values.rows = vd;
+  values.cols = L;
+  const size_t kv_floats = size_t(L * (qk + vd) + 1) / 2 + 16;
+  const size_t s_floats = size_t(kQueryBlock * L);
+  const size_t m_floats = std::max(kernels::matmul_scratch(keys), kernels::matmul_scratch(values));
+  kc.pool().parallel_for(H, [&](int th, int64_t h0, int64_t h1) {
+    float* const base = kc.scratch(th, kv_floats + s_floats + m_floats + 16);
+    uint16_t* const kb = reinterpret_cast<uint16_t*>(base);
+    uint16_t* const vb = kb + L * qk;
+    float* const s = base + kv_floats;
+    float* const mscr = s + s_floats;
+    for (int64_t h = h0; h < h1; ++h) {
+      for (int64_t j = 0; j < L; ++j) {
+        const float* kv = &kvfull[j * kvw + h * (nope + vd)];
+        for (int64_t i = 0; i < nope; ++i) kb[j * qk + i] = kernels::bf16_round(kv[i]);
+        for (int64_t i = 0; i < rope; ++i) kb[j * qk + nope + i] = kernels::bf16_round(lat0[j * dim + R + i]);
+        for (int64_t d = 0; d < vd; ++d) vb[d * L + j] = kernels::bf16_round(kv[nope + d]);
+      }
+      kernels::WeightMatrix kh = keys, vh = values;
+      kh.data = kb;
+      vh.data = vb;
+      for (int64_t t0 = 0; t0 < T; t0 += kQueryBlock) {
+        const int64_t tn = std::min(kQueryBlock, T - t0), seen = start + t0 + tn;
+        kernels::matmul_rows(kh, 0, seen, &q[(t0 * H + h) * qk], H * qk, tn, s, L, mscr, kernels::Numerics::Bf16);
+        for (int64_t t = 0; t < tn; ++t) {
+          float* p = s + t * L;
+          const int64_t n = start + t0 + t + 1;  // causal
+          for (int64_t j = 0; j < n; ++j) p[j] *= scale;
+          ops::softmax(p, n);
+          std::fill(p + n, p + L, 0.0f);
+        }
+        kernels::matmul_rows(vh, 0, vd, s, L, tn, &attn[(t0 * H + h) * vd], H * vd, mscr, kernels::Numerics::Bf16);
+      }
+    }
+  });
+}
+
 // Naive MLA for one sequence: expands its cached latents to per-head K/V through kv_b.
 // lat0: contiguous latents [L, dim]. Writes attn [T, H, v].
 void naive_attention(Workspace& ws, const ModelConfig& c, const AttentionWeights& a, const float* q, int64_t T,
@@ -226,6 +287,7 @@ void naive_attention(Workspace& ws, const ModelConfig& c, const AttentionWeights
     kernels::matmul_rows(a.kv_b, r0, r1, lat0, dim, L, kvfull + r0, kvw, kc.scratch(th, need), kc.numerics());
   });
   proj.reset();
+  if (kc.numerics() != kernels::Numerics::Fp32) return naive_core_bf16(ws, c, q, T, start, lat0, kvfull, scale, attn);
   kc.pool().parallel_for(H, [&](int th, int64_t h0, int64_t h1) {
     float* const p = kc.scratch(th, size_t(L));
     for (int64_t h = h0; h < h1; ++h)
