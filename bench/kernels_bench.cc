@@ -5,10 +5,13 @@
 // FLOP/s (prefill).
 #include <benchmark/benchmark.h>
 
+#include <cstdlib>
 #include <vector>
 
 #include "base/numeric.h"
 #include "base/rng.h"
+#include "kernels/attention.h"
+#include "kernels/bf16.h"
 #include "kernels/isa.h"
 #include "kernels/matmul.h"
 #include "model/mlp_batch.h"
@@ -148,6 +151,36 @@ BENCHMARK_CAPTURE(BM_MatvecCold, bf16_avx512bf16_bf16n, kBf16, Isa::Avx512Bf16, 
 BENCHMARK_CAPTURE(BM_Matmul, batch_bf16_avx512bf16_bf16n, kBf16, Isa::Avx512Bf16, kB)->Args({32768, 2048, 1})->Args({32768, 2048, 4})->Args({32768, 2048, 8})->UseRealTime();
 BENCHMARK_CAPTURE(BM_Matmul, batch_bf16_avx512_fp32n, kBf16, Isa::Avx512, kF)->Args({32768, 2048, 1})->Args({32768, 2048, 4})->Args({32768, 2048, 8})->UseRealTime();
 BENCHMARK_CAPTURE(BM_Matmul, batch_fp8_avx512bf16_bf16n, kFp8, Isa::Avx512Bf16, kB)->Args({32768, 2048, 1})->Args({32768, 2048, 4})->Args({32768, 2048, 8})->Args({1408, 2048, 4})->Args({1408, 2048, 8})->UseRealTime();
+
+// The absorbed BF16 attention's block kernel on one thread, as decode at long context runs
+// it (the bench preset's 16 heads, latent 512 + rope 64): every call takes the next block of
+// 256 cached rows, of a cache larger than the last-level cache (131072 rows: memory-bound
+// reads) or one that stays in L2 (512 rows: the kernel's compute). Args: cached rows in all.
+void BM_LatentBlockCold(benchmark::State& state) {
+  const int64_t H = 16, R = 512, Dp = 576, nb = kernels::kLatentBlockRows, rows = state.range(0);
+  Rng rng(3);
+  const size_t n = size_t((rows + 1) * Dp);
+  void* mem = std::aligned_alloc(size_t(2) << 20, (n * 2 + (size_t(2) << 20) - 1) & ~((size_t(2) << 20) - 1));
+  uint16_t* cache = static_cast<uint16_t*>(mem);
+  std::vector<uint16_t> q(size_t(H * Dp));
+  for (size_t i = 0; i < n; ++i) cache[i] = kernels::bf16_round(rng.symmetric(1.0f));
+  for (uint16_t& v : q) v = kernels::bf16_round(rng.symmetric(1.0f));
+  std::vector<const uint16_t*> x(size_t(nb + 1));
+  std::vector<float> s(size_t(H * (nb + 1))), m(static_cast<size_t>(H)), l(static_cast<size_t>(H)), acc(size_t(H * R));
+  std::vector<uint16_t> pb(size_t(H * (nb + 1)));
+  int64_t next = 0;
+  for (auto _ : state) {
+    for (int64_t j = 0; j < nb; ++j) x[size_t(j)] = &cache[size_t((next + j) * Dp)];
+    next = next + 2 * nb <= rows ? next + nb : 0;
+    kernels::latent_block_bf16(q.data(), H, Dp, R, x.data(), nb, 0.1f, s.data(), pb.data(), m.data(), l.data(),
+                               acc.data());
+    benchmark::DoNotOptimize(acc.data());
+  }
+  std::free(mem);
+  state.counters["GFLOP/s"] = benchmark::Counter(2.0 * double(H * nb * (Dp + R)) * double(state.iterations()) / 1e9,
+                                                 benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_LatentBlockCold)->Arg(131072)->Arg(512)->UseRealTime();
 
 }  // namespace
 }  // namespace dsv3
