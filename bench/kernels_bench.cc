@@ -152,10 +152,11 @@ BENCHMARK_CAPTURE(BM_Matmul, batch_bf16_avx512bf16_bf16n, kBf16, Isa::Avx512Bf16
 BENCHMARK_CAPTURE(BM_Matmul, batch_bf16_avx512_fp32n, kBf16, Isa::Avx512, kF)->Args({32768, 2048, 1})->Args({32768, 2048, 4})->Args({32768, 2048, 8})->UseRealTime();
 BENCHMARK_CAPTURE(BM_Matmul, batch_fp8_avx512bf16_bf16n, kFp8, Isa::Avx512Bf16, kB)->Args({32768, 2048, 1})->Args({32768, 2048, 4})->Args({32768, 2048, 8})->Args({1408, 2048, 4})->Args({1408, 2048, 8})->UseRealTime();
 
-// The absorbed BF16 attention's block kernel on one thread, as decode at long context runs
-// it (the bench preset's 16 heads, latent 512 + rope 64): every call takes the next block of
-// 256 cached rows, of a cache larger than the last-level cache (131072 rows: memory-bound
-// reads) or one that stays in L2 (512 rows: the kernel's compute). Args: cached rows in all.
+// The absorbed BF16 attention's block kernel on one thread (the bench preset's 16 heads,
+// latent 512 + rope 64): every call takes the next block of 256 cached rows, of a cache that
+// stays in L2 (512 rows: the kernel's compute, which is how the model runs it, since it
+// copies each block into one buffer first) or of one larger than the last-level cache
+// (131072 rows, read in place: the kernel waiting on memory). Args: cached rows in all.
 void BM_LatentBlockCold(benchmark::State& state) {
   const int64_t H = 16, R = 512, Dp = 576, nb = kernels::kLatentBlockRows, rows = state.range(0);
   Rng rng(3);
