@@ -94,6 +94,24 @@ TEST(NumericsModel, Bf16LatentCacheGivesTheSameBits) {
                Error);
 }
 
+// Where the latent's width is a multiple of 32 (V3's 576; the small preset's 288), the
+// absorbed attention reads a BF16 cache in place instead of copying each block: the same
+// bits as the copied fp32 cache, over several blocks, in a prefill and token by token.
+TEST(NumericsModel, Bf16LatentCacheReadInPlaceGivesTheSameBits) {
+  testutil::TempDir dir("numerics_in_place");
+  model::make_test_model({"small", "fp8", 5, 1, dir.path().string(), false});
+  const model::Model m = model::Model::load(dir.path().string());
+  ASSERT_EQ(m.config().latent_dim() % 32, 0);
+  const int64_t V = m.config().vocab_size;
+  std::vector<int32_t> toks;
+  for (int i = 0; i < 300; ++i) toks.push_back(int32_t((i * 7919 + 11) % V));
+  ThreadPool& pool = testutil::pool();
+  const auto absorbed = model::AttentionForm::Absorbed;
+  const std::vector<float> copied = run(m, pool, Numerics::Bf16, toks, false, absorbed, model::LatentType::F32);
+  EXPECT_EQ(copied, run(m, pool, Numerics::Bf16, toks, false, absorbed, model::LatentType::BF16));
+  EXPECT_EQ(copied, run(m, pool, Numerics::Bf16, toks, true, absorbed, model::LatentType::BF16));
+}
+
 // Past one block of cached positions (kernels::kLatentBlockRows) the BF16 absorbed attention
 // splits a row's positions into blocks, and shares the blocks every row of a chunk sees:
 // a prefill in one piece, in two pieces and token by token still give the same bits.

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <limits>
 #include <optional>
+#include <type_traits>
 #include <utility>
 
 #include "base/error.h"
@@ -93,9 +94,12 @@ void absorbed_bf16_attention(Workspace& ws, const ModelConfig& c, const float* q
       for (int64_t i = 0; i < R; ++i) d[i] = kernels::bf16_round(qabs[(t * H + h) * R + i]);
       for (int64_t i = 0; i < rope; ++i) d[R + i] = kernels::bf16_round(q[(t * H + h) * qk + nope + i]);
     }
-  // A block's rows are copied into one buffer of BF16 rows of Dp (zero-padded) first: a
-  // streaming copy, after which every pass over them hits L2. (Reading the cache in place
-  // measured slower: the first pass then waits on memory row by row.)
+  // BF16 cache rows as long as the kernel's rows (Dp == dim, as in V3 and the bench preset)
+  // are read in place: the kernel fetches each row pair ahead into L2 during the scores, and
+  // its values pass finds the block there. Other rows (fp32 caches, or a latent width that
+  // is not a multiple of 32) are first copied into one buffer of BF16 rows of Dp,
+  // zero-padded.
+  const bool in_place = std::is_same_v<E, uint16_t> && Dp == dim;
   std::vector<uint16_t>& zero = ws.zero_bf16;
   zero.assign(size_t(Dp), 0);
   const int64_t threads = kc.pool().size(), kMaxUnitHeads = 64;
@@ -155,7 +159,11 @@ void absorbed_bf16_attention(Workspace& ws, const ModelConfig& c, const float* q
         const Unit& un = units[size_t(u)];
         const Job& jb = jobs[size_t(un.job)];
         const int64_t j0 = jb.b * B;
-        if (gathered != un.job) {
+        if (gathered != un.job && in_place) {
+          for (int64_t j = 0; j < jb.nb; ++j) x[j] = reinterpret_cast<const uint16_t*>(lat[size_t(j0 + j)]);
+          x[jb.nb] = zero.data();
+          gathered = un.job;
+        } else if (gathered != un.job) {
           for (int64_t j = 0; j < jb.nb; ++j) {
             uint16_t* row = xb + j * Dp;
             to_bf16(lat[size_t(j0 + j)], dim, row);
