@@ -192,6 +192,22 @@ TEST(NumericsModel, Bf16BatchCompositionDoesNotMatter) {
   for (int64_t v = 0; v < V; ++v) ASSERT_EQ(logits[size_t(V + v)], alone[size_t(last * V + v)]) << v;
 }
 
+// How two runs' logits [T, V] agree: positions with the same argmax, largest |difference|.
+struct Agreement {
+  int argmax = 0;
+  float worst = 0;
+};
+Agreement compare(const std::vector<float>& a, const std::vector<float>& b, int64_t T, int64_t V) {
+  Agreement r;
+  for (int64_t t = 0; t < T; ++t) {
+    const float* x = &a[size_t(t * V)];
+    const float* y = &b[size_t(t * V)];
+    r.argmax += std::max_element(x, x + V) - x == std::max_element(y, y + V) - y;
+    for (int64_t v = 0; v < V; ++v) r.worst = std::max(r.worst, std::abs(x[v] - y[v]));
+  }
+  return r;
+}
+
 // The shipped default model is a trained model: there bf16 must pick the fp32 path's next
 // token almost always (measured: 99.8% of 600 held-out tokens).
 TEST(NumericsModel, DefaultModelBf16AgreesWithFp32) {
@@ -205,43 +221,23 @@ TEST(NumericsModel, DefaultModelBf16AgreesWithFp32) {
   const int64_t V = m.config().vocab_size, T = int64_t(toks.size());
   const std::vector<float> a = run(m, testutil::pool(), Numerics::Fp32, toks, false);
   const std::vector<float> b = run(m, testutil::pool(), Numerics::Bf16, toks, false);
-  int agree = 0;
-  float worst = 0;
-  for (int64_t t = 0; t < T; ++t) {
-    const float* x = &a[size_t(t * V)];
-    const float* y = &b[size_t(t * V)];
-    agree += std::max_element(x, x + V) - x == std::max_element(y, y + V) - y;
-    for (int64_t v = 0; v < V; ++v) worst = std::max(worst, std::abs(x[v] - y[v]));
-  }
-  EXPECT_GE(double(agree) / double(T), 0.97) << agree << " of " << T;
-  EXPECT_LT(worst, 2.0f);
+  const Agreement bf16 = compare(a, b, T, V);
+  EXPECT_GE(double(bf16.argmax) / double(T), 0.97) << bf16.argmax << " of " << T;
+  EXPECT_LT(bf16.worst, 2.0f);
   // The naive form's bf16 core (BF16 keys, values and probabilities) too.
-  const std::vector<float> n = run(m, testutil::pool(), Numerics::Bf16, toks, false, model::AttentionForm::Naive);
-  int agree_naive = 0;
-  float worst_naive = 0;
-  for (int64_t t = 0; t < T; ++t) {
-    const float* x = &a[size_t(t * V)];
-    const float* y = &n[size_t(t * V)];
-    agree_naive += std::max_element(x, x + V) - x == std::max_element(y, y + V) - y;
-    for (int64_t v = 0; v < V; ++v) worst_naive = std::max(worst_naive, std::abs(x[v] - y[v]));
-  }
-  EXPECT_GE(double(agree_naive) / double(T), 0.97) << agree_naive << " of " << T;
-  EXPECT_LT(worst_naive, 2.0f);
+  const Agreement naive =
+      compare(a, run(m, testutil::pool(), Numerics::Bf16, toks, false, model::AttentionForm::Naive), T, V);
+  EXPECT_GE(double(naive.argmax) / double(T), 0.97) << naive.argmax << " of " << T;
+  EXPECT_LT(naive.worst, 2.0f);
 
   // Quantized to FP8 (dsv3 quantize), its fp8 numerics (activations in e4m3 too) still pick
   // the bf16 numerics' token almost always.
   testutil::TempDir tmp("numerics_fp8");
   model::quantize_checkpoint(dir, (tmp.path() / "q").string(), {});
   const model::Model q = model::Model::load((tmp.path() / "q").string());
-  const std::vector<float> qb = run(q, testutil::pool(), Numerics::Bf16, toks, false);
-  const std::vector<float> q8 = run(q, testutil::pool(), Numerics::Fp8, toks, false);
-  int agree8 = 0;
-  for (int64_t t = 0; t < T; ++t) {
-    const float* x = &qb[size_t(t * V)];
-    const float* y = &q8[size_t(t * V)];
-    agree8 += std::max_element(x, x + V) - x == std::max_element(y, y + V) - y;
-  }
-  EXPECT_GE(double(agree8) / double(T), 0.9) << agree8 << " of " << T;
+  const Agreement fp8 = compare(run(q, testutil::pool(), Numerics::Bf16, toks, false),
+                                run(q, testutil::pool(), Numerics::Fp8, toks, false), T, V);
+  EXPECT_GE(double(fp8.argmax) / double(T), 0.9) << fp8.argmax << " of " << T;
 }
 
 }  // namespace

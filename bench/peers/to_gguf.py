@@ -50,19 +50,19 @@ def vocab_from_tokenizer_json(self):
         vocab[content] = t["id"]
     size = self.hparams.get("vocab_size", len(vocab))
     by_id = {i: s for s, i in vocab.items()}
-    tokens, types = [], []
+    tokens, kinds = [], []
     for i in range(size):
         s = by_id.get(i)
         if s is None:
             tokens.append(f"[PAD{i}]")
-            types.append(gguf.TokenType.UNUSED)
+            kinds.append(gguf.TokenType.UNUSED)
         else:
             tokens.append(s)
             special = s in added and (added[s].get("special") or self.does_token_look_special(s))
             user = s in added and not special
-            types.append(gguf.TokenType.CONTROL if special else
+            kinds.append(gguf.TokenType.CONTROL if special else
                          gguf.TokenType.USER_DEFINED if user else gguf.TokenType.NORMAL)
-    return tokens, types, "deepseek-v3"
+    return tokens, kinds, "deepseek-v3"
 
 
 base.TextModel.get_vocab_base = vocab_from_tokenizer_json

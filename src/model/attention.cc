@@ -159,27 +159,27 @@ void absorbed_bf16_attention(Workspace& ws, const ModelConfig& c, const float* q
         const Unit& un = units[size_t(u)];
         const Job& jb = jobs[size_t(un.job)];
         const int64_t j0 = jb.b * B;
-        if (gathered != un.job && in_place) {
-          for (int64_t j = 0; j < jb.nb; ++j) x[j] = reinterpret_cast<const uint16_t*>(lat[size_t(j0 + j)]);
-          x[jb.nb] = zero.data();
-          gathered = un.job;
-        } else if (gathered != un.job) {
-          for (int64_t j = 0; j < jb.nb; ++j) {
-            uint16_t* row = xb + j * Dp;
-            to_bf16(lat[size_t(j0 + j)], dim, row);
-            std::fill(row + dim, row + Dp, uint16_t(0));
-            x[j] = row;
+        if (gathered != un.job) {
+          if (in_place) {
+            for (int64_t j = 0; j < jb.nb; ++j) x[j] = reinterpret_cast<const uint16_t*>(lat[size_t(j0 + j)]);
+          } else {
+            for (int64_t j = 0; j < jb.nb; ++j) {
+              uint16_t* row = xb + j * Dp;
+              to_bf16(lat[size_t(j0 + j)], dim, row);
+              std::fill(row + dim, row + Dp, uint16_t(0));
+              x[j] = row;
+            }
+            // The rows of this thread's next block start on their way to L2 while this one
+            // computes, so its copy finds them there.
+            if (u + 1 < u1 && units[size_t(u + 1)].job != un.job) {
+              const Job& nx = jobs[size_t(units[size_t(u + 1)].job)];
+              const int64_t line = 64 / int64_t(sizeof(E));
+              for (int64_t j = 0; j < nx.nb; ++j)
+                for (int64_t i = 0; i < dim; i += line) __builtin_prefetch(lat[size_t(nx.b * B + j)] + i, 0, 2);
+            }
           }
           x[jb.nb] = zero.data();  // read only when nb is odd
           gathered = un.job;
-          // The rows of this thread's next block start on their way to L2 while this one
-          // computes, so its copy finds them there.
-          if (u + 1 < u1 && units[size_t(u + 1)].job != un.job) {
-            const Job& nx = jobs[size_t(units[size_t(u + 1)].job)];
-            const int64_t line = 64 / int64_t(sizeof(E));
-            for (int64_t j = 0; j < nx.nb; ++j)
-              for (int64_t i = 0; i < dim; i += line) __builtin_prefetch(lat[size_t(nx.b * B + j)] + i, 0, 2);
-          }
         }
         const int64_t jh = jb.rows * H;  // the job's heads
         float* const pt = parts + jb.part;
