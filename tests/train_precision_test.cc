@@ -148,6 +148,35 @@ TEST(Bf16Linear, GemmsTakeBf16RoundedInputs) {
   expect_close(dW, wdw, "dW");
 }
 
+// The output heads and eh_proj: fp32 in fp32 mode, BF16 inputs in bf16 and fp8 modes (the
+// report's BF16 baseline precision), from the master weights as they are.
+TEST(OuterLinear, Fp32InFp32ModeBf16InputsOtherwise) {
+  const int64_t T = 33, in = 64, out = 90;
+  const std::vector<float> x = randn(size_t(T * in), 7, 1.0f), W = randn(size_t(out * in), 8, 0.05f),
+                           dy = randn(size_t(T * out), 9, 0.01f);
+  auto r = [](const std::vector<float>& v) {
+    std::vector<float> o(v.size());
+    for (size_t i = 0; i < v.size(); ++i) o[i] = kernels::bf16_value(kernels::bf16_round(v[i]));
+    return o;
+  };
+  for (Numerics n : {Numerics::Fp32, Numerics::Bf16, Numerics::Fp8}) {
+    SCOPED_TRACE(int(n));
+    kernels::Context ctx(testutil::pool()), ref(testutil::pool());
+    ctx.set_numerics(n);
+    const bool low = n != Numerics::Fp32;
+    const std::vector<float> xr = low ? r(x) : x, Wr = low ? r(W) : W, dyr = low ? r(dy) : dy;
+    std::vector<float> y(size_t(T * out)), dx(size_t(T * in), 0.5f), dW(W.size(), 0.25f);
+    std::vector<float> wy = y, wdx = dx, wdW = dW;
+    outer_linear_forward(ctx, x.data(), T, W.data(), out, in, y.data());
+    outer_linear_backward(ctx, x.data(), dy.data(), T, W.data(), out, in, dx.data(), dW.data());
+    linear_forward(ref, xr.data(), T, Wr.data(), out, in, wy.data());
+    linear_backward<float>(ref, xr.data(), dyr.data(), T, Wr.data(), out, in, wdx.data(), wdW.data());
+    EXPECT_EQ(y, wy);
+    EXPECT_EQ(dx, wdx);
+    EXPECT_EQ(dW, wdW);
+  }
+}
+
 // One loss_and_grad of the tiny preset in each precision.
 struct Step {
   double loss;

@@ -45,6 +45,8 @@ class Context {
   //! The buffer the GEMM packs its B operand into (call from the calling thread only,
   //! before the pool job that fills it).
   float* pack_b(size_t n) { return grow(pack_b_, n); }
+  //! The same for the A operand (the BF16 GEMM packs both).
+  float* pack_a(size_t n) { return grow(pack_a_, n); }
 
  private:
   static float* grow(std::vector<float>& b, size_t n) {
@@ -57,6 +59,7 @@ class Context {
   std::vector<std::unique_ptr<Serial>> serial_;
   std::vector<std::vector<float>> scratch_;  // one per pool thread
   std::vector<float> pack_b_;
+  std::vector<float> pack_a_;
 };
 
 struct Context::Serial {

@@ -3,17 +3,17 @@
 #include <algorithm>
 #include <functional>
 #include <type_traits>
+#include <vector>
 
 #include "kernels/isa.h"
+#include "kernels/quant.h"
 #include "kernels/simd/table.h"
 
 namespace dsv3::kernels {
 namespace {
 
 constexpr int64_t kMr = kGemmMr;
-// K is cut into blocks so one packed B panel (kKc x 2 vectors) stays in L1/L2 while every
-// row sliver of A streams past it.
-constexpr int64_t kKc = 256;
+constexpr int64_t kKc = kGemmKc;
 
 // Products too small to repay waking the pool's workers run on the calling thread.
 void for_range(ThreadPool& pool, int64_t n, double flops, const std::function<void(int, int64_t, int64_t)>& fn) {
@@ -91,7 +91,59 @@ void gemm_simd(Context& ctx, const SimdKernels& simd, bool ta, bool tb, int64_t 
   });
 }
 
+// The native BF16 path: both operands packed (rounded) into BF16 pair dwords, A as
+// [nI][P][kGemmBf16Mr] and B as [nJ][P][32], then the same split and K blocks as gemm_simd.
+void gemm_bf16_native(Context& ctx, const SimdKernels& simd, bool ta, bool tb, int64_t M, int64_t N, int64_t K,
+                      const float* A, const float* B, float* C, bool accumulate) {
+  constexpr int64_t kMr2 = kGemmBf16Mr, kNr = 32, kPc = kKc / 2;
+  ThreadPool& pool = ctx.pool();
+  const double flops = 2.0 * double(M) * double(N) * double(K);
+  const int64_t P = (K + 1) / 2, nI = (M + kMr2 - 1) / kMr2, nJ = (N + kNr - 1) / kNr;
+  auto* const ap = reinterpret_cast<uint32_t*>(ctx.pack_a(size_t(nI * P * kMr2)));
+  auto* const bp = reinterpret_cast<uint32_t*>(ctx.pack_b(size_t(nJ * P * kNr)));
+  // op(A) element (i, k): A[i * K + k] or A[k * M + i]; op(B) element (k, j), packed by j:
+  // B[k * N + j] or B[j * K + k].
+  const int64_t a_idx = ta ? 1 : K, a_k = ta ? M : 1, b_idx = tb ? K : 1, b_k = tb ? 1 : N;
+  for_range(pool, nI + nJ, flops, [&](int, int64_t p0, int64_t p1) {
+    for (int64_t t = p0; t < p1; ++t) {
+      if (t < nI) {
+        simd.gemm_bf16_pack(A + t * kMr2 * a_idx, a_idx, a_k, K, int(std::min(kMr2, M - t * kMr2)), int(kMr2),
+                            ap + t * P * kMr2);
+      } else {
+        const int64_t j = t - nI;
+        simd.gemm_bf16_pack(B + j * kNr * b_idx, b_idx, b_k, K, int(std::min(kNr, N - j * kNr)), int(kNr),
+                            bp + j * P * kNr);
+      }
+    }
+  });
+  const bool by_cols = nJ >= 2 * int64_t(pool.size()) || nJ >= nI;
+  for_range(pool, by_cols ? nJ : nI, flops, [&](int, int64_t p0, int64_t p1) {
+    const int64_t j0 = by_cols ? p0 : 0, j1 = by_cols ? p1 : nJ;
+    const int64_t i0 = by_cols ? 0 : p0, i1 = by_cols ? nI : p1;
+    for (int64_t q0 = 0; q0 < P; q0 += kPc) {
+      const int64_t pc = std::min(kPc, P - q0);
+      for (int64_t bj = j0; bj < j1; ++bj) {
+        const int n = int(std::min(kNr, N - bj * kNr));
+        for (int64_t bi = i0; bi < i1; ++bi)
+          simd.gemm_bf16_tile(pc, ap + (bi * P + q0) * kMr2, bp + (bj * P + q0) * kNr, C + bi * kMr2 * N + bj * kNr,
+                              N, int(std::min(kMr2, M - bi * kMr2)), n, accumulate || q0 > 0);
+      }
+    }
+  });
+}
+
 }  // namespace
+
+void gemm_bf16(Context& ctx, bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float* A, const float* B,
+               float* C, bool accumulate) {
+  if (M <= 0 || N <= 0) return;
+  const SimdKernels* simd = reference_kernels() ? nullptr : active_simd();
+  if (K > 0 && simd && simd->gemm_bf16_tile) return gemm_bf16_native(ctx, *simd, ta, tb, M, N, K, A, B, C, accumulate);
+  std::vector<float> a(size_t(M * K)), b(size_t(K * N));
+  bf16_fake_round(ctx, A, M * K, a.data());
+  bf16_fake_round(ctx, B, K * N, b.data());
+  gemm<float>(ctx, ta, tb, M, N, K, a.data(), b.data(), C, accumulate);
+}
 
 template <class S>
 void gemm_ref(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const S* A, const S* B, S* C, bool accumulate) {

@@ -19,6 +19,13 @@ template <class S>
 void gemm(Context& ctx, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const S* A, const S* B, S* C,
           bool accumulate);
 
+//! C[M,N] = (accumulate ? C : 0) + op(bf16(A)) op(bf16(B)): every input rounded to BF16 (ties
+//! to even, kernels/bf16.h), exact products, fp32 sums. Gives the bits of gemm<float> on
+//! rounded copies of A and B, on every ISA (the AVX512_BF16 tier packs BF16 pairs and runs
+//! vdpbf16ps in the same summation order; the others run exactly that).
+void gemm_bf16(Context& ctx, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const float* A,
+               const float* B, float* C, bool accumulate);
+
 //! The plain loop (the scalar twin), on the calling thread.
 template <class S>
 void gemm_ref(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const S* A, const S* B, S* C,

@@ -9,14 +9,16 @@
 //    per 128x128 block. Dgrad: dy per 1x128 tile along the output channels, W as in Fprop.
 //    Wgrad: dy per 128x1 tile (128 tokens of one channel), and x as the report caches it:
 //    its 1x128-quantized Fprop form, requantized per 128x1 tile along the tokens.
-// The embedding, the output head, the MoE router, the MTP module's eh_proj, norms and the
-// attention core stay fp32 (linear_forward), as the report keeps them in higher precision;
-// so do the master weights and their gradients. The weights come prepared (prepare_weight,
-// once per step by the model): W below is already in the mode's form. The quantized operands are fp32 arrays holding e4m3 (or
-// BF16) values times their scales, and the GEMM is the fp32 one: the products are those of
-// the low-precision GEMM, only their summation order is fp32's. On this CPU that is also the
-// fastest way (no FP8 arithmetic; fp32 FMAs at least match vdpbf16ps).
-// double (the finite-difference checks) always runs fp32.
+// The output heads and the MTP module's eh_proj (outer_linear_*) are what the report keeps in
+// "the original precision (e.g., BF16 or FP32)" of its BF16 baseline: in bf16 and fp8 modes
+// they take BF16 inputs with fp32 sums (kernels::gemm_bf16). The embedding, the MoE router,
+// norms and the attention core stay fp32, and so do the master weights and their gradients.
+// The weights come prepared (prepare_weight, once per step by the model): W below is
+// already in the mode's form. bf16 runs kernels::gemm_bf16, which rounds its inputs as it
+// packs them (vdpbf16ps where the CPU has it, the fp32 GEMM's bits either way). fp8's
+// quantized operands are fp32 arrays holding e4m3 values times their scales, multiplied by
+// the fp32 GEMM: the products are those of the FP8 GEMM, only their summation order is
+// fp32's. double (the finite-difference checks) always runs fp32.
 #pragma once
 
 #include <cstdint>
@@ -47,6 +49,13 @@ void block_linear_forward<float>(kernels::Context& ctx, const float* x, int64_t 
 template <>
 void block_linear_backward<float>(kernels::Context& ctx, const float* x, const float* dy, int64_t T, const float* W,
                                   int64_t out, int64_t in, float* dx, float* dW);
+
+//! The output heads and eh_proj: y = x W^T, and dx += dy W; dW += dy^T x (either may be
+//! null), in fp32 in fp32 mode and with BF16 inputs in bf16 and fp8 modes. W as stored.
+void outer_linear_forward(kernels::Context& ctx, const float* x, int64_t T, const float* W, int64_t out, int64_t in,
+                          float* y);
+void outer_linear_backward(kernels::Context& ctx, const float* x, const float* dy, int64_t T, const float* W,
+                           int64_t out, int64_t in, float* dx, float* dW);
 
 //! The tile edge of the FP8 recipe's scales.
 constexpr int64_t kFp8Tile = 128;

@@ -153,7 +153,7 @@ LossTerms TrainModel::Impl::run(const int32_t* tokens, int64_t T, const LossWeig
   rms_norm_forward(h, D, wv.final_norm, T, D, c.rms_norm_eps, hf, rf);
   const int64_t N = T - 1;  // rows with a next token
   float* logits = sized(a.logits, N * V);
-  linear_forward(ctx, hf, N, head, V, D, logits);
+  outer_linear_forward(ctx, hf, N, head, V, D, logits);
   const double main_scale = double(grad_scale);
   double main_loss = 0;
   if (lw.teacher_logits) {
@@ -192,13 +192,13 @@ LossTerms TrainModel::Impl::run(const int32_t* tokens, int64_t T, const LossWeig
       std::copy(hn + t * D, hn + (t + 1) * D, cat + t * 2 * D + D);
     }
     float* m = sized(a.m, M * D);
-    linear_forward(ctx, cat, M, mv.eh_proj, D, 2 * D, m);
+    outer_linear_forward(ctx, cat, M, mv.eh_proj, D, 2 * D, m);
     block_forward(ctx, c, mv.block, block_bias[size_t(L)], freqs, m, M, a.mtp_block);
     float* mf = sized(a.mf, M * D);
     float* mr = sized(a.mr, M);
     rms_norm_forward(m, D, mv.head_norm, M, D, c.rms_norm_eps, mf, mr);
     float* mlogits = sized(a.mlogits, M * V);
-    linear_forward(ctx, mf, M, head, V, D, mlogits);
+    outer_linear_forward(ctx, mf, M, head, V, D, mlogits);
     stats.mtp_ce =
         cross_entropy(ctx, mlogits, tokens + 2, M, V, lw.mtp_weight * grad_scale, backward ? mlogits : nullptr,
                       lw.target_mask ? lw.target_mask + 1 : nullptr);
@@ -226,16 +226,16 @@ LossTerms TrainModel::Impl::run(const int32_t* tokens, int64_t T, const LossWeig
 
   // Backward. logits / mlogits now hold the scaled d(loss)/d(logits).
   float* dhf = zeroed(a.dhf, T * D);
-  linear_backward(ctx, hf, logits, N, head, V, D, dhf, wg.lm_head);
+  outer_linear_backward(ctx, hf, logits, N, head, V, D, dhf, wg.lm_head);
   if (mtp) {
     const MtpTensors<float>& mg = wg.mtp;
     float* dmf = zeroed(a.dmf, M * D);
     float* dm = zeroed(a.dm, M * D);
-    linear_backward(ctx, a.mf.data(), a.mlogits.data(), M, head, V, D, dmf, wg.lm_head);
+    outer_linear_backward(ctx, a.mf.data(), a.mlogits.data(), M, head, V, D, dmf, wg.lm_head);
     rms_norm_backward(a.m.data(), D, mv.head_norm, a.mr.data(), dmf, M, D, dm, mg.head_norm);
     block_backward(ctx, c, mv.block, freqs, M, a.mtp_block, 0.0, dm, mg.block);
     float* dcat = zeroed(a.dcat, M * 2 * D);
-    linear_backward(ctx, a.cat.data(), dm, M, mv.eh_proj, D, 2 * D, dcat, mg.eh_proj);
+    outer_linear_backward(ctx, a.cat.data(), dm, M, mv.eh_proj, D, 2 * D, dcat, mg.eh_proj);
     // rms_norm_backward reads dy packed: split dcat into its embedding and hidden halves.
     float* den = sized(a.den, M * D);
     float* dhn = sized(a.dhn, M * D);

@@ -4,6 +4,7 @@
 
 #include "kernels/simd/attention-inl.h"
 #include "kernels/simd/gemm-inl.h"
+#include "kernels/simd/gemm_bf16-inl.h"
 #include "kernels/simd/latent_bf16-inl.h"
 #include "kernels/simd/matmul-inl.h"
 #include "kernels/simd/matmul_bf16-inl.h"
@@ -14,6 +15,6 @@
 // The table of this ISA's instantiations.
 #define DSV3_SIMD_KERNEL_TABLE(ns)                                                                              \
   SimdKernels {                                                                                                 \
-    ns::rows, ns::rows_bf16, ns::kRowsFp8, ns::t_rows, ns::dot, ns::axpy, ns::latent_scores, ns::weighted_rows, ns::latent_block_bf16, ns::gemm_tile, ns::abs_max, ns::e4m3_scaled, ns::bf16_round_n, ns::fma_probe, ns::bf16_probe, \
+    ns::rows, ns::rows_bf16, ns::kRowsFp8, ns::t_rows, ns::dot, ns::axpy, ns::latent_scores, ns::weighted_rows, ns::latent_block_bf16, ns::gemm_tile, ns::kGemmBf16Pack, ns::kGemmBf16Tile, ns::abs_max, ns::e4m3_scaled, ns::bf16_round_n, ns::fma_probe, ns::bf16_probe, \
         ns::V::N, 2 * ns::V::N                                                                                  \
   }

@@ -20,6 +20,17 @@ constexpr int kSimdRowsScratch = kSimdPanelRows + kSimdTokChunk;
 constexpr int64_t kSimdDirectMaxTokens = 16;
 // Rows of the training GEMM's register tile (its columns: two vectors).
 constexpr int kGemmMr = 6;
+// Rows of the BF16 training GEMM's tile (its columns: 32, two vectors of 16 fp32 sums).
+constexpr int kGemmBf16Mr = 12;
+// The training GEMMs cut K into blocks of this many (even, so that BF16 pairs never straddle
+// two): a packed B panel stays in L1/L2 while the rows of A stream past it, and both GEMMs
+// add each block's sums to C the same way.
+constexpr int64_t kGemmKc = 256;
+
+using GemmBf16PackFn = void (*)(const float* src, int64_t s_idx, int64_t s_k, int64_t K, int n, int width,
+                                uint32_t* dst);
+using GemmBf16TileFn = void (*)(int64_t P, const uint32_t* ap, const uint32_t* bp, float* c, int64_t ldc, int m,
+                                int n, bool add);
 
 struct SimdKernels {
   void (*rows)(const WeightMatrix& w, int64_t r0, int64_t r1, const float* x, int64_t x_stride, int64_t T, float* y,
@@ -46,6 +57,12 @@ struct SimdKernels {
   //! a[r * a_row + k * a_k], rows >= m not read past row m - 1) * packed B [K][gemm_nr].
   void (*gemm_tile)(int64_t K, const float* a, int64_t a_row, int64_t a_k, const float* bp, float* c, int64_t ldc,
                     int m, int n, bool add);
+  //! The BF16 training GEMM (simd/gemm_bf16-inl.h); nullptr where the tier has no
+  //! vdpbf16ps. pack: element (i, k) at src[i * s_idx + k * s_k] for i < n, rounded to BF16,
+  //! as dst[pair][width] dwords (k in the high half, k + 1 in the low). tile: C[kGemmBf16Mr, 32]
+  //! (add ? C : 0) + packed A [P][kGemmBf16Mr] x packed B [P][32].
+  GemmBf16PackFn gemm_bf16_pack;
+  GemmBf16TileFn gemm_bf16_tile;
   //! Training's low-precision operands (kernels/quant.h): m[i] = max(m[i], |x[i]|);
   //! out[i] = e4m3(x[i] / s[i]) * s[i]; out[i] = x[i] rounded to BF16.
   void (*abs_max)(const float* x, int64_t n, float* m);

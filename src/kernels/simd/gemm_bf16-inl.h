@@ -1,0 +1,162 @@
+// The training GEMM with BF16 inputs (kernels/gemm.h: gemm_bf16), native tier only: operand
+// packing that rounds fp32 to BF16, and the vdpbf16ps register tile. The other tiers leave
+// the entries empty and gemm_bf16 runs gemm<float> on rounded copies, which gives the same
+// bits. Include only from the ISA translation units.
+//
+// Why the bits agree: a packed dword holds the BF16 pair (k, k+1) with element k in the HIGH
+// half. vdpbf16ps adds the high half's product first, then the low half's, each add rounded
+// (bf16.h, checked on this CPU at start-up), and a product of two BF16 values is exact in
+// fp32. So each output accumulates its products in k order with one rounding per add,
+// which is what gemm<float>'s FMA tile does, and both cut K into the same kGemmKc blocks.
+#pragma once
+
+#include <cstdint>
+
+#include "kernels/simd/table.h"
+
+namespace dsv3::kernels::DSV3_SIMD_NS {
+
+#if defined(__AVX512BF16__)
+
+// 16 fp32 values to BF16 (as bf16_round), zero-extended into the 16 dword lanes.
+inline __m512i gemm_bf16_widen16(__m512 v) { return _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(v)); }
+
+// Lanes (idx0 .. idx0 + 15) & mask of pair p: (bf16(x[k]) << 16) | bf16(x[k + 1]), k = 2p,
+// element (i, k) at src[i * s_idx + k * s_k]; k + 1 >= K reads as zero.
+inline __m512i gemm_bf16_pair16(const float* src, int64_t s_idx, int64_t s_k, int64_t k, int64_t K,
+                                __mmask16 mask, __m512i gather_idx) {
+  const float* p0 = src + k * s_k;
+  __m512 lo, hi;
+  if (s_idx == 1) {
+    hi = _mm512_maskz_loadu_ps(mask, p0);
+    lo = k + 1 < K ? _mm512_maskz_loadu_ps(mask, p0 + s_k) : _mm512_setzero_ps();
+  } else {
+    hi = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), mask, gather_idx, p0, 4);
+    lo = k + 1 < K ? _mm512_mask_i32gather_ps(_mm512_setzero_ps(), mask, gather_idx, p0 + s_k, 4)
+                   : _mm512_setzero_ps();
+  }
+  return _mm512_or_si512(_mm512_slli_epi32(gemm_bf16_widen16(hi), 16), gemm_bf16_widen16(lo));
+}
+
+inline __mmask16 gemm_bf16_first(int64_t k) {
+  return k >= 16 ? __mmask16(0xFFFF) : k <= 0 ? __mmask16(0) : __mmask16((1u << k) - 1);
+}
+
+// r[i][j] -> r[j][i] for 16 x 16 dwords: 32-bit, then 64-bit interleaves within 128-bit
+// blocks, then two rounds of block shuffles.
+inline void gemm_bf16_transpose16(__m512i r[16]) {
+  __m512i t[16], u[16];
+  for (int i = 0; i < 16; i += 2) {
+    t[i] = _mm512_unpacklo_epi32(r[i], r[i + 1]);
+    t[i + 1] = _mm512_unpackhi_epi32(r[i], r[i + 1]);
+  }
+  for (int g = 0; g < 16; g += 4) {  // u[g + c]: rows g..g+3, columns c, c+4, c+8, c+12 by block
+    u[g] = _mm512_unpacklo_epi64(t[g], t[g + 2]);
+    u[g + 1] = _mm512_unpackhi_epi64(t[g], t[g + 2]);
+    u[g + 2] = _mm512_unpacklo_epi64(t[g + 1], t[g + 3]);
+    u[g + 3] = _mm512_unpackhi_epi64(t[g + 1], t[g + 3]);
+  }
+  for (int c = 0; c < 4; ++c) {
+    const __m512i v0 = _mm512_shuffle_i32x4(u[c], u[4 + c], 0x88), v1 = _mm512_shuffle_i32x4(u[c], u[4 + c], 0xDD);
+    const __m512i w0 = _mm512_shuffle_i32x4(u[8 + c], u[12 + c], 0x88),
+                  w1 = _mm512_shuffle_i32x4(u[8 + c], u[12 + c], 0xDD);
+    r[c] = _mm512_shuffle_i32x4(v0, w0, 0x88);
+    r[c + 8] = _mm512_shuffle_i32x4(v0, w0, 0xDD);
+    r[c + 4] = _mm512_shuffle_i32x4(v1, w1, 0x88);
+    r[c + 12] = _mm512_shuffle_i32x4(v1, w1, 0xDD);
+  }
+}
+
+// The pack of an operand whose indices are rows of contiguous k (s_k == 1: a row-major A, a
+// transposed B): 32 k of 16 rows rounded at once (vcvtne2ps2bf16 pairs k, k + 1 in a dword;
+// a rotate puts k in the high half), then transposed to 16 pairs of 16 rows. Gathers, the
+// general path, cost about 6 cycles per element here.
+inline void gemm_bf16_pack_rows(const float* src, int64_t s_idx, int64_t K, int n, int width, uint32_t* dst) {
+  const int64_t P = (K + 1) / 2;
+  for (int v = 0; 16 * v < width; ++v) {
+    const __mmask16 store = gemm_bf16_first(width - 16 * v);
+    const int rows = n - 16 * v;
+    for (int64_t p0 = 0; p0 < P; p0 += 16) {
+      const int64_t k0 = 2 * p0;
+      const __mmask16 m0 = gemm_bf16_first(K - k0), m1 = gemm_bf16_first(K - k0 - 16);
+      __m512i r[16];
+      for (int i = 0; i < 16; ++i) {
+        if (i < rows) {
+          const float* s = src + int64_t(16 * v + i) * s_idx + k0;
+          const __m512bh b = _mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(m1, s + 16), _mm512_maskz_loadu_ps(m0, s));
+          r[i] = _mm512_rol_epi32((__m512i)b, 16);
+        } else {
+          r[i] = _mm512_setzero_si512();
+        }
+      }
+      gemm_bf16_transpose16(r);
+      const int64_t np = P - p0 < 16 ? P - p0 : 16;
+      for (int64_t q = 0; q < np; ++q) _mm512_mask_storeu_epi32(dst + (p0 + q) * width + 16 * v, store, r[q]);
+    }
+  }
+}
+
+// Packs indices [0, n) into rows of `width` dwords (width <= 32; indices n .. width - 1 are
+// zero): dst[p][width] for pairs p < ceil(K / 2).
+inline void gemm_bf16_pack(const float* src, int64_t s_idx, int64_t s_k, int64_t K, int n, int width,
+                           uint32_t* dst) {
+  if (s_k == 1 && s_idx != 1) return gemm_bf16_pack_rows(src, s_idx, K, n, width, dst);
+  const __m512i step = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                                          _mm512_set1_epi32(int(s_idx)));
+  const int64_t P = (K + 1) / 2;
+  for (int v = 0; 16 * v < width; ++v) {
+    const __mmask16 load = gemm_bf16_first(n - 16 * v), store = gemm_bf16_first(width - 16 * v);
+    const float* base = src + int64_t(16 * v) * s_idx;
+    for (int64_t p = 0; p < P; ++p)
+      _mm512_mask_storeu_epi32(dst + p * width + 16 * v, store,
+                               gemm_bf16_pair16(base, s_idx, s_k, 2 * p, K, load, step));
+  }
+}
+
+// C[kGemmBf16Mr, 32] (add ? C : 0) + Apack[P][kGemmBf16Mr] * Bpack[P][32] over P pairs; rows
+// >= m and columns >= n are not stored (the packs are zero there).
+inline void gemm_bf16_tile(int64_t P, const uint32_t* ap, const uint32_t* bp, float* c, int64_t ldc, int m, int n,
+                           bool add) {
+  constexpr int kMr = kGemmBf16Mr;
+  __m512 acc[kMr][2];
+  for (int r = 0; r < kMr; ++r) {
+    acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+    // C's tile is read (or written) once, after all the products: fetch it meanwhile.
+    if (r < m) {
+      _mm_prefetch(reinterpret_cast<const char*>(c + r * ldc), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(c + r * ldc + 16), _MM_HINT_T0);
+    }
+  }
+  for (int64_t p = 0; p < P; ++p) {
+    const __m512bh b0 = (__m512bh)_mm512_loadu_si512(bp), b1 = (__m512bh)_mm512_loadu_si512(bp + 16);
+    for (int r = 0; r < kMr; ++r) {
+      const __m512bh a = (__m512bh)_mm512_set1_epi32(int(ap[r]));
+      acc[r][0] = _mm512_dpbf16_ps(acc[r][0], a, b0);
+      acc[r][1] = _mm512_dpbf16_ps(acc[r][1], a, b1);
+    }
+    ap += kMr;
+    bp += 32;
+  }
+  // As gemm_tile: add ? C + tile : 0 + tile (-0 included).
+  alignas(64) float tmp[32];
+  for (int r = 0; r < m; ++r) {
+    float* cr = c + r * ldc;
+    if (n == 32) {
+      _mm512_storeu_ps(cr, _mm512_add_ps(add ? _mm512_loadu_ps(cr) : _mm512_setzero_ps(), acc[r][0]));
+      _mm512_storeu_ps(cr + 16, _mm512_add_ps(add ? _mm512_loadu_ps(cr + 16) : _mm512_setzero_ps(), acc[r][1]));
+    } else {
+      _mm512_store_ps(tmp, acc[r][0]);
+      _mm512_store_ps(tmp + 16, acc[r][1]);
+      for (int j = 0; j < n; ++j) cr[j] = (add ? cr[j] : 0.0f) + tmp[j];
+    }
+  }
+}
+
+constexpr GemmBf16PackFn kGemmBf16Pack = gemm_bf16_pack;
+constexpr GemmBf16TileFn kGemmBf16Tile = gemm_bf16_tile;
+#else
+constexpr GemmBf16PackFn kGemmBf16Pack = nullptr;
+constexpr GemmBf16TileFn kGemmBf16Tile = nullptr;
+#endif
+
+}  // namespace dsv3::kernels::DSV3_SIMD_NS

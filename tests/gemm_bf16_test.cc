@@ -1,0 +1,137 @@
+// The BF16 training GEMM (kernels::gemm_bf16): on every ISA it gives the bits of the fp32
+// GEMM on BF16-rounded copies of its inputs; on the AVX512_BF16 tier that is vdpbf16ps over
+// packed pairs, checked here against the other tiers' FMAs, for every layout, partial tiles,
+// odd K, several K blocks, and any thread count.
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <tuple>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "base/rng.h"
+#include "kernels/bf16.h"
+#include "kernels/gemm.h"
+#include "isa_util.h"
+#include "test_util.h"
+#include "threading/pool.h"
+
+namespace dsv3 {
+namespace {
+
+uint32_t bits(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  return u;
+}
+
+// Values over many binades, exact zeros, and ties and near-ties of the BF16 rounding.
+std::vector<float> operand(int64_t n, uint64_t seed) {
+  Rng rng(seed);
+  std::vector<float> v(static_cast<size_t>(n));
+  for (float& x : v) {
+    const uint64_t r = rng.next();
+    x = float(int64_t(r % 2000001) - 1000000) * std::ldexp(1.0f, int((r >> 32) % 24) - 32);
+    if ((r >> 60) == 0) x = 0.0f;
+    if ((r >> 60) == 1) {  // half a BF16 step above a BF16 value: a tie
+      const float b = kernels::bf16_value(kernels::bf16_round(x));
+      x = b + std::ldexp(b, -8);
+    }
+  }
+  return v;
+}
+
+std::vector<float> rounded(const std::vector<float>& v) {
+  std::vector<float> r(v.size());
+  for (size_t i = 0; i < v.size(); ++i) r[i] = kernels::bf16_value(kernels::bf16_round(v[i]));
+  return r;
+}
+
+using Shape = std::tuple<int64_t, int64_t, int64_t>;
+const Shape kShapes[] = {{1, 1, 1},   {12, 32, 2},   {13, 33, 3},    {7, 37, 300}, {50, 3, 17},
+                         {25, 70, 513}, {64, 130, 600}, {100, 256, 128}, {3, 64, 1025}};
+
+class GemmBf16 : public ::testing::TestWithParam<kernels::Isa> {};
+
+TEST_P(GemmBf16, EqualsTheFp32GemmOnRoundedInputsBitForBit) {
+  const testutil::IsaScope isa(GetParam());
+  ASSERT_TRUE(isa.ok());
+  kernels::Context ctx(testutil::pool());
+  for (auto [M, N, K] : kShapes)
+    for (bool ta : {false, true})
+      for (bool tb : {false, true})
+        for (bool accumulate : {false, true}) {
+          SCOPED_TRACE(testing::Message() << M << "x" << N << "x" << K << " ta " << ta << " tb " << tb << " acc "
+                                          << accumulate);
+          const std::vector<float> A = operand(M * K, uint64_t(M * 7 + K)), B = operand(K * N, uint64_t(N * 13 + K));
+          std::vector<float> C = operand(M * N, 99), want = C;
+          kernels::gemm_bf16(ctx, ta, tb, M, N, K, A.data(), B.data(), C.data(), accumulate);
+          kernels::gemm<float>(ctx, ta, tb, M, N, K, rounded(A).data(), rounded(B).data(), want.data(), accumulate);
+          for (size_t i = 0; i < C.size(); ++i) ASSERT_EQ(bits(C[i]), bits(want[i])) << "element " << i;
+        }
+}
+
+// One thread or the whole pool: the same bits (each output's sums keep their order).
+TEST_P(GemmBf16, ThreadCountDoesNotChangeTheBits) {
+  const testutil::IsaScope isa(GetParam());
+  ASSERT_TRUE(isa.ok());
+  kernels::Context ctx(testutil::pool());
+  ThreadPool one(1);
+  kernels::Context serial(one);
+  for (auto [M, N, K] : {Shape{200, 96, 700}, Shape{30, 512, 256}}) {
+    const std::vector<float> A = operand(M * K, 5), B = operand(K * N, 6);
+    std::vector<float> C(size_t(M * N), 0.5f), D = C;
+    kernels::gemm_bf16(ctx, true, false, M, N, K, A.data(), B.data(), C.data(), true);
+    kernels::gemm_bf16(serial, true, false, M, N, K, A.data(), B.data(), D.data(), true);
+    for (size_t i = 0; i < C.size(); ++i) ASSERT_EQ(bits(C[i]), bits(D[i])) << i;
+  }
+}
+
+// Across tiers: the native BF16 tier's results equal the FMA tiers' (AVX-512 and AVX2),
+// so a checkpoint trained on one CPU continues bit for bit on another.
+TEST(GemmBf16Tiers, NativeAndEmulatedTiersAgree) {
+  std::vector<kernels::Isa> simd;
+  for (kernels::Isa i : testutil::supported_isas())
+    if (i != kernels::Isa::Scalar) simd.push_back(i);
+  if (simd.size() < 2) GTEST_SKIP() << "one SIMD tier on this CPU";
+  kernels::Context ctx(testutil::pool());
+  const int64_t M = 37, N = 70, K = 777;
+  const std::vector<float> A = operand(M * K, 11), B = operand(N * K, 12);
+  std::vector<std::vector<float>> out;
+  for (kernels::Isa i : simd) {
+    const testutil::IsaScope isa(i);
+    out.emplace_back(size_t(M * N), 0.0f);
+    kernels::gemm_bf16(ctx, false, true, M, N, K, A.data(), B.data(), out.back().data(), false);
+  }
+  for (size_t t = 1; t < out.size(); ++t)
+    for (size_t i = 0; i < out[0].size(); ++i)
+      ASSERT_EQ(bits(out[t][i]), bits(out[0][i])) << kernels::isa_name(simd[t]) << " element " << i;
+}
+
+// And the values are what the products say: within fp32 summation error of the exact
+// products of the rounded inputs.
+TEST(GemmBf16Tiers, CloseToExactProductsOfRoundedInputs) {
+  kernels::Context ctx(testutil::pool());
+  const int64_t M = 20, N = 40, K = 300;
+  const std::vector<float> A = operand(M * K, 21), B = operand(K * N, 22);
+  const std::vector<float> ar = rounded(A), br = rounded(B);
+  std::vector<float> C(size_t(M * N));
+  kernels::gemm_bf16(ctx, false, false, M, N, K, A.data(), B.data(), C.data(), false);
+  for (int64_t i = 0; i < M; ++i)
+    for (int64_t j = 0; j < N; ++j) {
+      double want = 0, mag = 0;
+      for (int64_t k = 0; k < K; ++k) {
+        const double t = double(ar[size_t(i * K + k)]) * br[size_t(k * N + j)];
+        want += t;
+        mag += std::fabs(t);
+      }
+      ASSERT_NEAR(C[size_t(i * N + j)], want, 1e-6 * double(K) * mag + 1e-30) << i << "," << j;
+    }
+}
+
+INSTANTIATE_TEST_SUITE_P(Isas, GemmBf16, ::testing::ValuesIn(testutil::supported_isas()),
+                         [](const auto& info) { return testutil::isa_label(info.param); });
+
+}  // namespace
+}  // namespace dsv3
