@@ -90,6 +90,32 @@ TEST_P(QuantIsa, Fp8FakeQuantGivesTheTwinsBitsForEveryTileShape) {
   }
 }
 
+// The codes-and-scales form: the twin's bits, and codes x their tile's scale is the fake
+// quantization's value exactly.
+TEST_P(QuantIsa, Fp8QuantGivesTheTwinsCodesAndScales) {
+  testutil::IsaScope scope(GetParam());
+  ASSERT_TRUE(scope.ok());
+  Context ctx(testutil::pool());
+  struct Case { int64_t rows, cols, tr, tc; };
+  for (const Case& c : {Case{5, 300, 1, 128}, Case{300, 7, 128, 1}, Case{260, 200, 128, 128}, Case{129, 384, 1, 128}}) {
+    const std::vector<float> x = test_matrix(c.rows, c.cols, uint64_t(c.rows * 31 + c.cols));
+    const int64_t ncols = (c.cols + c.tc - 1) / c.tc;
+    const size_t ns = size_t(((c.rows + c.tr - 1) / c.tr) * ncols);
+    std::vector<float> codes(x.size()), scales(ns, -1.0f), want(x.size()), want_s(ns, -2.0f), fake(x.size());
+    fp8_quant(ctx, x.data(), c.rows, c.cols, c.tr, c.tc, codes.data(), scales.data());
+    fp8_quant_ref(x.data(), c.rows, c.cols, c.tr, c.tc, want.data(), want_s.data());
+    fp8_fake_quant_ref(x.data(), c.rows, c.cols, c.tr, c.tc, fake.data());
+    for (size_t i = 0; i < ns; ++i) ASSERT_TRUE(same_bits(scales[i], want_s[i])) << "scale " << i;
+    for (int64_t r = 0; r < c.rows; ++r)
+      for (int64_t k = 0; k < c.cols; ++k) {
+        const size_t i = size_t(r * c.cols + k);
+        ASSERT_TRUE(same_bits(codes[i], want[i])) << c.rows << "x" << c.cols << " [" << i << "]";
+        ASSERT_LE(std::fabs(codes[i]), 448.0f);
+        ASSERT_TRUE(same_bits(codes[i] * scales[size_t((r / c.tr) * ncols + k / c.tc)], fake[i])) << i;
+      }
+  }
+}
+
 TEST_P(QuantIsa, Bf16RoundGivesTheTwinsBits) {
   testutil::IsaScope scope(GetParam());
   ASSERT_TRUE(scope.ok());

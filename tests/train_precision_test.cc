@@ -92,7 +92,7 @@ TEST(Fp8Linear, ThreeGemmsFollowTheReportsRecipe) {
   kernels::Context ctx(testutil::pool());
   ctx.set_numerics(Numerics::Fp8);
   std::vector<float> y(size_t(T * out)), dx(size_t(T * in), 0.0f), dW(size_t(out * in), 0.0f);
-  std::vector<float> Wp(W.size());
+  std::vector<float> Wp(size_t(prepared_size(out, in)));
   prepare_weight(ctx, W.data(), out, in, Wp.data());
   block_linear_forward(ctx, x.data(), T, Wp.data(), out, in, y.data());
   block_linear_backward(ctx, x.data(), dy.data(), T, Wp.data(), out, in, dx.data(), dW.data());
@@ -129,7 +129,7 @@ TEST(Bf16Linear, GemmsTakeBf16RoundedInputs) {
                            dy = randn(size_t(T * out), 6, 0.01f);
   kernels::Context ctx(testutil::pool());
   ctx.set_numerics(Numerics::Bf16);
-  std::vector<float> y(size_t(T * out)), dx(size_t(T * in), 0.0f), dW(size_t(out * in), 0.0f), Wp(W.size());
+  std::vector<float> y(size_t(T * out)), dx(size_t(T * in), 0.0f), dW(size_t(out * in), 0.0f), Wp(size_t(prepared_size(out, in)));
   prepare_weight(ctx, W.data(), out, in, Wp.data());
   block_linear_forward(ctx, x.data(), T, Wp.data(), out, in, y.data());
   block_linear_backward(ctx, x.data(), dy.data(), T, Wp.data(), out, in, dx.data(), dW.data());

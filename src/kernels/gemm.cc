@@ -5,6 +5,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "base/error.h"
 #include "kernels/isa.h"
 #include "kernels/quant.h"
 #include "kernels/simd/table.h"
@@ -92,13 +93,16 @@ void gemm_simd(Context& ctx, const SimdKernels& simd, bool ta, bool tb, int64_t 
 }
 
 // The native BF16 path: both operands packed (rounded) into BF16 pair dwords, A as
-// [nI][P][kGemmBf16Mr] and B as [nJ][P][32], then the same split and K blocks as gemm_simd.
+// [nI][P][kGemmBf16Mr] and B as [nJ][P][32]; the tiles add to C every `block` pairs (kKc /
+// 2 must be a multiple) (times the packed scales sa [nI][blocks][kGemmBf16Mr] and sb [nJ][blocks][32]
+// when given), split over the threads by whichever tile dimension gives each work.
 void gemm_bf16_native(Context& ctx, const SimdKernels& simd, bool ta, bool tb, int64_t M, int64_t N, int64_t K,
-                      const float* A, const float* B, float* C, bool accumulate) {
-  constexpr int64_t kMr2 = kGemmBf16Mr, kNr = 32, kPc = kKc / 2;
+                      const float* A, const float* B, float* C, bool accumulate, int64_t block, const float* sa,
+                      const float* sb) {
+  constexpr int64_t kMr2 = kGemmBf16Mr, kNr = 32;
   ThreadPool& pool = ctx.pool();
   const double flops = 2.0 * double(M) * double(N) * double(K);
-  const int64_t P = (K + 1) / 2, nI = (M + kMr2 - 1) / kMr2, nJ = (N + kNr - 1) / kNr;
+  const int64_t P = (K + 1) / 2, nI = (M + kMr2 - 1) / kMr2, nJ = (N + kNr - 1) / kNr, nb = (P + block - 1) / block;
   auto* const ap = reinterpret_cast<uint32_t*>(ctx.pack_a(size_t(nI * P * kMr2)));
   auto* const bp = reinterpret_cast<uint32_t*>(ctx.pack_b(size_t(nJ * P * kNr)));
   // op(A) element (i, k): A[i * K + k] or A[k * M + i]; op(B) element (k, j), packed by j:
@@ -120,16 +124,43 @@ void gemm_bf16_native(Context& ctx, const SimdKernels& simd, bool ta, bool tb, i
   for_range(pool, by_cols ? nJ : nI, flops, [&](int, int64_t p0, int64_t p1) {
     const int64_t j0 = by_cols ? p0 : 0, j1 = by_cols ? p1 : nJ;
     const int64_t i0 = by_cols ? 0 : p0, i1 = by_cols ? nI : p1;
-    for (int64_t q0 = 0; q0 < P; q0 += kPc) {
-      const int64_t pc = std::min(kPc, P - q0);
-      for (int64_t bj = j0; bj < j1; ++bj) {
-        const int n = int(std::min(kNr, N - bj * kNr));
+    // K in chunks of kKc (a whole number of blocks), so that a B panel's chunk stays in L1
+    // while the rows of A stream past it.
+    for (int64_t q0 = 0; q0 < P; q0 += kKc / 2) {
+      const int64_t pc = std::min(kKc / 2, P - q0), qb = q0 / block;
+      for (int64_t bj = j0; bj < j1; ++bj)
         for (int64_t bi = i0; bi < i1; ++bi)
-          simd.gemm_bf16_tile(pc, ap + (bi * P + q0) * kMr2, bp + (bj * P + q0) * kNr, C + bi * kMr2 * N + bj * kNr,
-                              N, int(std::min(kMr2, M - bi * kMr2)), n, accumulate || q0 > 0);
-      }
+          simd.gemm_bf16_tile(pc, block, ap + (bi * P + q0) * kMr2, bp + (bj * P + q0) * kNr,
+                              sa ? sa + (bi * nb + qb) * kMr2 : nullptr, sb ? sb + (bj * nb + qb) * kNr : nullptr,
+                              C + bi * kMr2 * N + bj * kNr, N, int(std::min(kMr2, M - bi * kMr2)),
+                              int(std::min(kNr, N - bj * kNr)), accumulate || q0 > 0);
     }
   });
+}
+
+// The scale of op(A)'s (i, block kb) and op(B)'s (kb, j) (gemm.h: Fp8Matrix).
+struct Fp8Scales {
+  const Fp8Matrix& a;
+  const Fp8Matrix& b;
+  bool ta, tb;
+  int64_t M, N, K;
+  float of_a(int64_t i, int64_t kb) const {
+    return ta ? a.scales[kb * ((M + a.tile_c - 1) / a.tile_c) + i / a.tile_c]
+              : a.scales[(i / a.tile_r) * ((K + a.tile_c - 1) / a.tile_c) + kb];
+  }
+  float of_b(int64_t kb, int64_t j) const {
+    return tb ? b.scales[(j / b.tile_r) * ((K + b.tile_c - 1) / b.tile_c) + kb]
+              : b.scales[kb * ((N + b.tile_c - 1) / b.tile_c) + j / b.tile_c];
+  }
+};
+
+Fp8Scales check_fp8(const Fp8Matrix& a, const Fp8Matrix& b, bool ta, bool tb, int64_t M, int64_t N, int64_t K) {
+  if ((ta ? a.tile_r : a.tile_c) != kFp8Block || (tb ? b.tile_c : b.tile_r) != kFp8Block ||
+      (ta ? a.tile_c : a.tile_r) < 1 || (tb ? b.tile_r : b.tile_c) < 1)
+    fail("gemm_fp8: the operands' tiles must be ", kFp8Block, " along the reduction dimension (A ",
+         a.tile_r, "x", a.tile_c, (ta ? " transposed" : ""), ", B ", b.tile_r, "x", b.tile_c,
+         (tb ? " transposed" : ""), ")");
+  return Fp8Scales{a, b, ta, tb, M, N, K};
 }
 
 }  // namespace
@@ -138,11 +169,68 @@ void gemm_bf16(Context& ctx, bool ta, bool tb, int64_t M, int64_t N, int64_t K, 
                float* C, bool accumulate) {
   if (M <= 0 || N <= 0) return;
   const SimdKernels* simd = reference_kernels() ? nullptr : active_simd();
-  if (K > 0 && simd && simd->gemm_bf16_tile) return gemm_bf16_native(ctx, *simd, ta, tb, M, N, K, A, B, C, accumulate);
+  if (K > 0 && simd && simd->gemm_bf16_tile)
+    return gemm_bf16_native(ctx, *simd, ta, tb, M, N, K, A, B, C, accumulate, kKc / 2, nullptr, nullptr);
   std::vector<float> a(size_t(M * K)), b(size_t(K * N));
   bf16_fake_round(ctx, A, M * K, a.data());
   bf16_fake_round(ctx, B, K * N, b.data());
   gemm<float>(ctx, ta, tb, M, N, K, a.data(), b.data(), C, accumulate);
+}
+
+void gemm_fp8(Context& ctx, bool ta, bool tb, int64_t M, int64_t N, int64_t K, const Fp8Matrix& A,
+              const Fp8Matrix& B, float* C, bool accumulate) {
+  if (M <= 0 || N <= 0) return;
+  const Fp8Scales sc = check_fp8(A, B, ta, tb, M, N, K);
+  if (K <= 0) {
+    if (!accumulate) std::fill(C, C + M * N, 0.0f);
+    return;
+  }
+  const int64_t nb = (K + kFp8Block - 1) / kFp8Block;
+  const SimdKernels* simd = reference_kernels() ? nullptr : active_simd();
+  if (simd && simd->gemm_bf16_tile) {
+    constexpr int64_t kMr2 = kGemmBf16Mr, kNr = 32;
+    const int64_t nI = (M + kMr2 - 1) / kMr2, nJ = (N + kNr - 1) / kNr;
+    std::vector<float> sa(size_t(nI * nb * kMr2), 0.0f), sb(size_t(nJ * nb * kNr), 0.0f);
+    for (int64_t i = 0; i < M; ++i)
+      for (int64_t kb = 0; kb < nb; ++kb) sa[size_t(((i / kMr2) * nb + kb) * kMr2 + i % kMr2)] = sc.of_a(i, kb);
+    for (int64_t kb = 0; kb < nb; ++kb)
+      for (int64_t j = 0; j < N; ++j) sb[size_t(((j / kNr) * nb + kb) * kNr + j % kNr)] = sc.of_b(kb, j);
+    return gemm_bf16_native(ctx, *simd, ta, tb, M, N, K, A.codes, B.codes, C, accumulate, kFp8Block / 2, sa.data(),
+                            sb.data());
+  }
+  // The other tiers: each block's sums by the fp32 GEMM (one K block, k in order from zero:
+  // the same bits), then scaled into C.
+  std::vector<float> as(size_t(M * kFp8Block)), bs(size_t(kFp8Block * N)), t(size_t(M * N));
+  for (int64_t kb = 0; kb < nb; ++kb) {
+    const int64_t k0 = kb * kFp8Block, kc = std::min(kFp8Block, K - k0);
+    for (int64_t i = 0; i < M; ++i)
+      for (int64_t k = 0; k < kc; ++k) as[size_t(i * kc + k)] = ta ? A.codes[(k0 + k) * M + i] : A.codes[i * K + k0 + k];
+    for (int64_t k = 0; k < kc; ++k)
+      for (int64_t j = 0; j < N; ++j) bs[size_t(k * N + j)] = tb ? B.codes[j * K + k0 + k] : B.codes[(k0 + k) * N + j];
+    gemm<float>(ctx, false, false, M, N, kc, as.data(), bs.data(), t.data(), false);
+    for (int64_t i = 0; i < M; ++i)
+      for (int64_t j = 0; j < N; ++j) {
+        float& c = C[i * N + j];
+        c = (accumulate || kb > 0 ? c : 0.0f) + t[size_t(i * N + j)] * sc.of_a(i, kb) * sc.of_b(kb, j);
+      }
+  }
+}
+
+void gemm_fp8_ref(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const Fp8Matrix& A, const Fp8Matrix& B,
+                  float* C, bool accumulate) {
+  if (M <= 0 || N <= 0) return;
+  const Fp8Scales sc = check_fp8(A, B, ta, tb, M, N, K);
+  for (int64_t i = 0; i < M; ++i)
+    for (int64_t j = 0; j < N; ++j) {
+      float c = accumulate ? C[i * N + j] : 0.0f;
+      for (int64_t k0 = 0; k0 < K; k0 += kFp8Block) {
+        float s = 0.0f;
+        for (int64_t k = k0; k < std::min(K, k0 + kFp8Block); ++k)
+          s += (ta ? A.codes[k * M + i] : A.codes[i * K + k]) * (tb ? B.codes[j * K + k] : B.codes[k * N + j]);
+        c = c + s * sc.of_a(i, k0 / kFp8Block) * sc.of_b(k0 / kFp8Block, j);
+      }
+      C[i * N + j] = c;
+    }
 }
 
 template <class S>

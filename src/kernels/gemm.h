@@ -26,6 +26,30 @@ void gemm(Context& ctx, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_
 void gemm_bf16(Context& ctx, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const float* A,
                const float* B, float* C, bool accumulate);
 
+//! The block edge of the FP8 GEMM's scales along the reduction dimension.
+constexpr int64_t kFp8Block = 128;
+
+//! An FP8 operand as kernels::fp8_quant makes it: e4m3 values (as fp32) stored as gemm()'s A
+//! or B, and the scales of its tile_r x tile_c tiles, [ceil(rows / tile_r)][ceil(cols /
+//! tile_c)] of the stored matrix. The tile edge along the reduction dimension must be
+//! kFp8Block; the other edge is free (1 for activations, 128 for weights).
+struct Fp8Matrix {
+  const float* codes;
+  const float* scales;
+  int64_t tile_r, tile_c;
+};
+
+//! The DeepSeek-V3 report's FP8 GEMM (§3.3): C[M,N] = (accumulate ? C : 0) + the sum over
+//! blocks of kFp8Block along K, in order, of (S * scale of A's row tile) * scale of B's
+//! column tile, where S is the block's fp32 sum of exact e4m3 products in k order, added to
+//! C one block at a time (the report promotes each 128-element partial sum to fp32 with
+//! its scales). vdpbf16ps runs it where the CPU has AVX512_BF16 (e4m3 values are exact in
+//! BF16); every tier gives gemm_fp8_ref's bits.
+void gemm_fp8(Context& ctx, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const Fp8Matrix& A,
+              const Fp8Matrix& B, float* C, bool accumulate);
+void gemm_fp8_ref(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const Fp8Matrix& A,
+                  const Fp8Matrix& B, float* C, bool accumulate);
+
 //! The plain loop (the scalar twin), on the calling thread.
 template <class S>
 void gemm_ref(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const S* A, const S* B, S* C,

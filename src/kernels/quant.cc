@@ -24,14 +24,15 @@ float tile_scale(float amax) { return amax > 0.0f ? amax / kE4m3Max : 1.0f; }
 void abs_max_portable(const float* x, int64_t n, float* m) {
   for (int64_t i = 0; i < n; ++i) m[i] = std::max(m[i], std::fabs(x[i]));
 }
-void e4m3_scaled_portable(const float* x, const float* s, int64_t n, float* out) {
-  for (int64_t i = 0; i < n; ++i) out[i] = e4m3_nearest(x[i] / s[i]) * s[i];
+void e4m3_scaled_portable(const float* x, const float* s, int64_t n, bool rescale, float* out) {
+  for (int64_t i = 0; i < n; ++i) out[i] = rescale ? e4m3_nearest(x[i] / s[i]) * s[i] : e4m3_nearest(x[i] / s[i]);
 }
 
-}  // namespace
-
-void fp8_fake_quant_ref(const float* x, int64_t rows, int64_t cols, int64_t tile_r, int64_t tile_c, float* out) {
+// fp8_fake_quant (scales null: out = codes x scale) and fp8_quant (out = codes, scales kept).
+void quant_ref(const float* x, int64_t rows, int64_t cols, int64_t tile_r, int64_t tile_c, float* out,
+               float* scales) {
   check_tiles(rows, cols, tile_r, tile_c);
+  const int64_t ncols = (cols + tile_c - 1) / tile_c;
   for (int64_t r0 = 0; r0 < rows; r0 += tile_r)
     for (int64_t c0 = 0; c0 < cols; c0 += tile_c) {
       const int64_t r1 = std::min(rows, r0 + tile_r), c1 = std::min(cols, c0 + tile_c);
@@ -39,15 +40,17 @@ void fp8_fake_quant_ref(const float* x, int64_t rows, int64_t cols, int64_t tile
       for (int64_t r = r0; r < r1; ++r)
         for (int64_t c = c0; c < c1; ++c) amax = std::max(amax, std::fabs(x[r * cols + c]));
       const float s = tile_scale(amax);
+      if (scales) scales[(r0 / tile_r) * ncols + c0 / tile_c] = s;
       for (int64_t r = r0; r < r1; ++r)
-        for (int64_t c = c0; c < c1; ++c) out[r * cols + c] = e4m3_nearest(x[r * cols + c] / s) * s;
+        for (int64_t c = c0; c < c1; ++c)
+          out[r * cols + c] = scales ? e4m3_nearest(x[r * cols + c] / s) : e4m3_nearest(x[r * cols + c] / s) * s;
     }
 }
 
-void fp8_fake_quant(Context& ctx, const float* x, int64_t rows, int64_t cols, int64_t tile_r, int64_t tile_c,
-                    float* out) {
+void quant(Context& ctx, const float* x, int64_t rows, int64_t cols, int64_t tile_r, int64_t tile_c, float* out,
+           float* scales) {
   check_tiles(rows, cols, tile_r, tile_c);
-  if (reference_kernels()) return fp8_fake_quant_ref(x, rows, cols, tile_r, tile_c, out);
+  if (reference_kernels()) return quant_ref(x, rows, cols, tile_r, tile_c, out, scales);
   const SimdKernels* k = active_simd();
   auto abs_max = k ? k->abs_max : abs_max_portable;
   auto scaled = k ? k->e4m3_scaled : e4m3_scaled_portable;
@@ -65,12 +68,31 @@ void fp8_fake_quant(Context& ctx, const float* x, int64_t rows, int64_t cols, in
         float amax = 0;
         for (int64_t c = c0; c < c1; ++c) amax = std::max(amax, m[size_t(c)]);
         std::fill(s.begin() + c0, s.begin() + c1, tile_scale(amax));
+        if (scales) scales[b * ((cols + tile_c - 1) / tile_c) + c0 / tile_c] = tile_scale(amax);
       }
-      for (int64_t r = r0; r < r1; ++r) scaled(x + r * cols, s.data(), cols, out + r * cols);
+      for (int64_t r = r0; r < r1; ++r) scaled(x + r * cols, s.data(), cols, scales == nullptr, out + r * cols);
     }
   };
   if (rows * cols < 16384) run(0, 0, bands);  // too small to repay waking the workers
   else ctx.pool().parallel_for(bands, run);
+}
+
+}  // namespace
+
+void fp8_fake_quant_ref(const float* x, int64_t rows, int64_t cols, int64_t tile_r, int64_t tile_c, float* out) {
+  quant_ref(x, rows, cols, tile_r, tile_c, out, nullptr);
+}
+void fp8_quant_ref(const float* x, int64_t rows, int64_t cols, int64_t tile_r, int64_t tile_c, float* codes,
+                   float* scales) {
+  quant_ref(x, rows, cols, tile_r, tile_c, codes, scales);
+}
+void fp8_fake_quant(Context& ctx, const float* x, int64_t rows, int64_t cols, int64_t tile_r, int64_t tile_c,
+                    float* out) {
+  quant(ctx, x, rows, cols, tile_r, tile_c, out, nullptr);
+}
+void fp8_quant(Context& ctx, const float* x, int64_t rows, int64_t cols, int64_t tile_r, int64_t tile_c,
+               float* codes, float* scales) {
+  quant(ctx, x, rows, cols, tile_r, tile_c, codes, scales);
 }
 
 void bf16_fake_round_ref(const float* x, int64_t n, float* out) {

@@ -28,6 +28,14 @@ void fp8_fake_quant(Context& ctx, const float* x, int64_t rows, int64_t cols, in
                     float* out);
 void fp8_fake_quant_ref(const float* x, int64_t rows, int64_t cols, int64_t tile_r, int64_t tile_c, float* out);
 
+//! The same tiles as e4m3 values and scales, the form an FP8 GEMM takes (gemm.h: gemm_fp8):
+//! codes [rows, cols] = e4m3(x / s) (codes may equal x), scales [ceil(rows / tile_r)]
+//! [ceil(cols / tile_c)] = each tile's s. codes * its tile's scale is fp8_fake_quant's out.
+void fp8_quant(Context& ctx, const float* x, int64_t rows, int64_t cols, int64_t tile_r, int64_t tile_c,
+               float* codes, float* scales);
+void fp8_quant_ref(const float* x, int64_t rows, int64_t cols, int64_t tile_r, int64_t tile_c, float* codes,
+                   float* scales);
+
 //! out[i] = x[i] rounded to BF16 (out may equal x).
 void bf16_fake_round(Context& ctx, const float* x, int64_t n, float* out);
 void bf16_fake_round_ref(const float* x, int64_t n, float* out);

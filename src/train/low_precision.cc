@@ -11,15 +11,33 @@ namespace {
 
 using kernels::Numerics;
 
-std::vector<float> fp8_copy(kernels::Context& ctx, const float* x, int64_t rows, int64_t cols, int64_t tile_r,
-                            int64_t tile_c) {
+// x quantized per tile_r x tile_c tile: e4m3 codes and the tiles' scales (kernels/quant.h).
+struct Fp8Operand {
+  std::vector<float> codes, scales;
+  int64_t tile_r, tile_c;
+  kernels::Fp8Matrix view() const { return {codes.data(), scales.data(), tile_r, tile_c}; }
+};
+
+Fp8Operand fp8_operand(kernels::Context& ctx, const float* x, int64_t rows, int64_t cols, int64_t tile_r,
+                       int64_t tile_c) {
   const StepScope scope(StepPhase::Quantize);
-  std::vector<float> r(static_cast<size_t>(rows * cols));
-  kernels::fp8_fake_quant(ctx, x, rows, cols, tile_r, tile_c, r.data());
-  return r;
+  Fp8Operand q{std::vector<float>(size_t(rows * cols)),
+               std::vector<float>(size_t(((rows + tile_r - 1) / tile_r) * ((cols + tile_c - 1) / tile_c))), tile_r,
+               tile_c};
+  kernels::fp8_quant(ctx, x, rows, cols, tile_r, tile_c, q.codes.data(), q.scales.data());
+  return q;
+}
+
+// A prepared FP8 weight [out, in]: its codes, then its 128x128 blocks' scales.
+kernels::Fp8Matrix fp8_weight(const float* W, int64_t out, int64_t in) {
+  return {W, W + out * in, kFp8Tile, kFp8Tile};
 }
 
 }  // namespace
+
+int64_t prepared_size(int64_t out, int64_t in) {
+  return out * in + ((out + kFp8Tile - 1) / kFp8Tile) * ((in + kFp8Tile - 1) / kFp8Tile);
+}
 
 void prepare_weight(kernels::Context& ctx, const float* W, int64_t out, int64_t in, float* prepared) {
   const StepScope scope(StepPhase::Quantize);
@@ -30,7 +48,7 @@ void prepare_weight(kernels::Context& ctx, const float* W, int64_t out, int64_t 
     case Numerics::Bf16:
       return kernels::bf16_fake_round(ctx, W, out * in, prepared);
     case Numerics::Fp8:
-      return kernels::fp8_fake_quant(ctx, W, out, in, kFp8Tile, kFp8Tile, prepared);
+      return kernels::fp8_quant(ctx, W, out, in, kFp8Tile, kFp8Tile, prepared, prepared + out * in);
   }
 }
 
@@ -62,8 +80,11 @@ void block_linear_forward<float>(kernels::Context& ctx, const float* x, int64_t 
       return linear_forward(ctx, x, T, W, out, in, y);
     case Numerics::Bf16:  // W is already BF16: the GEMM's rounding leaves it as it is
       return outer_linear_forward(ctx, x, T, W, out, in, y);
-    case Numerics::Fp8:
-      return linear_forward(ctx, fp8_copy(ctx, x, T, in, 1, kFp8Tile).data(), T, W, out, in, y);
+    case Numerics::Fp8: {
+      const Fp8Operand xq = fp8_operand(ctx, x, T, in, 1, kFp8Tile);
+      const StepScope scope(StepPhase::GemmFprop);
+      return kernels::gemm_fp8(ctx, false, true, T, out, in, xq.view(), fp8_weight(W, out, in), y, false);
+    }
   }
 }
 
@@ -76,16 +97,22 @@ void block_linear_backward<float>(kernels::Context& ctx, const float* x, const f
     case Numerics::Bf16:
       return outer_linear_backward(ctx, x, dy, T, W, out, in, dx, dW);
     case Numerics::Fp8: {
-      if (dx)
-        linear_backward<float>(ctx, x, fp8_copy(ctx, dy, T, out, 1, kFp8Tile).data(), T, W, out, in, dx, nullptr);
+      if (dx) {
+        const Fp8Operand dyq = fp8_operand(ctx, dy, T, out, 1, kFp8Tile);
+        const StepScope scope(StepPhase::GemmDgrad);
+        kernels::gemm_fp8(ctx, false, false, T, in, out, dyq.view(), fp8_weight(W, out, in), dx, true);
+      }
       if (dW) {
         // x as Fprop quantized it (the report caches that FP8 form), then per 128 tokens.
-        std::vector<float> xq = fp8_copy(ctx, x, T, in, 1, kFp8Tile);
+        std::vector<float> xf(size_t(T * in));
         {
           const StepScope scope(StepPhase::Quantize);
-          kernels::fp8_fake_quant(ctx, xq.data(), T, in, kFp8Tile, 1, xq.data());
+          kernels::fp8_fake_quant(ctx, x, T, in, 1, kFp8Tile, xf.data());
         }
-        linear_backward<float>(ctx, xq.data(), fp8_copy(ctx, dy, T, out, kFp8Tile, 1).data(), T, W, out, in, nullptr, dW);
+        const Fp8Operand xq = fp8_operand(ctx, xf.data(), T, in, kFp8Tile, 1);
+        const Fp8Operand dyq = fp8_operand(ctx, dy, T, out, kFp8Tile, 1);
+        const StepScope scope(StepPhase::GemmWgrad);
+        kernels::gemm_fp8(ctx, true, false, out, in, T, dyq.view(), xq.view(), dW, true);
       }
       return;
     }

@@ -5,20 +5,22 @@
 //  - fp32: linear_forward / linear_backward as they are (the exact reference);
 //  - bf16: all three GEMMs (Fprop, Dgrad, Wgrad) take BF16-rounded inputs, fp32 sums;
 //  - fp8: the DeepSeek-V3 report's recipe (§3.3): e4m3 inputs with fine-grained scales
-//    (kernels/quant.h), fp32 sums. Fprop: x per 1x128 tile (token, 128 input channels), W
-//    per 128x128 block. Dgrad: dy per 1x128 tile along the output channels, W as in Fprop.
-//    Wgrad: dy per 128x1 tile (128 tokens of one channel), and x as the report caches it:
-//    its 1x128-quantized Fprop form, requantized per 128x1 tile along the tokens.
+//    (kernels/quant.h: fp8_quant), multiplied by the FP8 GEMM (kernels/gemm.h: gemm_fp8), which
+//    sums each 128-element block of the reduction in fp32 and adds it to the output times
+//    its two scales, as the report promotes partial sums. Fprop: x per 1x128 tile (token, 128
+//    input channels), W per 128x128 block. Dgrad: dy per 1x128 tile along the output
+//    channels, W as in Fprop. Wgrad: dy per 128x1 tile (128 tokens of one channel), and x as
+//    the report caches it: its 1x128-quantized Fprop form, requantized per 128x1 tile along
+//    the tokens.
 // The output heads and the MTP module's eh_proj (outer_linear_*) are what the report keeps in
 // "the original precision (e.g., BF16 or FP32)" of its BF16 baseline: in bf16 and fp8 modes
 // they take BF16 inputs with fp32 sums (kernels::gemm_bf16). The embedding, the MoE router,
 // norms and the attention core stay fp32, and so do the master weights and their gradients.
 // The weights come prepared (prepare_weight, once per step by the model): W below is
 // already in the mode's form. bf16 runs kernels::gemm_bf16, which rounds its inputs as it
-// packs them (vdpbf16ps where the CPU has it, the fp32 GEMM's bits either way). fp8's
-// quantized operands are fp32 arrays holding e4m3 values times their scales, multiplied by
-// the fp32 GEMM: the products are those of the FP8 GEMM, only their summation order is
-// fp32's. double (the finite-difference checks) always runs fp32.
+// packs them. Both low-precision GEMMs run vdpbf16ps where the CPU has AVX512_BF16 (e4m3 and
+// BF16 products are exact in fp32) and give the same bits on every ISA.
+// double (the finite-difference checks) always runs fp32.
 #pragma once
 
 #include <cstdint>
@@ -27,8 +29,11 @@
 
 namespace dsv3::train {
 
-//! W [out, in] in the context's numerics' form: BF16-rounded, or FP8 per 128x128 block;
-//! copied as is in fp32. prepared [out, in] may not be W.
+//! The floats a prepared weight [out, in] takes: out x in, and in fp8 mode its blocks' scales.
+int64_t prepared_size(int64_t out, int64_t in);
+//! W [out, in] in the context's numerics' form: BF16-rounded; in fp8 its e4m3 codes per
+//! 128x128 block [out, in] followed by the blocks' scales [ceil(out / 128)][ceil(in / 128)];
+//! copied as is in fp32. prepared (prepared_size floats) may not be W.
 void prepare_weight(kernels::Context& ctx, const float* W, int64_t out, int64_t in, float* prepared);
 
 //! y[T, out] = x W^T in the context's numerics (overwrites y); W prepared.

@@ -106,7 +106,7 @@ TrainModel::Impl::Impl(ThreadPool& pool, const model::ModelConfig& c,
     // The Linear layers of the decoder blocks (MTP block included), the tensors FP8
     // checkpoints store in FP8: what precision bf16 / fp8 computes with (low_precision.h).
     if (s.fp8_eligible) {
-      prepared.push_back(Prepared{params.size() - 1, std::vector<float>(q.value.size())});
+      prepared.push_back(Prepared{params.size() - 1, std::vector<float>(size_t(prepared_size(s.shape.at(0), s.shape.at(1))))});
       std::vector<float>& buf = prepared.back().value;
       model::bind_member(s, wq, [&buf](float*& m) { m = buf.data(); });
     } else {

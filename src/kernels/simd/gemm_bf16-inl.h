@@ -113,21 +113,13 @@ inline void gemm_bf16_pack(const float* src, int64_t s_idx, int64_t s_k, int64_t
   }
 }
 
-// C[kGemmBf16Mr, 32] (add ? C : 0) + Apack[P][kGemmBf16Mr] * Bpack[P][32] over P pairs; rows
-// >= m and columns >= n are not stored (the packs are zero there).
-inline void gemm_bf16_tile(int64_t P, const uint32_t* ap, const uint32_t* bp, float* c, int64_t ldc, int m, int n,
-                           bool add) {
+// sums[r][0..32) = the products of `pairs` packed pairs, from zero. The accumulators are
+// indexed by constants only, so they stay in registers.
+inline void gemm_bf16_block(int64_t pairs, const uint32_t* ap, const uint32_t* bp, float (*sums)[32]) {
   constexpr int kMr = kGemmBf16Mr;
   __m512 acc[kMr][2];
-  for (int r = 0; r < kMr; ++r) {
-    acc[r][0] = acc[r][1] = _mm512_setzero_ps();
-    // C's tile is read (or written) once, after all the products: fetch it meanwhile.
-    if (r < m) {
-      _mm_prefetch(reinterpret_cast<const char*>(c + r * ldc), _MM_HINT_T0);
-      _mm_prefetch(reinterpret_cast<const char*>(c + r * ldc + 16), _MM_HINT_T0);
-    }
-  }
-  for (int64_t p = 0; p < P; ++p) {
+  for (int r = 0; r < kMr; ++r) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+  for (int64_t p = 0; p < pairs; ++p) {
     const __m512bh b0 = (__m512bh)_mm512_loadu_si512(bp), b1 = (__m512bh)_mm512_loadu_si512(bp + 16);
     for (int r = 0; r < kMr; ++r) {
       const __m512bh a = (__m512bh)_mm512_set1_epi32(int(ap[r]));
@@ -137,17 +129,48 @@ inline void gemm_bf16_tile(int64_t P, const uint32_t* ap, const uint32_t* bp, fl
     ap += kMr;
     bp += 32;
   }
-  // As gemm_tile: add ? C + tile : 0 + tile (-0 included).
-  alignas(64) float tmp[32];
+  for (int r = 0; r < kMr; ++r) {
+    _mm512_store_ps(sums[r], acc[r][0]);
+    _mm512_store_ps(sums[r] + 16, acc[r][1]);
+  }
+}
+
+// C[kGemmBf16Mr, 32] (add ? C : 0) + Apack[P][kGemmBf16Mr] * Bpack[P][32], in blocks of
+// `block` pairs: each block's sums start from zero and are added to C when it ends, times
+// (sa[row] then sb[col]) of the block when sa is given (sa [blocks][kGemmBf16Mr], sb
+// [blocks][32]: the FP8 GEMM's scales). Rows >= m and columns >= n are not stored (the
+// packs are zero there).
+inline void gemm_bf16_tile(int64_t P, int64_t block, const uint32_t* ap, const uint32_t* bp, const float* sa,
+                           const float* sb, float* c, int64_t ldc, int m, int n, bool add) {
+  constexpr int kMr = kGemmBf16Mr;
+  // C's tile is read (or written) only after a block's products: fetch it meanwhile.
   for (int r = 0; r < m; ++r) {
-    float* cr = c + r * ldc;
-    if (n == 32) {
-      _mm512_storeu_ps(cr, _mm512_add_ps(add ? _mm512_loadu_ps(cr) : _mm512_setzero_ps(), acc[r][0]));
-      _mm512_storeu_ps(cr + 16, _mm512_add_ps(add ? _mm512_loadu_ps(cr + 16) : _mm512_setzero_ps(), acc[r][1]));
-    } else {
-      _mm512_store_ps(tmp, acc[r][0]);
-      _mm512_store_ps(tmp + 16, acc[r][1]);
-      for (int j = 0; j < n; ++j) cr[j] = (add ? cr[j] : 0.0f) + tmp[j];
+    _mm_prefetch(reinterpret_cast<const char*>(c + r * ldc), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(c + r * ldc + 16), _MM_HINT_T0);
+  }
+  alignas(64) float sums[kMr][32];
+  for (int64_t p0 = 0; p0 < P; p0 += block) {
+    gemm_bf16_block((p0 + block < P ? p0 + block : P) - p0, ap + p0 * kMr, bp + p0 * 32, sums);
+    // C + the block, or 0 + the block for the first one when !add (-0 included, as
+    // gemm_tile); times the block's scales first when there are any.
+    const bool load = add || p0 > 0;
+    const float* sbb = sa ? sb + (p0 / block) * 32 : nullptr;
+    for (int r = 0; r < m; ++r) {
+      float* cr = c + r * ldc;
+      __m512 v0 = _mm512_load_ps(sums[r]), v1 = _mm512_load_ps(sums[r] + 16);
+      if (sa) {
+        const __m512 ar = _mm512_set1_ps(sa[(p0 / block) * kMr + r]);
+        v0 = _mm512_mul_ps(_mm512_mul_ps(v0, ar), _mm512_loadu_ps(sbb));
+        v1 = _mm512_mul_ps(_mm512_mul_ps(v1, ar), _mm512_loadu_ps(sbb + 16));
+      }
+      if (n == 32) {
+        _mm512_storeu_ps(cr, _mm512_add_ps(load ? _mm512_loadu_ps(cr) : _mm512_setzero_ps(), v0));
+        _mm512_storeu_ps(cr + 16, _mm512_add_ps(load ? _mm512_loadu_ps(cr + 16) : _mm512_setzero_ps(), v1));
+      } else {
+        _mm512_store_ps(sums[r], v0);
+        _mm512_store_ps(sums[r] + 16, v1);
+        for (int j = 0; j < n; ++j) cr[j] = (load ? cr[j] : 0.0f) + sums[r][j];
+      }
     }
   }
 }

@@ -34,8 +34,9 @@ inline void abs_max(const float* x, int64_t n, float* m) {
   for (; i < n; ++i) m[i] = std::max(m[i], std::fabs(x[i]));
 }
 
-// out[i] = e4m3_round(x[i] / s[i]) * s[i].
-inline void e4m3_scaled(const float* x, const float* s, int64_t n, float* out) {
+// out[i] = e4m3_round(x[i] / s[i]) * s[i], or without the "* s[i]" (the e4m3 value itself)
+// when !rescale.
+inline void e4m3_scaled(const float* x, const float* s, int64_t n, bool rescale, float* out) {
   int64_t i = 0;
 #if defined(__AVX512F__)
   const __m512i sign_mask = _mm512_set1_epi32(int(0x80000000u)), abs_mask = _mm512_set1_epi32(0x7FFFFFFF);
@@ -53,7 +54,7 @@ inline void e4m3_scaled(const float* x, const float* s, int64_t n, float* out) {
     __m512 r = _mm512_mask_mov_ps(sub, _mm512_cmp_ps_mask(a, min_normal, _CMP_GE_OQ), _mm512_castsi512_ps(q));
     r = _mm512_min_ps(max_val, r);  // NaN r: the second operand, so NaN stays
     r = _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(r), _mm512_and_si512(u, sign_mask)));
-    _mm512_storeu_ps(out + i, _mm512_mul_ps(r, sc));
+    _mm512_storeu_ps(out + i, rescale ? _mm512_mul_ps(r, sc) : r);
   }
 #elif defined(__AVX2__)
   const __m256i sign_mask = _mm256_set1_epi32(int(0x80000000u)), abs_mask = _mm256_set1_epi32(0x7FFFFFFF);
@@ -71,10 +72,10 @@ inline void e4m3_scaled(const float* x, const float* s, int64_t n, float* out) {
     __m256 r = _mm256_blendv_ps(sub, _mm256_castsi256_ps(q), _mm256_cmp_ps(a, min_normal, _CMP_GE_OQ));
     r = _mm256_min_ps(max_val, r);
     r = _mm256_castsi256_ps(_mm256_or_si256(_mm256_castps_si256(r), _mm256_and_si256(u, sign_mask)));
-    _mm256_storeu_ps(out + i, _mm256_mul_ps(r, sc));
+    _mm256_storeu_ps(out + i, rescale ? _mm256_mul_ps(r, sc) : r);
   }
 #endif
-  for (; i < n; ++i) out[i] = e4m3_nearest(x[i] / s[i]) * s[i];
+  for (; i < n; ++i) out[i] = rescale ? e4m3_nearest(x[i] / s[i]) * s[i] : e4m3_nearest(x[i] / s[i]);
 }
 
 // out[i] = x[i] rounded to BF16 (bf16_round's steps: ties to even, subnormals to signed

@@ -29,8 +29,8 @@ constexpr int64_t kGemmKc = 256;
 
 using GemmBf16PackFn = void (*)(const float* src, int64_t s_idx, int64_t s_k, int64_t K, int n, int width,
                                 uint32_t* dst);
-using GemmBf16TileFn = void (*)(int64_t P, const uint32_t* ap, const uint32_t* bp, float* c, int64_t ldc, int m,
-                                int n, bool add);
+using GemmBf16TileFn = void (*)(int64_t P, int64_t block, const uint32_t* ap, const uint32_t* bp, const float* sa,
+                                const float* sb, float* c, int64_t ldc, int m, int n, bool add);
 
 struct SimdKernels {
   void (*rows)(const WeightMatrix& w, int64_t r0, int64_t r1, const float* x, int64_t x_stride, int64_t T, float* y,
@@ -60,13 +60,14 @@ struct SimdKernels {
   //! The BF16 training GEMM (simd/gemm_bf16-inl.h); nullptr where the tier has no
   //! vdpbf16ps. pack: element (i, k) at src[i * s_idx + k * s_k] for i < n, rounded to BF16,
   //! as dst[pair][width] dwords (k in the high half, k + 1 in the low). tile: C[kGemmBf16Mr, 32]
-  //! (add ? C : 0) + packed A [P][kGemmBf16Mr] x packed B [P][32].
+  //! (add ? C : 0) + packed A [P][kGemmBf16Mr] x packed B [P][32], added to C every `block`
+  //! pairs, each block times its scales (sa per row, sb per column) when sa is given.
   GemmBf16PackFn gemm_bf16_pack;
   GemmBf16TileFn gemm_bf16_tile;
   //! Training's low-precision operands (kernels/quant.h): m[i] = max(m[i], |x[i]|);
-  //! out[i] = e4m3(x[i] / s[i]) * s[i]; out[i] = x[i] rounded to BF16.
+  //! out[i] = e4m3(x[i] / s[i]) (* s[i] if rescale); out[i] = x[i] rounded to BF16.
   void (*abs_max)(const float* x, int64_t n, float* m);
-  void (*e4m3_scaled)(const float* x, const float* s, int64_t n, float* out);
+  void (*e4m3_scaled)(const float* x, const float* s, int64_t n, bool rescale, float* out);
   void (*bf16_round_n)(const float* x, int64_t n, float* out);
   float (*fma_probe)(int64_t iters);  // 12 chains of N-wide FMAs per iteration
   float (*bf16_probe)(int64_t iters);  // 12 chains of 32-wide BF16 dot-product steps

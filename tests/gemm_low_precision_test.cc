@@ -1,7 +1,9 @@
-// The BF16 training GEMM (kernels::gemm_bf16): on every ISA it gives the bits of the fp32
+// The low-precision training GEMMs. kernels::gemm_bf16: on every ISA the bits of the fp32
 // GEMM on BF16-rounded copies of its inputs; on the AVX512_BF16 tier that is vdpbf16ps over
 // packed pairs, checked here against the other tiers' FMAs, for every layout, partial tiles,
-// odd K, several K blocks, and any thread count.
+// odd K, several K blocks, and any thread count. kernels::gemm_fp8: the bits of its scalar
+// twin (blockwise sums of e4m3 products, scaled into C block by block) on every ISA, and the
+// fake-quantized fp32 product within summation error.
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -10,9 +12,11 @@
 
 #include <gtest/gtest.h>
 
+#include "base/error.h"
 #include "base/rng.h"
 #include "kernels/bf16.h"
 #include "kernels/gemm.h"
+#include "kernels/quant.h"
 #include "isa_util.h"
 #include "test_util.h"
 #include "threading/pool.h"
@@ -130,6 +134,70 @@ TEST(GemmBf16Tiers, CloseToExactProductsOfRoundedInputs) {
     }
 }
 
+// ---- FP8 ----------------------------------------------------------------------------------
+
+// x quantized with tile_r x tile_c tiles: codes, scales, and the fake-quantized values.
+struct Quantized {
+  std::vector<float> codes, scales, fake;
+  kernels::Fp8Matrix view(int64_t tr, int64_t tc) const { return {codes.data(), scales.data(), tr, tc}; }
+};
+Quantized quantized(const std::vector<float>& x, int64_t rows, int64_t cols, int64_t tr, int64_t tc) {
+  Quantized q{std::vector<float>(x.size()), std::vector<float>(size_t(((rows + tr - 1) / tr) * ((cols + tc - 1) / tc))),
+              std::vector<float>(x.size())};
+  kernels::fp8_quant_ref(x.data(), rows, cols, tr, tc, q.codes.data(), q.scales.data());
+  kernels::fp8_fake_quant_ref(x.data(), rows, cols, tr, tc, q.fake.data());
+  return q;
+}
+
+class GemmFp8 : public ::testing::TestWithParam<kernels::Isa> {};
+
+// Every layout the trainer uses and the others, activation (1 x 128 / 128 x 1) and weight
+// (128 x 128) tiles, K below, at and past one block, odd: the twin's bits, and the fake-quant
+// fp32 product within summation error.
+TEST_P(GemmFp8, EqualsItsTwinBitForBitAndTheFakeQuantProduct) {
+  const testutil::IsaScope isa(GetParam());
+  ASSERT_TRUE(isa.ok());
+  kernels::Context ctx(testutil::pool());
+  for (auto [M, N, K] : {Shape{1, 1, 1}, Shape{13, 33, 127}, Shape{40, 70, 128}, Shape{25, 150, 300}, Shape{150, 40, 257}})
+    for (bool ta : {false, true})
+      for (bool tb : {false, true})
+        for (int64_t other : {1, 128}) {
+          SCOPED_TRACE(testing::Message() << M << "x" << N << "x" << K << " ta " << ta << " tb " << tb << " tile "
+                                          << other);
+          std::vector<float> a = operand(M * K, uint64_t(M + K)), b = operand(K * N, uint64_t(N + 3 * K));
+          // A's stored [ta ? K : M, ta ? M : K], tiles 128 along k; B's likewise.
+          const int64_t ar = ta ? K : M, ac = ta ? M : K, atr = ta ? 128 : other, atc = ta ? other : 128;
+          const int64_t br = tb ? N : K, bc = tb ? K : N, btr = tb ? other : 128, btc = tb ? 128 : other;
+          const Quantized qa = quantized(a, ar, ac, atr, atc), qb = quantized(b, br, bc, btr, btc);
+          for (bool accumulate : {false, true}) {
+            std::vector<float> C = operand(M * N, 5), want = C, fake = C;
+            kernels::gemm_fp8(ctx, ta, tb, M, N, K, qa.view(atr, atc), qb.view(btr, btc), C.data(), accumulate);
+            kernels::gemm_fp8_ref(ta, tb, M, N, K, qa.view(atr, atc), qb.view(btr, btc), want.data(), accumulate);
+            for (size_t i = 0; i < C.size(); ++i) ASSERT_EQ(bits(C[i]), bits(want[i])) << "element " << i;
+            kernels::gemm<float>(ctx, ta, tb, M, N, K, qa.fake.data(), qb.fake.data(), fake.data(), accumulate);
+            for (int64_t i = 0; i < M; ++i)
+              for (int64_t j = 0; j < N; ++j) {
+                double mag = accumulate ? std::fabs(double(want[size_t(i * N + j)])) : 0.0;
+                for (int64_t k = 0; k < K; ++k)
+                  mag += std::fabs(double(ta ? qa.fake[size_t(k * M + i)] : qa.fake[size_t(i * K + k)]) *
+                                   (tb ? qb.fake[size_t(j * K + k)] : qb.fake[size_t(k * N + j)]));
+                ASSERT_NEAR(C[size_t(i * N + j)], fake[size_t(i * N + j)], 4e-7 * double(K + 8) * mag + 1e-30)
+                    << i << "," << j;
+              }
+          }
+        }
+}
+
+TEST(GemmFp8Tiles, RejectsOperandsNotTiledBy128AlongK) {
+  kernels::Context ctx(testutil::pool());
+  std::vector<float> x(64, 1.0f), s(64, 1.0f), c(64);
+  const kernels::Fp8Matrix ok{x.data(), s.data(), 1, 128}, bad{x.data(), s.data(), 1, 64};
+  EXPECT_THROW(kernels::gemm_fp8(ctx, false, true, 8, 8, 8, bad, ok, c.data(), false), Error);
+  EXPECT_THROW(kernels::gemm_fp8(ctx, false, false, 8, 8, 8, ok, ok, c.data(), false), Error);  // B [K,N]: 128 x ..
+}
+
+INSTANTIATE_TEST_SUITE_P(Isas, GemmFp8, ::testing::ValuesIn(testutil::supported_isas()),
+                         [](const auto& info) { return testutil::isa_label(info.param); });
 INSTANTIATE_TEST_SUITE_P(Isas, GemmBf16, ::testing::ValuesIn(testutil::supported_isas()),
                          [](const auto& info) { return testutil::isa_label(info.param); });
 
