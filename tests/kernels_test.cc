@@ -333,6 +333,22 @@ class KernelsGemm : public IsaParamTest {};
 
 // ---- dot -----------------------------------------------------------------------------------
 
+// exp_n: exp_poly_ref's bits on every ISA, vector body and tails, clamped arguments included;
+// and within a few ulp of the library's exp.
+TEST_P(KernelsDot, ExpNGivesExpPolyRefBits) {
+  for (int64_t n : {0, 1, 15, 16, 17, 100, 4096}) {
+    std::vector<float> x(static_cast<size_t>(n));
+    for (int64_t i = 0; i < n; ++i) x[size_t(i)] = -100.0f + 188.0f * float(i) / float(n > 1 ? n - 1 : 1) + 0.013f * float(i % 7);
+    std::vector<float> y = x;
+    kernels::exp_n(y.data(), n);
+    for (int64_t i = 0; i < n; ++i) {
+      ASSERT_EQ(bits(y[size_t(i)]), bits(kernels::exp_poly_ref(x[size_t(i)]))) << "n=" << n << " x=" << x[size_t(i)];
+      if (x[size_t(i)] > -87.0f && x[size_t(i)] < 88.0f)
+        ASSERT_NEAR(y[size_t(i)], std::exp(double(x[size_t(i)])), 1e-6 * std::exp(double(x[size_t(i)])));
+    }
+  }
+}
+
 TEST_P(KernelsDot, MatchesReferenceWithinBound) {
   for (int64_t n : {0, 1, 3, 7, 8, 9, 15, 16, 17, 63, 64, 65, 1000, 7168}) {
     // +1: also an unaligned start.

@@ -1,5 +1,6 @@
 #include "kernels/vector_ops.h"
 
+#include "kernels/attention.h"
 #include "kernels/isa.h"
 #include "kernels/simd/table.h"
 
@@ -30,6 +31,12 @@ float dot(const float* a, const float* b, int64_t n) {
   if (reference_kernels()) return dot_ref(a, b, n);
   if (const SimdKernels* k = active_simd()) return k->dot(a, b, n);
   return dot_portable(a, b, n);
+}
+
+void exp_n(float* x, int64_t n) {
+  if (!reference_kernels())
+    if (const SimdKernels* k = active_simd()) return k->exp_n(x, n);
+  for (int64_t i = 0; i < n; ++i) x[i] = exp_poly_ref(x[i]);
 }
 
 void axpy(float a, const float* x, float* y, int64_t n) {

@@ -5,9 +5,16 @@
 #include <limits>
 
 #include "kernels/gemm.h"
+#include "kernels/vector_ops.h"
 
 namespace dsv3::train {
 namespace {
+
+// x[c] = exp(x[c]): fp32 by the vectorized kernel (kernels::exp_n), double by the library.
+void exp_row(float* x, int64_t n) { kernels::exp_n(x, n); }
+void exp_row(double* x, int64_t n) {
+  for (int64_t c = 0; c < n; ++c) x[c] = std::exp(x[c]);
+}
 
 // Keys of tile [j0, j0 + bk) that row t may see (tiles are aligned, so j0 <= t).
 inline int64_t visible(int64_t t, int64_t j0, int64_t bk) { return std::min(bk, t - j0 + 1); }
@@ -36,8 +43,10 @@ void attention_tile_forward(kernels::Context& ctx, int64_t T, int64_t qk, int64_
         S mx = sc.m[size_t(r)];
         for (int64_t c = 0; c < n; ++c) mx = std::max(mx, row[c] *= scale);
         const S alpha = std::exp(sc.m[size_t(r)] - mx);  // 0 on the first tile (m = -inf)
+        for (int64_t c = 0; c < n; ++c) row[c] -= mx;
+        exp_row(row, n);
         S sum = 0;
-        for (int64_t c = 0; c < n; ++c) sum += (row[c] = std::exp(row[c] - mx));
+        for (int64_t c = 0; c < n; ++c) sum += row[c];
         std::fill(row + n, row + bk, S(0));
         sc.l[size_t(r)] = sc.l[size_t(r)] * alpha + sum;
         sc.m[size_t(r)] = mx;
@@ -80,7 +89,8 @@ void attention_tile_backward(kernels::Context& ctx, int64_t T, int64_t qk, int64
       for (int64_t r = 0; r < bq; ++r) {
         S* row = p + r * bk;
         const int64_t n = visible(i0 + r, j0, bk);
-        for (int64_t c = 0; c < n; ++c) row[c] = std::exp(row[c] * scale - lse[i0 + r]);
+        for (int64_t c = 0; c < n; ++c) row[c] = row[c] * scale - lse[i0 + r];
+        exp_row(row, n);
         std::fill(row + n, row + bk, S(0));
       }
       kernels::gemm<S>(ctx, true, false, bk, vd, bq, p, d_o + i0 * vd, dv + j0 * vd, true);  // dV += P^T dO

@@ -2,7 +2,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <type_traits>
 #include <vector>
+
+#include "kernels/vector_ops.h"
 
 namespace dsv3::train {
 
@@ -13,6 +16,10 @@ double cross_entropy(kernels::Context& ctx, const S* logits, const int32_t* targ
   const int64_t counted = mask ? std::count_if(mask, mask + N, [](uint8_t m) { return m != 0; }) : N;
   std::vector<double> row_loss(static_cast<size_t>(N), 0.0);
   ctx.pool().parallel_for(N, [&](int, int64_t r0, int64_t r1) {
+    // exp(z - max) of a row, kept for the gradient: softmax = e / sum, one exp per logit.
+    // fp32 takes the vectorized exp (kernels::exp_n), double (the finite-difference checks)
+    // the library's; the sum is in double either way.
+    std::vector<S> e(static_cast<size_t>(V));
     for (int64_t r = r0; r < r1; ++r) {
       if (mask && !mask[r]) {
         if (dlogits) std::fill(dlogits + r * V, dlogits + (r + 1) * V, S(0));
@@ -20,15 +27,21 @@ double cross_entropy(kernels::Context& ctx, const S* logits, const int32_t* targ
       }
       const S* z = logits + r * V;
       const S m = *std::max_element(z, z + V);
+      for (int64_t v = 0; v < V; ++v) e[size_t(v)] = z[v] - m;
+      if constexpr (std::is_same_v<S, float>) {
+        kernels::exp_n(e.data(), V);
+      } else {
+        for (S& x : e) x = std::exp(x);
+      }
       double sum = 0;
-      for (int64_t v = 0; v < V; ++v) sum += std::exp(double(z[v] - m));
+      for (int64_t v = 0; v < V; ++v) sum += double(e[size_t(v)]);
       const double lse = std::log(sum) + double(m);
       row_loss[size_t(r)] = lse - double(z[targets[r]]);
       if (!dlogits) continue;
       S* d = dlogits + r * V;
-      const double k = scale / double(counted);
-      for (int64_t v = 0; v < V; ++v) d[v] = S(std::exp(double(z[v]) - lse) * k);
-      d[targets[r]] -= S(k);
+      const double k = scale / double(counted) / sum;
+      for (int64_t v = 0; v < V; ++v) d[v] = S(double(e[size_t(v)]) * k);
+      d[targets[r]] -= S(scale / double(counted));
     }
   });
   if (counted == 0) return 0.0;

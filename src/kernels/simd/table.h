@@ -45,6 +45,7 @@ struct SimdKernels {
   void (*t_rows)(const WeightMatrix& w, int64_t r0, int64_t r1, const float* x, int64_t x_stride, int64_t T,
                  float* y, int64_t y_stride, float* scratch);
   float (*dot)(const float* a, const float* b, int64_t n);
+  void (*exp_n)(float* x, int64_t n);  // x[i] = exp_poly_ref(x[i])
   void (*axpy)(float a, const float* x, float* y, int64_t n);
   void (*latent_scores)(const float* qa, int64_t qa_stride, const float* qr, int64_t qr_stride, int64_t H, int64_t R,
                         int64_t rope, const float* row, float scale, float* out, int64_t out_stride);
