@@ -8,6 +8,24 @@
 #include "kernels/vector_ops.h"
 
 namespace dsv3::train {
+namespace {
+
+// The largest of z[0..n) (n > 0), in eight lanes the compiler vectorizes (max is exact, so
+// the lanes change nothing but the speed).
+template <class S>
+S row_max(const S* z, int64_t n) {
+  S lane[8];
+  for (int j = 0; j < 8; ++j) lane[j] = z[0];
+  int64_t v = 0;
+  for (; v + 8 <= n; v += 8)
+    for (int j = 0; j < 8; ++j) lane[j] = z[v + j] > lane[j] ? z[v + j] : lane[j];
+  for (; v < n; ++v) lane[0] = z[v] > lane[0] ? z[v] : lane[0];
+  S m = lane[0];
+  for (int j = 1; j < 8; ++j) m = lane[j] > m ? lane[j] : m;
+  return m;
+}
+
+}  // namespace
 
 template <class S>
 double cross_entropy(kernels::Context& ctx, const S* logits, const int32_t* targets, int64_t N, int64_t V, double scale,
@@ -26,21 +44,26 @@ double cross_entropy(kernels::Context& ctx, const S* logits, const int32_t* targ
         continue;
       }
       const S* z = logits + r * V;
-      const S m = *std::max_element(z, z + V);
+      const S m = row_max(z, V);
       for (int64_t v = 0; v < V; ++v) e[size_t(v)] = z[v] - m;
       if constexpr (std::is_same_v<S, float>) {
         kernels::exp_n(e.data(), V);
       } else {
         for (S& x : e) x = std::exp(x);
       }
-      double sum = 0;
-      for (int64_t v = 0; v < V; ++v) sum += double(e[size_t(v)]);
+      // Eight running sums (the compiler vectorizes them; the order is fixed per row).
+      double part[8] = {};
+      int64_t v8 = 0;
+      for (; v8 + 8 <= V; v8 += 8)
+        for (int j = 0; j < 8; ++j) part[j] += double(e[size_t(v8 + j)]);
+      double sum = ((part[0] + part[4]) + (part[1] + part[5])) + ((part[2] + part[6]) + (part[3] + part[7]));
+      for (; v8 < V; ++v8) sum += double(e[size_t(v8)]);
       const double lse = std::log(sum) + double(m);
       row_loss[size_t(r)] = lse - double(z[targets[r]]);
       if (!dlogits) continue;
       S* d = dlogits + r * V;
-      const double k = scale / double(counted) / sum;
-      for (int64_t v = 0; v < V; ++v) d[v] = S(double(e[size_t(v)]) * k);
+      const S k = S(scale / double(counted) / sum);
+      for (int64_t v = 0; v < V; ++v) d[v] = e[size_t(v)] * k;
       d[targets[r]] -= S(scale / double(counted));
     }
   });
