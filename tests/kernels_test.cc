@@ -347,6 +347,13 @@ TEST_P(KernelsDot, ExpNGivesExpPolyRefBits) {
         ASSERT_NEAR(y[size_t(i)], std::exp(double(x[size_t(i)])), 1e-6 * std::exp(double(x[size_t(i)])));
     }
   }
+  // NaN runs through (a NaN logit must not vanish from a loss), in the body and the tail.
+  std::vector<float> nan(33, -1.0f);
+  nan[3] = nan[32] = std::numeric_limits<float>::quiet_NaN();
+  kernels::exp_n(nan.data(), 33);
+  EXPECT_TRUE(std::isnan(nan[3]) && std::isnan(nan[32]));
+  EXPECT_TRUE(std::isnan(kernels::exp_poly_ref(std::numeric_limits<float>::quiet_NaN())));
+  EXPECT_EQ(nan[4], kernels::exp_poly_ref(-1.0f));
 }
 
 TEST_P(KernelsDot, MatchesReferenceWithinBound) {

@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <functional>
+#include <limits>
 #include <map>
 #include <tuple>
 
@@ -141,6 +142,23 @@ TEST(TrainGrad, CrossEntropy) {
   // Uniform logits: the loss is log V exactly.
   Vec u(size_t(V), 0.25);
   EXPECT_NEAR(cross_entropy<double>(ctx(), u.data(), targets, 1, V, 1.0, nullptr), std::log(double(V)), 1e-12);
+}
+
+// The fp32 cross-entropy (vectorized exp, sums in eight lanes, gradient in fp32) against the
+// double one, on rows as wide as a vocabulary; and a NaN logit is a NaN loss, not a lost term.
+TEST(TrainGrad, FloatCrossEntropyFollowsTheDoubleOneAndKeepsNaN) {
+  const int64_t N = 3, V = 4101;
+  const int32_t targets[N] = {0, 4100, 17};
+  Vec zd = random_vec(N * V, 9, 6.0);
+  std::vector<float> z(zd.size()), dz(zd.size());
+  for (size_t i = 0; i < z.size(); ++i) zd[i] = double(z[i] = float(zd[i]));
+  Vec dzd(zd.size());
+  const double lf = cross_entropy<float>(ctx(), z.data(), targets, N, V, 0.7, dz.data());
+  const double ld = cross_entropy<double>(ctx(), zd.data(), targets, N, V, 0.7, dzd.data());
+  EXPECT_NEAR(lf, ld, 1e-6 * ld);
+  for (size_t i = 0; i < dz.size(); ++i) ASSERT_NEAR(dz[i], dzd[i], 1e-6 * std::fabs(dzd[i]) + 1e-12) << i;
+  z[size_t(V + 5)] = std::numeric_limits<float>::quiet_NaN();
+  EXPECT_TRUE(std::isnan(cross_entropy<float>(ctx(), z.data(), targets, N, V, 0.7, dz.data())));
 }
 
 // With a mask only the counted rows make the loss (their mean) and get gradient.

@@ -45,6 +45,7 @@ void weighted_rows(const float* p, int64_t p_stride, int64_t H, const float* con
 }
 
 float exp_poly_ref(float x) {
+  if (x != x) return x + 0.0f;  // NaN stays NaN (quieted), as in the vector lanes
   x = x > -87.0f ? x : -87.0f;
   const float n = std::nearbyint(x * 1.44269504f);
   float r = std::fma(n, -0.693359375f, x);  // x - n ln 2, ln 2 in two parts

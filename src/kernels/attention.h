@@ -45,7 +45,7 @@ void latent_block_bf16_ref(const uint16_t* q, int64_t H, int64_t Dp, int64_t R, 
 //! exp(x) for the BF16 attention's softmax: a Cody-Waite reduction by ln 2 and a degree-7
 //! polynomial (Cephes' expf coefficients), every step one fp32 operation or FMA, so vector
 //! lanes (simd/latent_bf16-inl.h) give the same bits. Within a few ulp of exp on [-87, 88];
-//! arguments below -87 count as -87.
+//! arguments below -87 count as -87; NaN gives NaN.
 float exp_poly_ref(float x);
 
 }  // namespace dsv3::kernels

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <vector>
 
@@ -45,8 +46,12 @@ class Context {
   //! The buffer the GEMM packs its B operand into (call from the calling thread only,
   //! before the pool job that fills it).
   float* pack_b(size_t n) { return grow(pack_b_, n); }
-  //! The same for the A operand (the BF16 GEMM packs both).
-  float* pack_a(size_t n) { return grow(pack_a_, n); }
+  //! The BF16 GEMM's packed operands (BF16 pairs in 32-bit words): operand 0 is A, 1 is B.
+  uint32_t* pack_words(int operand, size_t n) {
+    std::vector<uint32_t>& b = pack_words_[operand];
+    if (b.size() < n) b.resize(n);
+    return b.data();
+  }
 
  private:
   static float* grow(std::vector<float>& b, size_t n) {
@@ -59,7 +64,7 @@ class Context {
   std::vector<std::unique_ptr<Serial>> serial_;
   std::vector<std::vector<float>> scratch_;  // one per pool thread
   std::vector<float> pack_b_;
-  std::vector<float> pack_a_;
+  std::vector<uint32_t> pack_words_[2];
 };
 
 struct Context::Serial {

@@ -103,8 +103,8 @@ void gemm_bf16_native(Context& ctx, const SimdKernels& simd, bool ta, bool tb, i
   ThreadPool& pool = ctx.pool();
   const double flops = 2.0 * double(M) * double(N) * double(K);
   const int64_t P = (K + 1) / 2, nI = (M + kMr2 - 1) / kMr2, nJ = (N + kNr - 1) / kNr, nb = (P + block - 1) / block;
-  auto* const ap = reinterpret_cast<uint32_t*>(ctx.pack_a(size_t(nI * P * kMr2)));
-  auto* const bp = reinterpret_cast<uint32_t*>(ctx.pack_b(size_t(nJ * P * kNr)));
+  uint32_t* const ap = ctx.pack_words(0, size_t(nI * P * kMr2));
+  uint32_t* const bp = ctx.pack_words(1, size_t(nJ * P * kNr));
   // op(A) element (i, k): A[i * K + k] or A[k * M + i]; op(B) element (k, j), packed by j:
   // B[k * N + j] or B[j * K + k].
   const int64_t a_idx = ta ? 1 : K, a_k = ta ? M : 1, b_idx = tb ? K : 1, b_k = tb ? 1 : N;

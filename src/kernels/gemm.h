@@ -21,8 +21,11 @@ void gemm(Context& ctx, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_
 
 //! C[M,N] = (accumulate ? C : 0) + op(bf16(A)) op(bf16(B)): every input rounded to BF16 (ties
 //! to even, kernels/bf16.h), exact products, fp32 sums. Gives the bits of gemm<float> on
-//! rounded copies of A and B, on every ISA (the AVX512_BF16 tier packs BF16 pairs and runs
-//! vdpbf16ps in the same summation order; the others run exactly that).
+//! rounded copies of A and B (the AVX512_BF16 tier packs BF16 pairs and runs vdpbf16ps in
+//! the same summation order; the other tiers run exactly that), so every SIMD tier gives the
+//! same bits; the scalar tier and reference mode give their own fp32 GEMM's (no K blocks).
+//! One limit: vdpbf16ps flushes results below FLT_MIN (2^-126) to zero where FMAs keep
+//! them subnormal, so sums that small may differ from the FMA tiers'.
 void gemm_bf16(Context& ctx, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const float* A,
                const float* B, float* C, bool accumulate);
 
@@ -43,8 +46,9 @@ struct Fp8Matrix {
 //! blocks of kFp8Block along K, in order, of (S * scale of A's row tile) * scale of B's
 //! column tile, where S is the block's fp32 sum of exact e4m3 products in k order, added to
 //! C one block at a time (the report promotes each 128-element partial sum to fp32 with
-//! its scales). vdpbf16ps runs it where the CPU has AVX512_BF16 (e4m3 values are exact in
-//! BF16); every tier gives gemm_fp8_ref's bits.
+//! its scales). The codes must be e4m3 values (fp8_quant's): vdpbf16ps runs it where the
+//! CPU has AVX512_BF16, reading them as BF16 (exact; their products, at least 2^-18, are
+//! exact in fp32 and never subnormal), and every tier gives gemm_fp8_ref's bits.
 void gemm_fp8(Context& ctx, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const Fp8Matrix& A,
               const Fp8Matrix& B, float* C, bool accumulate);
 void gemm_fp8_ref(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const Fp8Matrix& A,

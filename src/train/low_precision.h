@@ -19,7 +19,8 @@
 // The weights come prepared (prepare_weight, once per step by the model): W below is
 // already in the mode's form. bf16 runs kernels::gemm_bf16, which rounds its inputs as it
 // packs them. Both low-precision GEMMs run vdpbf16ps where the CPU has AVX512_BF16 (e4m3 and
-// BF16 products are exact in fp32) and give the same bits on every ISA.
+// BF16 products are exact in fp32) and give the same bits on every SIMD tier (kernels/gemm.h
+// says where they may not).
 // double (the finite-difference checks) always runs fp32.
 #pragma once
 

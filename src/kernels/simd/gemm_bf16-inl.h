@@ -6,8 +6,9 @@
 // Why the bits agree: a packed dword holds the BF16 pair (k, k+1) with element k in the HIGH
 // half. vdpbf16ps adds the high half's product first, then the low half's, each add rounded
 // (bf16.h, checked on this CPU at start-up), and a product of two BF16 values is exact in
-// fp32. So each output accumulates its products in k order with one rounding per add,
-// which is what gemm<float>'s FMA tile does, and both cut K into the same kGemmKc blocks.
+// fp32 (above FLT_MIN: the instruction flushes smaller results to zero, FMAs do not). So
+// each output accumulates its products in k order with one rounding per add, which is what
+// gemm<float>'s FMA tile does, and both cut K into the same kGemmKc blocks.
 #pragma once
 
 #include <cstdint>
@@ -20,23 +21,6 @@ namespace dsv3::kernels::DSV3_SIMD_NS {
 
 // 16 fp32 values to BF16 (as bf16_round), zero-extended into the 16 dword lanes.
 inline __m512i gemm_bf16_widen16(__m512 v) { return _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(v)); }
-
-// Lanes (idx0 .. idx0 + 15) & mask of pair p: (bf16(x[k]) << 16) | bf16(x[k + 1]), k = 2p,
-// element (i, k) at src[i * s_idx + k * s_k]; k + 1 >= K reads as zero.
-inline __m512i gemm_bf16_pair16(const float* src, int64_t s_idx, int64_t s_k, int64_t k, int64_t K,
-                                __mmask16 mask, __m512i gather_idx) {
-  const float* p0 = src + k * s_k;
-  __m512 lo, hi;
-  if (s_idx == 1) {
-    hi = _mm512_maskz_loadu_ps(mask, p0);
-    lo = k + 1 < K ? _mm512_maskz_loadu_ps(mask, p0 + s_k) : _mm512_setzero_ps();
-  } else {
-    hi = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), mask, gather_idx, p0, 4);
-    lo = k + 1 < K ? _mm512_mask_i32gather_ps(_mm512_setzero_ps(), mask, gather_idx, p0 + s_k, 4)
-                   : _mm512_setzero_ps();
-  }
-  return _mm512_or_si512(_mm512_slli_epi32(gemm_bf16_widen16(hi), 16), gemm_bf16_widen16(lo));
-}
 
 inline __mmask16 gemm_bf16_first(int64_t k) {
   return k >= 16 ? __mmask16(0xFFFF) : k <= 0 ? __mmask16(0) : __mmask16((1u << k) - 1);
@@ -69,8 +53,8 @@ inline void gemm_bf16_transpose16(__m512i r[16]) {
 
 // The pack of an operand whose indices are rows of contiguous k (s_k == 1: a row-major A, a
 // transposed B): 32 k of 16 rows rounded at once (vcvtne2ps2bf16 pairs k, k + 1 in a dword;
-// a rotate puts k in the high half), then transposed to 16 pairs of 16 rows. Gathers, the
-// general path, cost about 6 cycles per element here.
+// a rotate puts k in the high half), then transposed to 16 pairs of 16 rows. (Gathering the
+// pairs instead cost about 6 cycles per element here.)
 inline void gemm_bf16_pack_rows(const float* src, int64_t s_idx, int64_t K, int n, int width, uint32_t* dst) {
   const int64_t P = (K + 1) / 2;
   for (int v = 0; 16 * v < width; ++v) {
@@ -97,19 +81,23 @@ inline void gemm_bf16_pack_rows(const float* src, int64_t s_idx, int64_t K, int 
 }
 
 // Packs indices [0, n) into rows of `width` dwords (width <= 32; indices n .. width - 1 are
-// zero): dst[p][width] for pairs p < ceil(K / 2).
+// zero): dst[p][width] for pairs p < ceil(K / 2), element (i, k) at src[i * s_idx + k * s_k].
+// One of the strides is 1 (gemm.cc's operands): s_idx == 1 reads the two rows k and k + 1
+// of a pair as they lie, s_k == 1 takes gemm_bf16_pack_rows.
 inline void gemm_bf16_pack(const float* src, int64_t s_idx, int64_t s_k, int64_t K, int n, int width,
                            uint32_t* dst) {
-  if (s_k == 1 && s_idx != 1) return gemm_bf16_pack_rows(src, s_idx, K, n, width, dst);
-  const __m512i step = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
-                                          _mm512_set1_epi32(int(s_idx)));
+  if (s_idx != 1) return gemm_bf16_pack_rows(src, s_idx, K, n, width, dst);
   const int64_t P = (K + 1) / 2;
   for (int v = 0; 16 * v < width; ++v) {
     const __mmask16 load = gemm_bf16_first(n - 16 * v), store = gemm_bf16_first(width - 16 * v);
-    const float* base = src + int64_t(16 * v) * s_idx;
-    for (int64_t p = 0; p < P; ++p)
-      _mm512_mask_storeu_epi32(dst + p * width + 16 * v, store,
-                               gemm_bf16_pair16(base, s_idx, s_k, 2 * p, K, load, step));
+    const float* base = src + 16 * v;
+    for (int64_t p = 0; p < P; ++p) {
+      const float* row = base + 2 * p * s_k;
+      const __m512 hi = _mm512_maskz_loadu_ps(load, row);
+      const __m512 lo = 2 * p + 1 < K ? _mm512_maskz_loadu_ps(load, row + s_k) : _mm512_setzero_ps();
+      const __m512i pair = _mm512_or_si512(_mm512_slli_epi32(gemm_bf16_widen16(hi), 16), gemm_bf16_widen16(lo));
+      _mm512_mask_storeu_epi32(dst + p * width + 16 * v, store, pair);
+    }
   }
 }
 

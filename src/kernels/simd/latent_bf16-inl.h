@@ -18,6 +18,7 @@ constexpr float kExpPoly[] = {1.3981999507e-3f, 8.3334519073e-3f, 4.1665795894e-
 
 // exp(x) as kernels::exp_poly_ref computes it (see there), one lane.
 inline float exp_poly_lane(float x) {
+  if (x != x) return x + 0.0f;
   x = x > -87.0f ? x : -87.0f;
   const float n = __builtin_nearbyintf(x * 1.44269504f);
   float r = __builtin_fmaf(n, -0.693359375f, x);
@@ -35,7 +36,8 @@ inline void exp_poly_n(float* x, int64_t n) {
   constexpr int N = V::N;
   int64_t i = 0;
   for (; i + N <= n; i += N) {
-    const typename V::F v = V::max(V::load(x + i), V::set1(-87.0f));
+    // max returns its second operand when either is NaN: a NaN argument runs through as NaN.
+    const typename V::F v = V::max(V::set1(-87.0f), V::load(x + i));
     const typename V::F k = V::round(V::mul(v, V::set1(1.44269504f)));
     typename V::F r = V::fma(k, V::set1(-0.693359375f), v);
     r = V::fma(k, V::set1(2.12194440e-4f), r);
