@@ -24,11 +24,7 @@
 namespace dsv3 {
 namespace {
 
-uint32_t bits(float f) {
-  uint32_t u;
-  std::memcpy(&u, &f, 4);
-  return u;
-}
+using testutil::bits;
 
 // Values over many binades, exact zeros, and ties and near-ties of the BF16 rounding.
 std::vector<float> operand(int64_t n, uint64_t seed) {

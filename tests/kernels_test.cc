@@ -47,11 +47,7 @@ double gamma_bound(int64_t n) {
   return double(n) * u / (1.0 - double(n) * u);
 }
 
-uint32_t bits(float f) {
-  uint32_t u;
-  std::memcpy(&u, &f, 4);
-  return u;
-}
+using testutil::bits;
 
 // Restores the kernel mode on scope exit, so a failing test cannot leak reference mode.
 struct ReferenceKernels {
@@ -343,8 +339,9 @@ TEST_P(KernelsDot, ExpNGivesExpPolyRefBits) {
     kernels::exp_n(y.data(), n);
     for (int64_t i = 0; i < n; ++i) {
       ASSERT_EQ(bits(y[size_t(i)]), bits(kernels::exp_poly_ref(x[size_t(i)]))) << "n=" << n << " x=" << x[size_t(i)];
-      if (x[size_t(i)] > -87.0f && x[size_t(i)] < 88.0f)
+      if (x[size_t(i)] > -87.0f && x[size_t(i)] < 88.0f) {
         ASSERT_NEAR(y[size_t(i)], std::exp(double(x[size_t(i)])), 1e-6 * std::exp(double(x[size_t(i)])));
+      }
     }
   }
   // NaN runs through (a NaN logit must not vanish from a loss), in the body and the tail.

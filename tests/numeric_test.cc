@@ -9,14 +9,11 @@
 
 #include <gtest/gtest.h>
 
+#include "test_util.h"
+
 namespace dsv3 {
 namespace {
 
-uint32_t bits_of(float f) {
-  uint32_t u;
-  std::memcpy(&u, &f, 4);
-  return u;
-}
 float from_bits(uint32_t u) {
   float f;
   std::memcpy(&f, &u, 4);
@@ -51,7 +48,7 @@ TEST(NumericE4m3, DecodesAll256Codes) {
     }
     EXPECT_EQ(double(got), want);
     EXPECT_EQ(std::signbit(got), code >= 0x80);  // -0 keeps its sign
-    EXPECT_EQ(bits_of(table[code]), bits_of(got));
+    EXPECT_EQ(testutil::bits(table[code]), testutil::bits(got));
   }
   EXPECT_EQ(nans, 2);  // only 0x7f and 0xff
 }
@@ -141,7 +138,7 @@ TEST(NumericBf16, DecodeIsTheUpperHalfOfF32) {
   EXPECT_EQ(bf16_to_f32(0x3f81), 1.0f + 1.0f / 128);
   EXPECT_EQ(bf16_to_f32(0x7f80), std::numeric_limits<float>::infinity());
   EXPECT_TRUE(std::isnan(bf16_to_f32(0x7fc0)));
-  for (uint32_t h = 0; h < 0x10000; ++h) EXPECT_EQ(bits_of(bf16_to_f32(uint16_t(h))), h << 16);
+  for (uint32_t h = 0; h < 0x10000; ++h) EXPECT_EQ(testutil::bits(bf16_to_f32(uint16_t(h))), h << 16);
 }
 
 TEST(NumericBf16, EncodeRoundTripsEveryCode) {

@@ -58,6 +58,14 @@ std::vector<float> run(const model::Model& m, ThreadPool& pool, Numerics n, cons
   return logits;
 }
 
+// n token ids spread over the vocabulary [0, V) (a fixed stride, so every run sees the same).
+std::vector<int32_t> spread_tokens(int n, int64_t V) {
+  std::vector<int32_t> toks;
+  for (int i = 0; i < n; ++i) toks.push_back(int32_t((i * 7919 + 11) % V));
+  return toks;
+}
+
+
 const std::vector<int32_t> kToks = {0, 5, 900, 17, 3, 3, 250, 999, 64, 12, 700, 33};
 
 TEST(NumericsModel, Bf16DecodeEqualsPrefillAndThreadsDoNotMatter) {
@@ -103,8 +111,7 @@ TEST(NumericsModel, Bf16LatentCacheReadInPlaceGivesTheSameBits) {
   const model::Model m = model::Model::load(dir.path().string());
   ASSERT_EQ(m.config().latent_dim() % 32, 0);
   const int64_t V = m.config().vocab_size;
-  std::vector<int32_t> toks;
-  for (int i = 0; i < 300; ++i) toks.push_back(int32_t((i * 7919 + 11) % V));
+  const std::vector<int32_t> toks = spread_tokens(300, V);
   ThreadPool& pool = testutil::pool();
   const auto absorbed = model::AttentionForm::Absorbed;
   const std::vector<float> copied = run(m, pool, Numerics::Bf16, toks, false, absorbed, model::LatentType::F32);
@@ -118,8 +125,7 @@ TEST(NumericsModel, Bf16LatentCacheReadInPlaceGivesTheSameBits) {
 TEST(NumericsModel, Bf16LongSequencesDecodeEqualsPrefill) {
   Bf16Model b;
   const int64_t V = b.m.config().vocab_size;
-  std::vector<int32_t> toks;
-  for (int i = 0; i < 600; ++i) toks.push_back(int32_t((i * 7919 + 11) % V));
+  const std::vector<int32_t> toks = spread_tokens(600, V);
   const int64_t T = int64_t(toks.size());
   const std::vector<float> prefill = run(b.m, testutil::pool(), Numerics::Bf16, toks, false);
   const std::vector<float> decode = run(b.m, testutil::pool(), Numerics::Bf16, toks, true);
@@ -145,8 +151,7 @@ TEST(NumericsModel, Bf16LongSequencesDecodeEqualsPrefill) {
 TEST(NumericsModel, Bf16NaiveAttentionIsChunkInvariant) {
   Bf16Model b;
   const int64_t V = b.m.config().vocab_size;
-  std::vector<int32_t> toks;
-  for (int i = 0; i < 150; ++i) toks.push_back(int32_t((i * 7919 + 11) % V));
+  const std::vector<int32_t> toks = spread_tokens(150, V);
   const int64_t T = int64_t(toks.size());
   const auto naive = model::AttentionForm::Naive;
   ThreadPool one(1), two(2);

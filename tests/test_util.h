@@ -7,7 +7,9 @@
 
 #include <array>
 #include <atomic>
+#include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <exception>
 #include <filesystem>
@@ -26,6 +28,13 @@ namespace dsv3::testutil {
 inline ThreadPool& pool() {
   static ThreadPool p(0);
   return p;
+}
+
+//! A float's bit pattern, for bit-for-bit comparisons (-0 and NaN payloads included).
+inline uint32_t bits(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  return u;
 }
 
 //! A fresh folder under testing::TempDir(), unique per process and instance, removed (with

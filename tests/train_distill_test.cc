@@ -39,7 +39,9 @@ TEST(TrainDistill, LossGradientIsItsFiniteDifference) {
       std::vector<double> d(N * V);
       const train::DistillTerms base =
           train::distill_cross_entropy<double>(ctx, z.data(), t.data(), targets.data(), N, V, w, 1.7, 1.0, d.data(), m);
-      if (w == 0.0) EXPECT_NEAR(base.loss, train::cross_entropy<double>(ctx, z.data(), targets.data(), N, V, 1.0, nullptr, m), 1e-12);
+      if (w == 0.0) {
+        EXPECT_NEAR(base.loss, train::cross_entropy<double>(ctx, z.data(), targets.data(), N, V, 1.0, nullptr, m), 1e-12);
+      }
       for (int64_t i = 0; i < N * V; ++i) {
         std::vector<double> zp = z, zm = z;
         zp[size_t(i)] += 1e-6;

@@ -25,7 +25,10 @@ void abs_max_portable(const float* x, int64_t n, float* m) {
   for (int64_t i = 0; i < n; ++i) m[i] = std::max(m[i], std::fabs(x[i]));
 }
 void e4m3_scaled_portable(const float* x, const float* s, int64_t n, bool rescale, float* out) {
-  for (int64_t i = 0; i < n; ++i) out[i] = rescale ? e4m3_nearest(x[i] / s[i]) * s[i] : e4m3_nearest(x[i] / s[i]);
+  for (int64_t i = 0; i < n; ++i) {
+    const float q = e4m3_nearest(x[i] / s[i]);
+    out[i] = rescale ? q * s[i] : q;
+  }
 }
 
 // fp8_fake_quant (scales null: out = codes x scale) and fp8_quant (out = codes, scales kept).
@@ -42,8 +45,10 @@ void quant_ref(const float* x, int64_t rows, int64_t cols, int64_t tile_r, int64
       const float s = tile_scale(amax);
       if (scales) scales[(r0 / tile_r) * ncols + c0 / tile_c] = s;
       for (int64_t r = r0; r < r1; ++r)
-        for (int64_t c = c0; c < c1; ++c)
-          out[r * cols + c] = scales ? e4m3_nearest(x[r * cols + c] / s) : e4m3_nearest(x[r * cols + c] / s) * s;
+        for (int64_t c = c0; c < c1; ++c) {
+          const float q = e4m3_nearest(x[r * cols + c] / s);
+          out[r * cols + c] = scales ? q : q * s;
+        }
     }
 }
 
@@ -54,7 +59,7 @@ void quant(Context& ctx, const float* x, int64_t rows, int64_t cols, int64_t til
   const SimdKernels* k = active_simd();
   auto abs_max = k ? k->abs_max : abs_max_portable;
   auto scaled = k ? k->e4m3_scaled : e4m3_scaled_portable;
-  const int64_t bands = (rows + tile_r - 1) / tile_r;
+  const int64_t bands = (rows + tile_r - 1) / tile_r, ncols = (cols + tile_c - 1) / tile_c;
   // A band of tile_r rows at a time: the column maxima first (vectorized along the row),
   // then each tile's scale spread over its columns, then the rows quantized.
   auto run = [&](int, int64_t b0, int64_t b1) {
@@ -67,8 +72,9 @@ void quant(Context& ctx, const float* x, int64_t rows, int64_t cols, int64_t til
         const int64_t c1 = std::min(cols, c0 + tile_c);
         float amax = 0;
         for (int64_t c = c0; c < c1; ++c) amax = std::max(amax, m[size_t(c)]);
-        std::fill(s.begin() + c0, s.begin() + c1, tile_scale(amax));
-        if (scales) scales[b * ((cols + tile_c - 1) / tile_c) + c0 / tile_c] = tile_scale(amax);
+        const float sc = tile_scale(amax);
+        std::fill(s.begin() + c0, s.begin() + c1, sc);
+        if (scales) scales[b * ncols + c0 / tile_c] = sc;
       }
       for (int64_t r = r0; r < r1; ++r) scaled(x + r * cols, s.data(), cols, scales == nullptr, out + r * cols);
     }

@@ -22,8 +22,7 @@ Fp8Operand fp8_operand(kernels::Context& ctx, const float* x, int64_t rows, int6
                        int64_t tile_c) {
   const StepScope scope(StepPhase::Quantize);
   Fp8Operand q{std::vector<float>(size_t(rows * cols)),
-               std::vector<float>(size_t(((rows + tile_r - 1) / tile_r) * ((cols + tile_c - 1) / tile_c))), tile_r,
-               tile_c};
+               std::vector<float>(size_t(kernels::fp8_scale_count(rows, cols, tile_r, tile_c))), tile_r, tile_c};
   kernels::fp8_quant(ctx, x, rows, cols, tile_r, tile_c, q.codes.data(), q.scales.data());
   return q;
 }
@@ -36,7 +35,7 @@ kernels::Fp8Matrix fp8_weight(const float* W, int64_t out, int64_t in) {
 }  // namespace
 
 int64_t prepared_size(int64_t out, int64_t in) {
-  return out * in + ((out + kFp8Tile - 1) / kFp8Tile) * ((in + kFp8Tile - 1) / kFp8Tile);
+  return out * in + kernels::fp8_scale_count(out, in, kFp8Tile, kFp8Tile);
 }
 
 void prepare_weight(kernels::Context& ctx, const float* W, int64_t out, int64_t in, float* prepared) {

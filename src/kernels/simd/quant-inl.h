@@ -75,7 +75,10 @@ inline void e4m3_scaled(const float* x, const float* s, int64_t n, bool rescale,
     _mm256_storeu_ps(out + i, rescale ? _mm256_mul_ps(r, sc) : r);
   }
 #endif
-  for (; i < n; ++i) out[i] = rescale ? e4m3_nearest(x[i] / s[i]) * s[i] : e4m3_nearest(x[i] / s[i]);
+  for (; i < n; ++i) {
+    const float q = e4m3_nearest(x[i] / s[i]);
+    out[i] = rescale ? q * s[i] : q;
+  }
 }
 
 // out[i] = x[i] rounded to BF16 (bf16_round's steps: ties to even, subnormals to signed
