@@ -1,6 +1,7 @@
 // Training's low-precision operands (kernels/quant.h): e4m3_nearest against a search over
 // every e4m3 value, and the fake quantization and BF16 rounding of every ISA against their
-// scalar twins, bit for bit, over all three tile shapes of the FP8 recipe.
+// scalar twins, bit for bit, over all three tile shapes of the FP8 recipe; and the optimizer's
+// update against its twin.
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -10,6 +11,7 @@
 #include <gtest/gtest.h>
 
 #include "isa_util.h"
+#include "kernels/adamw.h"
 #include "kernels/bf16.h"
 #include "kernels/quant.h"
 #include "test_util.h"
@@ -132,6 +134,33 @@ TEST_P(QuantIsa, Bf16RoundGivesTheTwinsBits) {
   for (size_t i = 0; i < x.size(); ++i) ASSERT_TRUE(same_bits(got[i], want[i])) << i << ": " << x[i];
   EXPECT_EQ(want[9], 1.0f);
   EXPECT_TRUE(same_bits(want[8], -0.0f));
+}
+
+// The optimizer's update (kernels/adamw.h) gives the twin's bits for the weights and both
+// moments, fp32 and BF16 moments, with tails, signed zeros, tiny and huge gradients.
+TEST_P(QuantIsa, AdamWUpdateGivesTheTwinsBits) {
+  testutil::IsaScope scope(GetParam());
+  ASSERT_TRUE(scope.ok());
+  const int64_t n = 1003;
+  const std::vector<float> w0 = test_matrix(1, n, 21), g = test_matrix(1, n, 22), m0 = test_matrix(1, n, 23);
+  std::vector<float> v0 = test_matrix(1, n, 24);
+  for (float& x : v0) x = x * x;
+  for (const bool bf16 : {false, true})
+    for (const double decay : {1.0, 1.0 - 1e-3 * 0.1}) {
+      const AdamWStep st{0.9, 0.95, 1.0 - std::pow(0.9, 7.0), 1.0 - std::pow(0.95, 7.0), 1e-3, 1e-8, decay, bf16};
+      std::vector<float> w = w0, m = m0, v = v0, wr = w0, mr = m0, vr = v0;
+      adamw_update(st, w.data(), g.data(), m.data(), v.data(), n);
+      adamw_update_ref(st, wr.data(), g.data(), mr.data(), vr.data(), n);
+      for (int64_t i = 0; i < n; ++i) {
+        ASSERT_TRUE(same_bits(w[size_t(i)], wr[size_t(i)])) << "w[" << i << "] bf16 " << bf16;
+        ASSERT_TRUE(same_bits(m[size_t(i)], mr[size_t(i)])) << "m[" << i << "] bf16 " << bf16;
+        ASSERT_TRUE(same_bits(v[size_t(i)], vr[size_t(i)])) << "v[" << i << "] bf16 " << bf16;
+      }
+      if (bf16) {
+        EXPECT_EQ(m[5], bf16_value(bf16_round(m[5])));
+      }
+      EXPECT_NE(w, w0);
+    }
 }
 
 INSTANTIATE_TEST_SUITE_P(AllIsas, QuantIsa, ::testing::ValuesIn(testutil::supported_isas()),

@@ -115,6 +115,42 @@ TEST(TrainOptimizer, AdamWMatchesHandComputedSteps) {
   EXPECT_NEAR(t.value[1][0], 0.485008315, 1e-6);
 }
 
+// Split over a pool, in runs that cut parameters apart, a step gives the bits of the
+// single-threaded one.
+TEST(TrainOptimizer, AdamWStepIsTheSameOnAPool) {
+  std::vector<std::string> names = {"big", "norm"};
+  std::vector<std::vector<int64_t>> shapes = {{300, 701}, {333}};
+  for (const bool bf16 : {false, true}) {
+    std::vector<std::vector<float>> value(2), grad(2);
+    for (size_t k = 0; k < 2; ++k) {
+      const size_t n = size_t(shapes[k][0] * (shapes[k].size() > 1 ? shapes[k][1] : 1));
+      for (size_t i = 0; i < n; ++i) {
+        value[k].push_back(std::sin(float(i) * 0.37f + float(k)));
+        grad[k].push_back(std::cos(float(i) * 1.3f) * 0.01f);
+      }
+    }
+    auto a_value = value, b_value = value;
+    auto views = [&](std::vector<std::vector<float>>& v) {
+      return std::vector<ParamView>{ParamView{&names[0], &shapes[0], v[0].data(), grad[0].data()},
+                                    ParamView{&names[1], &shapes[1], v[1].data(), grad[1].data()}};
+    };
+    OptimizerChoice o;
+    o.weight_decay = 0.1;
+    AdamW a(o, bf16), b(o, bf16);
+    a.attach(views(a_value));
+    b.attach(views(b_value));
+    ThreadPool pool(3);
+    for (int s = 0; s < 3; ++s) {
+      a.step(views(a_value), 1e-3);
+      b.step(views(b_value), 1e-3, &pool);
+    }
+    EXPECT_EQ(a_value, b_value);
+    EXPECT_EQ(a.m(0), b.m(0));
+    EXPECT_EQ(a.v(1), b.v(1));
+    EXPECT_NE(a_value, value);
+  }
+}
+
 TEST(TrainOptimizer, ClippingScalesToTheGlobalNorm) {
   Tensors t;
   t.grad = {{3.0f, 0.0f}, {4.0f}};  // norm 5

@@ -108,15 +108,31 @@ void gemm_bf16_native(Context& ctx, const SimdKernels& simd, bool ta, bool tb, i
   // op(A) element (i, k): A[i * K + k] or A[k * M + i]; op(B) element (k, j), packed by j:
   // B[k * N + j] or B[j * K + k].
   const int64_t a_idx = ta ? 1 : K, a_k = ta ? M : 1, b_idx = tb ? K : 1, b_k = tb ? 1 : N;
-  for_range(pool, nI + nJ, flops, [&](int, int64_t p0, int64_t p1) {
-    for (int64_t t = p0; t < p1; ++t) {
-      if (t < nI) {
-        simd.gemm_bf16_pack(A + t * kMr2 * a_idx, a_idx, a_k, K, int(std::min(kMr2, M - t * kMr2)), int(kMr2),
-                            ap + t * P * kMr2);
+  // An operand whose elements of one k lie together (op(A) transposed, op(B) as stored) is
+  // packed in blocks of kPackPairs pairs across all its panels, so that a task reads whole
+  // source rows once and they stay in L2 while every panel takes its part; panel by panel,
+  // each panel walked the whole matrix one narrow band at a time and missed the cache on
+  // every row. Operands with k contiguous go panel by panel (16 rows' k in order).
+  constexpr int64_t kPackPairs = 32;
+  const int64_t npb = (P + kPackPairs - 1) / kPackPairs;
+  const int64_t a_tasks = a_idx == 1 ? npb * nI : nI, b_tasks = b_idx == 1 ? npb * nJ : nJ;
+  const auto pack = [&](const float* src, int64_t s_idx, int64_t s_k, int64_t rows, int64_t width, int64_t panels,
+                        uint32_t* dst, int64_t task) {
+    int64_t panel = task, p0 = 0, pn = P;
+    if (s_idx == 1) {
+      panel = task % panels;
+      p0 = (task / panels) * kPackPairs;
+      pn = std::min(kPackPairs, P - p0);
+    }
+    simd.gemm_bf16_pack(src + panel * width * s_idx + 2 * p0 * s_k, s_idx, s_k, std::min(2 * pn, K - 2 * p0),
+                        int(std::min(width, rows - panel * width)), int(width), dst + (panel * P + p0) * width);
+  };
+  for_range(pool, a_tasks + b_tasks, flops, [&](int, int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) {
+      if (t < a_tasks) {
+        pack(A, a_idx, a_k, M, kMr2, nI, ap, t);
       } else {
-        const int64_t j = t - nI;
-        simd.gemm_bf16_pack(B + j * kNr * b_idx, b_idx, b_k, K, int(std::min(kNr, N - j * kNr)), int(kNr),
-                            bp + j * P * kNr);
+        pack(B, b_idx, b_k, N, kNr, nJ, bp, t - a_tasks);
       }
     }
   });

@@ -24,6 +24,11 @@ float tile_scale(float amax) { return amax > 0.0f ? amax / kE4m3Max : 1.0f; }
 void abs_max_portable(const float* x, int64_t n, float* m) {
   for (int64_t i = 0; i < n; ++i) m[i] = std::max(m[i], std::fabs(x[i]));
 }
+float abs_max_of_portable(const float* x, int64_t n) {
+  float m = 0.0f;
+  for (int64_t i = 0; i < n; ++i) m = std::max(m, std::fabs(x[i]));
+  return m;
+}
 void e4m3_scaled_portable(const float* x, const float* s, int64_t n, bool rescale, float* out) {
   for (int64_t i = 0; i < n; ++i) {
     const float q = e4m3_nearest(x[i] / s[i]);
@@ -59,7 +64,32 @@ void quant(Context& ctx, const float* x, int64_t rows, int64_t cols, int64_t til
   const SimdKernels* k = active_simd();
   auto abs_max = k ? k->abs_max : abs_max_portable;
   auto scaled = k ? k->e4m3_scaled : e4m3_scaled_portable;
+  auto max_of = k ? k->abs_max_of : abs_max_of_portable;
   const int64_t bands = (rows + tile_r - 1) / tile_r, ncols = (cols + tile_c - 1) / tile_c;
+  if (tile_r == 1) {
+    // Row tiles (activations along the reduction): each tile's max and its quantization
+    // while the tile is in L1, one pass over memory.
+    auto run_rows = [&](int, int64_t r0, int64_t r1) {
+      alignas(64) float s[128];
+      std::vector<float> wide;
+      float* sp = s;
+      if (tile_c > 128) {
+        wide.resize(size_t(tile_c));
+        sp = wide.data();
+      }
+      for (int64_t r = r0; r < r1; ++r)
+        for (int64_t c0 = 0; c0 < cols; c0 += tile_c) {
+          const int64_t n = std::min(tile_c, cols - c0);
+          const float sc = tile_scale(max_of(x + r * cols + c0, n));
+          std::fill(sp, sp + n, sc);
+          if (scales) scales[r * ncols + c0 / tile_c] = sc;
+          scaled(x + r * cols + c0, sp, n, scales == nullptr, out + r * cols + c0);
+        }
+    };
+    if (rows * cols < 16384) run_rows(0, 0, rows);
+    else ctx.pool().parallel_for(rows, run_rows);
+    return;
+  }
   // A band of tile_r rows at a time: the column maxima first (vectorized along the row),
   // then each tile's scale spread over its columns, then the rows quantized.
   auto run = [&](int, int64_t b0, int64_t b1) {

@@ -1,6 +1,8 @@
 #include "train/low_precision.h"
 
 #include <algorithm>
+#include <cstddef>
+#include <memory>
 #include <vector>
 
 #include "kernels/gemm.h"
@@ -11,9 +13,46 @@ namespace {
 
 using kernels::Numerics;
 
+// Operand arrays kept per thread between calls: a fresh multi-MB vector per GEMM operand
+// cost page faults and zeroing every time (the routed experts run on the pool's threads,
+// hence per thread). A Scratch takes the smallest kept array that fits and returns it
+// when it goes out of scope.
+class Scratch {
+ public:
+  explicit Scratch(size_t n) {
+    std::vector<Array>& spare = spare_arrays();
+    size_t pick = spare.size();
+    for (size_t i = 0; i < spare.size(); ++i)
+      if (spare[i].size >= n && (pick == spare.size() || spare[i].size < spare[pick].size)) pick = i;
+    if (pick == spare.size()) {
+      a_.data.reset(new float[n]);
+      a_.size = n;
+    } else {
+      a_ = std::move(spare[pick]);
+      spare.erase(spare.begin() + std::ptrdiff_t(pick));
+    }
+  }
+  Scratch(Scratch&&) = default;
+  ~Scratch() {
+    if (a_.data) spare_arrays().push_back(std::move(a_));
+  }
+  float* data() const { return a_.data.get(); }
+
+ private:
+  struct Array {
+    std::unique_ptr<float[]> data;
+    size_t size = 0;
+  };
+  static std::vector<Array>& spare_arrays() {
+    thread_local std::vector<Array> spare;
+    return spare;
+  }
+  Array a_;
+};
+
 // x quantized per tile_r x tile_c tile: e4m3 codes and the tiles' scales (kernels/quant.h).
 struct Fp8Operand {
-  std::vector<float> codes, scales;
+  Scratch codes, scales;
   int64_t tile_r, tile_c;
   kernels::Fp8Matrix view() const { return {codes.data(), scales.data(), tile_r, tile_c}; }
 };
@@ -21,8 +60,8 @@ struct Fp8Operand {
 Fp8Operand fp8_operand(kernels::Context& ctx, const float* x, int64_t rows, int64_t cols, int64_t tile_r,
                        int64_t tile_c) {
   const StepScope scope(StepPhase::Quantize);
-  Fp8Operand q{std::vector<float>(size_t(rows * cols)),
-               std::vector<float>(size_t(kernels::fp8_scale_count(rows, cols, tile_r, tile_c))), tile_r, tile_c};
+  Fp8Operand q{Scratch(size_t(rows * cols)), Scratch(size_t(kernels::fp8_scale_count(rows, cols, tile_r, tile_c))),
+               tile_r, tile_c};
   kernels::fp8_quant(ctx, x, rows, cols, tile_r, tile_c, q.codes.data(), q.scales.data());
   return q;
 }
@@ -103,7 +142,7 @@ void block_linear_backward<float>(kernels::Context& ctx, const float* x, const f
       }
       if (dW) {
         // x as Fprop quantized it (the report caches that FP8 form), then per 128 tokens.
-        std::vector<float> xf(size_t(T * in));
+        const Scratch xf(size_t(T * in));
         {
           const StepScope scope(StepPhase::Quantize);
           kernels::fp8_fake_quant(ctx, x, T, in, 1, kFp8Tile, xf.data());

@@ -1,9 +1,10 @@
 #include "train/optimizer.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "base/error.h"
-#include "kernels/bf16.h"
+#include "kernels/adamw.h"
 
 namespace dsv3::train {
 
@@ -40,30 +41,38 @@ void AdamW::attach(const std::vector<ParamView>& params) {
   t_ = 0;
 }
 
-void AdamW::step(const std::vector<ParamView>& params, double lr) {
+void AdamW::step(const std::vector<ParamView>& params, double lr, ThreadPool* pool) {
   if (params.size() != m_.size()) fail("AdamW: ", params.size(), " parameters, but moments for ", m_.size());
   ++t_;
-  const double b1 = s_.beta1, b2 = s_.beta2;
-  const double c1 = 1.0 - std::pow(b1, double(t_)), c2 = 1.0 - std::pow(b2, double(t_));
-  // BF16 moments: what is kept for the next step is rounded to BF16 (through fp32, ties to even).
-  const bool bf16 = bf16_moments_;
-  auto store = [bf16](double x) { return bf16 ? kernels::bf16_value(kernels::bf16_round(float(x))) : float(x); };
+  kernels::AdamWStep st{s_.beta1, s_.beta2, 1.0 - std::pow(s_.beta1, double(t_)), 1.0 - std::pow(s_.beta2, double(t_)),
+                        lr, s_.eps, 1.0, bf16_moments_};
+  // The update is elementwise, so any split gives the same bits: runs of up to kRun elements
+  // of every parameter, spread over the pool.
+  constexpr uint64_t kRun = 1 << 16;
+  struct Run {
+    size_t param;
+    uint64_t begin, end;
+  };
+  std::vector<Run> runs;
   for (size_t k = 0; k < params.size(); ++k) {
-    const ParamView& p = params[k];
-    const uint64_t n = p.numel();
-    if (n != m_[k].size()) fail("AdamW: parameter '", *p.name, "' changed size");
-    const double decay = decays(p) ? 1.0 - lr * s_.weight_decay : 1.0;
-    float* m = m_[k].data();
-    float* v = v_[k].data();
-    for (uint64_t i = 0; i < n; ++i) {
-      const double g = p.grad[i];
-      const double mi = b1 * double(m[i]) + (1.0 - b1) * g;
-      const double vi = b2 * double(v[i]) + (1.0 - b2) * g * g;
-      m[i] = store(mi);
-      v[i] = store(vi);
-      const double w = double(p.value[i]) * decay;
-      p.value[i] = float(w - lr * (mi / c1) / (std::sqrt(vi / c2) + s_.eps));
+    const uint64_t n = params[k].numel();
+    if (n != m_[k].size()) fail("AdamW: parameter '", *params[k].name, "' changed size");
+    for (uint64_t b = 0; b < n; b += kRun) runs.push_back({k, b, std::min(n, b + kRun)});
+  }
+  const auto update = [&](int, int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const Run& run = runs[size_t(r)];
+      const ParamView& p = params[run.param];
+      kernels::AdamWStep s = st;
+      s.decay = decays(p) ? 1.0 - lr * s_.weight_decay : 1.0;
+      kernels::adamw_update(s, p.value + run.begin, p.grad + run.begin, m_[run.param].data() + run.begin,
+                            v_[run.param].data() + run.begin, int64_t(run.end - run.begin));
     }
+  };
+  if (pool) {
+    pool->parallel_for(int64_t(runs.size()), update);
+  } else {
+    update(0, 0, int64_t(runs.size()));
   }
 }
 

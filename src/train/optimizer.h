@@ -1,12 +1,13 @@
 // AdamW with fp32 moments and bias correction (decoupled weight decay, as PyTorch's AdamW),
-// and global-norm gradient clipping. Per-element math is done in double and stored as fp32,
-// so a step depends only on its inputs, never on threads or vector width.
+// and global-norm gradient clipping. Per-element math is done in double and stored as fp32
+// (kernels/adamw.h), so a step depends only on its inputs, never on threads or vector width.
 #pragma once
 
 #include <cstdint>
 #include <string>
 #include <vector>
 
+#include "threading/pool.h"
 #include "train/run_config.h"
 #include "train/trainable.h"
 
@@ -32,7 +33,8 @@ class AdamW {
   void attach(const std::vector<ParamView>& params);
   //! One update with learning rate lr: t += 1; m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;
   //! p -= lr * wd * p (matrices only); p -= lr * (m / (1-b1^t)) / (sqrt(v / (1-b2^t)) + eps).
-  void step(const std::vector<ParamView>& params, double lr);
+  //! Split over `pool` when given (kernels/adamw.h: the same bits for any split).
+  void step(const std::vector<ParamView>& params, double lr, ThreadPool* pool = nullptr);
 
   int64_t steps() const { return t_; }
   void set_steps(int64_t t) { t_ = t; }

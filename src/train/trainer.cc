@@ -234,7 +234,7 @@ TrainResult run_training(const RunConfig& run, Trainable& model, const TokenData
     if (!std::isfinite(sum.loss) || !std::isfinite(gnorm))
       fail("training diverged at step ", s + 1, ": loss ", sum.loss, ", gradient norm ", gnorm,
            " (lower optimizer.lr, raise schedule.warmup_steps or check the data)");
-    opt.step(params, lr);
+    opt.step(params, lr, opts.pool);
     model.weights_changed();
     StepRecord rec;
     for (int64_t i = 0; i < L; ++i) {
@@ -355,6 +355,7 @@ TrainResult train(const RunConfig& run, const TrainerOptions& opts, ThreadPool& 
   std::unique_ptr<Trainable> model = make_trainable(run, tok.vocab_size(), pool);
   TrainerOptions o = opts;
   o.tokenizer = &tok;
+  o.pool = &pool;
   std::optional<Teacher> teacher;
   if (!run.distill.teacher.empty() && !o.teacher) {
     teacher.emplace(run.distill.teacher, &tok, model->vocab_size(), pool);

@@ -29,6 +29,7 @@ struct TrainerOptions {
   double peak_gflops = 0;    // the machine's peak for this precision (train() probes it); 0: no MFU
   const Tokenizer* tokenizer = nullptr;  // needed for data.passkey_fraction (train() sets it)
   Teacher* teacher = nullptr;            // run.distill's teacher (train() loads it); null: no distillation
+  ThreadPool* pool = nullptr;            // splits the optimizer step (train() sets it); null: the calling thread
 };
 
 struct TrainResult {

@@ -34,6 +34,29 @@ inline void abs_max(const float* x, int64_t n, float* m) {
   for (; i < n; ++i) m[i] = std::max(m[i], std::fabs(x[i]));
 }
 
+// max(0, |x[i]| over i < n), NaNs ignored (as abs_max and the twin's std::max leave them).
+inline float abs_max_of(const float* x, int64_t n) {
+  int64_t i = 0;
+  float m = 0.0f;
+#if defined(__AVX512F__)
+  const __m512i abs_mask = _mm512_set1_epi32(0x7FFFFFFF);
+  __m512 acc = _mm512_setzero_ps();
+  for (; i + 16 <= n; i += 16)
+    acc = _mm512_max_ps(_mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(_mm512_loadu_ps(x + i)), abs_mask)),
+                        acc);  // NaN: the second operand
+  m = _mm512_reduce_max_ps(acc);
+#elif defined(__AVX2__)
+  const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFFFFFF));
+  __m256 acc = _mm256_setzero_ps();
+  for (; i + 8 <= n; i += 8) acc = _mm256_max_ps(_mm256_and_ps(_mm256_loadu_ps(x + i), abs_mask), acc);
+  alignas(32) float lanes[8];
+  _mm256_store_ps(lanes, acc);
+  for (float l : lanes) m = std::max(m, l);
+#endif
+  for (; i < n; ++i) m = std::max(m, std::fabs(x[i]));
+  return m;
+}
+
 // out[i] = e4m3_round(x[i] / s[i]) * s[i], or without the "* s[i]" (the e4m3 value itself)
 // when !rescale.
 inline void e4m3_scaled(const float* x, const float* s, int64_t n, bool rescale, float* out) {

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 
+#include "kernels/adamw.h"
 #include "kernels/weight_matrix.h"
 
 namespace dsv3::kernels {
@@ -68,8 +69,11 @@ struct SimdKernels {
   //! Training's low-precision operands (kernels/quant.h): m[i] = max(m[i], |x[i]|);
   //! out[i] = e4m3(x[i] / s[i]) (* s[i] if rescale); out[i] = x[i] rounded to BF16.
   void (*abs_max)(const float* x, int64_t n, float* m);
+  float (*abs_max_of)(const float* x, int64_t n);  // max(0, max |x[i]|), NaNs ignored
   void (*e4m3_scaled)(const float* x, const float* s, int64_t n, bool rescale, float* out);
   void (*bf16_round_n)(const float* x, int64_t n, float* out);
+  //! The trainer's optimizer step (kernels/adamw.h).
+  void (*adamw_update)(const AdamWStep& s, float* w, const float* grad, float* m, float* v, int64_t n);
   float (*fma_probe)(int64_t iters);  // 12 chains of N-wide FMAs per iteration
   float (*bf16_probe)(int64_t iters);  // 12 chains of 32-wide BF16 dot-product steps
   int lanes;                          // N
