@@ -12,14 +12,14 @@ void block_forward(kernels::Context& ctx, const model::ModelConfig& c, const Blo
   st.h_in.assign(h, h + n);
   st.x1.resize(n);
   st.r1.resize(size_t(T));
-  rms_norm_forward(h, D, w.attn_norm, T, D, c.rms_norm_eps, st.x1.data(), st.r1.data());
+  rms_norm_forward(h, D, w.attn_norm, T, D, c.rms_norm_eps, st.x1.data(), st.r1.data(), &ctx.pool());
   std::vector<S> y(n);
   mla_forward(ctx, c, w.attn, freqs, st.x1.data(), T, st.attn, y.data());
   for (size_t i = 0; i < n; ++i) h[i] += y[i];
   st.h_mid.assign(h, h + n);
   st.x2.resize(n);
   st.r2.resize(size_t(T));
-  rms_norm_forward(h, D, w.mlp_norm, T, D, c.rms_norm_eps, st.x2.data(), st.r2.data());
+  rms_norm_forward(h, D, w.mlp_norm, T, D, c.rms_norm_eps, st.x2.data(), st.r2.data(), &ctx.pool());
   if (w.moe) {
     moe_forward(ctx, c, w.experts, bias, st.x2.data(), T, st.moe, y.data());
   } else {
@@ -40,10 +40,10 @@ void block_backward(kernels::Context& ctx, const model::ModelConfig& c, const Bl
   } else {
     mlp_backward(ctx, w.dense, D, c.intermediate_size, st.x2.data(), T, st.mlp, dh, dx.data(), g.dense);
   }
-  rms_norm_backward(st.h_mid.data(), D, w.mlp_norm, st.r2.data(), dx.data(), T, D, dh, g.mlp_norm);
+  rms_norm_backward(st.h_mid.data(), D, w.mlp_norm, st.r2.data(), dx.data(), T, D, dh, g.mlp_norm, &ctx.pool());
   std::fill(dx.begin(), dx.end(), S(0));
   mla_backward(ctx, c, w.attn, freqs, st.x1.data(), T, st.attn, dh, dx.data(), g.attn);
-  rms_norm_backward(st.h_in.data(), D, w.attn_norm, st.r1.data(), dx.data(), T, D, dh, g.attn_norm);
+  rms_norm_backward(st.h_in.data(), D, w.attn_norm, st.r1.data(), dx.data(), T, D, dh, g.attn_norm, &ctx.pool());
 }
 
 template void block_forward<float>(kernels::Context&, const model::ModelConfig&, const BlockTensors<float>&,

@@ -55,7 +55,7 @@ void mla_forward(kernels::Context& ctx, const model::ModelConfig& c, const MlaTe
     st.qa_rstd.resize(size_t(T));
     st.qa_n.resize(size_t(T * Q));
     block_linear_forward(ctx, x, T, w.q_a, Q, D, st.qa.data());
-    rms_norm_forward(st.qa.data(), Q, w.q_a_norm, T, Q, c.rms_norm_eps, st.qa_n.data(), st.qa_rstd.data());
+    rms_norm_forward(st.qa.data(), Q, w.q_a_norm, T, Q, c.rms_norm_eps, st.qa_n.data(), st.qa_rstd.data(), &ctx.pool());
     block_linear_forward(ctx, st.qa_n.data(), T, w.q_b, H * qk, Q, st.q.data());
   } else {
     block_linear_forward(ctx, x, T, w.q, H * qk, D, st.q.data());
@@ -66,7 +66,7 @@ void mla_forward(kernels::Context& ctx, const model::ModelConfig& c, const MlaTe
   block_linear_forward(ctx, x, T, w.kv_a, lat, D, st.kva.data());
   st.c_rstd.resize(size_t(T));
   st.c.resize(size_t(T * R));
-  rms_norm_forward(st.kva.data(), lat, w.kv_a_norm, T, R, c.rms_norm_eps, st.c.data(), st.c_rstd.data());
+  rms_norm_forward(st.kva.data(), lat, w.kv_a_norm, T, R, c.rms_norm_eps, st.c.data(), st.c_rstd.data(), &ctx.pool());
   rope_apply(st.kva.data() + R, T, 1, lat, 0, rope, freqs, 0, false);  // one shared rope key
 
   st.kv.resize(size_t(T * H * kvw));
@@ -141,7 +141,8 @@ void mla_backward(kernels::Context& ctx, const model::ModelConfig& c, const MlaT
     for (int64_t i = 0; i < rope; ++i) dkva[size_t(t * lat + R + i)] += dpe[size_t(t * rope + i)];
   rope_apply(dkva.data() + R, T, 1, lat, 0, rope, freqs, 0, true);
   // rms_norm_backward needs the raw c: kva still holds it (only the rope part was rotated).
-  rms_norm_backward(st.kva.data(), lat, w.kv_a_norm, st.c_rstd.data(), dc.data(), T, R, dkva.data(), g.kv_a_norm);
+  rms_norm_backward(st.kva.data(), lat, w.kv_a_norm, st.c_rstd.data(), dc.data(), T, R, dkva.data(), g.kv_a_norm,
+                    &ctx.pool());
   block_linear_backward(ctx, x, dkva.data(), T, w.kv_a, lat, D, dx, g.kv_a);
 
   rope_apply(dq.data() + nope, T, H, H * qk, qk, rope, freqs, 0, true);
@@ -149,7 +150,8 @@ void mla_backward(kernels::Context& ctx, const model::ModelConfig& c, const MlaT
     const int64_t Q = c.q_lora_rank;
     std::vector<S> dqn(size_t(T * Q), S(0)), dqa(size_t(T * Q), S(0));
     block_linear_backward(ctx, st.qa_n.data(), dq.data(), T, w.q_b, H * qk, Q, dqn.data(), g.q_b);
-    rms_norm_backward(st.qa.data(), Q, w.q_a_norm, st.qa_rstd.data(), dqn.data(), T, Q, dqa.data(), g.q_a_norm);
+    rms_norm_backward(st.qa.data(), Q, w.q_a_norm, st.qa_rstd.data(), dqn.data(), T, Q, dqa.data(), g.q_a_norm,
+                      &ctx.pool());
     block_linear_backward(ctx, x, dqa.data(), T, w.q_a, Q, D, dx, g.q_a);
   } else {
     block_linear_backward(ctx, x, dq.data(), T, w.q, H * qk, D, dx, g.q);

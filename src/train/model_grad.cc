@@ -150,7 +150,7 @@ LossTerms TrainModel::Impl::run(const int32_t* tokens, int64_t T, const LossWeig
     block_forward(ctx, c, cw.layers[size_t(l)], block_bias[size_t(l)], freqs, h, T, a.blocks[size_t(l)]);
   float* hf = sized(a.hf, T * D);
   float* rf = sized(a.rf, T);
-  rms_norm_forward(h, D, wv.final_norm, T, D, c.rms_norm_eps, hf, rf);
+  rms_norm_forward(h, D, wv.final_norm, T, D, c.rms_norm_eps, hf, rf, &ctx.pool());
   const int64_t N = T - 1;  // rows with a next token
   float* logits = sized(a.logits, N * V);
   outer_linear_forward(ctx, hf, N, head, V, D, logits);
@@ -184,8 +184,8 @@ LossTerms TrainModel::Impl::run(const int32_t* tokens, int64_t T, const LossWeig
     float* hn = sized(a.hn, M * D);
     float* hr = sized(a.hr, M);
     embedding_forward(tokens + 1, M, embed, D, emb);
-    rms_norm_forward(emb, D, mv.enorm, M, D, c.rms_norm_eps, en, er);
-    rms_norm_forward(hf, D, mv.hnorm, M, D, c.rms_norm_eps, hn, hr);
+    rms_norm_forward(emb, D, mv.enorm, M, D, c.rms_norm_eps, en, er, &ctx.pool());
+    rms_norm_forward(hf, D, mv.hnorm, M, D, c.rms_norm_eps, hn, hr, &ctx.pool());
     float* cat = sized(a.cat, M * 2 * D);
     for (int64_t t = 0; t < M; ++t) {
       std::copy(en + t * D, en + (t + 1) * D, cat + t * 2 * D);
@@ -196,7 +196,7 @@ LossTerms TrainModel::Impl::run(const int32_t* tokens, int64_t T, const LossWeig
     block_forward(ctx, c, mv.block, block_bias[size_t(L)], freqs, m, M, a.mtp_block);
     float* mf = sized(a.mf, M * D);
     float* mr = sized(a.mr, M);
-    rms_norm_forward(m, D, mv.head_norm, M, D, c.rms_norm_eps, mf, mr);
+    rms_norm_forward(m, D, mv.head_norm, M, D, c.rms_norm_eps, mf, mr, &ctx.pool());
     float* mlogits = sized(a.mlogits, M * V);
     outer_linear_forward(ctx, mf, M, head, V, D, mlogits);
     stats.mtp_ce =
@@ -232,7 +232,7 @@ LossTerms TrainModel::Impl::run(const int32_t* tokens, int64_t T, const LossWeig
     float* dmf = zeroed(a.dmf, M * D);
     float* dm = zeroed(a.dm, M * D);
     outer_linear_backward(ctx, a.mf.data(), a.mlogits.data(), M, head, V, D, dmf, wg.lm_head);
-    rms_norm_backward(a.m.data(), D, mv.head_norm, a.mr.data(), dmf, M, D, dm, mg.head_norm);
+    rms_norm_backward(a.m.data(), D, mv.head_norm, a.mr.data(), dmf, M, D, dm, mg.head_norm, &ctx.pool());
     block_backward(ctx, c, mv.block, freqs, M, a.mtp_block, 0.0, dm, mg.block);
     float* dcat = zeroed(a.dcat, M * 2 * D);
     outer_linear_backward(ctx, a.cat.data(), dm, M, mv.eh_proj, D, 2 * D, dcat, mg.eh_proj);
@@ -244,12 +244,12 @@ LossTerms TrainModel::Impl::run(const int32_t* tokens, int64_t T, const LossWeig
       std::copy(dcat + t * 2 * D, dcat + t * 2 * D + D, den + t * D);
       std::copy(dcat + t * 2 * D + D, dcat + (t + 1) * 2 * D, dhn + t * D);
     }
-    rms_norm_backward(a.emb.data(), D, mv.enorm, a.er.data(), den, M, D, demb, mg.enorm);
-    rms_norm_backward(hf, D, mv.hnorm, a.hr.data(), dhn, M, D, dhf, mg.hnorm);
+    rms_norm_backward(a.emb.data(), D, mv.enorm, a.er.data(), den, M, D, demb, mg.enorm, &ctx.pool());
+    rms_norm_backward(hf, D, mv.hnorm, a.hr.data(), dhn, M, D, dhf, mg.hnorm, &ctx.pool());
     embedding_backward(tokens + 1, M, demb, D, wg.embed);
   }
   float* dh = zeroed(a.dh, T * D);
-  rms_norm_backward(h, D, wv.final_norm, rf, dhf, T, D, dh, wg.final_norm);
+  rms_norm_backward(h, D, wv.final_norm, rf, dhf, T, D, dh, wg.final_norm, &ctx.pool());
   const double bal = lw.balance_alpha * double(grad_scale);
   for (int64_t l = L - 1; l >= 0; --l)
     block_backward(ctx, c, cw.layers[size_t(l)], freqs, T, a.blocks[size_t(l)], bal, dh, wg.layers[size_t(l)]);

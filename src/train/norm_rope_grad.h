@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "threading/pool.h"
+
 namespace dsv3::train {
 
 //! out[T, D] = E[tokens[t]].
@@ -16,12 +18,15 @@ void embedding_backward(const int32_t* tokens, int64_t T, const S* dout, int64_t
 
 //! y[t] = w * x[t] * rstd[t], rstd[t] = 1/sqrt(mean(x[t]^2) + eps); rows are `stride`
 //! apart in x (n values used), packed (n apart) in y. rstd [T] is kept for the backward.
+//! Rows are split over `pool` when given (the same bits: each row is computed alone).
 template <class S>
-void rms_norm_forward(const S* x, int64_t stride, const S* w, int64_t T, int64_t n, double eps, S* y, S* rstd);
+void rms_norm_forward(const S* x, int64_t stride, const S* w, int64_t T, int64_t n, double eps, S* y, S* rstd,
+                      ThreadPool* pool = nullptr);
 //! dx (rows `stride` apart) += d/dx, dw += d/dw, given dy [T, n] packed. dw may be null.
+//! dx's rows are split over `pool` when given; dw sums the rows in order on the caller.
 template <class S>
 void rms_norm_backward(const S* x, int64_t stride, const S* w, const S* rstd, const S* dy, int64_t T, int64_t n,
-                       S* dx, S* dw);
+                       S* dx, S* dw, ThreadPool* pool = nullptr);
 
 //! Rotates, in place, the interleaved pairs of the d-wide slice at x + t*row_stride +
 //! h*head_stride for t < T, h < H by angle (t + pos0) * freqs[i]; `inverse` rotates back,

@@ -53,7 +53,7 @@ struct TrainResult {
 
 //! The peak a run's MFU is measured against, probed on `pool` the way `dsv3 bench` probes:
 //! the fp32 FMA peak for precision fp32; for bf16 and fp8 the faster of that and the BF16
-//! dot-product peak (their GEMMs may use either unit; on this CPU they run as fp32 FMAs).
+//! dot-product peak (their GEMMs run vdpbf16ps where the CPU has it, fp32 FMAs elsewhere).
 //! Sets kind to the unit's name.
 double probe_training_peak(ThreadPool& pool, const std::string& precision, std::string& kind);
 

@@ -36,9 +36,10 @@ inline void adamw_update(const AdamWStep& s, float* w, const float* grad, float*
                 lr = _mm512_set1_pd(s.lr), eps = _mm512_set1_pd(s.eps), decay = _mm512_set1_pd(s.decay);
   for (; i + 8 <= n; i += 8) {
     const __m512d g = _mm512_cvtps_pd(_mm256_loadu_ps(grad + i));
-    const __m512d mi = _mm512_add_pd(_mm512_mul_pd(b1, _mm512_cvtps_pd(_mm256_loadu_ps(m + i))), _mm512_mul_pd(ob1, g));
-    const __m512d vi =
-        _mm512_add_pd(_mm512_mul_pd(b2, _mm512_cvtps_pd(_mm256_loadu_ps(v + i))), _mm512_mul_pd(_mm512_mul_pd(ob2, g), g));
+    const __m512d mi =
+        _mm512_add_pd(_mm512_mul_pd(b1, _mm512_cvtps_pd(_mm256_loadu_ps(m + i))), _mm512_mul_pd(ob1, g));
+    const __m512d vi = _mm512_add_pd(_mm512_mul_pd(b2, _mm512_cvtps_pd(_mm256_loadu_ps(v + i))),
+                                     _mm512_mul_pd(_mm512_mul_pd(ob2, g), g));
     __m256 mf = _mm512_cvtpd_ps(mi), vf = _mm512_cvtpd_ps(vi);
     if (s.bf16_moments) {
       mf = adamw_bf16_keep(mf);
@@ -46,8 +47,8 @@ inline void adamw_update(const AdamWStep& s, float* w, const float* grad, float*
     }
     _mm256_storeu_ps(m + i, mf);
     _mm256_storeu_ps(v + i, vf);
-    const __m512d step =
-        _mm512_div_pd(_mm512_mul_pd(lr, _mm512_div_pd(mi, c1)), _mm512_add_pd(_mm512_sqrt_pd(_mm512_div_pd(vi, c2)), eps));
+    const __m512d step = _mm512_div_pd(_mm512_mul_pd(lr, _mm512_div_pd(mi, c1)),
+                                       _mm512_add_pd(_mm512_sqrt_pd(_mm512_div_pd(vi, c2)), eps));
     const __m512d wd = _mm512_mul_pd(_mm512_cvtps_pd(_mm256_loadu_ps(w + i)), decay);
     _mm256_storeu_ps(w + i, _mm512_cvtpd_ps(_mm512_sub_pd(wd, step)));
   }
