@@ -60,7 +60,14 @@ def main():
     out.append(f"| wall time | {wall / 60:.1f} min ({wall:.0f} s) |")
     out.append(f"| throughput | {tok_s:.0f} tokens/s |")
     out.append(f"| model FLOPs per token | {per_token / 1e6:.1f} M (6N + attention) |")
-    out.append(f"| MFU | {100 * mfu:.1f}% of {peak:.0f} GFLOP/s fp32 FMA peak ({per_token * tok_s / 1e9:.1f} GFLOP/s) |")
+    own = sorted(r["mfu"] for r in train if r.get("mfu") is not None)
+    if not own:  # runs from before the trainer reported MFU
+        out.append(f"| MFU | {100 * mfu:.1f}% of {peak:.0f} GFLOP/s fp32 FMA peak ({per_token * tok_s / 1e9:.1f} GFLOP/s) |")
+    if run.get("precision", "fp32") != "fp32":
+        out.append(f"| precision | {run['precision']} (docs/training.md, Precision) |")
+    if own:
+        out.append(f"| MFU the trainer reported (median of its train lines; its own FLOP count, "
+                   f"against the peak it probed for this precision) | {own[len(own) // 2]:.3f} |")
     out.append(f"| final train loss (main-head CE, mean of last {len(tail)} steps) | "
                f"{sum(r['main_ce'] for r in tail) / len(tail):.3f} (last step {last['main_ce']:.3f}) |")
     out.append(f"| final MTP loss (mean of last {len(tail)} steps) | {sum(r['mtp_ce'] for r in tail) / len(tail):.3f} |")

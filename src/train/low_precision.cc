@@ -25,6 +25,7 @@ class Scratch {
     for (size_t i = 0; i < spare.size(); ++i)
       if (spare[i].size >= n && (pick == spare.size() || spare[i].size < spare[pick].size)) pick = i;
     if (pick == spare.size()) {
+      if (!spare.empty()) spare.erase(spare.begin());  // none fits: it is replaced, so they never pile up
       a_.data.reset(new float[n]);
       a_.size = n;
     } else {
