@@ -52,6 +52,10 @@ class Context {
     if (b.size() < n) b.resize(n);
     return b.data();
   }
+  //! Buffers a caller prepares GEMM operands in (training's FP8 codes and scales), slot <
+  //! kOperandSlots, kept between calls like the packing buffers (calling thread only).
+  static constexpr int kOperandSlots = 5;
+  float* operand(int slot, size_t n) { return grow(operands_[slot], n); }
 
  private:
   static float* grow(std::vector<float>& b, size_t n) {
@@ -65,6 +69,7 @@ class Context {
   std::vector<std::vector<float>> scratch_;  // one per pool thread
   std::vector<float> pack_b_;
   std::vector<uint32_t> pack_words_[2];
+  std::vector<float> operands_[kOperandSlots];
 };
 
 struct Context::Serial {

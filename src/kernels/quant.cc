@@ -70,20 +70,14 @@ void quant(Context& ctx, const float* x, int64_t rows, int64_t cols, int64_t til
     // Row tiles (activations along the reduction): each tile's max and its quantization
     // while the tile is in L1, one pass over memory.
     auto run_rows = [&](int, int64_t r0, int64_t r1) {
-      alignas(64) float s[128];
-      std::vector<float> wide;
-      float* sp = s;
-      if (tile_c > 128) {
-        wide.resize(size_t(tile_c));
-        sp = wide.data();
-      }
+      std::vector<float> s(static_cast<size_t>(std::min(tile_c, cols)));
       for (int64_t r = r0; r < r1; ++r)
         for (int64_t c0 = 0; c0 < cols; c0 += tile_c) {
           const int64_t n = std::min(tile_c, cols - c0);
           const float sc = tile_scale(max_of(x + r * cols + c0, n));
-          std::fill(sp, sp + n, sc);
+          std::fill(s.begin(), s.begin() + n, sc);
           if (scales) scales[r * ncols + c0 / tile_c] = sc;
-          scaled(x + r * cols + c0, sp, n, scales == nullptr, out + r * cols + c0);
+          scaled(x + r * cols + c0, s.data(), n, scales == nullptr, out + r * cols + c0);
         }
     };
     if (rows * cols < 16384) run_rows(0, 0, rows);

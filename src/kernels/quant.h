@@ -28,13 +28,13 @@ void fp8_fake_quant(Context& ctx, const float* x, int64_t rows, int64_t cols, in
                     float* out);
 void fp8_fake_quant_ref(const float* x, int64_t rows, int64_t cols, int64_t tile_r, int64_t tile_c, float* out);
 
-//! The same tiles as e4m3 values and scales, the form an FP8 GEMM takes (gemm.h: gemm_fp8):
-//! codes [rows, cols] = e4m3(x / s) (codes may equal x), scales [ceil(rows / tile_r)]
-//! [ceil(cols / tile_c)] = each tile's s. codes * its tile's scale is fp8_fake_quant's out.
 //! How many scales fp8_quant writes for [rows, cols] in tile_r x tile_c tiles.
 inline int64_t fp8_scale_count(int64_t rows, int64_t cols, int64_t tile_r, int64_t tile_c) {
   return ((rows + tile_r - 1) / tile_r) * ((cols + tile_c - 1) / tile_c);
 }
+//! The same tiles as e4m3 values and scales, the form an FP8 GEMM takes (gemm.h: gemm_fp8):
+//! codes [rows, cols] = e4m3(x / s) (codes may equal x), scales [ceil(rows / tile_r)]
+//! [ceil(cols / tile_c)] = each tile's s. codes * its tile's scale is fp8_fake_quant's out.
 void fp8_quant(Context& ctx, const float* x, int64_t rows, int64_t cols, int64_t tile_r, int64_t tile_c,
                float* codes, float* scales);
 void fp8_quant_ref(const float* x, int64_t rows, int64_t cols, int64_t tile_r, int64_t tile_c, float* codes,

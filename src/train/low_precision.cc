@@ -1,9 +1,6 @@
 #include "train/low_precision.h"
 
 #include <algorithm>
-#include <cstddef>
-#include <memory>
-#include <vector>
 
 #include "kernels/gemm.h"
 #include "kernels/quant.h"
@@ -13,57 +10,25 @@ namespace {
 
 using kernels::Numerics;
 
-// Operand arrays kept per thread between calls: a fresh multi-MB vector per GEMM operand
-// cost page faults and zeroing every time (the routed experts run on the pool's threads,
-// hence per thread). A Scratch takes the smallest kept array that fits and returns it
-// when it goes out of scope.
-class Scratch {
- public:
-  explicit Scratch(size_t n) {
-    std::vector<Array>& spare = spare_arrays();
-    size_t pick = spare.size();
-    for (size_t i = 0; i < spare.size(); ++i)
-      if (spare[i].size >= n && (pick == spare.size() || spare[i].size < spare[pick].size)) pick = i;
-    if (pick == spare.size()) {
-      if (!spare.empty()) spare.erase(spare.begin());  // none fits: it is replaced, so they never pile up
-      a_.data.reset(new float[n]);
-      a_.size = n;
-    } else {
-      a_ = std::move(spare[pick]);
-      spare.erase(spare.begin() + std::ptrdiff_t(pick));
-    }
-  }
-  Scratch(Scratch&&) = default;
-  ~Scratch() {
-    if (a_.data) spare_arrays().push_back(std::move(a_));
-  }
-  float* data() const { return a_.data.get(); }
-
- private:
-  struct Array {
-    std::unique_ptr<float[]> data;
-    size_t size = 0;
-  };
-  static std::vector<Array>& spare_arrays() {
-    thread_local std::vector<Array> spare;
-    return spare;
-  }
-  Array a_;
-};
-
-// x quantized per tile_r x tile_c tile: e4m3 codes and the tiles' scales (kernels/quant.h).
+// x quantized per tile_r x tile_c tile: e4m3 codes and the tiles' scales (kernels/quant.h),
+// in two of the context's operand buffers (fresh multi-MB vectors per GEMM cost page faults
+// and zeroing every time). Slots: an operand takes `slot` and `slot + 1`.
 struct Fp8Operand {
-  Scratch codes, scales;
+  float *codes, *scales;
   int64_t tile_r, tile_c;
-  kernels::Fp8Matrix view() const { return {codes.data(), scales.data(), tile_r, tile_c}; }
+  kernels::Fp8Matrix view() const { return {codes, scales, tile_r, tile_c}; }
 };
+
+// The slots of the operands alive at once: x or dy in Fprop and Dgrad; in Wgrad x's fake
+// quantization, then x and dy per 128x1 tile.
+enum Slot { kFirst = 0, kSecond = 2, kFakeX = 4 };
 
 Fp8Operand fp8_operand(kernels::Context& ctx, const float* x, int64_t rows, int64_t cols, int64_t tile_r,
-                       int64_t tile_c) {
+                       int64_t tile_c, int slot) {
   const StepScope scope(StepPhase::Quantize);
-  Fp8Operand q{Scratch(size_t(rows * cols)), Scratch(size_t(kernels::fp8_scale_count(rows, cols, tile_r, tile_c))),
-               tile_r, tile_c};
-  kernels::fp8_quant(ctx, x, rows, cols, tile_r, tile_c, q.codes.data(), q.scales.data());
+  Fp8Operand q{ctx.operand(slot, size_t(rows * cols)),
+               ctx.operand(slot + 1, size_t(kernels::fp8_scale_count(rows, cols, tile_r, tile_c))), tile_r, tile_c};
+  kernels::fp8_quant(ctx, x, rows, cols, tile_r, tile_c, q.codes, q.scales);
   return q;
 }
 
@@ -120,7 +85,7 @@ void block_linear_forward<float>(kernels::Context& ctx, const float* x, int64_t 
     case Numerics::Bf16:  // W is already BF16: the GEMM's rounding leaves it as it is
       return outer_linear_forward(ctx, x, T, W, out, in, y);
     case Numerics::Fp8: {
-      const Fp8Operand xq = fp8_operand(ctx, x, T, in, 1, kFp8Tile);
+      const Fp8Operand xq = fp8_operand(ctx, x, T, in, 1, kFp8Tile, kFirst);
       const StepScope scope(StepPhase::GemmFprop);
       return kernels::gemm_fp8(ctx, false, true, T, out, in, xq.view(), fp8_weight(W, out, in), y, false);
     }
@@ -137,19 +102,19 @@ void block_linear_backward<float>(kernels::Context& ctx, const float* x, const f
       return outer_linear_backward(ctx, x, dy, T, W, out, in, dx, dW);
     case Numerics::Fp8: {
       if (dx) {
-        const Fp8Operand dyq = fp8_operand(ctx, dy, T, out, 1, kFp8Tile);
+        const Fp8Operand dyq = fp8_operand(ctx, dy, T, out, 1, kFp8Tile, kFirst);
         const StepScope scope(StepPhase::GemmDgrad);
         kernels::gemm_fp8(ctx, false, false, T, in, out, dyq.view(), fp8_weight(W, out, in), dx, true);
       }
       if (dW) {
         // x as Fprop quantized it (the report caches that FP8 form), then per 128 tokens.
-        const Scratch xf(size_t(T * in));
+        float* const xf = ctx.operand(kFakeX, size_t(T * in));
         {
           const StepScope scope(StepPhase::Quantize);
-          kernels::fp8_fake_quant(ctx, x, T, in, 1, kFp8Tile, xf.data());
+          kernels::fp8_fake_quant(ctx, x, T, in, 1, kFp8Tile, xf);
         }
-        const Fp8Operand xq = fp8_operand(ctx, xf.data(), T, in, kFp8Tile, 1);
-        const Fp8Operand dyq = fp8_operand(ctx, dy, T, out, kFp8Tile, 1);
+        const Fp8Operand xq = fp8_operand(ctx, xf, T, in, kFp8Tile, 1, kFirst);
+        const Fp8Operand dyq = fp8_operand(ctx, dy, T, out, kFp8Tile, 1, kSecond);
         const StepScope scope(StepPhase::GemmWgrad);
         kernels::gemm_fp8(ctx, true, false, out, in, T, dyq.view(), xq.view(), dW, true);
       }

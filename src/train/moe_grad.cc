@@ -40,14 +40,6 @@ void for_experts_on_cores(kernels::Context& ctx, const std::vector<std::vector<i
   });
 }
 
-// fn(i0, i1) over [0, n) split across ctx's pool (a serial context runs it whole):
-// elementwise work, so the bits do not depend on the split.
-template <class F>
-void for_elements(kernels::Context& ctx, int64_t n, F&& fn) {
-  if (n < 32768) return fn(int64_t(0), n);
-  ctx.pool().parallel_for(n, [&](int, int64_t i0, int64_t i1) { fn(i0, i1); });
-}
-
 }  // namespace
 
 template <class S>
@@ -58,7 +50,7 @@ void mlp_forward(kernels::Context& ctx, const MlpTensors<S>& w, int64_t D, int64
   st.a.resize(size_t(T * I));
   block_linear_forward(ctx, x, T, w.gate, I, D, st.g.data());
   block_linear_forward(ctx, x, T, w.up, I, D, st.u.data());
-  for_elements(ctx, int64_t(st.a.size()), [&](int64_t i0, int64_t i1) {
+  split_over_pool(&ctx.pool(), int64_t(st.a.size()), int64_t(st.a.size()), [&](int64_t i0, int64_t i1) {
     for (int64_t i = i0; i < i1; ++i) st.a[size_t(i)] = st.g[size_t(i)] * sigmoid(st.g[size_t(i)]) * st.u[size_t(i)];
   });
   block_linear_forward(ctx, st.a.data(), T, w.down, D, I, out);
@@ -70,7 +62,7 @@ void mlp_backward(kernels::Context& ctx, const MlpTensors<S>& w, int64_t D, int6
   std::vector<S> da(size_t(T * I), S(0));
   block_linear_backward(ctx, st.a.data(), dout, T, w.down, D, I, da.data(), g.down);
   std::vector<S> dg(size_t(T * I)), du(size_t(T * I));
-  for_elements(ctx, int64_t(da.size()), [&](int64_t i0, int64_t i1) {
+  split_over_pool(&ctx.pool(), int64_t(da.size()), int64_t(da.size()), [&](int64_t i0, int64_t i1) {
     for (size_t i = size_t(i0); i < size_t(i1); ++i) {
       const S sg = sigmoid(st.g[i]);
       du[i] = da[i] * st.g[i] * sg;

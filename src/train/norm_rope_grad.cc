@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "base/error.h"
+#include "train/serial_jobs.h"
 
 namespace dsv3::train {
 
@@ -18,17 +19,10 @@ void embedding_backward(const int32_t* tokens, int64_t T, const S* dout, int64_t
     for (int64_t i = 0; i < D; ++i) dE[int64_t(tokens[t]) * D + i] += dout[t * D + i];
 }
 
-// fn(t0, t1) over rows [0, T), split over pool when there is enough work to repay waking it.
-template <class F>
-void for_rows(ThreadPool* pool, int64_t T, int64_t n, F&& fn) {
-  if (!pool || T * n < 32768) return fn(int64_t(0), T);
-  pool->parallel_for(T, [&](int, int64_t t0, int64_t t1) { fn(t0, t1); });
-}
-
 template <class S>
 void rms_norm_forward(const S* x, int64_t stride, const S* w, int64_t T, int64_t n, double eps, S* y, S* rstd,
                       ThreadPool* pool) {
-  for_rows(pool, T, n, [&](int64_t t0, int64_t t1) {
+  split_over_pool(pool, T, T * n, [&](int64_t t0, int64_t t1) {
     for (int64_t t = t0; t < t1; ++t) {
       const S* xr = x + t * stride;
       double ss = 0;  // as the inference path: a double sum of squares
@@ -43,7 +37,7 @@ void rms_norm_forward(const S* x, int64_t stride, const S* w, int64_t T, int64_t
 template <class S>
 void rms_norm_backward(const S* x, int64_t stride, const S* w, const S* rstd, const S* dy, int64_t T, int64_t n,
                        S* dx, S* dw, ThreadPool* pool) {
-  for_rows(pool, T, n, [&](int64_t t0, int64_t t1) {
+  split_over_pool(pool, T, T * n, [&](int64_t t0, int64_t t1) {
     for (int64_t t = t0; t < t1; ++t) {
       const S* xr = x + t * stride;
       const S* g = dy + t * n;
