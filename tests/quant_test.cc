@@ -1,7 +1,7 @@
 // Training's low-precision operands (kernels/quant.h): e4m3_nearest against a search over
 // every e4m3 value, and the fake quantization and BF16 rounding of every ISA against their
-// scalar twins, bit for bit, over all three tile shapes of the FP8 recipe; and the optimizer's
-// update against its twin.
+// scalar twins, bit for bit, over all three tile shapes of the FP8 recipe; the one-byte e4m3
+// form and its dequantization; and the optimizer's update against its twin.
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -115,6 +115,50 @@ TEST_P(QuantIsa, Fp8QuantGivesTheTwinsCodesAndScales) {
         ASSERT_LE(std::fabs(codes[i]), 448.0f);
         ASSERT_TRUE(same_bits(codes[i] * scales[size_t((r / c.tr) * ncols + k / c.tc)], fake[i])) << i;
       }
+  }
+}
+
+// The one-byte form the trainer keeps Linear inputs in: the twin's bytes on every ISA
+// (NaN, signed zeros and subnormal codes included), every byte decoding to what it encodes,
+// and bytes x scales giving the fake quantization's values bit for bit.
+TEST_P(QuantIsa, Fp8BytesAndDequantGiveTheTwinsBits) {
+  testutil::IsaScope scope(GetParam());
+  ASSERT_TRUE(scope.ok());
+  Context ctx(testutil::pool());
+  for (int b = 0; b < 256; ++b) {
+    const float v = e4m3_from_byte(uint8_t(b));
+    ASSERT_EQ(e4m3_byte(v), b) << b;
+    if ((b & 0x7F) != 0x7F) {
+      ASSERT_EQ(std::fabs(v), e4m3_values()[size_t(b & 0x7F)]) << b;
+    }
+  }
+  struct Case { int64_t rows, cols, tr, tc; };
+  for (const Case& c : {Case{5, 300, 1, 128}, Case{300, 7, 128, 1}, Case{260, 200, 128, 128}, Case{129, 384, 1, 128},
+                        Case{3, 37, 1, 128}}) {
+    const std::vector<float> x = test_matrix(c.rows, c.cols, uint64_t(c.rows * 7 + c.cols));
+    const size_t ns = size_t(fp8_scale_count(c.rows, c.cols, c.tr, c.tc));
+    std::vector<float> codes(x.size()), scales(ns), fake(x.size());
+    fp8_quant_ref(x.data(), c.rows, c.cols, c.tr, c.tc, codes.data(), scales.data());
+    fp8_fake_quant_ref(x.data(), c.rows, c.cols, c.tr, c.tc, fake.data());
+    codes[1] = -0.0f;
+    codes[2] = std::numeric_limits<float>::quiet_NaN();
+    codes[3] = -1.0f / 512;  // the smallest subnormal
+    codes[4] = 7.0f / 512;   // the largest
+    std::vector<uint8_t> bytes(x.size()), want_bytes(x.size());
+    e4m3_to_bytes(ctx, codes.data(), int64_t(x.size()), bytes.data());
+    e4m3_to_bytes_ref(codes.data(), int64_t(x.size()), want_bytes.data());
+    ASSERT_EQ(bytes, want_bytes) << c.rows << "x" << c.cols;
+    std::vector<float> got(x.size()), want(x.size()), values(x.size());
+    fp8_dequant(ctx, bytes.data(), scales.data(), c.rows, c.cols, c.tr, c.tc, got.data());
+    fp8_dequant_ref(bytes.data(), scales.data(), c.rows, c.cols, c.tr, c.tc, want.data());
+    fp8_dequant(ctx, bytes.data(), nullptr, c.rows, c.cols, c.tr, c.tc, values.data());
+    for (size_t i = 0; i < x.size(); ++i) {
+      ASSERT_TRUE(same_bits(got[i], want[i])) << c.rows << "x" << c.cols << " [" << i << "]";
+      ASSERT_TRUE(same_bits(values[i], codes[i])) << i;
+      if (i > 4) {
+        ASSERT_TRUE(same_bits(got[i], fake[i])) << i;
+      }
+    }
   }
 }
 

@@ -123,6 +123,43 @@ TEST(Fp8Linear, ThreeGemmsFollowTheReportsRecipe) {
   EXPECT_LT(diff / mag, 0.1);
 }
 
+// A Linear input kept in FP8 (KeptInput: one byte per code and the 1x128 tiles' scales, as
+// the report caches Linear inputs for backward) gives Fprop and Wgrad the same bits as the
+// fp32 activation, at about a quarter of the bytes; fp32 mode keeps the activation itself.
+TEST(Fp8Linear, KeptFp8InputGivesTheSameBitsAsTheActivation) {
+  const int64_t T = 150, in = 300, out = 260;
+  const std::vector<float> x = randn(size_t(T * in), 4, 1.0f), W = randn(size_t(out * in), 5, 0.05f),
+                           dy = randn(size_t(T * out), 6, 0.01f);
+  kernels::Context ctx(testutil::pool());
+  ctx.set_numerics(Numerics::Fp8);
+  std::vector<float> Wp(size_t(prepared_size(out, in)));
+  prepare_weight(ctx, W.data(), out, in, Wp.data());
+  KeptInput<float> kept;
+  float* buf = kept.begin(ctx, T, in);
+  std::copy(x.begin(), x.end(), buf);
+  kept.end(ctx);
+  EXPECT_TRUE(kept.x.empty());
+  EXPECT_EQ(kept.bytes(), size_t(T * in) + size_t(T * 3) * sizeof(float));  // 3 tiles of 128 per row
+  ASSERT_NE(kept.input().fp8, nullptr);
+
+  std::vector<float> y(size_t(T * out)), dW(size_t(out * in), 0.0f), y_ref(y.size()), dW_ref(dW.size(), 0.0f);
+  block_linear_forward(ctx, kept.input(), T, Wp.data(), out, in, y.data());
+  block_linear_backward(ctx, kept.input(), dy.data(), T, Wp.data(), out, in, static_cast<float*>(nullptr), dW.data());
+  block_linear_forward(ctx, x.data(), T, Wp.data(), out, in, y_ref.data());
+  block_linear_backward(ctx, x.data(), dy.data(), T, Wp.data(), out, in, static_cast<float*>(nullptr), dW_ref.data());
+  EXPECT_EQ(y, y_ref);
+  EXPECT_EQ(dW, dW_ref);
+
+  ctx.set_numerics(Numerics::Fp32);
+  buf = kept.begin(ctx, T, in);
+  EXPECT_EQ(buf, kept.x.data());
+  EXPECT_TRUE(kept.fp8.codes.empty());
+  EXPECT_EQ(kept.input().fp8, nullptr);
+  EXPECT_EQ(kept.bytes(), size_t(T * in) * sizeof(float));
+  ctx.set_numerics(Numerics::Fp8);
+  EXPECT_EQ(kept.begin(ctx, T, in, /*keep_fp32=*/true), kept.x.data());
+}
+
 TEST(Bf16Linear, GemmsTakeBf16RoundedInputs) {
   const int64_t T = 40, in = 70, out = 50;
   const std::vector<float> x = randn(size_t(T * in), 4, 1.0f), W = randn(size_t(out * in), 5, 0.05f),
@@ -209,6 +246,26 @@ TEST(TrainPrecision, Fp8AndBf16StepsStayWithinQuantizationErrorOfFp32) {
     }
     EXPECT_GT(dot / std::sqrt(n1 * n2), 0.97) << (s == &f8 ? "fp8" : "bf16");  // the same direction
   }
+}
+
+// fp8 mode keeps the decoder blocks' Linear inputs in FP8: the step reports fewer bytes kept
+// for the backward pass, in the blocks only (the heads' activations stay fp32).
+TEST(TrainPrecision, Fp8StepKeepsLessForBackward) {
+  LossTerms t[2];
+  int i = 0;
+  for (Numerics n : {Numerics::Fp32, Numerics::Fp8}) {
+    model::ModelConfig cfg = model::test_model_config("tiny");
+    TrainModel m = TrainModel::init(cfg, 5, 0.02, testutil::pool());
+    m.set_precision(n);
+    std::vector<int32_t> toks(40);
+    for (size_t k = 0; k < toks.size(); ++k) toks[k] = int32_t((k * 37 + 11) % size_t(cfg.vocab_size));
+    m.zero_grad();
+    t[i++] = m.loss_and_grad(toks.data(), int64_t(toks.size()), LossWeights{0.3, 1e-4}, 1.0f);
+  }
+  ASSERT_GT(t[0].kept_block_bytes, 0);
+  EXPECT_LT(t[0].kept_block_bytes, t[0].kept_bytes);
+  EXPECT_LT(t[1].kept_block_bytes, t[0].kept_block_bytes * 9 / 10);
+  EXPECT_EQ(t[0].kept_bytes - t[0].kept_block_bytes, t[1].kept_bytes - t[1].kept_block_bytes);
 }
 
 // Experts and heads run one per core on serial contexts when there are enough of them, else

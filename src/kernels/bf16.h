@@ -20,6 +20,7 @@
 // one the linker keeps for generic code, which would then crash on older CPUs.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 
@@ -172,6 +173,24 @@ static constexpr uint16_t e4m3_magnitude_bf16(int m) {
     f &= 7;
   }
   return uint16_t(((e + 120) << 7) | (f << 4));
+}
+
+//! The one-byte encoding (sign, 4 exponent bits of bias 7, 3 mantissa bits: OCP FP8 E4M3) of
+//! v, an e4m3 value (e4m3_nearest's results); NaN -> 0x7F with its sign.
+static inline uint8_t e4m3_byte(float v) {
+  const uint8_t sign = std::signbit(v) ? 0x80 : 0;
+  const float a = std::fabs(v);
+  if (std::isnan(a)) return uint8_t(sign | 0x7F);
+  if (a < 0.015625f) return uint8_t(sign | int(a * 512.0f));  // subnormal: k * 2^-9
+  int e = 0;
+  const float f = std::frexp(a, &e);  // a = f * 2^e, f in [0.5, 1)
+  return uint8_t(sign | ((e - 1 + 7) << 3) | int((f * 2.0f - 1.0f) * 8.0f));
+}
+
+//! The e4m3 value of byte b (e4m3_byte's inverse; 0x7F and 0xFF are NaN).
+static inline float e4m3_from_byte(uint8_t b) {
+  const float a = bf16_value(e4m3_magnitude_bf16(b & 0x7F));
+  return (b & 0x80) ? -a : a;
 }
 
 }  // namespace dsv3::kernels

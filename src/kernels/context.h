@@ -54,7 +54,7 @@ class Context {
   }
   //! Buffers a caller prepares GEMM operands in (training's FP8 codes and scales), slot <
   //! kOperandSlots, kept between calls like the packing buffers (calling thread only).
-  static constexpr int kOperandSlots = 5;
+  static constexpr int kOperandSlots = 6;
   float* operand(int slot, size_t n) { return grow(operands_[slot], n); }
 
  private:

@@ -20,7 +20,7 @@ void check_tiles(int64_t rows, int64_t cols, int64_t tile_r, int64_t tile_c) {
 
 float tile_scale(float amax) { return amax > 0.0f ? amax / kE4m3Max : 1.0f; }
 
-// The portable versions of the three SIMD entry points (the scalar ISA and the loop tails).
+// The portable versions of the SIMD entry points (the scalar ISA and the loop tails).
 void abs_max_portable(const float* x, int64_t n, float* m) {
   for (int64_t i = 0; i < n; ++i) m[i] = std::max(m[i], std::fabs(x[i]));
 }
@@ -34,6 +34,10 @@ void e4m3_scaled_portable(const float* x, const float* s, int64_t n, bool rescal
     const float q = e4m3_nearest(x[i] / s[i]);
     out[i] = rescale ? q * s[i] : q;
   }
+}
+
+void e4m3_from_bytes_portable(const uint8_t* bytes, int64_t n, float s, float* out) {
+  for (int64_t i = 0; i < n; ++i) out[i] = e4m3_from_byte(bytes[i]) * s;
 }
 
 // fp8_fake_quant (scales null: out = codes x scale) and fp8_quant (out = codes, scales kept).
@@ -123,6 +127,54 @@ void fp8_fake_quant(Context& ctx, const float* x, int64_t rows, int64_t cols, in
 void fp8_quant(Context& ctx, const float* x, int64_t rows, int64_t cols, int64_t tile_r, int64_t tile_c,
                float* codes, float* scales) {
   quant(ctx, x, rows, cols, tile_r, tile_c, codes, scales);
+}
+
+void e4m3_to_bytes_ref(const float* codes, int64_t n, uint8_t* bytes) {
+  for (int64_t i = 0; i < n; ++i) bytes[i] = e4m3_byte(codes[i]);
+}
+
+void fp8_dequant_ref(const uint8_t* bytes, const float* scales, int64_t rows, int64_t cols, int64_t tile_r,
+                     int64_t tile_c, float* out) {
+  check_tiles(rows, cols, tile_r, tile_c);
+  const int64_t ncols = (cols + tile_c - 1) / tile_c;
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < cols; ++c) {
+      const float v = e4m3_from_byte(bytes[r * cols + c]);
+      out[r * cols + c] = scales ? v * scales[(r / tile_r) * ncols + c / tile_c] : v;
+    }
+}
+
+void e4m3_to_bytes(Context& ctx, const float* codes, int64_t n, uint8_t* bytes) {
+  if (reference_kernels()) return e4m3_to_bytes_ref(codes, n, bytes);
+  const SimdKernels* k = active_simd();
+  auto pack = k ? k->e4m3_bytes : e4m3_to_bytes_ref;
+  constexpr int64_t kChunk = 16384;
+  const int64_t chunks = (n + kChunk - 1) / kChunk;
+  auto run = [&](int, int64_t c0, int64_t c1) {
+    const int64_t i0 = c0 * kChunk, i1 = std::min(n, c1 * kChunk);
+    pack(codes + i0, i1 - i0, bytes + i0);
+  };
+  if (chunks < 4) run(0, 0, chunks);
+  else ctx.pool().parallel_for(chunks, run);
+}
+
+void fp8_dequant(Context& ctx, const uint8_t* bytes, const float* scales, int64_t rows, int64_t cols, int64_t tile_r,
+                 int64_t tile_c, float* out) {
+  check_tiles(rows, cols, tile_r, tile_c);
+  if (reference_kernels()) return fp8_dequant_ref(bytes, scales, rows, cols, tile_r, tile_c, out);
+  const SimdKernels* k = active_simd();
+  auto unpack = k ? k->e4m3_from_bytes : e4m3_from_bytes_portable;
+  const int64_t ncols = (cols + tile_c - 1) / tile_c;
+  // Row by row, one tile's run of columns at a time under its scale.
+  auto run = [&](int, int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r)
+      for (int64_t c0 = 0; c0 < cols; c0 += tile_c) {
+        const float s = scales ? scales[(r / tile_r) * ncols + c0 / tile_c] : 1.0f;
+        unpack(bytes + r * cols + c0, std::min(tile_c, cols - c0), s, out + r * cols + c0);
+      }
+  };
+  if (rows * cols < 16384) run(0, 0, rows);
+  else ctx.pool().parallel_for(rows, run);
 }
 
 void bf16_fake_round_ref(const float* x, int64_t n, float* out) {

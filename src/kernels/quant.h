@@ -40,6 +40,18 @@ void fp8_quant(Context& ctx, const float* x, int64_t rows, int64_t cols, int64_t
 void fp8_quant_ref(const float* x, int64_t rows, int64_t cols, int64_t tile_r, int64_t tile_c, float* codes,
                    float* scales);
 
+//! e4m3 values (fp8_quant's codes) as one byte each (bf16.h: e4m3_byte): the form the
+//! trainer keeps Linear inputs in for the backward pass (train/low_precision.h).
+void e4m3_to_bytes(Context& ctx, const float* codes, int64_t n, uint8_t* bytes);
+void e4m3_to_bytes_ref(const float* codes, int64_t n, uint8_t* bytes);
+//! out [rows, cols] = each byte's e4m3 value times its tile's scale, scales laid out as
+//! fp8_quant writes them (null: the values alone). For the bytes of fp8_quant's codes this
+//! is fp8_fake_quant's out, bit for bit.
+void fp8_dequant(Context& ctx, const uint8_t* bytes, const float* scales, int64_t rows, int64_t cols, int64_t tile_r,
+                 int64_t tile_c, float* out);
+void fp8_dequant_ref(const uint8_t* bytes, const float* scales, int64_t rows, int64_t cols, int64_t tile_r,
+                     int64_t tile_c, float* out);
+
 //! out[i] = x[i] rounded to BF16 (out may equal x).
 void bf16_fake_round(Context& ctx, const float* x, int64_t n, float* out);
 void bf16_fake_round_ref(const float* x, int64_t n, float* out);

@@ -22,10 +22,15 @@ struct BlockTensors {
 
 template <class S>
 struct BlockState {
-  std::vector<S> h_in, x1, r1, h_mid, x2, r2;
+  std::vector<S> h_in, r1, h_mid, r2;  // block input, attn_norm's rstd, after attention, mlp_norm's rstd
+  KeptInput<S> x1, x2;                 // the normed inputs of the attention and the MLP / MoE
   MlaState<S> attn;
   MlpState<S> mlp;
   MoeState<S> moe;
+  //! What the block keeps for its backward pass.
+  size_t bytes() const {
+    return bytes_of(h_in, r1, h_mid, r2) + x1.bytes() + x2.bytes() + attn.bytes() + mlp.bytes() + moe.bytes();
+  }
 };
 
 //! h += MLA(norm(h)); h += MLP/MoE(norm(h)), saving what the backward needs in st.

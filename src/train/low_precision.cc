@@ -20,8 +20,10 @@ struct Fp8Operand {
 };
 
 // The slots of the operands alive at once: x or dy in Fprop and Dgrad; in Wgrad x's fake
-// quantization, then x and dy per 128x1 tile.
-enum Slot { kFirst = 0, kSecond = 2, kFakeX = 4 };
+// quantization, then x and dy per 128x1 tile; and the scratch a KeptInput computes its
+// activation in, in fp8 mode.
+enum Slot { kFirst = 0, kSecond = 2, kFakeX = 4, kInput = 5 };
+static_assert(kInput < kernels::Context::kOperandSlots);
 
 Fp8Operand fp8_operand(kernels::Context& ctx, const float* x, int64_t rows, int64_t cols, int64_t tile_r,
                        int64_t tile_c, int slot) {
@@ -76,30 +78,71 @@ void outer_linear_backward(kernels::Context& ctx, const float* x, const float* d
   }
 }
 
+template <class S>
+S* KeptInput<S>::begin(kernels::Context& ctx, int64_t rows, int64_t cols, bool keep_fp32) {
+  in_fp8_ = std::is_same_v<S, float> && ctx.numerics() == Numerics::Fp8 && !keep_fp32;
+  fp8.rows = rows;
+  fp8.cols = cols;
+  if (!in_fp8_) {
+    fp8.codes.clear();
+    fp8.scales.clear();
+    x.resize(size_t(rows * cols));
+    return x.data();
+  }
+  x.clear();
+  x.shrink_to_fit();  // an earlier step in another mode may have kept it
+  fp8.codes.resize(size_t(rows * cols));
+  fp8.scales.resize(size_t(kernels::fp8_scale_count(rows, cols, 1, kFp8Tile)));
+  if constexpr (std::is_same_v<S, float>) scratch_ = ctx.operand(kInput, size_t(rows * cols));
+  return scratch_;
+}
+
+template <class S>
+void KeptInput<S>::end(kernels::Context& ctx) {
+  if (!in_fp8_) return;
+  if constexpr (std::is_same_v<S, float>) {
+    const StepScope scope(StepPhase::Quantize);
+    float* const codes = ctx.operand(kFirst, fp8.codes.size());
+    kernels::fp8_quant(ctx, scratch_, fp8.rows, fp8.cols, 1, kFp8Tile, codes, fp8.scales.data());
+    kernels::e4m3_to_bytes(ctx, codes, int64_t(fp8.codes.size()), fp8.codes.data());
+  }
+}
+
+template struct KeptInput<float>;
+template struct KeptInput<double>;
+
 template <>
-void block_linear_forward<float>(kernels::Context& ctx, const float* x, int64_t T, const float* W, int64_t out,
-                                 int64_t in, float* y) {
+void block_linear_forward<float>(kernels::Context& ctx, const LinearInput<float>& x, int64_t T, const float* W,
+                                 int64_t out, int64_t in, float* y) {
   switch (ctx.numerics()) {
     case Numerics::Fp32:
-      return linear_forward(ctx, x, T, W, out, in, y);
+      return linear_forward(ctx, x.x, T, W, out, in, y);
     case Numerics::Bf16:  // W is already BF16: the GEMM's rounding leaves it as it is
-      return outer_linear_forward(ctx, x, T, W, out, in, y);
+      return outer_linear_forward(ctx, x.x, T, W, out, in, y);
     case Numerics::Fp8: {
-      const Fp8Operand xq = fp8_operand(ctx, x, T, in, 1, kFp8Tile, kFirst);
+      kernels::Fp8Matrix xq;
+      if (x.fp8) {  // kept: its codes as values the GEMM takes, its scales as they are
+        const StepScope scope(StepPhase::Quantize);
+        float* const codes = ctx.operand(kFirst, size_t(T * in));
+        kernels::fp8_dequant(ctx, x.fp8->codes.data(), nullptr, T, in, 1, kFp8Tile, codes);
+        xq = {codes, x.fp8->scales.data(), 1, kFp8Tile};
+      } else {
+        xq = fp8_operand(ctx, x.x, T, in, 1, kFp8Tile, kFirst).view();
+      }
       const StepScope scope(StepPhase::GemmFprop);
-      return kernels::gemm_fp8(ctx, false, true, T, out, in, xq.view(), fp8_weight(W, out, in), y, false);
+      return kernels::gemm_fp8(ctx, false, true, T, out, in, xq, fp8_weight(W, out, in), y, false);
     }
   }
 }
 
 template <>
-void block_linear_backward<float>(kernels::Context& ctx, const float* x, const float* dy, int64_t T, const float* W,
-                                  int64_t out, int64_t in, float* dx, float* dW) {
+void block_linear_backward<float>(kernels::Context& ctx, const LinearInput<float>& x, const float* dy, int64_t T,
+                                  const float* W, int64_t out, int64_t in, float* dx, float* dW) {
   switch (ctx.numerics()) {
     case Numerics::Fp32:
-      return linear_backward<float>(ctx, x, dy, T, W, out, in, dx, dW);
+      return linear_backward<float>(ctx, x.x, dy, T, W, out, in, dx, dW);
     case Numerics::Bf16:
-      return outer_linear_backward(ctx, x, dy, T, W, out, in, dx, dW);
+      return outer_linear_backward(ctx, x.x, dy, T, W, out, in, dx, dW);
     case Numerics::Fp8: {
       if (dx) {
         const Fp8Operand dyq = fp8_operand(ctx, dy, T, out, 1, kFp8Tile, kFirst);
@@ -111,7 +154,11 @@ void block_linear_backward<float>(kernels::Context& ctx, const float* x, const f
         float* const xf = ctx.operand(kFakeX, size_t(T * in));
         {
           const StepScope scope(StepPhase::Quantize);
-          kernels::fp8_fake_quant(ctx, x, T, in, 1, kFp8Tile, xf);
+          if (x.fp8) {
+            kernels::fp8_dequant(ctx, x.fp8->codes.data(), x.fp8->scales.data(), T, in, 1, kFp8Tile, xf);
+          } else {
+            kernels::fp8_fake_quant(ctx, x.x, T, in, 1, kFp8Tile, xf);
+          }
         }
         const Fp8Operand xq = fp8_operand(ctx, xf, T, in, kFp8Tile, 1, kFirst);
         const Fp8Operand dyq = fp8_operand(ctx, dy, T, out, kFp8Tile, 1, kSecond);

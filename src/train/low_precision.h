@@ -25,10 +25,71 @@
 #pragma once
 
 #include <cstdint>
+#include <type_traits>
+#include <vector>
 
 #include "train/linear_grad.h"
 
 namespace dsv3::train {
+
+//! A Linear input kept in FP8 for the backward pass, as the report caches Linear inputs
+//! (§3.3): the e4m3 codes its Fprop multiplied (1x128 tiles: one token, 128 channels), one
+//! byte each, and the tiles' scales: a quarter of the fp32 bytes. Codes x scales are the
+//! values Fprop multiplied, which is what Wgrad starts from in fp8 mode anyway.
+struct Fp8Input {
+  std::vector<uint8_t> codes;  // [rows, cols]
+  std::vector<float> scales;   // [rows][ceil(cols / 128)]
+  int64_t rows = 0, cols = 0;
+};
+
+//! What a Linear layer's Fprop and Wgrad read as its input: the activation itself, or its
+//! FP8 form.
+template <class S>
+struct LinearInput {
+  LinearInput(const S* activation) : x(activation) {}  // NOLINT: an activation is an input
+  LinearInput(const Fp8Input& kept) : fp8(&kept) {}     // NOLINT
+  const S* x = nullptr;
+  const Fp8Input* fp8 = nullptr;
+};
+
+//! The bytes of the given vectors' elements: what a state keeps for the backward pass.
+template <class... V>
+size_t bytes_of(const V&... v) {
+  return (size_t(0) + ... + (v.size() * sizeof(typename V::value_type)));
+}
+
+//! LinearInput<S> in a parameter whose S the other arguments give, so an activation pointer
+//! converts to it.
+template <class S>
+using InputOf = std::type_identity_t<LinearInput<S>>;
+
+//! One Linear input [rows, cols] kept for the backward pass. fp32 and bf16 modes keep the
+//! activation (`x`). fp8 mode keeps its FP8 form (`fp8`); the activation is computed in the
+//! context's scratch, valid from begin() to end() (the next KeptInput reuses it), and the
+//! Linear layers read the FP8 form. `keep_fp32` keeps the activation in every mode, for an
+//! input that more than Linear layers read (the MoE router's).
+template <class S>
+struct KeptInput {
+  std::vector<S> x;
+  Fp8Input fp8;
+  //! The array to compute the activation into.
+  S* begin(kernels::Context& ctx, int64_t rows, int64_t cols, bool keep_fp32 = false);
+  //! Once the activation is complete: fp8 mode makes the FP8 form.
+  void end(kernels::Context& ctx);
+  //! What the Linear layers read.
+  LinearInput<S> input() const {
+    if (in_fp8_) return LinearInput<S>(fp8);
+    return LinearInput<S>(x.data());
+  }
+  //! The bytes kept.
+  size_t bytes() const {
+    return in_fp8_ ? fp8.codes.size() + fp8.scales.size() * sizeof(float) : x.size() * sizeof(S);
+  }
+
+ private:
+  S* scratch_ = nullptr;
+  bool in_fp8_ = false;
+};
 
 //! The floats a prepared weight [out, in] takes: out x in, and in fp8 mode its blocks' scales.
 int64_t prepared_size(int64_t out, int64_t in);
@@ -39,22 +100,23 @@ void prepare_weight(kernels::Context& ctx, const float* W, int64_t out, int64_t 
 
 //! y[T, out] = x W^T in the context's numerics (overwrites y); W prepared.
 template <class S>
-void block_linear_forward(kernels::Context& ctx, const S* x, int64_t T, const S* W, int64_t out, int64_t in, S* y) {
-  linear_forward(ctx, x, T, W, out, in, y);
+void block_linear_forward(kernels::Context& ctx, const InputOf<S>& x, int64_t T, const S* W, int64_t out, int64_t in,
+                          S* y) {
+  linear_forward(ctx, x.x, T, W, out, in, y);
 }
 //! dx += dy W; dW += dy^T x in the context's numerics (W prepared); either output may be null.
 template <class S>
-void block_linear_backward(kernels::Context& ctx, const S* x, const S* dy, int64_t T, const S* W, int64_t out,
-                           int64_t in, S* dx, S* dW) {
-  linear_backward(ctx, x, dy, T, W, out, in, dx, dW);
+void block_linear_backward(kernels::Context& ctx, const InputOf<S>& x, const S* dy, int64_t T, const S* W,
+                           int64_t out, int64_t in, S* dx, S* dW) {
+  linear_backward(ctx, x.x, dy, T, W, out, in, dx, dW);
 }
 
 template <>
-void block_linear_forward<float>(kernels::Context& ctx, const float* x, int64_t T, const float* W, int64_t out,
-                                 int64_t in, float* y);
+void block_linear_forward<float>(kernels::Context& ctx, const LinearInput<float>& x, int64_t T, const float* W,
+                                 int64_t out, int64_t in, float* y);
 template <>
-void block_linear_backward<float>(kernels::Context& ctx, const float* x, const float* dy, int64_t T, const float* W,
-                                  int64_t out, int64_t in, float* dx, float* dW);
+void block_linear_backward<float>(kernels::Context& ctx, const LinearInput<float>& x, const float* dy, int64_t T,
+                                  const float* W, int64_t out, int64_t in, float* dx, float* dW);
 
 //! The output heads and eh_proj: y = x W^T, and dx += dy W; dW += dy^T x (either may be
 //! null), in fp32 in fp32 mode and with BF16 inputs in bf16 and fp8 modes. W as stored.

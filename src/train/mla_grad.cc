@@ -42,7 +42,7 @@ void for_heads(kernels::Context& ctx, int64_t H, F&& fn) {
 
 template <class S>
 void mla_forward(kernels::Context& ctx, const model::ModelConfig& c, const MlaTensors<S>& w,
-                 const std::vector<double>& freqs, const S* x, int64_t T, MlaState<S>& st, S* out) {
+                 const std::vector<double>& freqs, const InputOf<S>& x, int64_t T, MlaState<S>& st, S* out) {
   const int64_t D = c.hidden_size, H = c.num_attention_heads, nope = c.qk_nope_head_dim;
   const int64_t rope = c.qk_rope_head_dim, qk = c.qk_head_dim(), vd = c.v_head_dim, R = c.kv_lora_rank;
   const int64_t lat = c.latent_dim(), kvw = nope + vd;
@@ -53,10 +53,11 @@ void mla_forward(kernels::Context& ctx, const model::ModelConfig& c, const MlaTe
     const int64_t Q = c.q_lora_rank;
     st.qa.resize(size_t(T * Q));
     st.qa_rstd.resize(size_t(T));
-    st.qa_n.resize(size_t(T * Q));
     block_linear_forward(ctx, x, T, w.q_a, Q, D, st.qa.data());
-    rms_norm_forward(st.qa.data(), Q, w.q_a_norm, T, Q, c.rms_norm_eps, st.qa_n.data(), st.qa_rstd.data(), &ctx.pool());
-    block_linear_forward(ctx, st.qa_n.data(), T, w.q_b, H * qk, Q, st.q.data());
+    S* const qa_n = st.qa_n.begin(ctx, T, Q);
+    rms_norm_forward(st.qa.data(), Q, w.q_a_norm, T, Q, c.rms_norm_eps, qa_n, st.qa_rstd.data(), &ctx.pool());
+    st.qa_n.end(ctx);
+    block_linear_forward(ctx, st.qa_n.input(), T, w.q_b, H * qk, Q, st.q.data());
   } else {
     block_linear_forward(ctx, x, T, w.q, H * qk, D, st.q.data());
   }
@@ -65,12 +66,13 @@ void mla_forward(kernels::Context& ctx, const model::ModelConfig& c, const MlaTe
   st.kva.resize(size_t(T * lat));
   block_linear_forward(ctx, x, T, w.kv_a, lat, D, st.kva.data());
   st.c_rstd.resize(size_t(T));
-  st.c.resize(size_t(T * R));
-  rms_norm_forward(st.kva.data(), lat, w.kv_a_norm, T, R, c.rms_norm_eps, st.c.data(), st.c_rstd.data(), &ctx.pool());
+  S* const latent = st.c.begin(ctx, T, R);
+  rms_norm_forward(st.kva.data(), lat, w.kv_a_norm, T, R, c.rms_norm_eps, latent, st.c_rstd.data(), &ctx.pool());
+  st.c.end(ctx);
   rope_apply(st.kva.data() + R, T, 1, lat, 0, rope, freqs, 0, false);  // one shared rope key
 
   st.kv.resize(size_t(T * H * kvw));
-  block_linear_forward(ctx, st.c.data(), T, w.kv_b, H * kvw, R, st.kv.data());
+  block_linear_forward(ctx, st.c.input(), T, w.kv_b, H * kvw, R, st.kv.data());
 
   // Attention core, tiled (see attention_tile_forward): per head only the log-sum-exp of
   // each row is kept for the backward pass, which recomputes the probabilities tile by tile.
@@ -93,8 +95,8 @@ void mla_forward(kernels::Context& ctx, const model::ModelConfig& c, const MlaTe
 
 template <class S>
 void mla_backward(kernels::Context& ctx, const model::ModelConfig& c, const MlaTensors<S>& w,
-                  const std::vector<double>& freqs, const S* x, int64_t T, const MlaState<S>& st, const S* dout, S* dx,
-                  const MlaTensors<S>& g) {
+                  const std::vector<double>& freqs, const InputOf<S>& x, int64_t T, const MlaState<S>& st,
+                  const S* dout, S* dx, const MlaTensors<S>& g) {
   const int64_t D = c.hidden_size, H = c.num_attention_heads, nope = c.qk_nope_head_dim;
   const int64_t rope = c.qk_rope_head_dim, qk = c.qk_head_dim(), vd = c.v_head_dim, R = c.kv_lora_rank;
   const int64_t lat = c.latent_dim(), kvw = nope + vd;
@@ -136,7 +138,7 @@ void mla_backward(kernels::Context& ctx, const model::ModelConfig& c, const MlaT
 
   // Latent path: dkva = [d c_raw | d k_pe_raw].
   std::vector<S> dkva(size_t(T * lat), S(0)), dc(size_t(T * R), S(0));
-  block_linear_backward(ctx, st.c.data(), dkv.data(), T, w.kv_b, H * kvw, R, dc.data(), g.kv_b);
+  block_linear_backward(ctx, st.c.input(), dkv.data(), T, w.kv_b, H * kvw, R, dc.data(), g.kv_b);
   for (int64_t t = 0; t < T; ++t)
     for (int64_t i = 0; i < rope; ++i) dkva[size_t(t * lat + R + i)] += dpe[size_t(t * rope + i)];
   rope_apply(dkva.data() + R, T, 1, lat, 0, rope, freqs, 0, true);
@@ -149,7 +151,7 @@ void mla_backward(kernels::Context& ctx, const model::ModelConfig& c, const MlaT
   if (c.q_lora_rank > 0) {
     const int64_t Q = c.q_lora_rank;
     std::vector<S> dqn(size_t(T * Q), S(0)), dqa(size_t(T * Q), S(0));
-    block_linear_backward(ctx, st.qa_n.data(), dq.data(), T, w.q_b, H * qk, Q, dqn.data(), g.q_b);
+    block_linear_backward(ctx, st.qa_n.input(), dq.data(), T, w.q_b, H * qk, Q, dqn.data(), g.q_b);
     rms_norm_backward(st.qa.data(), Q, w.q_a_norm, st.qa_rstd.data(), dqn.data(), T, Q, dqa.data(), g.q_a_norm,
                       &ctx.pool());
     block_linear_backward(ctx, x, dqa.data(), T, w.q_a, Q, D, dx, g.q_a);
@@ -159,14 +161,16 @@ void mla_backward(kernels::Context& ctx, const model::ModelConfig& c, const MlaT
 }
 
 template void mla_forward<float>(kernels::Context&, const model::ModelConfig&, const MlaTensors<float>&,
-                                 const std::vector<double>&, const float*, int64_t, MlaState<float>&, float*);
+                                 const std::vector<double>&, const LinearInput<float>&, int64_t, MlaState<float>&,
+                                 float*);
 template void mla_forward<double>(kernels::Context&, const model::ModelConfig&, const MlaTensors<double>&,
-                                  const std::vector<double>&, const double*, int64_t, MlaState<double>&, double*);
+                                  const std::vector<double>&, const LinearInput<double>&, int64_t,
+                                  MlaState<double>&, double*);
 template void mla_backward<float>(kernels::Context&, const model::ModelConfig&, const MlaTensors<float>&,
-                                  const std::vector<double>&, const float*, int64_t, const MlaState<float>&,
-                                  const float*, float*, const MlaTensors<float>&);
+                                  const std::vector<double>&, const LinearInput<float>&, int64_t,
+                                  const MlaState<float>&, const float*, float*, const MlaTensors<float>&);
 template void mla_backward<double>(kernels::Context&, const model::ModelConfig&, const MlaTensors<double>&,
-                                   const std::vector<double>&, const double*, int64_t, const MlaState<double>&,
-                                   const double*, double*, const MlaTensors<double>&);
+                                   const std::vector<double>&, const LinearInput<double>&, int64_t,
+                                   const MlaState<double>&, const double*, double*, const MlaTensors<double>&);
 
 }  // namespace dsv3::train

@@ -10,6 +10,7 @@
 
 #include "kernels/context.h"
 #include "model/config.h"
+#include "train/low_precision.h"
 
 namespace dsv3::train {
 
@@ -23,24 +24,27 @@ struct MlaTensors {
 
 template <class S>
 struct MlaState {
-  std::vector<S> qa, qa_rstd, qa_n;  // q-LoRA: q_a(x), its rstd, its normed value
-  std::vector<S> q;                  // queries, rope part rotated
-  std::vector<S> kva;                // kv_a(x) with the rope key rotated in place
-  std::vector<S> c_rstd, c;          // kv_a_layernorm over the kv_lora part
+  std::vector<S> qa, qa_rstd;  // q-LoRA: q_a(x) and its rstd
+  KeptInput<S> qa_n;           // q_b's input: q_a(x) normed
+  std::vector<S> q;            // queries, rope part rotated
+  std::vector<S> kva;          // kv_a(x) with the rope key rotated in place
+  std::vector<S> c_rstd;       // kv_a_layernorm over the kv_lora part
+  KeptInput<S> c;              // kv_b's input: the normed latent
   std::vector<S> kv;                 // kv_b(c)
   std::vector<S> lse;                // [H, T] log-sum-exp of each row's scaled, causal scores
   std::vector<S> attn;               // [T, H, v] before o_proj
+  size_t bytes() const { return bytes_of(qa, qa_rstd, q, kva, c_rstd, kv, lse, attn) + qa_n.bytes() + c.bytes(); }
 };
 
 //! out[T, hidden] = MLA(x). `freqs` are model::ModelConfig::rope_frequencies().
 template <class S>
 void mla_forward(kernels::Context& ctx, const model::ModelConfig& c, const MlaTensors<S>& w,
-                 const std::vector<double>& freqs, const S* x, int64_t T, MlaState<S>& st, S* out);
+                 const std::vector<double>& freqs, const InputOf<S>& x, int64_t T, MlaState<S>& st, S* out);
 
 //! dx += d/dx and weight gradients += d/dW for upstream dout [T, hidden].
 template <class S>
 void mla_backward(kernels::Context& ctx, const model::ModelConfig& c, const MlaTensors<S>& w,
-                  const std::vector<double>& freqs, const S* x, int64_t T, const MlaState<S>& st, const S* dout, S* dx,
-                  const MlaTensors<S>& g);
+                  const std::vector<double>& freqs, const InputOf<S>& x, int64_t T, const MlaState<S>& st,
+                  const S* dout, S* dx, const MlaTensors<S>& g);
 
 }  // namespace dsv3::train

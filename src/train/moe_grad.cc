@@ -43,24 +43,25 @@ void for_experts_on_cores(kernels::Context& ctx, const std::vector<std::vector<i
 }  // namespace
 
 template <class S>
-void mlp_forward(kernels::Context& ctx, const MlpTensors<S>& w, int64_t D, int64_t I, const S* x, int64_t T,
+void mlp_forward(kernels::Context& ctx, const MlpTensors<S>& w, int64_t D, int64_t I, const InputOf<S>& x, int64_t T,
                  MlpState<S>& st, S* out) {
   st.g.resize(size_t(T * I));
   st.u.resize(size_t(T * I));
-  st.a.resize(size_t(T * I));
   block_linear_forward(ctx, x, T, w.gate, I, D, st.g.data());
   block_linear_forward(ctx, x, T, w.up, I, D, st.u.data());
-  split_over_pool(&ctx.pool(), int64_t(st.a.size()), int64_t(st.a.size()), [&](int64_t i0, int64_t i1) {
-    for (int64_t i = i0; i < i1; ++i) st.a[size_t(i)] = st.g[size_t(i)] * sigmoid(st.g[size_t(i)]) * st.u[size_t(i)];
+  S* const a = st.a.begin(ctx, T, I);
+  split_over_pool(&ctx.pool(), T * I, T * I, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) a[i] = st.g[size_t(i)] * sigmoid(st.g[size_t(i)]) * st.u[size_t(i)];
   });
-  block_linear_forward(ctx, st.a.data(), T, w.down, D, I, out);
+  st.a.end(ctx);
+  block_linear_forward(ctx, st.a.input(), T, w.down, D, I, out);
 }
 
 template <class S>
-void mlp_backward(kernels::Context& ctx, const MlpTensors<S>& w, int64_t D, int64_t I, const S* x, int64_t T,
+void mlp_backward(kernels::Context& ctx, const MlpTensors<S>& w, int64_t D, int64_t I, const InputOf<S>& x, int64_t T,
                   const MlpState<S>& st, const S* dout, S* dx, const MlpTensors<S>& g) {
   std::vector<S> da(size_t(T * I), S(0));
-  block_linear_backward(ctx, st.a.data(), dout, T, w.down, D, I, da.data(), g.down);
+  block_linear_backward(ctx, st.a.input(), dout, T, w.down, D, I, da.data(), g.down);
   std::vector<S> dg(size_t(T * I)), du(size_t(T * I));
   split_over_pool(&ctx.pool(), int64_t(da.size()), int64_t(da.size()), [&](int64_t i0, int64_t i1) {
     for (size_t i = size_t(i0); i < size_t(i1); ++i) {
@@ -109,10 +110,11 @@ void moe_forward(kernels::Context& ctx, const model::ModelConfig& c, const MoeTe
     const int64_t n = int64_t(rows.size());
     auto& xe = st.xe[size_t(e)];
     auto& ye = st.ye[size_t(e)];
-    xe.resize(size_t(n * D));
+    S* const gathered = xe.begin(one, n, D);
     ye.resize(size_t(n * D));
-    for (int64_t i = 0; i < n; ++i) std::copy(x + rows[i] / K * D, x + (rows[i] / K + 1) * D, &xe[size_t(i * D)]);
-    mlp_forward(one, w.experts[size_t(e)], D, I, xe.data(), n, st.est[size_t(e)], ye.data());
+    for (int64_t i = 0; i < n; ++i) std::copy(x + rows[i] / K * D, x + (rows[i] / K + 1) * D, gathered + i * D);
+    xe.end(one);
+    mlp_forward(one, w.experts[size_t(e)], D, I, xe.input(), n, st.est[size_t(e)], ye.data());
   });
   // Combined in expert order on one thread: the sums do not depend on the thread count.
   for (int64_t e = 0; e < E; ++e) {
@@ -169,7 +171,7 @@ void moe_backward(kernels::Context& ctx, const model::ModelConfig& c, const MoeT
       dw[size_t(rows[i])] = a;  // each (token, slot) belongs to one expert
     }
     dxe[size_t(e)].assign(size_t(n * D), S(0));
-    mlp_backward(one, w.experts[size_t(e)], D, I, st.xe[size_t(e)].data(), n, st.est[size_t(e)], dye.data(),
+    mlp_backward(one, w.experts[size_t(e)], D, I, st.xe[size_t(e)].input(), n, st.est[size_t(e)], dye.data(),
                  dxe[size_t(e)].data(), g.experts[size_t(e)]);
   });
   for (int64_t e = 0; e < E; ++e) {
@@ -216,10 +218,10 @@ void moe_backward(kernels::Context& ctx, const model::ModelConfig& c, const MoeT
 }
 
 #define DSV3_INSTANTIATE(S)                                                                                            \
-  template void mlp_forward<S>(kernels::Context&, const MlpTensors<S>&, int64_t, int64_t, const S*, int64_t,           \
-                               MlpState<S>&, S*);                                                                      \
-  template void mlp_backward<S>(kernels::Context&, const MlpTensors<S>&, int64_t, int64_t, const S*, int64_t,          \
-                                const MlpState<S>&, const S*, S*, const MlpTensors<S>&);                               \
+  template void mlp_forward<S>(kernels::Context&, const MlpTensors<S>&, int64_t, int64_t, const LinearInput<S>&,        \
+                               int64_t, MlpState<S>&, S*);                                                             \
+  template void mlp_backward<S>(kernels::Context&, const MlpTensors<S>&, int64_t, int64_t, const LinearInput<S>&,       \
+                                int64_t, const MlpState<S>&, const S*, S*, const MlpTensors<S>&);                      \
   template void moe_forward<S>(kernels::Context&, const model::ModelConfig&, const MoeTensors<S>&, const float*,       \
                                const S*, int64_t, MoeState<S>&, S*);                                                   \
   template double moe_balance<S>(const model::ModelConfig&, const MoeState<S>&, int64_t);                              \

@@ -9,6 +9,7 @@
 #include "kernels/context.h"
 #include "model/config.h"
 #include "model/expert_select.h"
+#include "train/low_precision.h"
 
 namespace dsv3::train {
 
@@ -20,17 +21,19 @@ struct MlpTensors {
 
 template <class S>
 struct MlpState {
-  std::vector<S> g, u, a;  // gate(x), up(x), silu(g) * u: [T, inter]
+  std::vector<S> g, u;  // gate(x), up(x): [T, inter]
+  KeptInput<S> a;       // down's input silu(g) * u
+  size_t bytes() const { return bytes_of(g, u) + a.bytes(); }
 };
 
 //! out[T, D] = down(silu(gate(x)) * up(x)).
 template <class S>
-void mlp_forward(kernels::Context& ctx, const MlpTensors<S>& w, int64_t D, int64_t inter, const S* x, int64_t T,
-                 MlpState<S>& st, S* out);
+void mlp_forward(kernels::Context& ctx, const MlpTensors<S>& w, int64_t D, int64_t inter, const InputOf<S>& x,
+                 int64_t T, MlpState<S>& st, S* out);
 //! dx += d/dx, g.* += d/dW (null gradients skipped).
 template <class S>
-void mlp_backward(kernels::Context& ctx, const MlpTensors<S>& w, int64_t D, int64_t inter, const S* x, int64_t T,
-                  const MlpState<S>& st, const S* dout, S* dx, const MlpTensors<S>& g);
+void mlp_backward(kernels::Context& ctx, const MlpTensors<S>& w, int64_t D, int64_t inter, const InputOf<S>& x,
+                  int64_t T, const MlpState<S>& st, const S* dout, S* dx, const MlpTensors<S>& g);
 
 template <class S>
 struct MoeTensors {
@@ -45,10 +48,16 @@ struct MoeState {
   std::vector<int32_t> idx;                // chosen experts [T, K], ascending
   std::vector<S> w;                        // mixing weights [T, K] (routed_scaling_factor included)
   std::vector<std::vector<int64_t>> rows;  // per expert: the (t*K + k) slots routed to it
-  std::vector<std::vector<S>> xe, ye;      // per expert: gathered inputs and its outputs
+  std::vector<KeptInput<S>> xe;            // per expert: its gathered inputs
+  std::vector<std::vector<S>> ye;          // and its outputs
   std::vector<MlpState<S>> est;
   MlpState<S> shared;
   std::vector<int64_t> load;  // per expert: tokens routed
+  size_t bytes() const {
+    size_t n = bytes_of(s, idx, w, load) + shared.bytes();
+    for (size_t e = 0; e < xe.size(); ++e) n += bytes_of(rows[e], ye[e]) + xe[e].bytes() + est[e].bytes();
+    return n;
+  }
 };
 
 //! Expert choice is the inference engine's own (model/expert_select.h).

@@ -65,6 +65,9 @@ struct LossTerms {
   // mtp_tokens rows.
   int64_t main_correct = 0, mtp_correct = 0, mtp_tokens = 0;
   std::vector<std::vector<int64_t>> expert_load;        // [moe layer][routed expert] tokens routed
+  // loss_and_grad: the bytes of activations it kept for its backward pass, and of them the
+  // decoder blocks' (0: the model does not count them).
+  int64_t kept_bytes = 0, kept_block_bytes = 0;
 };
 
 class Trainable {

@@ -214,6 +214,8 @@ TrainResult run_training(const RunConfig& run, Trainable& model, const TokenData
       sum.balance += t.balance * per_seq;
       sum.kd += t.kd * per_seq;
       sum.tokens += t.tokens;
+      res.kept_bytes = std::max(res.kept_bytes, t.kept_bytes);
+      res.kept_block_bytes = std::max(res.kept_block_bytes, t.kept_block_bytes);
       if (int64_t(t.expert_load.size()) != L) fail("the model reported expert load for ", t.expert_load.size(), " MoE layers, it has ", L);
       for (int64_t i = 0; i < L; ++i) {
         if (t.expert_load[size_t(i)].size() != load[size_t(i)].size())
@@ -392,6 +394,11 @@ std::string summary_line(const TrainResult& r) {
   if (std::isfinite(r.mfu())) {
     std::snprintf(buf, sizeof buf, "; MFU %.3f of the %.0f GFLOP/s %s peak", r.mfu(), r.peak_gflops,
                   r.peak_kind.empty() ? "given" : r.peak_kind.c_str());
+    s += buf;
+  }
+  if (r.kept_bytes > 0) {
+    std::snprintf(buf, sizeof buf, "; activations kept for backward %.2f MB per sequence (decoder blocks %.2f MB)",
+                  double(r.kept_bytes) / 1e6, double(r.kept_block_bytes) / 1e6);
     s += buf;
   }
   if (std::isfinite(r.eval_loss)) {

@@ -48,6 +48,8 @@ struct TrainResult {
   double peak_gflops = 0;             // what mfu is measured against (0: no MFU)
   std::string peak_kind;              // "fp32 FMA" or "BF16 dot product"
   std::string profile;                // the phase table when TrainerOptions::profile
+  int64_t kept_bytes = 0;             // activations one sequence keeps for its backward pass (largest seen)
+  int64_t kept_block_bytes = 0;       // of them, the decoder blocks' (where fp8 keeps Linear inputs in FP8)
   double mfu() const { return peak_gflops > 0 && seconds > 0 && flops > 0 ? flops / seconds / (peak_gflops * 1e9) : NAN; }
 };
 

@@ -104,6 +104,74 @@ inline void e4m3_scaled(const float* x, const float* s, int64_t n, bool rescale,
   }
 }
 
+// bytes[i] = the one-byte e4m3 encoding of x[i], an e4m3 value (fp8_quant's codes; NaN ->
+// 0x7F with its sign). |x| * 2^-120 moves the e4m3 exponent and mantissa to bits 20-26 of
+// the fp32 word, exactly: e4m3 subnormals (k * 2^-9) land on fp32 subnormals (k * 2^-129).
+inline void e4m3_bytes(const float* x, int64_t n, uint8_t* bytes) {
+  int64_t i = 0;
+#if defined(__AVX512F__)
+  const __m512i abs_mask = _mm512_set1_epi32(0x7FFFFFFF), nan_code = _mm512_set1_epi32(0x7F);
+  const __m512 down = _mm512_set1_ps(0x1p-120f);
+  for (; i + 16 <= n; i += 16) {
+    const __m512 v = _mm512_loadu_ps(x + i);
+    const __m512i u = _mm512_castps_si512(v);
+    const __m512 a = _mm512_castsi512_ps(_mm512_and_si512(u, abs_mask));
+    __m512i b = _mm512_srli_epi32(_mm512_castps_si512(_mm512_mul_ps(a, down)), 20);
+    b = _mm512_mask_mov_epi32(b, _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q), nan_code);
+    b = _mm512_or_si512(b, _mm512_srli_epi32(_mm512_andnot_si512(abs_mask, u), 24));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(bytes + i), _mm512_cvtepi32_epi8(b));
+  }
+#elif defined(__AVX2__)
+  const __m256i abs_mask = _mm256_set1_epi32(0x7FFFFFFF), nan_code = _mm256_set1_epi32(0x7F);
+  const __m256 down = _mm256_set1_ps(0x1p-120f);
+  // The low byte of each dword, per 128-bit half.
+  const __m256i low_bytes = _mm256_setr_epi8(0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, 0, 4, 8, 12,
+                                             -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1);
+  for (; i + 8 <= n; i += 8) {
+    const __m256 v = _mm256_loadu_ps(x + i);
+    const __m256i u = _mm256_castps_si256(v);
+    const __m256 a = _mm256_castsi256_ps(_mm256_and_si256(u, abs_mask));
+    __m256i b = _mm256_srli_epi32(_mm256_castps_si256(_mm256_mul_ps(a, down)), 20);
+    b = _mm256_blendv_epi8(b, nan_code, _mm256_castps_si256(_mm256_cmp_ps(v, v, _CMP_UNORD_Q)));
+    b = _mm256_shuffle_epi8(_mm256_or_si256(b, _mm256_srli_epi32(_mm256_andnot_si256(abs_mask, u), 24)), low_bytes);
+    const int32_t lo = _mm_cvtsi128_si32(_mm256_castsi256_si128(b)), hi = _mm256_extract_epi32(b, 4);
+    std::memcpy(bytes + i, &lo, 4);
+    std::memcpy(bytes + i + 4, &hi, 4);
+  }
+#endif
+  for (; i < n; ++i) bytes[i] = e4m3_byte(x[i]);
+}
+
+// out[i] = the e4m3 value of bytes[i] times s: e4m3_bytes's shift undone, times 2^120 (exact),
+// then times s (one rounding, as code * scale rounds in fp8_quant's twin).
+inline void e4m3_from_bytes(const uint8_t* bytes, int64_t n, float s, float* out) {
+  int64_t i = 0;
+#if defined(__AVX512F__)
+  const __m512i mag = _mm512_set1_epi32(0x7F), sign = _mm512_set1_epi32(0x80);
+  const __m512 up = _mm512_set1_ps(0x1p120f), scale = _mm512_set1_ps(s), nan = _mm512_set1_ps(NAN);
+  for (; i + 16 <= n; i += 16) {
+    const __m512i b = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(bytes + i)));
+    const __m512i m = _mm512_and_si512(b, mag);
+    __m512 v = _mm512_mul_ps(_mm512_castsi512_ps(_mm512_slli_epi32(m, 20)), up);
+    v = _mm512_mask_mov_ps(v, _mm512_cmpeq_epi32_mask(m, mag), nan);
+    v = _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(v), _mm512_slli_epi32(_mm512_and_si512(b, sign), 24)));
+    _mm512_storeu_ps(out + i, _mm512_mul_ps(v, scale));
+  }
+#elif defined(__AVX2__)
+  const __m256i mag = _mm256_set1_epi32(0x7F), sign = _mm256_set1_epi32(0x80);
+  const __m256 up = _mm256_set1_ps(0x1p120f), scale = _mm256_set1_ps(s), nan = _mm256_set1_ps(NAN);
+  for (; i + 8 <= n; i += 8) {
+    const __m256i b = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(bytes + i)));
+    const __m256i m = _mm256_and_si256(b, mag);
+    __m256 v = _mm256_mul_ps(_mm256_castsi256_ps(_mm256_slli_epi32(m, 20)), up);
+    v = _mm256_blendv_ps(v, nan, _mm256_castsi256_ps(_mm256_cmpeq_epi32(m, mag)));
+    v = _mm256_castsi256_ps(_mm256_or_si256(_mm256_castps_si256(v), _mm256_slli_epi32(_mm256_and_si256(b, sign), 24)));
+    _mm256_storeu_ps(out + i, _mm256_mul_ps(v, scale));
+  }
+#endif
+  for (; i < n; ++i) out[i] = e4m3_from_byte(bytes[i]) * s;
+}
+
 // out[i] = x[i] rounded to BF16 (bf16_round's steps: ties to even, subnormals to signed
 // zero, NaN quieted).
 inline void bf16_round_n(const float* x, int64_t n, float* out) {

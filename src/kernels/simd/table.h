@@ -72,6 +72,9 @@ struct SimdKernels {
   float (*abs_max_of)(const float* x, int64_t n);  // max(0, max |x[i]|), NaNs ignored
   void (*e4m3_scaled)(const float* x, const float* s, int64_t n, bool rescale, float* out);
   void (*bf16_round_n)(const float* x, int64_t n, float* out);
+  //! e4m3 values <-> their one-byte encoding (bytes -> values times s).
+  void (*e4m3_bytes)(const float* x, int64_t n, uint8_t* bytes);
+  void (*e4m3_from_bytes)(const uint8_t* bytes, int64_t n, float s, float* out);
   //! The trainer's optimizer step (kernels/adamw.h).
   void (*adamw_update)(const AdamWStep& s, float* w, const float* grad, float* m, float* v, int64_t n);
   float (*fma_probe)(int64_t iters);  // 12 chains of N-wide FMAs per iteration
