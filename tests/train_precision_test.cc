@@ -135,12 +135,13 @@ TEST(Fp8Linear, KeptFp8InputGivesTheSameBitsAsTheActivation) {
   std::vector<float> Wp(size_t(prepared_size(out, in)));
   prepare_weight(ctx, W.data(), out, in, Wp.data());
   KeptInput<float> kept;
-  float* buf = kept.begin(ctx, T, in);
+  float* buf = kept.buffer(ctx, T, in);
   std::copy(x.begin(), x.end(), buf);
-  kept.end(ctx);
+  kept.seal(ctx);
   EXPECT_TRUE(kept.x.empty());
   EXPECT_EQ(kept.bytes(), size_t(T * in) + size_t(T * 3) * sizeof(float));  // 3 tiles of 128 per row
   ASSERT_NE(kept.input().fp8, nullptr);
+  EXPECT_THROW(kept.fp32(), Error);  // only the FP8 form is kept
 
   std::vector<float> y(size_t(T * out)), dW(size_t(out * in), 0.0f), y_ref(y.size()), dW_ref(dW.size(), 0.0f);
   block_linear_forward(ctx, kept.input(), T, Wp.data(), out, in, y.data());
@@ -151,13 +152,14 @@ TEST(Fp8Linear, KeptFp8InputGivesTheSameBitsAsTheActivation) {
   EXPECT_EQ(dW, dW_ref);
 
   ctx.set_numerics(Numerics::Fp32);
-  buf = kept.begin(ctx, T, in);
+  buf = kept.buffer(ctx, T, in);
   EXPECT_EQ(buf, kept.x.data());
-  EXPECT_TRUE(kept.fp8.codes.empty());
+  EXPECT_TRUE(kept.fp8.bytes.empty());
   EXPECT_EQ(kept.input().fp8, nullptr);
   EXPECT_EQ(kept.bytes(), size_t(T * in) * sizeof(float));
   ctx.set_numerics(Numerics::Fp8);
-  EXPECT_EQ(kept.begin(ctx, T, in, /*keep_fp32=*/true), kept.x.data());
+  EXPECT_EQ(kept.buffer(ctx, T, in, /*keep_fp32=*/true), kept.x.data());
+  EXPECT_EQ(kept.fp32(), kept.x.data());
 }
 
 TEST(Bf16Linear, GemmsTakeBf16RoundedInputs) {

@@ -8,6 +8,8 @@
 //    (bf16.h's e4m3_nearest: ties to even, saturating at 448, subnormals on the 2^-9 grid),
 //    times s again.
 //  - BF16: every element rounded to the nearest BF16 value (ties to even, subnormals to zero).
+// The trainer keeps Linear inputs for its backward pass as one byte per e4m3 value
+// (e4m3_to_bytes) and widens them back with their scales (fp8_dequant).
 // A GEMM over such operands equals the low-precision GEMM up to fp32 summation order: e4m3
 // and BF16 products are exact in fp32. The scalar twins (`_ref`) define every bit; the fast
 // versions (simd/quant-inl.h, per ISA) are tested against them.

@@ -11,19 +11,19 @@ void block_forward(kernels::Context& ctx, const model::ModelConfig& c, const Blo
   const size_t n = size_t(T * D);
   st.h_in.assign(h, h + n);
   st.r1.resize(size_t(T));
-  S* const x1 = st.x1.begin(ctx, T, D);
+  S* const x1 = st.x1.buffer(ctx, T, D);
   rms_norm_forward(h, D, w.attn_norm, T, D, c.rms_norm_eps, x1, st.r1.data(), &ctx.pool());
-  st.x1.end(ctx);
+  st.x1.seal(ctx);
   std::vector<S> y(n);
   mla_forward(ctx, c, w.attn, freqs, st.x1.input(), T, st.attn, y.data());
   for (size_t i = 0; i < n; ++i) h[i] += y[i];
   st.h_mid.assign(h, h + n);
   st.r2.resize(size_t(T));
-  S* const x2 = st.x2.begin(ctx, T, D, /*keep_fp32=*/w.moe);  // the router reads it in fp32
+  S* const x2 = st.x2.buffer(ctx, T, D, /*keep_fp32=*/w.moe);  // the router reads it in fp32
   rms_norm_forward(h, D, w.mlp_norm, T, D, c.rms_norm_eps, x2, st.r2.data(), &ctx.pool());
-  st.x2.end(ctx);
+  st.x2.seal(ctx);
   if (w.moe) {
-    moe_forward(ctx, c, w.experts, bias, st.x2.x.data(), T, st.moe, y.data());
+    moe_forward(ctx, c, w.experts, bias, st.x2.fp32(), T, st.moe, y.data());
   } else {
     mlp_forward(ctx, w.dense, D, c.intermediate_size, st.x2.input(), T, st.mlp, y.data());
   }
@@ -38,7 +38,7 @@ void block_backward(kernels::Context& ctx, const model::ModelConfig& c, const Bl
   const size_t n = size_t(T * D);
   std::vector<S> dx(n, S(0));
   if (w.moe) {
-    moe_backward(ctx, c, w.experts, st.x2.x.data(), T, st.moe, dh, balance_scale, dx.data(), g.experts);
+    moe_backward(ctx, c, w.experts, st.x2.fp32(), T, st.moe, dh, balance_scale, dx.data(), g.experts);
   } else {
     mlp_backward(ctx, w.dense, D, c.intermediate_size, st.x2.input(), T, st.mlp, dh, dx.data(), g.dense);
   }

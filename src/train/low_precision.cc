@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "base/error.h"
 #include "kernels/gemm.h"
 #include "kernels/quant.h"
 
@@ -19,9 +20,10 @@ struct Fp8Operand {
   kernels::Fp8Matrix view() const { return {codes, scales, tile_r, tile_c}; }
 };
 
-// The slots of the operands alive at once: x or dy in Fprop and Dgrad; in Wgrad x's fake
+// The slots of the operands alive at once: x or dy in Fprop and Dgrad (a kept input's codes
+// widened back to values take kFirst alone: its scales are its own); in Wgrad x's fake
 // quantization, then x and dy per 128x1 tile; and the scratch a KeptInput computes its
-// activation in, in fp8 mode.
+// activation in, in fp8 mode (KeptInput::seal quantizes it through kFirst, no GEMM running).
 enum Slot { kFirst = 0, kSecond = 2, kFakeX = 4, kInput = 5 };
 static_assert(kInput < kernels::Context::kOperandSlots);
 
@@ -79,33 +81,40 @@ void outer_linear_backward(kernels::Context& ctx, const float* x, const float* d
 }
 
 template <class S>
-S* KeptInput<S>::begin(kernels::Context& ctx, int64_t rows, int64_t cols, bool keep_fp32) {
+S* KeptInput<S>::buffer(kernels::Context& ctx, int64_t rows, int64_t cols, bool keep_fp32) {
   in_fp8_ = std::is_same_v<S, float> && ctx.numerics() == Numerics::Fp8 && !keep_fp32;
   fp8.rows = rows;
   fp8.cols = cols;
   if (!in_fp8_) {
-    fp8.codes.clear();
+    fp8.bytes.clear();
     fp8.scales.clear();
     x.resize(size_t(rows * cols));
     return x.data();
   }
   x.clear();
   x.shrink_to_fit();  // an earlier step in another mode may have kept it
-  fp8.codes.resize(size_t(rows * cols));
+  fp8.bytes.resize(size_t(rows * cols));
   fp8.scales.resize(size_t(kernels::fp8_scale_count(rows, cols, 1, kFp8Tile)));
   if constexpr (std::is_same_v<S, float>) scratch_ = ctx.operand(kInput, size_t(rows * cols));
   return scratch_;
 }
 
 template <class S>
-void KeptInput<S>::end(kernels::Context& ctx) {
+const S* KeptInput<S>::fp32() const {
+  DSV3_CHECK(!in_fp8_, "a Linear input kept in FP8 has no fp32 activation (buffer()'s keep_fp32)");
+  return x.data();
+}
+
+template <class S>
+void KeptInput<S>::seal(kernels::Context& ctx) {
   if (!in_fp8_) return;
   if constexpr (std::is_same_v<S, float>) {
     const StepScope scope(StepPhase::Quantize);
-    float* const codes = ctx.operand(kFirst, fp8.codes.size());
+    float* const codes = ctx.operand(kFirst, fp8.bytes.size());
     kernels::fp8_quant(ctx, scratch_, fp8.rows, fp8.cols, 1, kFp8Tile, codes, fp8.scales.data());
-    kernels::e4m3_to_bytes(ctx, codes, int64_t(fp8.codes.size()), fp8.codes.data());
+    kernels::e4m3_to_bytes(ctx, codes, int64_t(fp8.bytes.size()), fp8.bytes.data());
   }
+  scratch_ = nullptr;
 }
 
 template struct KeptInput<float>;
@@ -124,7 +133,7 @@ void block_linear_forward<float>(kernels::Context& ctx, const LinearInput<float>
       if (x.fp8) {  // kept: its codes as values the GEMM takes, its scales as they are
         const StepScope scope(StepPhase::Quantize);
         float* const codes = ctx.operand(kFirst, size_t(T * in));
-        kernels::fp8_dequant(ctx, x.fp8->codes.data(), nullptr, T, in, 1, kFp8Tile, codes);
+        kernels::fp8_dequant(ctx, x.fp8->bytes.data(), nullptr, T, in, 1, kFp8Tile, codes);
         xq = {codes, x.fp8->scales.data(), 1, kFp8Tile};
       } else {
         xq = fp8_operand(ctx, x.x, T, in, 1, kFp8Tile, kFirst).view();
@@ -155,7 +164,7 @@ void block_linear_backward<float>(kernels::Context& ctx, const LinearInput<float
         {
           const StepScope scope(StepPhase::Quantize);
           if (x.fp8) {
-            kernels::fp8_dequant(ctx, x.fp8->codes.data(), x.fp8->scales.data(), T, in, 1, kFp8Tile, xf);
+            kernels::fp8_dequant(ctx, x.fp8->bytes.data(), x.fp8->scales.data(), T, in, 1, kFp8Tile, xf);
           } else {
             kernels::fp8_fake_quant(ctx, x.x, T, in, 1, kFp8Tile, xf);
           }

@@ -34,10 +34,11 @@ namespace dsv3::train {
 
 //! A Linear input kept in FP8 for the backward pass, as the report caches Linear inputs
 //! (§3.3): the e4m3 codes its Fprop multiplied (1x128 tiles: one token, 128 channels), one
-//! byte each, and the tiles' scales: a quarter of the fp32 bytes. Codes x scales are the
-//! values Fprop multiplied, which is what Wgrad starts from in fp8 mode anyway.
+//! byte each (kernels::e4m3_to_bytes), and the tiles' scales: about a quarter of the fp32
+//! bytes. Codes x scales are the values Fprop multiplied, which is what Wgrad starts from in
+//! fp8 mode anyway.
 struct Fp8Input {
-  std::vector<uint8_t> codes;  // [rows, cols]
+  std::vector<uint8_t> bytes;  // [rows, cols]
   std::vector<float> scales;   // [rows][ceil(cols / 128)]
   int64_t rows = 0, cols = 0;
 };
@@ -64,26 +65,28 @@ template <class S>
 using InputOf = std::type_identity_t<LinearInput<S>>;
 
 //! One Linear input [rows, cols] kept for the backward pass. fp32 and bf16 modes keep the
-//! activation (`x`). fp8 mode keeps its FP8 form (`fp8`); the activation is computed in the
-//! context's scratch, valid from begin() to end() (the next KeptInput reuses it), and the
-//! Linear layers read the FP8 form. `keep_fp32` keeps the activation in every mode, for an
-//! input that more than Linear layers read (the MoE router's).
+//! activation (`x`). fp8 mode keeps its FP8 form (`fp8`): the activation is computed in the
+//! context's scratch, valid from buffer() to seal() (the next KeptInput of the context reuses
+//! it), and the Linear layers read the FP8 form. `keep_fp32` keeps the activation in every
+//! mode, for an input that more than Linear layers read (the MoE router's).
 template <class S>
 struct KeptInput {
   std::vector<S> x;
   Fp8Input fp8;
   //! The array to compute the activation into.
-  S* begin(kernels::Context& ctx, int64_t rows, int64_t cols, bool keep_fp32 = false);
-  //! Once the activation is complete: fp8 mode makes the FP8 form.
-  void end(kernels::Context& ctx);
+  S* buffer(kernels::Context& ctx, int64_t rows, int64_t cols, bool keep_fp32 = false);
+  //! Once the activation is complete: fp8 mode makes the FP8 form; the buffer is gone.
+  void seal(kernels::Context& ctx);
   //! What the Linear layers read.
   LinearInput<S> input() const {
     if (in_fp8_) return LinearInput<S>(fp8);
     return LinearInput<S>(x.data());
   }
+  //! The activation itself, for readers other than Linear layers (buffer()'s keep_fp32).
+  const S* fp32() const;
   //! The bytes kept.
   size_t bytes() const {
-    return in_fp8_ ? fp8.codes.size() + fp8.scales.size() * sizeof(float) : x.size() * sizeof(S);
+    return in_fp8_ ? fp8.bytes.size() + fp8.scales.size() * sizeof(float) : x.size() * sizeof(S);
   }
 
  private:

@@ -54,9 +54,9 @@ void mla_forward(kernels::Context& ctx, const model::ModelConfig& c, const MlaTe
     st.qa.resize(size_t(T * Q));
     st.qa_rstd.resize(size_t(T));
     block_linear_forward(ctx, x, T, w.q_a, Q, D, st.qa.data());
-    S* const qa_n = st.qa_n.begin(ctx, T, Q);
+    S* const qa_n = st.qa_n.buffer(ctx, T, Q);
     rms_norm_forward(st.qa.data(), Q, w.q_a_norm, T, Q, c.rms_norm_eps, qa_n, st.qa_rstd.data(), &ctx.pool());
-    st.qa_n.end(ctx);
+    st.qa_n.seal(ctx);
     block_linear_forward(ctx, st.qa_n.input(), T, w.q_b, H * qk, Q, st.q.data());
   } else {
     block_linear_forward(ctx, x, T, w.q, H * qk, D, st.q.data());
@@ -66,9 +66,9 @@ void mla_forward(kernels::Context& ctx, const model::ModelConfig& c, const MlaTe
   st.kva.resize(size_t(T * lat));
   block_linear_forward(ctx, x, T, w.kv_a, lat, D, st.kva.data());
   st.c_rstd.resize(size_t(T));
-  S* const latent = st.c.begin(ctx, T, R);
+  S* const latent = st.c.buffer(ctx, T, R);
   rms_norm_forward(st.kva.data(), lat, w.kv_a_norm, T, R, c.rms_norm_eps, latent, st.c_rstd.data(), &ctx.pool());
-  st.c.end(ctx);
+  st.c.seal(ctx);
   rope_apply(st.kva.data() + R, T, 1, lat, 0, rope, freqs, 0, false);  // one shared rope key
 
   st.kv.resize(size_t(T * H * kvw));

@@ -30,9 +30,9 @@ struct MlaState {
   std::vector<S> kva;          // kv_a(x) with the rope key rotated in place
   std::vector<S> c_rstd;       // kv_a_layernorm over the kv_lora part
   KeptInput<S> c;              // kv_b's input: the normed latent
-  std::vector<S> kv;                 // kv_b(c)
-  std::vector<S> lse;                // [H, T] log-sum-exp of each row's scaled, causal scores
-  std::vector<S> attn;               // [T, H, v] before o_proj
+  std::vector<S> kv;           // kv_b(c)
+  std::vector<S> lse;          // [H, T] log-sum-exp of each row's scaled, causal scores
+  std::vector<S> attn;         // [T, H, v] before o_proj
   size_t bytes() const { return bytes_of(qa, qa_rstd, q, kva, c_rstd, kv, lse, attn) + qa_n.bytes() + c.bytes(); }
 };
 

@@ -27,15 +27,17 @@ struct Activations {
   BlockState<float> mtp_block;
   std::vector<float> emb, en, er, hn, hr, cat, m, mf, mr, mlogits;
   std::vector<float> dmf, dm, dcat, den, dhn, demb;
-  //! What the decoder blocks keep for the backward pass (MTP block included).
-  size_t block_bytes() const {
-    size_t n = mtp_block.bytes();
+  //! What the decoder blocks keep for the backward pass (the MTP block's when the call ran
+  //! it: the buffers outlive a call that did not).
+  size_t block_bytes(bool mtp) const {
+    size_t n = mtp ? mtp_block.bytes() : 0;
     for (const BlockState<float>& b : blocks) n += b.bytes();
     return n;
   }
   //! All the forward pass keeps for the backward pass (the d* buffers are the backward's own).
-  size_t bytes() const {
-    return block_bytes() + bytes_of(h, hf, rf, logits, emb, en, er, hn, hr, cat, m, mf, mr, mlogits);
+  size_t bytes(bool mtp) const {
+    return block_bytes(mtp) + bytes_of(h, hf, rf, logits) +
+           (mtp ? bytes_of(emb, en, er, hn, hr, cat, m, mf, mr, mlogits) : 0);
   }
 };
 
@@ -258,8 +260,8 @@ LossTerms TrainModel::Impl::run(const int32_t* tokens, int64_t T, const LossWeig
     rms_norm_backward(hf, D, mv.hnorm, a.hr.data(), dhn, M, D, dhf, mg.hnorm, &ctx.pool());
     embedding_backward(tokens + 1, M, demb, D, wg.embed);
   }
-  stats.kept_bytes = int64_t(a.bytes());
-  stats.kept_block_bytes = int64_t(a.block_bytes());
+  stats.kept_bytes = int64_t(a.bytes(mtp));
+  stats.kept_block_bytes = int64_t(a.block_bytes(mtp));
   float* dh = zeroed(a.dh, T * D);
   rms_norm_backward(h, D, wv.final_norm, rf, dhf, T, D, dh, wg.final_norm, &ctx.pool());
   const double bal = lw.balance_alpha * double(grad_scale);

@@ -49,11 +49,11 @@ void mlp_forward(kernels::Context& ctx, const MlpTensors<S>& w, int64_t D, int64
   st.u.resize(size_t(T * I));
   block_linear_forward(ctx, x, T, w.gate, I, D, st.g.data());
   block_linear_forward(ctx, x, T, w.up, I, D, st.u.data());
-  S* const a = st.a.begin(ctx, T, I);
+  S* const a = st.a.buffer(ctx, T, I);
   split_over_pool(&ctx.pool(), T * I, T * I, [&](int64_t i0, int64_t i1) {
     for (int64_t i = i0; i < i1; ++i) a[i] = st.g[size_t(i)] * sigmoid(st.g[size_t(i)]) * st.u[size_t(i)];
   });
-  st.a.end(ctx);
+  st.a.seal(ctx);
   block_linear_forward(ctx, st.a.input(), T, w.down, D, I, out);
 }
 
@@ -110,10 +110,10 @@ void moe_forward(kernels::Context& ctx, const model::ModelConfig& c, const MoeTe
     const int64_t n = int64_t(rows.size());
     auto& xe = st.xe[size_t(e)];
     auto& ye = st.ye[size_t(e)];
-    S* const gathered = xe.begin(one, n, D);
+    S* const gathered = xe.buffer(one, n, D);
     ye.resize(size_t(n * D));
     for (int64_t i = 0; i < n; ++i) std::copy(x + rows[i] / K * D, x + (rows[i] / K + 1) * D, gathered + i * D);
-    xe.end(one);
+    xe.seal(one);
     mlp_forward(one, w.experts[size_t(e)], D, I, xe.input(), n, st.est[size_t(e)], ye.data());
   });
   // Combined in expert order on one thread: the sums do not depend on the thread count.
