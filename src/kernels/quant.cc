@@ -36,6 +36,16 @@ void e4m3_scaled_portable(const float* x, const float* s, int64_t n, bool rescal
   }
 }
 
+// fn(i0, i1) over [0, n) in runs of `chunk` elements, split over ctx's pool from 4 runs on
+// (fewer do not repay waking the workers). For element-wise work: any split gives the same bits.
+template <class F>
+void over_chunks(Context& ctx, int64_t n, int64_t chunk, F&& fn) {
+  const int64_t chunks = (n + chunk - 1) / chunk;
+  auto run = [&](int, int64_t c0, int64_t c1) { fn(c0 * chunk, std::min(n, c1 * chunk)); };
+  if (chunks < 4) run(0, 0, chunks);
+  else ctx.pool().parallel_for(chunks, run);
+}
+
 void e4m3_from_bytes_portable(const uint8_t* bytes, int64_t n, float s, float* out) {
   for (int64_t i = 0; i < n; ++i) out[i] = e4m3_from_byte(bytes[i]) * s;
 }
@@ -148,14 +158,7 @@ void e4m3_to_bytes(Context& ctx, const float* codes, int64_t n, uint8_t* bytes) 
   if (reference_kernels()) return e4m3_to_bytes_ref(codes, n, bytes);
   const SimdKernels* k = active_simd();
   auto pack = k ? k->e4m3_bytes : e4m3_to_bytes_ref;
-  constexpr int64_t kChunk = 16384;
-  const int64_t chunks = (n + kChunk - 1) / kChunk;
-  auto run = [&](int, int64_t c0, int64_t c1) {
-    const int64_t i0 = c0 * kChunk, i1 = std::min(n, c1 * kChunk);
-    pack(codes + i0, i1 - i0, bytes + i0);
-  };
-  if (chunks < 4) run(0, 0, chunks);
-  else ctx.pool().parallel_for(chunks, run);
+  over_chunks(ctx, n, 16384, [&](int64_t i0, int64_t i1) { pack(codes + i0, i1 - i0, bytes + i0); });
 }
 
 void fp8_dequant(Context& ctx, const uint8_t* bytes, const float* scales, int64_t rows, int64_t cols, int64_t tile_r,
@@ -185,14 +188,7 @@ void bf16_fake_round(Context& ctx, const float* x, int64_t n, float* out) {
   if (reference_kernels()) return bf16_fake_round_ref(x, n, out);
   const SimdKernels* k = active_simd();
   auto round = k ? k->bf16_round_n : bf16_fake_round_ref;
-  constexpr int64_t kChunk = 4096;
-  const int64_t chunks = (n + kChunk - 1) / kChunk;
-  auto run = [&](int, int64_t c0, int64_t c1) {
-    const int64_t i0 = c0 * kChunk, i1 = std::min(n, c1 * kChunk);
-    round(x + i0, i1 - i0, out + i0);
-  };
-  if (chunks < 4) run(0, 0, chunks);
-  else ctx.pool().parallel_for(chunks, run);
+  over_chunks(ctx, n, 4096, [&](int64_t i0, int64_t i1) { round(x + i0, i1 - i0, out + i0); });
 }
 
 }  // namespace dsv3::kernels
