@@ -4,8 +4,8 @@
 # (scripts/setup.sh installs it), then post-trained to answer questions about it
 # (scripts/kjv/post_train.sh). Deterministic: the text comes from the package, the tokenizer
 # trainer has no randomness and the run configs fix their seeds (the thread count changes
-# only the floating-point summation order). About 35 minutes of pretraining and three hours
-# of post-training on 2 cores.
+# only the floating-point summation order). About 25 minutes of pretraining and two hours of
+# post-training on 2 cores.
 #   scripts/train_default_model.sh [THREADS]     (DSV3=path/to/dsv3 to use another binary)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,7 +29,7 @@ python3 scripts/kjv/extract_kjv.py "$work/kjv_raw.txt" "$work/train.txt" "$work/
 # 2. Tokenizer: byte-level BPE learned from the training text only.
 "$DSV3" train-tokenizer --vocab 4096 --out "$work/tokenizer" "$work/train.txt"
 
-# 3. Training (scripts/kjv/run.json, model scripts/kjv/config.json).
+# 3. Pretraining (scripts/kjv/run.json: 1,500 steps in bf16; model scripts/kjv/config.json).
 start=$(date +%s)
 "$DSV3" train --config scripts/kjv/run.json --threads "$threads"
 wall=$(( $(date +%s) - start ))

@@ -11,8 +11,9 @@
 #      pretraining text (data.replay) for twice the steps. The last one is shipped;
 #   4. every model scored the same way (scripts/kjv/post_train_eval.py): exact match on the
 #      held-out questions, perplexity on the held-out books, MTP draft acceptance.
-# Results and wall times go to build/kjv/post/ (results.json, wall.txt). About three hours on
-# an idle 2-core machine. scripts/train_default_model.sh runs it, then ships the result.
+# Every run trains in bf16 (precision in the configs). Results and wall times go to
+# build/kjv/post/ (results.json, wall.txt). About two hours on an idle 2-core machine (the
+# teacher alone about 40 minutes). scripts/train_default_model.sh runs it, then ships the result.
 #   scripts/kjv/post_train.sh [THREADS]     (DSV3=path/to/dsv3 to use another binary)
 set -euo pipefail
 cd "$(dirname "$0")/../.."

@@ -59,8 +59,8 @@ It answers in chat in the forms it was taught (a verse, a book and chapter, a nu
 with 8 M parameters it has learned few of the facts: see the exact-match column below. It
 still continues KJV text as a base model does (`dsv3 generate`).
 
-Reproduce: `scripts/train_default_model.sh` (pretraining about 35 minutes, post-training
-`scripts/kjv/post_train.sh` about three hours on 2 cores). Loss curves: `loss.svg`
+Reproduce: `scripts/train_default_model.sh` (pretraining about 25 minutes, post-training
+`scripts/kjv/post_train.sh` about two hours on 2 cores). Loss curves: `loss.svg`
 (post-training: train, held-out answers) and `base_loss.svg` (pretraining).
 
 ## Post-training
@@ -71,7 +71,8 @@ exact match on 1,657 held-out questions (by kind), answer form (the share of the
 wrong), perplexity on the held-out books (32 windows of 257 tokens, `dsv3 eval`, bf16
 numerics; relative to the base model), and the share of MTP drafts accepted (`--draft 1`,
 greedy, 40 held-out questions). The shipped model is `student_kd_replay`; the other rows are
-the pipeline's teacher and ablations (docs/training.md, "The KJV run").
+the pipeline's base, teacher and whichever ablations were scored (docs/training.md, "The KJV
+run").
 
 MD
   python3 scripts/kjv/post_train_report.py "$results" "$post" "$wall"
