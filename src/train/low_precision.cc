@@ -95,8 +95,8 @@ S* KeptInput<S>::buffer(kernels::Context& ctx, int64_t rows, int64_t cols, bool 
   x.shrink_to_fit();  // an earlier step in another mode may have kept it
   fp8.bytes.resize(size_t(rows * cols));
   fp8.scales.resize(size_t(kernels::fp8_scale_count(rows, cols, 1, kFp8Tile)));
-  if constexpr (std::is_same_v<S, float>) scratch_ = ctx.operand(kInput, size_t(rows * cols));
-  return scratch_;
+  if constexpr (std::is_same_v<S, float>) return ctx.operand(kInput, size_t(rows * cols));
+  return nullptr;  // unreachable: only float runs fp8
 }
 
 template <class S>
@@ -111,10 +111,10 @@ void KeptInput<S>::seal(kernels::Context& ctx) {
   if constexpr (std::is_same_v<S, float>) {
     const StepScope scope(StepPhase::Quantize);
     float* const codes = ctx.operand(kFirst, fp8.bytes.size());
-    kernels::fp8_quant(ctx, scratch_, fp8.rows, fp8.cols, 1, kFp8Tile, codes, fp8.scales.data());
+    const float* const activation = ctx.operand(kInput, fp8.bytes.size());  // buffer()'s scratch
+    kernels::fp8_quant(ctx, activation, fp8.rows, fp8.cols, 1, kFp8Tile, codes, fp8.scales.data());
     kernels::e4m3_to_bytes(ctx, codes, int64_t(fp8.bytes.size()), fp8.bytes.data());
   }
-  scratch_ = nullptr;
 }
 
 template struct KeptInput<float>;

@@ -90,7 +90,6 @@ struct KeptInput {
   }
 
  private:
-  S* scratch_ = nullptr;
   bool in_fp8_ = false;
 };
 
