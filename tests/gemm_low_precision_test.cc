@@ -135,13 +135,18 @@ TEST(GemmBf16Tiers, CloseToExactProductsOfRoundedInputs) {
 // x quantized with tile_r x tile_c tiles: codes, scales, and the fake-quantized values.
 struct Quantized {
   std::vector<float> codes, scales, fake;
+  std::vector<uint8_t> bytes;  // the codes' one-byte encodings
   kernels::Fp8Matrix view(int64_t tr, int64_t tc) const { return {codes.data(), scales.data(), tr, tc}; }
+  kernels::Fp8Matrix byte_view(int64_t tr, int64_t tc) const {
+    return {nullptr, scales.data(), tr, tc, bytes.data()};
+  }
 };
 Quantized quantized(const std::vector<float>& x, int64_t rows, int64_t cols, int64_t tr, int64_t tc) {
   Quantized q{std::vector<float>(x.size()), std::vector<float>(size_t(((rows + tr - 1) / tr) * ((cols + tc - 1) / tc))),
-              std::vector<float>(x.size())};
+              std::vector<float>(x.size()), {}};
   kernels::fp8_quant_ref(x.data(), rows, cols, tr, tc, q.codes.data(), q.scales.data());
   kernels::fp8_fake_quant_ref(x.data(), rows, cols, tr, tc, q.fake.data());
+  for (float c : q.codes) q.bytes.push_back(kernels::e4m3_byte(c));
   return q;
 }
 
@@ -170,6 +175,18 @@ TEST_P(GemmFp8, EqualsItsTwinBitForBitAndTheFakeQuantProduct) {
             kernels::gemm_fp8(ctx, ta, tb, M, N, K, qa.view(atr, atc), qb.view(btr, btc), C.data(), accumulate);
             kernels::gemm_fp8_ref(ta, tb, M, N, K, qa.view(atr, atc), qb.view(btr, btc), want.data(), accumulate);
             for (size_t i = 0; i < C.size(); ++i) ASSERT_EQ(bits(C[i]), bits(want[i])) << "element " << i;
+            // Either operand as bytes (a kept activation's form): the same bits, fast and twin.
+            for (int which : {0, 1, 2}) {
+              std::vector<float> Cb = operand(M * N, 5), Cr = Cb;
+              const kernels::Fp8Matrix va = which != 1 ? qa.byte_view(atr, atc) : qa.view(atr, atc);
+              const kernels::Fp8Matrix vb = which != 0 ? qb.byte_view(btr, btc) : qb.view(btr, btc);
+              kernels::gemm_fp8(ctx, ta, tb, M, N, K, va, vb, Cb.data(), accumulate);
+              kernels::gemm_fp8_ref(ta, tb, M, N, K, va, vb, Cr.data(), accumulate);
+              for (size_t i = 0; i < C.size(); ++i) {
+                ASSERT_EQ(bits(Cb[i]), bits(C[i])) << "bytes " << which << ", element " << i;
+                ASSERT_EQ(bits(Cr[i]), bits(C[i])) << "bytes " << which << ", twin, element " << i;
+              }
+            }
             kernels::gemm<float>(ctx, ta, tb, M, N, K, qa.fake.data(), qb.fake.data(), fake.data(), accumulate);
             for (int64_t i = 0; i < M; ++i)
               for (int64_t j = 0; j < N; ++j) {
@@ -184,12 +201,16 @@ TEST_P(GemmFp8, EqualsItsTwinBitForBitAndTheFakeQuantProduct) {
         }
 }
 
-TEST(GemmFp8Tiles, RejectsOperandsNotTiledBy128AlongK) {
+TEST(GemmFp8Tiles, RejectsOperandsNotTiledBy128AlongKOrWithoutOneFormOfCodes) {
   kernels::Context ctx(testutil::pool());
   std::vector<float> x(64, 1.0f), s(64, 1.0f), c(64);
   const kernels::Fp8Matrix ok{x.data(), s.data(), 1, 128}, bad{x.data(), s.data(), 1, 64};
   EXPECT_THROW(kernels::gemm_fp8(ctx, false, true, 8, 8, 8, bad, ok, c.data(), false), Error);
   EXPECT_THROW(kernels::gemm_fp8(ctx, false, false, 8, 8, 8, ok, ok, c.data(), false), Error);  // B [K,N]: 128 x ..
+  std::vector<uint8_t> b(64);
+  const kernels::Fp8Matrix both{x.data(), s.data(), 1, 128, b.data()}, neither{nullptr, s.data(), 1, 128};
+  EXPECT_THROW(kernels::gemm_fp8(ctx, false, true, 8, 8, 8, both, ok, c.data(), false), Error);
+  EXPECT_THROW(kernels::gemm_fp8(ctx, false, true, 8, 8, 8, ok, neither, c.data(), false), Error);
 }
 
 INSTANTIATE_TEST_SUITE_P(Isas, GemmFp8, ::testing::ValuesIn(testutil::supported_isas()),

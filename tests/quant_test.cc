@@ -145,6 +145,13 @@ TEST_P(QuantIsa, Fp8BytesAndDequantGiveTheTwinsBits) {
     codes[3] = -1.0f / 512;  // the smallest subnormal
     codes[4] = 7.0f / 512;   // the largest
     std::vector<uint8_t> bytes(x.size()), want_bytes(x.size());
+    // Quantized straight to bytes: fp8_quant's codes and scales, encoded.
+    std::vector<float> direct_scales(ns);
+    fp8_quant_bytes(ctx, x.data(), c.rows, c.cols, c.tr, c.tc, bytes.data(), direct_scales.data());
+    e4m3_to_bytes_ref(codes.data(), int64_t(x.size()), want_bytes.data());
+    for (size_t i = 5; i < x.size(); ++i)
+      ASSERT_EQ(bytes[i], want_bytes[i]) << c.rows << "x" << c.cols << " [" << i << "]";
+    ASSERT_EQ(direct_scales, scales);
     e4m3_to_bytes(ctx, codes.data(), int64_t(x.size()), bytes.data());
     e4m3_to_bytes_ref(codes.data(), int64_t(x.size()), want_bytes.data());
     ASSERT_EQ(bytes, want_bytes) << c.rows << "x" << c.cols;

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "base/error.h"
+#include "kernels/bf16.h"
 #include "kernels/isa.h"
 #include "kernels/quant.h"
 #include "kernels/simd/table.h"
@@ -92,12 +93,18 @@ void gemm_simd(Context& ctx, const SimdKernels& simd, bool ta, bool tb, int64_t 
   });
 }
 
+// An operand of the native path: fp32 values, or e4m3 codes as bytes (Fp8Matrix::bytes).
+struct PackSource {
+  const float* values;
+  const uint8_t* bytes = nullptr;
+};
+
 // The native BF16 path: both operands packed (rounded) into BF16 pair dwords, A as
 // [nI][P][kGemmBf16Mr] and B as [nJ][P][32]; the tiles add to C every `block` pairs (kKc /
 // 2 must be a multiple) (times the packed scales sa [nI][blocks][kGemmBf16Mr] and sb [nJ][blocks][32]
 // when given), split over the threads by whichever tile dimension gives each work.
 void gemm_bf16_native(Context& ctx, const SimdKernels& simd, bool ta, bool tb, int64_t M, int64_t N, int64_t K,
-                      const float* A, const float* B, float* C, bool accumulate, int64_t block, const float* sa,
+                      PackSource A, PackSource B, float* C, bool accumulate, int64_t block, const float* sa,
                       const float* sb) {
   constexpr int64_t kMr2 = kGemmBf16Mr, kNr = 32;
   ThreadPool& pool = ctx.pool();
@@ -116,7 +123,7 @@ void gemm_bf16_native(Context& ctx, const SimdKernels& simd, bool ta, bool tb, i
   constexpr int64_t kPackPairs = 32;
   const int64_t npb = (P + kPackPairs - 1) / kPackPairs;
   const int64_t a_tasks = a_idx == 1 ? npb * nI : nI, b_tasks = b_idx == 1 ? npb * nJ : nJ;
-  const auto pack = [&](const float* src, int64_t s_idx, int64_t s_k, int64_t rows, int64_t width, int64_t panels,
+  const auto pack = [&](PackSource src, int64_t s_idx, int64_t s_k, int64_t rows, int64_t width, int64_t panels,
                         uint32_t* dst, int64_t task) {
     int64_t panel = task, p0 = 0, pn = P;
     if (s_idx == 1) {
@@ -124,8 +131,11 @@ void gemm_bf16_native(Context& ctx, const SimdKernels& simd, bool ta, bool tb, i
       p0 = (task / panels) * kPackPairs;
       pn = std::min(kPackPairs, P - p0);
     }
-    simd.gemm_bf16_pack(src + panel * width * s_idx + 2 * p0 * s_k, s_idx, s_k, std::min(2 * pn, K - 2 * p0),
-                        int(std::min(width, rows - panel * width)), int(width), dst + (panel * P + p0) * width);
+    const int64_t at = panel * width * s_idx + 2 * p0 * s_k, k = std::min(2 * pn, K - 2 * p0);
+    const int n = int(std::min(width, rows - panel * width));
+    uint32_t* const to = dst + (panel * P + p0) * width;
+    if (src.bytes) return simd.gemm_bf16_pack_e4m3(src.bytes + at, s_idx, s_k, k, n, int(width), to);
+    simd.gemm_bf16_pack(src.values + at, s_idx, s_k, k, n, int(width), to);
   };
   for_range(pool, a_tasks + b_tasks, flops, [&](int, int64_t t0, int64_t t1) {
     for (int64_t t = t0; t < t1; ++t) {
@@ -170,12 +180,22 @@ struct Fp8Scales {
   }
 };
 
+// An operand's codes as fp32 values: as given, or its bytes widened into `wide` (n elements).
+const float* codes_of(const Fp8Matrix& m, int64_t n, std::vector<float>& wide) {
+  if (!m.bytes) return m.codes;
+  wide.resize(size_t(n));
+  for (int64_t i = 0; i < n; ++i) wide[size_t(i)] = e4m3_from_byte(m.bytes[i]);
+  return wide.data();
+}
+
 Fp8Scales check_fp8(const Fp8Matrix& a, const Fp8Matrix& b, bool ta, bool tb, int64_t M, int64_t N, int64_t K) {
   if ((ta ? a.tile_r : a.tile_c) != kFp8Block || (tb ? b.tile_c : b.tile_r) != kFp8Block ||
       (ta ? a.tile_c : a.tile_r) < 1 || (tb ? b.tile_r : b.tile_c) < 1)
     fail("gemm_fp8: the operands' tiles must be ", kFp8Block, " along the reduction dimension (A ",
          a.tile_r, "x", a.tile_c, (ta ? " transposed" : ""), ", B ", b.tile_r, "x", b.tile_c,
          (tb ? " transposed" : ""), ")");
+  if (!a.codes == !a.bytes || !b.codes == !b.bytes)
+    fail("gemm_fp8: give each operand's codes either as fp32 values or as bytes, not both or neither");
   return Fp8Scales{a, b, ta, tb, M, N, K};
 }
 
@@ -186,7 +206,7 @@ void gemm_bf16(Context& ctx, bool ta, bool tb, int64_t M, int64_t N, int64_t K, 
   if (M <= 0 || N <= 0) return;
   const SimdKernels* simd = reference_kernels() ? nullptr : active_simd();
   if (K > 0 && simd && simd->gemm_bf16_tile)
-    return gemm_bf16_native(ctx, *simd, ta, tb, M, N, K, A, B, C, accumulate, kKc / 2, nullptr, nullptr);
+    return gemm_bf16_native(ctx, *simd, ta, tb, M, N, K, {A}, {B}, C, accumulate, kKc / 2, nullptr, nullptr);
   std::vector<float> a(size_t(M * K)), b(size_t(K * N));
   bf16_fake_round(ctx, A, M * K, a.data());
   bf16_fake_round(ctx, B, K * N, b.data());
@@ -211,18 +231,21 @@ void gemm_fp8(Context& ctx, bool ta, bool tb, int64_t M, int64_t N, int64_t K, c
       for (int64_t kb = 0; kb < nb; ++kb) sa[size_t(((i / kMr2) * nb + kb) * kMr2 + i % kMr2)] = sc.of_a(i, kb);
     for (int64_t kb = 0; kb < nb; ++kb)
       for (int64_t j = 0; j < N; ++j) sb[size_t(((j / kNr) * nb + kb) * kNr + j % kNr)] = sc.of_b(kb, j);
-    return gemm_bf16_native(ctx, *simd, ta, tb, M, N, K, A.codes, B.codes, C, accumulate, kFp8Block / 2, sa.data(),
-                            sb.data());
+    return gemm_bf16_native(ctx, *simd, ta, tb, M, N, K, {A.codes, A.bytes}, {B.codes, B.bytes}, C, accumulate,
+                            kFp8Block / 2, sa.data(), sb.data());
   }
+  std::vector<float> wide_a, wide_b;
+  const float* const a_codes = codes_of(A, M * K, wide_a);
+  const float* const b_codes = codes_of(B, K * N, wide_b);
   // The other tiers: each block's sums by the fp32 GEMM (one K block, k in order from zero:
   // the same bits), then scaled into C.
   std::vector<float> as(size_t(M * kFp8Block)), bs(size_t(kFp8Block * N)), t(size_t(M * N));
   for (int64_t kb = 0; kb < nb; ++kb) {
     const int64_t k0 = kb * kFp8Block, kc = std::min(kFp8Block, K - k0);
     for (int64_t i = 0; i < M; ++i)
-      for (int64_t k = 0; k < kc; ++k) as[size_t(i * kc + k)] = ta ? A.codes[(k0 + k) * M + i] : A.codes[i * K + k0 + k];
+      for (int64_t k = 0; k < kc; ++k) as[size_t(i * kc + k)] = ta ? a_codes[(k0 + k) * M + i] : a_codes[i * K + k0 + k];
     for (int64_t k = 0; k < kc; ++k)
-      for (int64_t j = 0; j < N; ++j) bs[size_t(k * N + j)] = tb ? B.codes[j * K + k0 + k] : B.codes[(k0 + k) * N + j];
+      for (int64_t j = 0; j < N; ++j) bs[size_t(k * N + j)] = tb ? b_codes[j * K + k0 + k] : b_codes[(k0 + k) * N + j];
     gemm<float>(ctx, false, false, M, N, kc, as.data(), bs.data(), t.data(), false);
     for (int64_t i = 0; i < M; ++i)
       for (int64_t j = 0; j < N; ++j) {
@@ -236,13 +259,16 @@ void gemm_fp8_ref(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const Fp8Ma
                   float* C, bool accumulate) {
   if (M <= 0 || N <= 0) return;
   const Fp8Scales sc = check_fp8(A, B, ta, tb, M, N, K);
+  std::vector<float> wide_a, wide_b;
+  const float* const a_codes = codes_of(A, M * K, wide_a);
+  const float* const b_codes = codes_of(B, K * N, wide_b);
   for (int64_t i = 0; i < M; ++i)
     for (int64_t j = 0; j < N; ++j) {
       float c = accumulate ? C[i * N + j] : 0.0f;
       for (int64_t k0 = 0; k0 < K; k0 += kFp8Block) {
         float s = 0.0f;
         for (int64_t k = k0; k < std::min(K, k0 + kFp8Block); ++k)
-          s += (ta ? A.codes[k * M + i] : A.codes[i * K + k]) * (tb ? B.codes[j * K + k] : B.codes[k * N + j]);
+          s += (ta ? a_codes[k * M + i] : a_codes[i * K + k]) * (tb ? b_codes[j * K + k] : b_codes[k * N + j]);
         c = c + s * sc.of_a(i, k0 / kFp8Block) * sc.of_b(k0 / kFp8Block, j);
       }
       C[i * N + j] = c;

@@ -35,11 +35,14 @@ constexpr int64_t kFp8Block = 128;
 //! An FP8 operand as kernels::fp8_quant makes it: e4m3 values (as fp32) stored as gemm()'s A
 //! or B, and the scales of its tile_r x tile_c tiles, [ceil(rows / tile_r)][ceil(cols /
 //! tile_c)] of the stored matrix. The tile edge along the reduction dimension must be
-//! kFp8Block; the other edge is free (1 for activations, 128 for weights).
+//! kFp8Block; the other edge is free (1 for activations, 128 for weights). The codes may
+//! instead be given as their one-byte encodings (e4m3_to_bytes; codes null): the GEMM
+//! packs them as they are, with the same results.
 struct Fp8Matrix {
   const float* codes;
   const float* scales;
   int64_t tile_r, tile_c;
+  const uint8_t* bytes = nullptr;
 };
 
 //! The DeepSeek-V3 report's FP8 GEMM (§3.3): C[M,N] = (accumulate ? C : 0) + the sum over

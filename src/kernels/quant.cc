@@ -71,27 +71,42 @@ void quant_ref(const float* x, int64_t rows, int64_t cols, int64_t tile_r, int64
     }
 }
 
+// bytes given (fp8_quant_bytes): each row's codes are made in a row of scratch and written
+// as their bytes while in L1 (out unused).
 void quant(Context& ctx, const float* x, int64_t rows, int64_t cols, int64_t tile_r, int64_t tile_c, float* out,
-           float* scales) {
+           float* scales, uint8_t* bytes = nullptr) {
   check_tiles(rows, cols, tile_r, tile_c);
-  if (reference_kernels()) return quant_ref(x, rows, cols, tile_r, tile_c, out, scales);
+  if (reference_kernels()) {
+    if (!bytes) return quant_ref(x, rows, cols, tile_r, tile_c, out, scales);
+    std::vector<float> codes(size_t(rows * cols));
+    quant_ref(x, rows, cols, tile_r, tile_c, codes.data(), scales);
+    return e4m3_to_bytes_ref(codes.data(), rows * cols, bytes);
+  }
   const SimdKernels* k = active_simd();
   auto abs_max = k ? k->abs_max : abs_max_portable;
-  auto scaled = k ? k->e4m3_scaled : e4m3_scaled_portable;
+  auto e4m3_scaled = k ? k->e4m3_scaled : e4m3_scaled_portable;
+  auto to_bytes = k ? k->e4m3_bytes : e4m3_to_bytes_ref;
   auto max_of = k ? k->abs_max_of : abs_max_of_portable;
+  // Elements [i, i + n) of x quantized with scales s: into out, or through `row` into bytes.
+  const auto scaled = [&](int64_t i, const float* s, int64_t n, std::vector<float>& row) {
+    if (!bytes) return e4m3_scaled(x + i, s, n, scales == nullptr, out + i);
+    row.resize(size_t(n));
+    e4m3_scaled(x + i, s, n, false, row.data());
+    to_bytes(row.data(), n, bytes + i);
+  };
   const int64_t bands = (rows + tile_r - 1) / tile_r, ncols = (cols + tile_c - 1) / tile_c;
   if (tile_r == 1) {
     // Row tiles (activations along the reduction): each tile's max and its quantization
     // while the tile is in L1, one pass over memory.
     auto run_rows = [&](int, int64_t r0, int64_t r1) {
-      std::vector<float> s(static_cast<size_t>(std::min(tile_c, cols)));
+      std::vector<float> s(static_cast<size_t>(std::min(tile_c, cols))), row;
       for (int64_t r = r0; r < r1; ++r)
         for (int64_t c0 = 0; c0 < cols; c0 += tile_c) {
           const int64_t n = std::min(tile_c, cols - c0);
           const float sc = tile_scale(max_of(x + r * cols + c0, n));
           std::fill(s.begin(), s.begin() + n, sc);
           if (scales) scales[r * ncols + c0 / tile_c] = sc;
-          scaled(x + r * cols + c0, s.data(), n, scales == nullptr, out + r * cols + c0);
+          scaled(r * cols + c0, s.data(), n, row);
         }
     };
     if (rows * cols < 16384) run_rows(0, 0, rows);
@@ -101,7 +116,7 @@ void quant(Context& ctx, const float* x, int64_t rows, int64_t cols, int64_t til
   // A band of tile_r rows at a time: the column maxima first (vectorized along the row),
   // then each tile's scale spread over its columns, then the rows quantized.
   auto run = [&](int, int64_t b0, int64_t b1) {
-    std::vector<float> m(static_cast<size_t>(cols)), s(static_cast<size_t>(cols));
+    std::vector<float> m(static_cast<size_t>(cols)), s(static_cast<size_t>(cols)), row;
     for (int64_t b = b0; b < b1; ++b) {
       const int64_t r0 = b * tile_r, r1 = std::min(rows, r0 + tile_r);
       std::fill(m.begin(), m.end(), 0.0f);
@@ -114,7 +129,7 @@ void quant(Context& ctx, const float* x, int64_t rows, int64_t cols, int64_t til
         std::fill(s.begin() + c0, s.begin() + c1, sc);
         if (scales) scales[b * ncols + c0 / tile_c] = sc;
       }
-      for (int64_t r = r0; r < r1; ++r) scaled(x + r * cols, s.data(), cols, scales == nullptr, out + r * cols);
+      for (int64_t r = r0; r < r1; ++r) scaled(r * cols, s.data(), cols, row);
     }
   };
   if (rows * cols < 16384) run(0, 0, bands);  // too small to repay waking the workers
@@ -141,6 +156,11 @@ void fp8_quant(Context& ctx, const float* x, int64_t rows, int64_t cols, int64_t
 
 void e4m3_to_bytes_ref(const float* codes, int64_t n, uint8_t* bytes) {
   for (int64_t i = 0; i < n; ++i) bytes[i] = e4m3_byte(codes[i]);
+}
+
+void fp8_quant_bytes(Context& ctx, const float* x, int64_t rows, int64_t cols, int64_t tile_r, int64_t tile_c,
+                     uint8_t* bytes, float* scales) {
+  quant(ctx, x, rows, cols, tile_r, tile_c, nullptr, scales, bytes);
 }
 
 void fp8_dequant_ref(const uint8_t* bytes, const float* scales, int64_t rows, int64_t cols, int64_t tile_r,

@@ -42,6 +42,10 @@ void fp8_quant(Context& ctx, const float* x, int64_t rows, int64_t cols, int64_t
 void fp8_quant_ref(const float* x, int64_t rows, int64_t cols, int64_t tile_r, int64_t tile_c, float* codes,
                    float* scales);
 
+//! fp8_quant with the codes written as their bytes (e4m3_to_bytes's) in the same pass.
+void fp8_quant_bytes(Context& ctx, const float* x, int64_t rows, int64_t cols, int64_t tile_r, int64_t tile_c,
+                     uint8_t* bytes, float* scales);
+
 //! e4m3 values (fp8_quant's codes) as one byte each (bf16.h: e4m3_byte): the form the
 //! trainer keeps Linear inputs in for the backward pass (train/low_precision.h).
 void e4m3_to_bytes(Context& ctx, const float* codes, int64_t n, uint8_t* bytes);

@@ -20,10 +20,10 @@ struct Fp8Operand {
   kernels::Fp8Matrix view() const { return {codes, scales, tile_r, tile_c}; }
 };
 
-// The slots of the operands alive at once: x or dy in Fprop and Dgrad (a kept input's codes
-// widened back to values take kFirst alone: its scales are its own); in Wgrad x's fake
-// quantization, then x and dy per 128x1 tile; and the scratch a KeptInput computes its
-// activation in, in fp8 mode (KeptInput::seal quantizes it through kFirst, no GEMM running).
+// The slots of the operands alive at once: x or dy in Fprop and Dgrad (a kept input's bytes
+// go to the GEMM as they are); in Wgrad x's fake quantization, then x and dy per 128x1 tile;
+// and the scratch a KeptInput computes its activation in, in fp8 mode (KeptInput::seal
+// quantizes it straight to bytes).
 enum Slot { kFirst = 0, kSecond = 2, kFakeX = 4, kInput = 5 };
 static_assert(kInput < kernels::Context::kOperandSlots);
 
@@ -110,10 +110,8 @@ void KeptInput<S>::seal(kernels::Context& ctx) {
   if (!in_fp8_) return;
   if constexpr (std::is_same_v<S, float>) {
     const StepScope scope(StepPhase::Quantize);
-    float* const codes = ctx.operand(kFirst, fp8.bytes.size());
     const float* const activation = ctx.operand(kInput, fp8.bytes.size());  // buffer()'s scratch
-    kernels::fp8_quant(ctx, activation, fp8.rows, fp8.cols, 1, kFp8Tile, codes, fp8.scales.data());
-    kernels::e4m3_to_bytes(ctx, codes, int64_t(fp8.bytes.size()), fp8.bytes.data());
+    kernels::fp8_quant_bytes(ctx, activation, fp8.rows, fp8.cols, 1, kFp8Tile, fp8.bytes.data(), fp8.scales.data());
   }
 }
 
@@ -130,11 +128,8 @@ void block_linear_forward<float>(kernels::Context& ctx, const LinearInput<float>
       return outer_linear_forward(ctx, x.x, T, W, out, in, y);
     case Numerics::Fp8: {
       kernels::Fp8Matrix xq;
-      if (x.fp8) {  // kept: its codes as values the GEMM takes, its scales as they are
-        const StepScope scope(StepPhase::Quantize);
-        float* const codes = ctx.operand(kFirst, size_t(T * in));
-        kernels::fp8_dequant(ctx, x.fp8->bytes.data(), nullptr, T, in, 1, kFp8Tile, codes);
-        xq = {codes, x.fp8->scales.data(), 1, kFp8Tile};
+      if (x.fp8) {  // kept: the GEMM packs its bytes as they are
+        xq = {nullptr, x.fp8->scales.data(), 1, kFp8Tile, x.fp8->bytes.data()};
       } else {
         xq = fp8_operand(ctx, x.x, T, in, 1, kFp8Tile, kFirst).view();
       }

@@ -13,6 +13,7 @@
 
 #include <cstdint>
 
+#include "kernels/simd/quant-inl.h"
 #include "kernels/simd/table.h"
 
 namespace dsv3::kernels::DSV3_SIMD_NS {
@@ -24,6 +25,13 @@ inline __m512i gemm_bf16_widen16(__m512 v) { return _mm512_cvtepu16_epi32((__m25
 
 inline __mmask16 gemm_bf16_first(int64_t k) {
   return k >= 16 ? __mmask16(0xFFFF) : k <= 0 ? __mmask16(0) : __mmask16((1u << k) - 1);
+}
+
+// 16 consecutive source values (masked lanes 0): fp32, or e4m3 codes as one byte each (the
+// FP8 GEMM's operand kept as bytes), widened exactly, so both sources pack the same pairs.
+inline __m512 gemm_bf16_load16(const float* p, __mmask16 m) { return _mm512_maskz_loadu_ps(m, p); }
+inline __m512 gemm_bf16_load16(const uint8_t* p, __mmask16 m) {
+  return e4m3_widen16(_mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(m, p)));
 }
 
 // r[i][j] -> r[j][i] for 16 x 16 dwords: 32-bit, then 64-bit interleaves within 128-bit
@@ -55,7 +63,8 @@ inline void gemm_bf16_transpose16(__m512i r[16]) {
 // transposed B): 32 k of 16 rows rounded at once (vcvtne2ps2bf16 pairs k, k + 1 in a dword;
 // a rotate puts k in the high half), then transposed to 16 pairs of 16 rows. (Gathering the
 // pairs instead cost about 6 cycles per element here.)
-inline void gemm_bf16_pack_rows(const float* src, int64_t s_idx, int64_t K, int n, int width, uint32_t* dst) {
+template <class T>
+inline void gemm_bf16_pack_rows(const T* src, int64_t s_idx, int64_t K, int n, int width, uint32_t* dst) {
   const int64_t P = (K + 1) / 2;
   for (int v = 0; 16 * v < width; ++v) {
     const __mmask16 store = gemm_bf16_first(width - 16 * v);
@@ -66,8 +75,8 @@ inline void gemm_bf16_pack_rows(const float* src, int64_t s_idx, int64_t K, int 
       __m512i r[16];
       for (int i = 0; i < 16; ++i) {
         if (i < rows) {
-          const float* s = src + int64_t(16 * v + i) * s_idx + k0;
-          const __m512bh b = _mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(m1, s + 16), _mm512_maskz_loadu_ps(m0, s));
+          const T* s = src + int64_t(16 * v + i) * s_idx + k0;
+          const __m512bh b = _mm512_cvtne2ps_pbh(gemm_bf16_load16(s + 16, m1), gemm_bf16_load16(s, m0));
           r[i] = _mm512_rol_epi32((__m512i)b, 16);
         } else {
           r[i] = _mm512_setzero_si512();
@@ -84,17 +93,18 @@ inline void gemm_bf16_pack_rows(const float* src, int64_t s_idx, int64_t K, int 
 // zero): dst[p][width] for pairs p < ceil(K / 2), element (i, k) at src[i * s_idx + k * s_k].
 // One of the strides is 1 (gemm.cc's operands): s_idx == 1 reads the two rows k and k + 1
 // of a pair as they lie, s_k == 1 takes gemm_bf16_pack_rows.
-inline void gemm_bf16_pack(const float* src, int64_t s_idx, int64_t s_k, int64_t K, int n, int width,
+template <class T>
+inline void gemm_bf16_pack(const T* src, int64_t s_idx, int64_t s_k, int64_t K, int n, int width,
                            uint32_t* dst) {
   if (s_idx != 1) return gemm_bf16_pack_rows(src, s_idx, K, n, width, dst);
   const int64_t P = (K + 1) / 2;
   for (int v = 0; 16 * v < width; ++v) {
     const __mmask16 load = gemm_bf16_first(n - 16 * v), store = gemm_bf16_first(width - 16 * v);
-    const float* base = src + 16 * v;
+    const T* base = src + 16 * v;
     for (int64_t p = 0; p < P; ++p) {
-      const float* row = base + 2 * p * s_k;
-      const __m512 hi = _mm512_maskz_loadu_ps(load, row);
-      const __m512 lo = 2 * p + 1 < K ? _mm512_maskz_loadu_ps(load, row + s_k) : _mm512_setzero_ps();
+      const T* row = base + 2 * p * s_k;
+      const __m512 hi = gemm_bf16_load16(row, load);
+      const __m512 lo = 2 * p + 1 < K ? gemm_bf16_load16(row + s_k, load) : _mm512_setzero_ps();
       const __m512i pair = _mm512_or_si512(_mm512_slli_epi32(gemm_bf16_widen16(hi), 16), gemm_bf16_widen16(lo));
       _mm512_mask_storeu_epi32(dst + p * width + 16 * v, store, pair);
     }
@@ -163,10 +173,12 @@ inline void gemm_bf16_tile(int64_t P, int64_t block, const uint32_t* ap, const u
   }
 }
 
-constexpr GemmBf16PackFn kGemmBf16Pack = gemm_bf16_pack;
+constexpr GemmBf16PackFn kGemmBf16Pack = gemm_bf16_pack<float>;
+constexpr GemmBf16PackE4m3Fn kGemmBf16PackE4m3 = gemm_bf16_pack<uint8_t>;
 constexpr GemmBf16TileFn kGemmBf16Tile = gemm_bf16_tile;
 #else
 constexpr GemmBf16PackFn kGemmBf16Pack = nullptr;
+constexpr GemmBf16PackE4m3Fn kGemmBf16PackE4m3 = nullptr;
 constexpr GemmBf16TileFn kGemmBf16Tile = nullptr;
 #endif
 

@@ -16,6 +16,6 @@
 // The table of this ISA's instantiations.
 #define DSV3_SIMD_KERNEL_TABLE(ns)                                                                              \
   SimdKernels {                                                                                                 \
-    ns::rows, ns::rows_bf16, ns::kRowsFp8, ns::t_rows, ns::dot, ns::exp_poly_n, ns::axpy, ns::latent_scores, ns::weighted_rows, ns::latent_block_bf16, ns::gemm_tile, ns::kGemmBf16Pack, ns::kGemmBf16Tile, ns::abs_max, ns::abs_max_of, ns::e4m3_scaled, ns::bf16_round_n, ns::e4m3_bytes, ns::e4m3_from_bytes, ns::adamw_update, ns::fma_probe, ns::bf16_probe, \
+    ns::rows, ns::rows_bf16, ns::kRowsFp8, ns::t_rows, ns::dot, ns::exp_poly_n, ns::axpy, ns::latent_scores, ns::weighted_rows, ns::latent_block_bf16, ns::gemm_tile, ns::kGemmBf16Pack, ns::kGemmBf16PackE4m3, ns::kGemmBf16Tile, ns::abs_max, ns::abs_max_of, ns::e4m3_scaled, ns::bf16_round_n, ns::e4m3_bytes, ns::e4m3_from_bytes, ns::adamw_update, ns::fma_probe, ns::bf16_probe, \
         ns::V::N, 2 * ns::V::N                                                                                  \
   }

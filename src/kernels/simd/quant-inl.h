@@ -144,18 +144,24 @@ inline void e4m3_bytes(const float* x, int64_t n, uint8_t* bytes) {
 
 // out[i] = the e4m3 value of bytes[i] times s: e4m3_bytes's shift undone, times 2^120 (exact),
 // then times s (one rounding, as code * scale rounds in fp8_quant's twin).
+#if defined(__AVX512F__)
+// The e4m3 values of 16 bytes (one per dword lane, zero-extended): e4m3_bytes's shift undone.
+inline __m512 e4m3_widen16(__m512i b) {
+  const __m512i mag = _mm512_set1_epi32(0x7F), sign = _mm512_set1_epi32(0x80);
+  const __m512i m = _mm512_and_si512(b, mag);
+  __m512 v = _mm512_mul_ps(_mm512_castsi512_ps(_mm512_slli_epi32(m, 20)), _mm512_set1_ps(0x1p120f));
+  v = _mm512_mask_mov_ps(v, _mm512_cmpeq_epi32_mask(m, mag), _mm512_set1_ps(NAN));
+  return _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(v), _mm512_slli_epi32(_mm512_and_si512(b, sign), 24)));
+}
+#endif
+
 inline void e4m3_from_bytes(const uint8_t* bytes, int64_t n, float s, float* out) {
   int64_t i = 0;
 #if defined(__AVX512F__)
-  const __m512i mag = _mm512_set1_epi32(0x7F), sign = _mm512_set1_epi32(0x80);
-  const __m512 up = _mm512_set1_ps(0x1p120f), scale = _mm512_set1_ps(s), nan = _mm512_set1_ps(NAN);
+  const __m512 scale = _mm512_set1_ps(s);
   for (; i + 16 <= n; i += 16) {
     const __m512i b = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(bytes + i)));
-    const __m512i m = _mm512_and_si512(b, mag);
-    __m512 v = _mm512_mul_ps(_mm512_castsi512_ps(_mm512_slli_epi32(m, 20)), up);
-    v = _mm512_mask_mov_ps(v, _mm512_cmpeq_epi32_mask(m, mag), nan);
-    v = _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(v), _mm512_slli_epi32(_mm512_and_si512(b, sign), 24)));
-    _mm512_storeu_ps(out + i, _mm512_mul_ps(v, scale));
+    _mm512_storeu_ps(out + i, _mm512_mul_ps(e4m3_widen16(b), scale));
   }
 #elif defined(__AVX2__)
   const __m256i mag = _mm256_set1_epi32(0x7F), sign = _mm256_set1_epi32(0x80);

@@ -30,6 +30,8 @@ constexpr int64_t kGemmKc = 256;
 
 using GemmBf16PackFn = void (*)(const float* src, int64_t s_idx, int64_t s_k, int64_t K, int n, int width,
                                 uint32_t* dst);
+using GemmBf16PackE4m3Fn = void (*)(const uint8_t* src, int64_t s_idx, int64_t s_k, int64_t K, int n, int width,
+                                    uint32_t* dst);
 using GemmBf16TileFn = void (*)(int64_t P, int64_t block, const uint32_t* ap, const uint32_t* bp, const float* sa,
                                 const float* sb, float* c, int64_t ldc, int m, int n, bool add);
 
@@ -65,6 +67,7 @@ struct SimdKernels {
   //! (add ? C : 0) + packed A [P][kGemmBf16Mr] x packed B [P][32], added to C every `block`
   //! pairs, each block times its scales (sa per row, sb per column) when sa is given.
   GemmBf16PackFn gemm_bf16_pack;
+  GemmBf16PackE4m3Fn gemm_bf16_pack_e4m3;  // the same from e4m3 bytes (Fp8Matrix::bytes)
   GemmBf16TileFn gemm_bf16_tile;
   //! Training's low-precision operands (kernels/quant.h): m[i] = max(m[i], |x[i]|);
   //! out[i] = e4m3(x[i] / s[i]) (* s[i] if rescale); out[i] = x[i] rounded to BF16.
