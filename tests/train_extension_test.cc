@@ -1,6 +1,7 @@
 // Context extension with `dsv3 train` (docs/training.md): a run that starts from a checkpoint
 // (init_from) with new position settings (model.max_position_embeddings, model.rope_scaling)
 // and passkey examples mixed into its windows (data.passkey_fraction).
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -86,6 +87,26 @@ TEST_F(TrainExtension, InitFromKeepsTheWeightsAndWritesTheNewPositions) {
         << f.path().filename();
   }
   EXPECT_EQ(read_json(dir_ / "ext/run.json").at("init_from"), (dir_ / "base/hf"));
+
+  // data.passkey_loss "all": the same example, every prediction counted, so the step's
+  // cross-entropy is another mean (over ~300 predictions, not the answer's few).
+  nlohmann::json all = ext;
+  all["data"]["passkey_loss"] = "all";
+  all["out_dir"] = "ext_all";
+  ASSERT_EQ(run_dsv3("train -q --config " + write_config("ext_all.json", all)).code, 0);
+  auto first_ce = [&](const std::string& run) {
+    std::ifstream in(dir_ / run + "/metrics.jsonl");
+    for (std::string line; std::getline(in, line);) {
+      const nlohmann::json j = nlohmann::json::parse(line);
+      if (j.at("kind") == "train") return j.at("main_ce").get<double>();
+    }
+    return -1.0;
+  };
+  const double answer_ce = first_ce("ext"), all_ce = first_ce("ext_all");
+  ASSERT_GT(answer_ce, 0);
+  ASSERT_GT(all_ce, 0);
+  EXPECT_GT(std::fabs(answer_ce - all_ce), 1e-3) << answer_ce << " " << all_ce;
+  EXPECT_EQ(read_json(dir_ / "ext_all/run.json").at("data").at("passkey_loss"), "all");
 }
 
 TEST_F(TrainExtension, BadSettingsAreClearErrors) {
@@ -125,6 +146,7 @@ TEST(TrainExtensionConfig, KeysRoundTripAndAreChecked) {
   ASSERT_EQ(c.model.rope_scaling.size(), 2u);
   EXPECT_EQ(c.model.rope_scaling[0].first, "factor");
   EXPECT_DOUBLE_EQ(c.data.passkey_fraction, 0.25);
+  EXPECT_EQ(c.data.passkey_loss, "answer");  // the default
   EXPECT_EQ(train::RunConfig::parse(c.to_json(), "saved", "").to_json(), c.to_json());
   auto parse = [&](std::string s) { return error_of([&] { train::RunConfig::parse(s, "run.json", "/base"); }); };
   EXPECT_CONTAINS(parse(R"({"model": {"type": "deepseek_v3", "preset": "tiny", "rope_scaling": {"alpha": 1}},
@@ -134,6 +156,10 @@ TEST(TrainExtensionConfig, KeysRoundTripAndAreChecked) {
                              "data": {"tokenizer": "t", "train_files": ["a"], "passkey_fraction": 2}, "steps": 1,
                              "out_dir": "r"})"),
                   "'data.passkey_fraction' must be in [0, 1]");
+  EXPECT_CONTAINS(parse(R"({"model": {"type": "deepseek_v3", "preset": "tiny"},
+                             "data": {"tokenizer": "t", "train_files": ["a"], "passkey_loss": "needle"}, "steps": 1,
+                             "out_dir": "r"})"),
+                  "'data.passkey_loss' must be \"answer\" or \"all\", got \"needle\"");
   EXPECT_CONTAINS(parse(R"({"model": {"type": "debug_moe_bigram"}, "init_from": "x",
                              "data": {"tokenizer": "t", "train_files": ["a"]}, "steps": 1, "out_dir": "r"})"),
                   "apply only to model.type deepseek_v3");

@@ -2,9 +2,11 @@
 // a share of the training windows become "needle in a haystack" examples of the same length,
 // so a model learns to fetch a fact from anywhere in a long context. The haystack is the
 // window the sampler drew (training text), the needle and question are the evaluation's
-// (base/passkey_text.h), and the window ends with the answer. Only the answer's tokens count
-// in the loss (mask()): a 2K-token example would otherwise weigh its few answer tokens
-// against two thousand of filler, and filler is what the other windows teach anyway.
+// (base/passkey_text.h), and the window ends with the answer. By default only the answer's
+// tokens count in the loss (mask()): a 2K-token example would otherwise weigh its few answer
+// tokens against two thousand of filler, and filler is what the other windows teach anyway.
+// data.passkey_loss "all" counts every token instead (the trainer passes no mask): the
+// needle's second copy of the key is then a short-range copy to learn from as well.
 #pragma once
 
 #include <cstdint>

@@ -193,6 +193,7 @@ RunConfig RunConfig::parse(const std::string& text, const std::string& source, c
     c.data.add_eos = d.boolean("add_eos", c.data.add_eos);
     c.data.eval_sequences = d.integer("eval_sequences", c.data.eval_sequences, 0, big);
     c.data.passkey_fraction = d.number("passkey_fraction", c.data.passkey_fraction, 0.0, 1.0);
+    c.data.passkey_loss = d.string("passkey_loss", c.data.passkey_loss);
     c.data.format = d.string("format", c.data.format);
     if (d.has("replay")) {
       Section r = d.section("replay");
@@ -299,6 +300,8 @@ void RunConfig::validate() const {
     fail(s, ": 'data.format' \"chat\" applies to model.type deepseek_v3 only (its loss takes the answer mask)");
   if (!distill.teacher.empty() && model.type != "deepseek_v3")
     fail(s, ": 'distill' applies to model.type deepseek_v3 only");
+  if (data.passkey_loss != "answer" && data.passkey_loss != "all")
+    fail(s, ": 'data.passkey_loss' must be \"answer\" or \"all\", got \"", data.passkey_loss, "\"");
   if (data.format == "chat" && data.passkey_fraction > 0)
     fail(s, ": 'data.passkey_fraction' works on text data, not with 'data.format' \"chat\"");
   if (data.replay_share > 0 || !data.replay_files.empty() || !data.replay_eval_files.empty()) {
@@ -336,7 +339,7 @@ std::string RunConfig::to_json() const {
                {"eval_files", data.eval_files},       {"eval_fraction", data.eval_fraction},
                {"add_bos", data.add_bos},             {"add_eos", data.add_eos},
                {"eval_sequences", data.eval_sequences}, {"passkey_fraction", data.passkey_fraction},
-               {"format", data.format}};
+               {"passkey_loss", data.passkey_loss},       {"format", data.format}};
   if (data.replay_share > 0)
     j["data"]["replay"] = {{"train_files", data.replay_files}, {"eval_files", data.replay_eval_files},
                            {"share", data.replay_share}, {"bos", data.replay_bos}};

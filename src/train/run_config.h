@@ -29,6 +29,7 @@ struct DataChoice {
   bool add_bos = true, add_eos = true;  // around each file
   int64_t eval_sequences = 16;        // windows scored at each evaluation
   double passkey_fraction = 0;        // share of training windows turned into passkey examples
+  std::string passkey_loss = "answer";  // which of their tokens count: "answer" or "all" (passkey_data.h)
   std::string format = "text";        // "text": plain text files; "chat": JSONL conversations (chat_data.h)
   // Chat data only: a share of the training windows drawn from text files instead (replay of
   // pretraining text while fine-tuning, so the model keeps modelling text), every token of

@@ -196,7 +196,7 @@ TrainResult run_training(const RunConfig& run, Trainable& model, const TokenData
         }
         if (passkey && k % ranks == me && passkey->picks(s, k)) {
           seq = passkey->make(seq, s, k);
-          sw.target_mask = passkey->mask();
+          sw.target_mask = run.data.passkey_loss == "answer" ? passkey->mask() : nullptr;
         }
       }
       if (k % ranks != me) continue;
