@@ -142,8 +142,6 @@ inline void e4m3_bytes(const float* x, int64_t n, uint8_t* bytes) {
   for (; i < n; ++i) bytes[i] = e4m3_byte(x[i]);
 }
 
-// out[i] = the e4m3 value of bytes[i] times s: e4m3_bytes's shift undone, times 2^120 (exact),
-// then times s (one rounding, as code * scale rounds in fp8_quant's twin).
 #if defined(__AVX512F__)
 // The e4m3 values of 16 bytes (one per dword lane, zero-extended): e4m3_bytes's shift undone.
 inline __m512 e4m3_widen16(__m512i b) {
@@ -155,6 +153,8 @@ inline __m512 e4m3_widen16(__m512i b) {
 }
 #endif
 
+// out[i] = the e4m3 value of bytes[i] times s: e4m3_bytes's shift undone, times 2^120 (exact),
+// then times s (one rounding, as code * scale rounds in fp8_quant's twin).
 inline void e4m3_from_bytes(const uint8_t* bytes, int64_t n, float s, float* out) {
   int64_t i = 0;
 #if defined(__AVX512F__)
